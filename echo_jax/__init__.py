@@ -1,0 +1,1 @@
+"""echo_jax: the Keras LSTM echo tutorial, reproduced and extended in JAX."""

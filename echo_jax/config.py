@@ -1,0 +1,186 @@
+"""One typed, frozen, hashable configuration for every echo experiment.
+
+A config is static: it fixes every shape of the run, so it is what `jax.jit`
+keys its compilation cache on. `validate` checks it before anything compiles
+and raises `ConfigError` with one line naming the field and its allowed range.
+"""
+
+import dataclasses
+from typing import Any, Mapping
+
+FRAMINGS = ("window", "no_context")
+INITS = ("keras", "flax")
+RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
+INPUT_ENCODINGS = ("gather", "one_hot")
+
+
+class ConfigError(ValueError):
+  """An invalid configuration value; its message is one line for the user."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EchoConfig:
+  """Everything that defines one experiment (all seeds of it)."""
+
+  experiment: str = "echo_lag"
+  # Data: sequences of `length` integers in [0, n_unique).
+  length: int = 25
+  n_unique: int = 100
+  # Framing: each sample is the window of the last `context` steps ending at
+  # t; its target is the value at t - lag. "no_context" is the tutorial's
+  # beginner's mistake: one step per sample, memory left to the stateful carry.
+  framing: str = "window"
+  lag: int = 1
+  context: int = 5
+  # Model.
+  hidden: int = 50
+  init: str = "keras"
+  recurrent_activation: str = "sigmoid"
+  input_encoding: str = "gather"  # same math as one-hot @ kernel, fewer FLOPs
+  # Training: one epoch = one fit over one fresh sequence, samples in order.
+  epochs: int = 2000
+  batch_size: int = 5
+  stateful: bool = True
+  learning_rate: float = 1e-3
+  adam_b1: float = 0.9
+  adam_b2: float = 0.999
+  adam_eps: float = 1e-7  # Keras' default (optax's is 1e-8)
+  # Runs.
+  seed: int = 0
+  seeds: int = 4
+  eval_sequences: int = 1000
+
+  @property
+  def num_samples(self) -> int:
+    """Samples per sequence: rows whose target has a full window behind it.
+
+    Keeps rows t = lag + context - 1 .. length - 1, which is exactly what the
+    tutorial's three framings keep (25, 24 and 20 samples).
+    """
+    return self.length - self.lag - self.context + 1
+
+  @property
+  def num_batches(self) -> int:
+    return -(-self.num_samples // self.batch_size)
+
+  def replace(self, **changes: Any) -> "EchoConfig":
+    unknown = sorted(set(changes) - field_names())
+    if unknown:
+      raise ConfigError(
+          f"unknown config field {unknown[0]!r}; known: "
+          + ", ".join(sorted(field_names())))
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+def field_names() -> set[str]:
+  return {f.name for f in dataclasses.fields(EchoConfig)}
+
+
+def from_dict(values: Mapping[str, Any]) -> EchoConfig:
+  """Builds a config from a (saved) dict; unknown fields are an error."""
+  return EchoConfig().replace(**dict(values))
+
+
+# The tutorial's three experiments, exactly as it ran them.
+PRESETS: dict[str, EchoConfig] = {
+    "echo_current": EchoConfig(
+        experiment="echo_current", framing="window", lag=0, context=1,
+        hidden=15, epochs=500, batch_size=1, stateful=False),
+    "echo_lag_no_context": EchoConfig(
+        experiment="echo_lag_no_context", framing="no_context", lag=1,
+        context=1, hidden=50, epochs=2000, batch_size=6, stateful=True),
+    "echo_lag": EchoConfig(
+        experiment="echo_lag", framing="window", lag=1, context=5, hidden=50,
+        epochs=2000, batch_size=5, stateful=True),
+}
+
+# Chance accuracy is 1/n_unique; the tutorial's reported accuracies.
+TUTORIAL_ACCURACY = {
+    "echo_current": 1.0,
+    "echo_lag_no_context": 0.0,
+    "echo_lag": 1.0,
+}
+
+
+def preset(name: str) -> EchoConfig:
+  if name not in PRESETS:
+    raise ConfigError(
+        f"unknown experiment {name!r}; known: {', '.join(PRESETS)}")
+  return PRESETS[name]
+
+
+def _check_int(config: EchoConfig, name: str, low: int, high: int | None = None):
+  value = getattr(config, name)
+  if isinstance(value, bool) or not isinstance(value, int):
+    raise ConfigError(f"{name}={value!r} must be an integer")
+  if value < low or (high is not None and value > high):
+    allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+    raise ConfigError(f"{name}={value} must be {allowed}")
+
+
+def _check_choice(config: EchoConfig, name: str, choices: tuple[str, ...]):
+  value = getattr(config, name)
+  if value not in choices:
+    raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
+
+
+def _check_positive_float(config: EchoConfig, name: str, upper: float | None):
+  value = getattr(config, name)
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    raise ConfigError(f"{name}={value!r} must be a number")
+  if not value > 0 or (upper is not None and not value < upper):
+    allowed = "> 0" if upper is None else f"in (0, {upper})"
+    raise ConfigError(f"{name}={value} must be {allowed}")
+
+
+def validate(config: EchoConfig) -> EchoConfig:
+  """Returns `config` if every value is usable, else raises ConfigError."""
+  if not isinstance(config.experiment, str) or not config.experiment:
+    raise ConfigError(f"experiment={config.experiment!r} must be a name")
+  _check_choice(config, "framing", FRAMINGS)
+  _check_choice(config, "init", INITS)
+  _check_choice(config, "recurrent_activation", RECURRENT_ACTIVATIONS)
+  _check_choice(config, "input_encoding", INPUT_ENCODINGS)
+  if not isinstance(config.stateful, bool):
+    raise ConfigError(f"stateful={config.stateful!r} must be true or false")
+  _check_int(config, "n_unique", 2)
+  _check_int(config, "lag", 0)
+  _check_int(config, "context", 1)
+  _check_int(config, "hidden", 1)
+  _check_int(config, "epochs", 1)
+  _check_int(config, "batch_size", 1)
+  _check_int(config, "seed", 0, 2**31 - 1)
+  _check_int(config, "seeds", 1)
+  _check_int(config, "eval_sequences", 1)
+  _check_int(config, "length", 2)
+  if config.framing == "window" and config.lag >= config.context:
+    raise ConfigError(
+        f"lag={config.lag} must be < context={config.context} "
+        "(the window framing needs the target inside the window)")
+  if config.framing == "no_context" and config.context != 1:
+    raise ConfigError(
+        f"context={config.context} must be 1 for framing=no_context")
+  min_length = config.lag + config.context
+  if config.length < min_length:
+    raise ConfigError(
+        f"length={config.length} must be >= lag + context = {min_length} "
+        "(at least one full window per sequence)")
+  if config.batch_size > config.num_samples:
+    raise ConfigError(
+        f"batch_size={config.batch_size} must be in [1, {config.num_samples}]"
+        f" (samples per sequence)")
+  if config.stateful and config.num_samples % config.batch_size:
+    divisors = [d for d in range(1, config.num_samples + 1)
+                if config.num_samples % d == 0]
+    raise ConfigError(
+        f"batch_size={config.batch_size} must divide the "
+        f"{config.num_samples} samples per sequence in stateful mode "
+        f"(one of {', '.join(map(str, divisors))})")
+  _check_positive_float(config, "learning_rate", None)
+  _check_positive_float(config, "adam_b1", 1.0)
+  _check_positive_float(config, "adam_b2", 1.0)
+  _check_positive_float(config, "adam_eps", None)
+  return config

@@ -1,0 +1,65 @@
+"""Random integer sequences, their one-hot codes and supervised framings.
+
+Everything is pure and shape-static, so it runs inside `jit`, `vmap` and
+`lax.scan`. Samples are kept as integer ids; the model either gathers rows of
+its input kernel with them or multiplies their one-hot codes (same math).
+"""
+
+import chex
+import jax
+import jax.numpy as jnp
+
+
+def generate_sequence(key: chex.PRNGKey, length: int, n_unique: int
+                      ) -> chex.Array:
+  """`length` integers drawn uniformly from [0, n_unique), shape (length,)."""
+  return jax.random.randint(key, (length,), 0, n_unique, dtype=jnp.int32)
+
+
+def one_hot_encode(sequence_L: chex.Array, n_unique: int) -> chex.Array:
+  """(..., L) ints -> (..., L, n_unique) float32 one-hot rows."""
+  return jax.nn.one_hot(sequence_L, n_unique, dtype=jnp.float32)
+
+
+def one_hot_decode(encoded_LxK: chex.Array) -> chex.Array:
+  """Inverse of `one_hot_encode` (argmax of the last axis); works on
+  probabilities or logits too."""
+  return jnp.argmax(encoded_LxK, axis=-1).astype(jnp.int32)
+
+
+def num_windows(length: int, lag: int, context: int) -> int:
+  """Rows kept by `frame_windows`: those whose target has a full window."""
+  return length - lag - context + 1
+
+
+def frame_windows(sequence_L: chex.Array, lag: int, context: int
+                  ) -> tuple[chex.Array, chex.Array]:
+  """Frames a sequence as (window of the last `context` values, value `lag`
+  steps before the window's last step).
+
+  Row i ends at t = i + lag + context - 1, so its target X(t - lag) itself has
+  `context - 1` values behind it; rows without that are dropped. This keeps
+  exactly the tutorial's samples: echo current (lag 0, context 1) keeps all 25,
+  the beginner's mistake (lag 1, context 1) keeps X[1:] with y = X[:-1] (24),
+  the windowed echo (lag 1, context 5) keeps 20.
+
+  Returns:
+    windows_NxC: int32 (N, context), oldest value first.
+    targets_N: int32 (N,).
+  """
+  (length,) = sequence_L.shape
+  n = num_windows(length, lag, context)
+  if n < 1:
+    raise ValueError(
+        f"length={length} leaves no window for lag={lag}, context={context}")
+  ends_N = jnp.arange(n) + lag + context - 1
+  offsets_C = jnp.arange(context) - (context - 1)
+  windows_NxC = sequence_L[ends_N[:, None] + offsets_C[None, :]]
+  targets_N = sequence_L[ends_N - lag]
+  return windows_NxC, targets_N
+
+
+def generate_samples(key: chex.PRNGKey, length: int, n_unique: int, lag: int,
+                     context: int) -> tuple[chex.Array, chex.Array]:
+  """One fresh sequence, framed: what one tutorial "epoch" trains on."""
+  return frame_windows(generate_sequence(key, length, n_unique), lag, context)

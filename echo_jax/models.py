@@ -1,0 +1,154 @@
+"""The tutorial's model: one LSTM layer and a Dense softmax head, in Flax.
+
+`KerasLSTMCell` follows Keras' LSTM numerics (fused kernels, gate order
+i, f, c, o, forget-gate bias 1, optional Keras-2 hard sigmoid) so that the
+tutorial's model is reproduced, not approximated. Its input is either integer
+ids, which gather rows of the input kernel, or one-hot rows multiplied by it:
+the same numbers, but the gather skips a (batch x vocab x 4H) matmul.
+"""
+
+from typing import Callable
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from echo_jax import config as config_lib
+
+Carry = tuple[chex.Array, chex.Array]  # (c_BxH, h_BxH), Flax's order
+
+
+def keras_hard_sigmoid(x: chex.Array) -> chex.Array:
+  """Keras 2's hard sigmoid, clip(0.2 x + 0.5, 0, 1) (not jax.nn's)."""
+  return jnp.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
+RECURRENT_ACTIVATIONS: dict[str, Callable[[chex.Array], chex.Array]] = {
+    "sigmoid": jax.nn.sigmoid,
+    "hard_sigmoid": keras_hard_sigmoid,
+}
+
+
+def keras_lstm_bias_init(key, shape, dtype=jnp.float32):
+  """Zeros, except 1 on the forget gate (Keras' unit_forget_bias=True)."""
+  del key
+  (four_h,) = shape
+  hidden = four_h // 4
+  return jnp.zeros(shape, dtype).at[hidden:2 * hidden].set(1.0)
+
+
+# name -> (input kernel, recurrent kernel, bias, head kernel) initialisers.
+INITIALIZERS = {
+    "keras": (nn.initializers.glorot_uniform(), nn.initializers.orthogonal(),
+              keras_lstm_bias_init, nn.initializers.glorot_uniform()),
+    # Flax's own defaults (LSTMCell and Dense): no forget-gate bias.
+    "flax": (nn.initializers.lecun_normal(), nn.initializers.orthogonal(),
+             nn.initializers.zeros_init(), nn.initializers.lecun_normal()),
+}
+
+
+class KerasLSTMCell(nn.RNNCellBase):
+  """An LSTM cell with Keras' fused-kernel layout.
+
+  Attributes:
+    features: hidden size H.
+    vocab: input size V (number of distinct integers).
+    init_scheme: "keras" or "flax" (see INITIALIZERS).
+    recurrent_activation: "sigmoid" or "hard_sigmoid" (Keras 2).
+    one_hot_input: inputs are one-hot rows (B, V), not ids (B,).
+  """
+  features: int
+  vocab: int
+  init_scheme: str = "keras"
+  recurrent_activation: str = "sigmoid"
+  one_hot_input: bool = False
+
+  @nn.compact
+  def __call__(self, carry: Carry, x_t: chex.Array) -> tuple[Carry, chex.Array]:
+    """One step: ids (B,) gather kernel rows; one-hot rows (B, V) multiply."""
+    kernel_init, recurrent_init, bias_init, _ = INITIALIZERS[self.init_scheme]
+    four_h = 4 * self.features
+    kernel_Vx4H = self.param("kernel", kernel_init, (self.vocab, four_h))
+    recurrent_Hx4H = self.param(
+        "recurrent_kernel", recurrent_init, (self.features, four_h))
+    bias_4H = self.param("bias", bias_init, (four_h,))
+    c_BxH, h_BxH = carry
+    if self.one_hot_input:
+      z_Bx4H = x_t @ kernel_Vx4H
+    else:
+      z_Bx4H = jnp.take(kernel_Vx4H, x_t, axis=0)
+    z_Bx4H = z_Bx4H + h_BxH @ recurrent_Hx4H + bias_4H
+    i, f, g, o = jnp.split(z_Bx4H, 4, axis=-1)
+    gate = RECURRENT_ACTIVATIONS[self.recurrent_activation]
+    c_BxH = gate(f) * c_BxH + gate(i) * jnp.tanh(g)
+    h_BxH = gate(o) * jnp.tanh(c_BxH)
+    return (c_BxH, h_BxH), h_BxH
+
+  @nn.nowrap
+  def initialize_carry(self, rng, input_shape) -> Carry:
+    del rng
+    batch_shape = input_shape[:1]
+    zeros = jnp.zeros(batch_shape + (self.features,), jnp.float32)
+    return zeros, zeros
+
+  @property
+  def num_feature_axes(self) -> int:
+    return 1 if self.one_hot_input else 0
+
+
+def zero_carry(batch: int, hidden: int) -> Carry:
+  zeros_BxH = jnp.zeros((batch, hidden), jnp.float32)
+  return zeros_BxH, zeros_BxH
+
+
+class EchoLSTM(nn.Module):
+  """LSTM over a window of timesteps, then Dense logits from the last output.
+
+  Attributes: as KerasLSTMCell, plus `unroll` (time steps unrolled by the
+  scan; short windows run faster fully unrolled).
+  """
+  hidden: int
+  vocab: int
+  init_scheme: str = "keras"
+  recurrent_activation: str = "sigmoid"
+  one_hot_input: bool = False
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, x_BxT: chex.Array, carry: Carry | None = None
+               ) -> tuple[chex.Array, Carry]:
+    """Maps ids (B, T) or one-hot (B, T, V) to (logits_BxV, final carry).
+
+    `carry` is the state to start from (zeros when None); the returned carry
+    is the state after the last step, which stateful training feeds forward.
+    """
+    cell = KerasLSTMCell(self.hidden, self.vocab, self.init_scheme,
+                         self.recurrent_activation, self.one_hot_input,
+                         name="lstm")
+    if carry is None:
+      carry = zero_carry(x_BxT.shape[0], self.hidden)
+    final_carry, _ = nn.RNN(cell, unroll=self.unroll, return_carry=True,
+                            name="rnn")(x_BxT, initial_carry=carry)
+    head_init = INITIALIZERS[self.init_scheme][3]
+    logits_BxV = nn.Dense(self.vocab, kernel_init=head_init, name="head")(
+        final_carry[1])
+    return logits_BxV, final_carry
+
+
+def make_model(config: config_lib.EchoConfig) -> EchoLSTM:
+  return EchoLSTM(hidden=config.hidden, vocab=config.n_unique,
+                  init_scheme=config.init,
+                  recurrent_activation=config.recurrent_activation,
+                  one_hot_input=config.input_encoding == "one_hot",
+                  unroll=config.context)
+
+
+def init_params(config: config_lib.EchoConfig, key: chex.PRNGKey
+                ) -> chex.ArrayTree:
+  """Parameters of `make_model(config)`."""
+  model = make_model(config)
+  x_1xT = jnp.zeros((1, config.context), jnp.int32)
+  if config.input_encoding == "one_hot":
+    x_1xT = jax.nn.one_hot(x_1xT, config.n_unique)
+  return model.init(key, x_1xT)["params"]

@@ -1,0 +1,133 @@
+"""Training: `make_train(config) -> train(key)`, the whole run as one function.
+
+`train` generates a fresh sequence per epoch, frames it, and fits it in order,
+batch by batch, with Adam; epochs and batches are nested `lax.scan`s, so the
+entire run is one XLA program that can be jitted, vmapped over seeds and
+sharded over devices.
+
+Stateful mode is Keras' `stateful=True`: row i of batch k starts from the
+final state of row i of batch k-1 (so with batch size b, sample j starts from
+the state left by sample j-b), the carried state is a constant to the
+gradient (no backpropagation across batches), and it is reset to zeros at the
+start of every epoch.
+"""
+
+from typing import Callable, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from echo_jax import config as config_lib
+from echo_jax import data
+from echo_jax import models
+
+
+class TrainResult(NamedTuple):
+  params: chex.ArrayTree
+  loss_E: chex.Array      # mean training loss per epoch
+  accuracy_E: chex.Array  # mean training accuracy per epoch (Keras' "acc")
+
+
+def make_optimizer(config: config_lib.EchoConfig) -> optax.GradientTransformation:
+  return optax.adam(config.learning_rate, b1=config.adam_b1, b2=config.adam_b2,
+                    eps=config.adam_eps)
+
+
+def model_inputs(config: config_lib.EchoConfig, ids: chex.Array) -> chex.Array:
+  """What the model is fed: the ids themselves, or their one-hot codes."""
+  if config.input_encoding == "one_hot":
+    return data.one_hot_encode(ids, config.n_unique)
+  return ids
+
+
+def split_batches(config: config_lib.EchoConfig, windows_NxC: chex.Array,
+                  targets_N: chex.Array):
+  """(N, C), (N,) -> (K, B, C), (K, B), weights (K, B) in order.
+
+  A last partial batch (stateless only) is padded with weight-0 rows, so it
+  counts like Keras' smaller last batch.
+  """
+  n, b, k = config.num_samples, config.batch_size, config.num_batches
+  pad = k * b - n
+  weights_N = jnp.ones((n,), jnp.float32)
+  if pad:
+    windows_NxC = jnp.pad(windows_NxC, ((0, pad), (0, 0)))
+    targets_N = jnp.pad(targets_N, (0, pad))
+    weights_N = jnp.pad(weights_N, (0, pad))
+  return (windows_NxC.reshape(k, b, -1), targets_N.reshape(k, b),
+          weights_N.reshape(k, b))
+
+
+def make_loss_fn(config: config_lib.EchoConfig):
+  """loss(params, ids_BxC, targets_B, weights_B, carry) -> (loss, aux)."""
+  model = models.make_model(config)
+
+  def loss_fn(params, ids_BxC, targets_B, weights_B, carry):
+    logits_BxV, final_carry = model.apply(
+        {"params": params}, model_inputs(config, ids_BxC), carry)
+    losses_B = optax.softmax_cross_entropy_with_integer_labels(
+        logits_BxV, targets_B)
+    loss = jnp.sum(losses_B * weights_B) / jnp.sum(weights_B)
+    correct_B = (jnp.argmax(logits_BxV, -1) == targets_B).astype(jnp.float32)
+    accuracy = jnp.sum(correct_B * weights_B) / jnp.sum(weights_B)
+    return loss, (accuracy, final_carry)
+
+  return loss_fn
+
+
+def make_train_from_params(config: config_lib.EchoConfig
+                           ) -> Callable[[chex.ArrayTree, chex.PRNGKey],
+                                         TrainResult]:
+  """train_from(params, data_key): the run, starting from given parameters."""
+  config_lib.validate(config)
+  optimizer = make_optimizer(config)
+  grad_fn = jax.value_and_grad(make_loss_fn(config), has_aux=True)
+  zero_carry = models.zero_carry(config.batch_size, config.hidden)
+
+  def batch_step(state, batch):
+    params, opt_state, carry = state
+    ids_BxC, targets_B, weights_B = batch
+    (loss, (accuracy, final_carry)), grads = grad_fn(
+        params, ids_BxC, targets_B, weights_B, carry)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    # Keras carries the state forward as a constant; stateless restarts.
+    carry = jax.lax.stop_gradient(final_carry) if config.stateful else zero_carry
+    return (params, opt_state, carry), (loss, accuracy)
+
+  def epoch_step(state, epoch_key):
+    params, opt_state = state
+    windows_NxC, targets_N = data.generate_samples(
+        epoch_key, config.length, config.n_unique, config.lag, config.context)
+    batches = split_batches(config, windows_NxC, targets_N)
+    (params, opt_state, _), (loss_K, accuracy_K) = jax.lax.scan(
+        batch_step, (params, opt_state, zero_carry), batches)
+    return (params, opt_state), (loss_K.mean(), accuracy_K.mean())
+
+  def train_from(params, data_key):
+    epoch_keys = jax.random.split(data_key, config.epochs)
+    (params, _), (loss_E, accuracy_E) = jax.lax.scan(
+        epoch_step, (params, optimizer.init(params)), epoch_keys)
+    return TrainResult(params, loss_E, accuracy_E)
+
+  return train_from
+
+
+def split_key(key: chex.PRNGKey) -> tuple[chex.PRNGKey, chex.PRNGKey]:
+  """(init_key, data_key) of a run's key; one place, so every path agrees."""
+  init_key, data_key = jax.random.split(key)
+  return init_key, data_key
+
+
+def make_train(config: config_lib.EchoConfig
+               ) -> Callable[[chex.PRNGKey], TrainResult]:
+  """train(key) -> TrainResult: initialisation and the whole run, pure."""
+  train_from = make_train_from_params(config)
+
+  def train(key):
+    init_key, data_key = split_key(key)
+    return train_from(models.init_params(config, init_key), data_key)
+
+  return train
