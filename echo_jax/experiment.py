@@ -37,10 +37,12 @@ def eval_key(config: config_lib.EchoConfig) -> chex.PRNGKey:
   return jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
 
 
-def seed_mesh(num_models: int) -> Mesh:
-  """A 1-D mesh over as many devices as there are models (at most all)."""
-  devices = jax.devices()[:max(1, min(num_models, jax.device_count()))]
-  return Mesh(np.array(devices), (_SEED_AXIS,))
+def seed_mesh(num_models: int, max_devices: int | None = None) -> Mesh:
+  """A 1-D mesh over as many devices as there are models (at most all, or
+  at most `max_devices`)."""
+  available = jax.devices()[:max_devices or jax.device_count()]
+  return Mesh(np.array(available[:max(1, min(num_models, len(available)))]),
+              (_SEED_AXIS,))
 
 
 def padded_models(num_models: int, mesh: Mesh) -> int:
@@ -86,10 +88,11 @@ class CompiledExperiment(NamedTuple):
   compile_seconds: float
 
 
-def compile_experiment(config: config_lib.EchoConfig) -> CompiledExperiment:
+def compile_experiment(config: config_lib.EchoConfig,
+                       max_devices: int | None = None) -> CompiledExperiment:
   """Validates, then compiles training and evaluation for all seeds."""
   config_lib.validate(config)
-  mesh = seed_mesh(config.seeds)
+  mesh = seed_mesh(config.seeds, max_devices)
   num = padded_models(config.seeds, mesh)
   train_keys = jax.device_put(model_keys(config, num),
                               NamedSharding(mesh, P(_SEED_AXIS)))
@@ -171,6 +174,7 @@ def run_compiled(compiled: CompiledExperiment
   return record, trained
 
 
-def run_experiment(config: config_lib.EchoConfig
+def run_experiment(config: config_lib.EchoConfig,
+                   max_devices: int | None = None
                    ) -> tuple[dict[str, Any], train_lib.TrainResult]:
-  return run_compiled(compile_experiment(config))
+  return run_compiled(compile_experiment(config, max_devices))

@@ -77,11 +77,10 @@ def make_loss_fn(config: config_lib.EchoConfig):
   return loss_fn
 
 
-def make_train_from_params(config: config_lib.EchoConfig
-                           ) -> Callable[[chex.ArrayTree, chex.PRNGKey],
-                                         TrainResult]:
-  """train_from(params, data_key): the run, starting from given parameters."""
-  config_lib.validate(config)
+def make_fit_sequence(config: config_lib.EchoConfig):
+  """fit_sequence(params, opt_state, windows_NxC, targets_N) -> (params,
+  opt_state, loss_K, accuracy_K): one Keras `fit` epoch over one sequence,
+  batch by batch in order, from a zero LSTM state."""
   optimizer = make_optimizer(config)
   grad_fn = jax.value_and_grad(make_loss_fn(config), has_aux=True)
   zero_carry = models.zero_carry(config.batch_size, config.hidden)
@@ -97,13 +96,29 @@ def make_train_from_params(config: config_lib.EchoConfig
     carry = jax.lax.stop_gradient(final_carry) if config.stateful else zero_carry
     return (params, opt_state, carry), (loss, accuracy)
 
+  def fit_sequence(params, opt_state, windows_NxC, targets_N):
+    batches = split_batches(config, windows_NxC, targets_N)
+    (params, opt_state, _), (loss_K, accuracy_K) = jax.lax.scan(
+        batch_step, (params, opt_state, zero_carry), batches)
+    return params, opt_state, loss_K, accuracy_K
+
+  return fit_sequence
+
+
+def make_train_from_params(config: config_lib.EchoConfig
+                           ) -> Callable[[chex.ArrayTree, chex.PRNGKey],
+                                         TrainResult]:
+  """train_from(params, data_key): the run, starting from given parameters."""
+  config_lib.validate(config)
+  optimizer = make_optimizer(config)
+  fit_sequence = make_fit_sequence(config)
+
   def epoch_step(state, epoch_key):
     params, opt_state = state
     windows_NxC, targets_N = data.generate_samples(
         epoch_key, config.length, config.n_unique, config.lag, config.context)
-    batches = split_batches(config, windows_NxC, targets_N)
-    (params, opt_state, _), (loss_K, accuracy_K) = jax.lax.scan(
-        batch_step, (params, opt_state, zero_carry), batches)
+    params, opt_state, loss_K, accuracy_K = fit_sequence(
+        params, opt_state, windows_NxC, targets_N)
     return (params, opt_state), (loss_K.mean(), accuracy_K.mean())
 
   def train_from(params, data_key):

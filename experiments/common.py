@@ -1,0 +1,192 @@
+"""What every binary shares: its flags, flags -> config, running and writing.
+
+Importing this module first exposes one XLA host device per CPU core (before
+JAX initialises), so every binary uses all cores by default; set
+ECHO_JAX_HOST_DEVICES=N to choose, 0 to leave XLA_FLAGS alone.
+"""
+
+# pylint: disable=g-import-not-at-top
+from echo_jax import host_devices
+
+host_devices.expose_host_devices()
+
+import datetime
+import json
+import os
+import logging
+import sys
+import tempfile
+from typing import Any, Callable, Sequence
+
+from absl import app
+from absl import flags
+
+from echo_jax import config as config_lib
+
+# Flags left unset (None) keep the experiment's preset value.
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Folder for results (default: a fresh runs/<name>-<time>).")
+_CONFIG_JSON = flags.DEFINE_string(
+    "config_json", None,
+    "A saved config (the 'config' of a result JSON, or a plain config dict) "
+    "to rerun; other flags given override it.")
+_INT_FLAGS = {
+    "seed": "Base random seed (model i uses fold_in(seed, i)).",
+    "seeds": "Number of independently trained models (seeds).",
+    "epochs": "Epochs; each is one fit over one fresh random sequence.",
+    "hidden": "LSTM hidden size (memory units).",
+    "batch_size": "Samples per Adam update.",
+    "length": "Random sequence length.",
+    "n_unique": "Number of distinct integers (classes).",
+    "lag": "Echo the value this many steps before the window's last step.",
+    "context": "Timesteps per sample (window length).",
+    "eval_sequences": "Fresh random sequences to evaluate each model on.",
+}
+for _name, _help in _INT_FLAGS.items():
+  flags.DEFINE_integer(_name, None, _help)
+flags.DEFINE_boolean("stateful", None,
+                     "Carry LSTM state across batches (Keras stateful=True).")
+flags.DEFINE_string("init", None, "Initialisation: keras or flax.")
+flags.DEFINE_string("recurrent_activation", None,
+                    "Gate activation: sigmoid or hard_sigmoid (Keras 2).")
+flags.DEFINE_string("framing", None, "window or no_context.")
+flags.DEFINE_string("input_encoding", None,
+                    "gather (ids index the kernel) or one_hot (matmul).")
+flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
+
+CONFIG_FLAGS = tuple(_INT_FLAGS) + (
+    "stateful", "init", "recurrent_activation", "framing", "input_encoding",
+    "learning_rate")
+
+
+def fail(message: str) -> None:
+  """One line on stderr, exit status 2: how every bad input ends."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def parse_flags(argv: Sequence[str]) -> list[str]:
+  """absl's parser, but a bad flag is one line and exit 2, not a usage dump."""
+  try:
+    rest = flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(str(e).splitlines()[0])
+  if len(rest) > 1:
+    fail(f"unexpected arguments: {' '.join(rest[1:])}")
+  return rest
+
+
+def flag_overrides() -> dict[str, Any]:
+  return {name: flags.FLAGS[name].value for name in CONFIG_FLAGS
+          if flags.FLAGS[name].value is not None}
+
+
+def load_config_json(path: str) -> config_lib.EchoConfig:
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise config_lib.ConfigError(f"config_json={path!r} cannot be read: {e}")
+  if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
+    saved = saved["config"]
+  if not isinstance(saved, dict):
+    raise config_lib.ConfigError(f"config_json={path!r} holds no config dict")
+  return config_lib.from_dict(saved)
+
+
+def resolve_config(experiment: str) -> config_lib.EchoConfig:
+  """Preset (or --config_json), then any flags given; validated."""
+  if _CONFIG_JSON.value:
+    base = load_config_json(_CONFIG_JSON.value)
+  else:
+    base = config_lib.preset(experiment)
+  return config_lib.validate(base.replace(**flag_overrides()))
+
+
+def resolve_workdir(name: str) -> str:
+  """The workdir to write into, checked writable but not created yet (so a
+  run that fails leaves nothing behind)."""
+  workdir = _WORKDIR.value
+  if not workdir:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    workdir = os.path.join("runs", f"{name}-{stamp}-{os.getpid()}")
+  # Probe by creating it and a file in it, then undo whatever we created.
+  missing = []
+  path = os.path.abspath(workdir)
+  while not os.path.exists(path):
+    missing.append(path)
+    path = os.path.dirname(path)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as e:
+    raise config_lib.ConfigError(
+        f"workdir={workdir!r} cannot be written: {e.strerror}") from None
+  finally:
+    for created in missing:
+      if os.path.isdir(created):
+        os.rmdir(created)
+  return workdir
+
+
+def run_main(body: Callable[[], None]) -> None:
+  """app.run with one-line errors for bad flags and bad config values."""
+
+  def main(argv):
+    del argv
+    # JAX reports each absent accelerator plugin at INFO; not worth a line.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    try:
+      body()
+    except config_lib.ConfigError as e:
+      fail(str(e))
+
+  app.run(main, flags_parser=parse_flags)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+  """A plain fixed-width text table (also valid Markdown)."""
+  cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
+  widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+  line = lambda row: "| " + " | ".join(
+      c.ljust(w) for c, w in zip(row, widths)) + " |"
+  rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+  return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
+
+
+def percent(x: float | None) -> str:
+  return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def summary_row(record: dict[str, Any]) -> list[str]:
+  low, high = record["eval_accuracy_ci95"]
+  return [record["experiment"], percent(record["tutorial_accuracy"]),
+          f"{percent(record['eval_accuracy'])} [{percent(low)}, {percent(high)}]",
+          str(len(record["eval_accuracy_per_seed"])),
+          f"{record['compile_seconds']:.2f}", f"{record['train_seconds']:.2f}"]
+
+
+SUMMARY_HEADER = ("experiment", "tutorial", "ours: mean [95% CI]", "seeds",
+                  "compile s", "train s")
+
+
+def print_example(record: dict[str, Any]) -> None:
+  print(f"{record['experiment']} (seed {record['config']['seed']}, model 0):")
+  print(f"  Expected:  {record['example']['expected']}")
+  print(f"  Predicted: {record['example']['predicted']}")
+
+
+def run_single(name: str) -> None:
+  """The body of a one-experiment binary: resolve, run, write, report."""
+  # pylint: disable=g-import-not-at-top
+  from echo_jax import experiment
+  from echo_jax import results
+  config = resolve_config(name)
+  workdir = resolve_workdir(config.experiment)
+  record, _ = experiment.run_experiment(config)
+  path = os.path.join(workdir, f"{config.experiment}.json")
+  results.write_json_atomic(path, record)
+  print_example(record)
+  print(format_table(SUMMARY_HEADER, [summary_row(record)]))
+  print(f"wrote {path}")

@@ -1,0 +1,119 @@
+"""The Flax cell against Keras' LSTM equations, init schemes, gather == one-hot."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from echo_jax import config as config_lib
+from echo_jax import models
+from echo_jax import train
+
+
+def keras_lstm_numpy(x_BxTxV, kernel, recurrent_kernel, bias, activation):
+  """Keras' LSTM step equations (gate order i, f, c, o), in float64 numpy."""
+  hidden = recurrent_kernel.shape[0]
+  sigmoid = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+             "hard_sigmoid": lambda z: np.clip(0.2 * z + 0.5, 0, 1)}[activation]
+  h = np.zeros((x_BxTxV.shape[0], hidden))
+  c = np.zeros_like(h)
+  for t in range(x_BxTxV.shape[1]):
+    z = x_BxTxV[:, t] @ kernel + h @ recurrent_kernel + bias
+    z_i, z_f, z_c, z_o = (z[:, k * hidden:(k + 1) * hidden] for k in range(4))
+    c = sigmoid(z_f) * c + sigmoid(z_i) * np.tanh(z_c)
+    h = sigmoid(z_o) * np.tanh(c)
+  return h, c
+
+
+def small_config(**changes):
+  return config_lib.EchoConfig(
+      n_unique=12, hidden=6, context=4, lag=1, length=10, batch_size=2
+  ).replace(**changes)
+
+
+class CellTest(parameterized.TestCase):
+
+  @parameterized.parameters("sigmoid", "hard_sigmoid")
+  def test_matches_keras_equations(self, activation):
+    config = small_config(recurrent_activation=activation)
+    params = models.init_params(config, jax.random.PRNGKey(0))
+    # Random weights, not the init, so every gate is exercised; hard sigmoid
+    # saturates for |z| > 2.5, large weights put some gates there too.
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    params = jax.tree.unflatten(treedef, [
+        jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
+    ids_BxT = jax.random.randint(jax.random.PRNGKey(2), (3, 4), 0, 12)
+    logits, (c, h) = models.make_model(config).apply(
+        {"params": params}, ids_BxT)
+    cell = jax.tree.map(lambda x: np.asarray(x, np.float64),
+                        params["lstm"])
+    want_h, want_c = keras_lstm_numpy(
+        np.eye(12)[np.asarray(ids_BxT)], cell["kernel"],
+        cell["recurrent_kernel"], cell["bias"], activation)
+    np.testing.assert_allclose(h, want_h, atol=1e-5)
+    np.testing.assert_allclose(c, want_c, atol=1e-5)
+    head = params["head"]
+    np.testing.assert_allclose(
+        logits, want_h @ np.asarray(head["kernel"]) + np.asarray(head["bias"]),
+        atol=1e-4)
+
+  def test_starts_from_given_carry_and_returns_final(self):
+    config = small_config()
+    model = models.make_model(config)
+    params = models.init_params(config, jax.random.PRNGKey(0))
+    ids = jax.random.randint(jax.random.PRNGKey(3), (2, 8), 0, 12)
+    # Two windows of 4 carried into each other == the 8-step sequence.
+    model8 = models.make_model(config.replace(context=8))
+    _, carry_8 = model8.apply({"params": params}, ids)
+    _, carry_a = model.apply({"params": params}, ids[:, :4])
+    logits_b, carry_b = model.apply({"params": params}, ids[:, 4:], carry_a)
+    chex.assert_trees_all_close(carry_b, carry_8, atol=1e-6)
+    chex.assert_shape(logits_b, (2, 12))
+
+
+class InitTest(absltest.TestCase):
+
+  def test_keras_init(self):
+    config = small_config(hidden=8, n_unique=16, init="keras")
+    cell = models.init_params(config, jax.random.PRNGKey(0))["lstm"]
+    bias = np.asarray(cell["bias"])
+    np.testing.assert_array_equal(bias[8:16], 1.0)  # forget gate
+    np.testing.assert_array_equal(np.delete(bias, np.s_[8:16]), 0.0)
+    u = np.asarray(cell["recurrent_kernel"])  # (8, 32): orthonormal rows
+    np.testing.assert_allclose(u @ u.T, np.eye(8), atol=1e-5)
+    limit = np.sqrt(6 / (16 + 32))  # glorot uniform
+    self.assertLessEqual(np.abs(np.asarray(cell["kernel"])).max(), limit)
+
+  def test_flax_init_has_zero_bias(self):
+    config = small_config(init="flax")
+    cell = models.init_params(config, jax.random.PRNGKey(0))["lstm"]
+    np.testing.assert_array_equal(cell["bias"], 0.0)
+
+
+class EncodingTest(chex.TestCase):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_gather_equals_one_hot_logits_and_gradients(self):
+    gather = small_config(input_encoding="gather")
+    one_hot = small_config(input_encoding="one_hot")
+    params = models.init_params(gather, jax.random.PRNGKey(0))
+    ids = jax.random.randint(jax.random.PRNGKey(1), (2, 4), 0, 12)
+    targets = jnp.array([3, 7])
+    weights = jnp.ones(2)
+    carry = models.zero_carry(2, 6)
+
+    def loss_and_grad(config):
+      fn = jax.value_and_grad(train.make_loss_fn(config), has_aux=True)
+      return self.variant(fn)(params, ids, targets, weights, carry)
+
+    (loss_g, _), grads_g = loss_and_grad(gather)
+    (loss_o, _), grads_o = loss_and_grad(one_hot)
+    np.testing.assert_allclose(loss_g, loss_o, atol=1e-6)
+    chex.assert_trees_all_close(grads_g, grads_o, atol=1e-6)
+
+
+if __name__ == "__main__":
+  absltest.main()
