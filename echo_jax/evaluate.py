@@ -48,20 +48,21 @@ def make_predict_logits(config: config_lib.EchoConfig
 
 def make_evaluate(config: config_lib.EchoConfig
                   ) -> Callable[[chex.ArrayTree, chex.PRNGKey], chex.Array]:
-  """evaluate(params, key) -> accuracy over `config.eval_sequences` fresh
-  sequences (all samples of all sequences count equally)."""
+  """evaluate(params, key) -> accuracy_N: accuracy at each of the N sample
+  positions of a sequence, over `config.eval_sequences` fresh sequences.
+  Its mean is the overall accuracy (every sequence has N samples)."""
   predict_logits = make_predict_logits(config)
 
-  def correct_fraction(params, key):
+  def correct_N(params, key):
     windows_NxC, targets_N = data.generate_samples(
         key, config.length, config.n_unique, config.lag, config.context)
     predicted_N = data.one_hot_decode(predict_logits(params, windows_NxC))
-    return jnp.mean((predicted_N == targets_N).astype(jnp.float32))
+    return (predicted_N == targets_N).astype(jnp.float32)
 
   def evaluate(params, key):
     keys = jax.random.split(key, config.eval_sequences)
-    per_sequence = jax.vmap(correct_fraction, in_axes=(None, 0))(params, keys)
-    return jnp.mean(per_sequence)
+    correct_SxN = jax.vmap(correct_N, in_axes=(None, 0))(params, keys)
+    return jnp.mean(correct_SxN, axis=0)
 
   return evaluate
 

@@ -68,7 +68,8 @@ def make_train_many(config: config_lib.EchoConfig, mesh: Mesh):
 
 
 def make_evaluate_many(config: config_lib.EchoConfig, mesh: Mesh):
-  """evaluate_many(params_S, key) -> accuracy_S on the same test sequences."""
+  """evaluate_many(params_S, key) -> accuracy_SxN (per model and sample
+  position) on the same test sequences."""
   evaluate = evaluate_lib.make_evaluate(config)
 
   def evaluate_local(params_S, key):
@@ -143,11 +144,12 @@ def run_compiled(compiled: CompiledExperiment
   trained = jax.block_until_ready(compiled.train_many(compiled.train_keys))
   train_seconds = time.perf_counter() - start
   start = time.perf_counter()
-  accuracy_S = np.asarray(jax.block_until_ready(
+  accuracy_SxN = np.asarray(jax.block_until_ready(
       compiled.evaluate_many(trained.params, eval_key(config))))
   eval_seconds = time.perf_counter() - start
   trained = jax.tree.map(lambda x: np.asarray(x)[:config.seeds], trained)
-  accuracy_S = accuracy_S[:config.seeds]
+  accuracy_SxN = accuracy_SxN[:config.seeds]
+  accuracy_S = accuracy_SxN.mean(axis=1)
   mean, low, high = mean_and_ci95(accuracy_S)
   first_params = jax.tree.map(lambda x: x[0], trained.params)
   expected, predicted = evaluate_lib.expected_and_predicted(
@@ -158,6 +160,8 @@ def run_compiled(compiled: CompiledExperiment
       "eval_accuracy": mean,
       "eval_accuracy_ci95": [low, high],
       "eval_accuracy_per_seed": accuracy_S.tolist(),
+      # Sample position within a sequence, mean over seeds.
+      "eval_accuracy_per_position": accuracy_SxN.mean(axis=0).tolist(),
       "chance_accuracy": 1.0 / config.n_unique,
       "tutorial_accuracy": config_lib.TUTORIAL_ACCURACY.get(config.experiment),
       "final_train_loss_per_seed": trained.loss_E[:, -1].tolist(),
