@@ -1,0 +1,40 @@
+"""PNG plots, written atomically (matplotlib, headless)."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on servers or CI
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import matplotlib.pyplot as plt
+import numpy as np
+
+from echo_jax import results
+
+
+def save_figure(figure, path: str) -> None:
+  with results.atomic_path(path) as tmp_path:
+    figure.savefig(tmp_path, format="png", dpi=110, bbox_inches="tight")
+  plt.close(figure)
+
+
+def learning_curves(loss_SxE: np.ndarray, accuracy_SxE: np.ndarray,
+                    path: str, title: str, chance: float | None = None
+                    ) -> None:
+  """Training loss and accuracy per epoch: mean over seeds, min-max band."""
+  loss_SxE, accuracy_SxE = np.asarray(loss_SxE), np.asarray(accuracy_SxE)
+  epochs_E = np.arange(1, loss_SxE.shape[1] + 1)
+  figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+  for ax, values, name in ((axes[0], loss_SxE, "training loss"),
+                           (axes[1], accuracy_SxE, "training accuracy")):
+    ax.fill_between(epochs_E, values.min(0), values.max(0), alpha=0.25,
+                    label=f"min-max over {values.shape[0]} seeds")
+    ax.plot(epochs_E, values.mean(0), lw=1.2, label="mean over seeds")
+    ax.set_xlabel("epoch (one fresh sequence each)")
+    ax.set_ylabel(name)
+    ax.grid(alpha=0.3)
+  if chance is not None:
+    axes[1].axhline(chance, color="grey", ls="--", lw=1, label="chance")
+  axes[1].set_ylim(-0.02, 1.02)
+  axes[1].legend(loc="best", fontsize=8)
+  figure.suptitle(title)
+  save_figure(figure, path)
