@@ -1,4 +1,7 @@
-"""PNG plots, written atomically (matplotlib, headless)."""
+"""PNG plots (matplotlib, headless), each written atomically: drawn to a temp
+file beside its destination and renamed into place, like the JSON results."""
+
+from typing import Sequence
 
 import matplotlib
 
@@ -11,10 +14,12 @@ import numpy as np
 from echo_jax import results
 
 
-def save_figure(figure, path: str) -> None:
-  with results.atomic_path(path) as tmp_path:
-    figure.savefig(tmp_path, format="png", dpi=110, bbox_inches="tight")
-  plt.close(figure)
+def save_atomic(figure, path: str) -> None:
+  try:
+    with results.atomic_path(path) as tmp_path:
+      figure.savefig(tmp_path, format="png", dpi=80, bbox_inches="tight")
+  finally:
+    plt.close(figure)
 
 
 def learning_curves(loss_SxE: np.ndarray, accuracy_SxE: np.ndarray,
@@ -37,4 +42,24 @@ def learning_curves(loss_SxE: np.ndarray, accuracy_SxE: np.ndarray,
   axes[1].set_ylim(-0.02, 1.02)
   axes[1].legend(loc="best", fontsize=8)
   figure.suptitle(title)
-  save_figure(figure, path)
+  save_atomic(figure, path)
+
+
+def accuracy_lines(path: str, title: str, xlabel: str,
+                   series: Sequence[tuple[str, Sequence[float],
+                                          Sequence[float | None]]],
+                   chance: float | None = None) -> None:
+  """One line per (label, x, accuracy or None) series, accuracy in %."""
+  figure, axes = plt.subplots(figsize=(6, 3.2))
+  for label, xs, ys in series:
+    ys = np.array([np.nan if y is None else 100 * y for y in ys], float)
+    axes.plot(xs, ys, marker="o", markersize=3, label=label)
+  if chance is not None:
+    axes.axhline(100 * chance, color="grey", linestyle=":", label="chance")
+  axes.set_xlabel(xlabel)
+  axes.set_ylabel("accuracy (%)")
+  axes.set_ylim(-2, 102)
+  axes.set_title(title, fontsize=10)
+  axes.grid(alpha=0.3)
+  axes.legend(fontsize=7)
+  save_atomic(figure, path)
