@@ -5,12 +5,11 @@ A sequence is predicted the way the tutorial's `model.predict` does after
 model carrying row i of each batch into row i of the next.
 """
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from echo_jax import config as config_lib
 from echo_jax import data
@@ -46,33 +45,31 @@ def make_predict_logits(config: config_lib.EchoConfig
   return predict_logits
 
 
+class Evaluation(NamedTuple):
+  accuracy_N: chex.Array          # accuracy at each sample position
+  example_targets_N: chex.Array   # the first test sequence's targets
+  example_predicted_N: chex.Array  # and the model's predictions for it
+
+
 def make_evaluate(config: config_lib.EchoConfig
-                  ) -> Callable[[chex.ArrayTree, chex.PRNGKey], chex.Array]:
-  """evaluate(params, key) -> accuracy_N: accuracy at each of the N sample
-  positions of a sequence, over `config.eval_sequences` fresh sequences.
-  Its mean is the overall accuracy (every sequence has N samples)."""
+                  ) -> Callable[[chex.ArrayTree, chex.PRNGKey], Evaluation]:
+  """evaluate(params, key) -> Evaluation over `config.eval_sequences` fresh
+  sequences: accuracy at each of the N sample positions (its mean is the
+  overall accuracy, every sequence having N samples), plus the tutorial's
+  Expected/Predicted check on the first of those sequences."""
   predict_logits = make_predict_logits(config)
 
-  def correct_N(params, key):
+  def predict(params, key):
     windows_NxC, targets_N = data.generate_samples(
         key, config.length, config.n_unique, config.lag, config.context)
-    predicted_N = data.one_hot_decode(predict_logits(params, windows_NxC))
-    return (predicted_N == targets_N).astype(jnp.float32)
+    return targets_N, data.one_hot_decode(predict_logits(params, windows_NxC))
 
   def evaluate(params, key):
     keys = jax.random.split(key, config.eval_sequences)
-    correct_SxN = jax.vmap(correct_N, in_axes=(None, 0))(params, keys)
-    return jnp.mean(correct_SxN, axis=0)
+    targets_SxN, predicted_SxN = jax.vmap(predict, in_axes=(None, 0))(
+        params, keys)
+    accuracy_N = jnp.mean((predicted_SxN == targets_SxN).astype(jnp.float32),
+                          axis=0)
+    return Evaluation(accuracy_N, targets_SxN[0], predicted_SxN[0])
 
   return evaluate
-
-
-def expected_and_predicted(config: config_lib.EchoConfig,
-                           params: chex.ArrayTree, key: chex.PRNGKey
-                           ) -> tuple[list[int], list[int]]:
-  """The tutorial's check: decoded targets and predictions of one sequence."""
-  windows_NxC, targets_N = data.generate_samples(
-      key, config.length, config.n_unique, config.lag, config.context)
-  logits_NxV = jax.jit(make_predict_logits(config))(params, windows_NxC)
-  predicted_N = data.one_hot_decode(logits_NxV)
-  return (np.asarray(targets_N).tolist(), np.asarray(predicted_N).tolist())

@@ -7,9 +7,13 @@ run always has key fold_in(PRNGKey(seed), i), so adding seeds never changes
 the earlier ones; all models are scored on the same fresh test sequences.
 """
 
+import json
 import math
+import os
 import time
 from typing import Any, NamedTuple
+
+from absl import logging
 
 import chex
 import jax
@@ -17,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from echo_jax import checkpoint
 from echo_jax import config as config_lib
 from echo_jax import evaluate as evaluate_lib
 from echo_jax import models
@@ -50,65 +55,100 @@ def padded_models(num_models: int, mesh: Mesh) -> int:
   return math.ceil(num_models / mesh.size) * mesh.size
 
 
-def make_train_many(config: config_lib.EchoConfig, mesh: Mesh):
-  """train_many(keys_S) -> TrainResult with a leading seed axis, sharded."""
-  train_from = train_lib.make_train_from_params(config)
+DEFAULT_CHUNK_EPOCHS = 500
 
-  def train_local(keys_S):
+
+def _per_device(fn, mesh: Mesh, in_specs, donate: bool = False):
+  """jit(shard_map(fn)): each device runs `fn` on its slice of the seeds.
+
+  check_vma=False: models never communicate, and zero initial carries are
+  device-invariant values inside per-device scans.
+  """
+  return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=in_specs,
+                               out_specs=P(_SEED_AXIS), check_vma=False),
+                 donate_argnums=(0,) if donate else ())
+
+
+def make_init_many(config: config_lib.EchoConfig, mesh: Mesh):
+  """init_many(keys_S) -> TrainState_S at epoch 0, sharded over seeds."""
+  init_state = train_lib.make_init_state(config)
+
+  def init_local(keys_S):
     init_keys, data_keys = jax.vmap(train_lib.split_key)(keys_S)
     # lax.map, not vmap: a batched orthogonal init (QR) deadlocked with
     # several host devices; initialisation is cheap either way.
     params_S = jax.lax.map(lambda k: models.init_params(config, k), init_keys)
-    return jax.vmap(train_from)(params_S, data_keys)
+    return jax.vmap(init_state)(params_S, data_keys)
 
-  # check_vma=False: models never communicate, and zero initial carries are
-  # device-invariant values inside per-device scans.
-  return jax.jit(jax.shard_map(train_local, mesh=mesh, in_specs=P(_SEED_AXIS),
-                               out_specs=P(_SEED_AXIS), check_vma=False))
+  return _per_device(init_local, mesh, P(_SEED_AXIS))
+
+
+def make_run_chunk_many(config: config_lib.EchoConfig, mesh: Mesh,
+                        chunk_epochs: int):
+  """run_chunk(state_S) -> state_S after `chunk_epochs` more epochs."""
+  run_epochs = train_lib.make_run_epochs(config, chunk_epochs)
+  return _per_device(jax.vmap(run_epochs), mesh, P(_SEED_AXIS), donate=True)
+
+
+def make_train_many(config: config_lib.EchoConfig, mesh: Mesh):
+  """train_many(keys_S) -> TrainResult_S: whole runs in one call, no chunks."""
+  init_many = make_init_many(config, mesh)
+  run_all = make_run_chunk_many(config, mesh, config.epochs)
+
+  def train_many(keys_S):
+    state = run_all(init_many(keys_S))
+    return train_lib.TrainResult(state.params, state.loss_E, state.accuracy_E)
+
+  return train_many
 
 
 def make_evaluate_many(config: config_lib.EchoConfig, mesh: Mesh):
-  """evaluate_many(params_S, key) -> accuracy_SxN (per model and sample
-  position) on the same test sequences."""
+  """evaluate_many(params_S, key) -> Evaluation_S on the same test
+  sequences for every model."""
   evaluate = evaluate_lib.make_evaluate(config)
-
-  def evaluate_local(params_S, key):
-    return jax.vmap(evaluate, in_axes=(0, None))(params_S, key)
-
-  return jax.jit(jax.shard_map(evaluate_local, mesh=mesh,
-                               in_specs=(P(_SEED_AXIS), P()),
-                               out_specs=P(_SEED_AXIS), check_vma=False))
+  return _per_device(jax.vmap(evaluate, in_axes=(0, None)), mesh,
+                     (P(_SEED_AXIS), P()))
 
 
 class CompiledExperiment(NamedTuple):
   config: config_lib.EchoConfig
   mesh: Mesh
   train_keys: chex.Array
-  train_many: Any    # compiled
+  init_many: Any      # compiled
+  run_chunk: Any      # compiled
   evaluate_many: Any  # compiled
+  chunk_epochs: int
   compile_seconds: float
 
 
+def _with_sharding(tree, mesh: Mesh):
+  sharding = NamedSharding(mesh, P(_SEED_AXIS))
+  return jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), tree)
+
+
 def compile_experiment(config: config_lib.EchoConfig,
-                       max_devices: int | None = None) -> CompiledExperiment:
-  """Validates, then compiles training and evaluation for all seeds."""
+                       max_devices: int | None = None,
+                       chunk_epochs: int | None = None) -> CompiledExperiment:
+  """Validates, then compiles initialisation, one chunk of training and
+  evaluation for all seeds (each traced once, whatever the chunk count)."""
   config_lib.validate(config)
+  chunk_epochs = min(chunk_epochs or DEFAULT_CHUNK_EPOCHS, config.epochs)
   mesh = seed_mesh(config.seeds, max_devices)
   num = padded_models(config.seeds, mesh)
   train_keys = jax.device_put(model_keys(config, num),
                               NamedSharding(mesh, P(_SEED_AXIS)))
   start = time.perf_counter()
-  train_many = make_train_many(config, mesh).lower(train_keys).compile()
-  params_spec = jax.eval_shape(
-      jax.vmap(lambda k: models.init_params(config, k)), train_keys)
-  params_spec = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
-                                     sharding=NamedSharding(mesh, P(_SEED_AXIS))),
-      params_spec)
+  init_fn = make_init_many(config, mesh)
+  state_spec = _with_sharding(jax.eval_shape(init_fn, train_keys), mesh)
+  init_many = init_fn.lower(train_keys).compile()
+  run_chunk = make_run_chunk_many(config, mesh, chunk_epochs).lower(
+      state_spec).compile()
   evaluate_many = make_evaluate_many(config, mesh).lower(
-      params_spec, eval_key(config)).compile()
-  return CompiledExperiment(config, mesh, train_keys, train_many,
-                            evaluate_many, time.perf_counter() - start)
+      state_spec.params, eval_key(config)).compile()
+  return CompiledExperiment(config, mesh, train_keys, init_many, run_chunk,
+                            evaluate_many, chunk_epochs,
+                            time.perf_counter() - start)
 
 
 _T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262,
@@ -135,25 +175,122 @@ def mean_and_ci95(values: np.ndarray) -> tuple[float, float, float]:
   return mean, mean - half, mean + half
 
 
-def run_compiled(compiled: CompiledExperiment
+class NonFiniteLossError(FloatingPointError):
+  """Training produced a NaN or infinite loss; the message names the epoch."""
+
+
+class Interrupted(Exception):
+  """Raised after `stop_after_chunks` chunks: a simulated kill, for tests."""
+
+
+def check_finite(loss_SxE: np.ndarray, first_epoch: int) -> None:
+  bad = ~np.isfinite(loss_SxE)
+  if bad.any():
+    seed_index, offset = np.argwhere(bad)[0]
+    raise NonFiniteLossError(
+        f"non-finite training loss at epoch {first_epoch + offset + 1} "
+        f"(model {seed_index}); lower --learning_rate, or rerun with "
+        "--debug_nans to find the operation")
+
+
+def _check_same_config(run_dir: str, config: config_lib.EchoConfig) -> None:
+  """A run directory belongs to one config: resuming another is an error."""
+  path = os.path.join(run_dir, "config.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    if saved != config.to_dict():
+      changed = sorted(k for k in set(saved) | set(config.to_dict())
+                       if saved.get(k) != config.to_dict().get(k))
+      raise config_lib.ConfigError(
+          f"workdir holds a run of another config ({run_dir}; differs in "
+          f"{', '.join(changed)}): use a new --workdir to start afresh")
+  else:
+    results.write_json_atomic(path, config.to_dict())
+
+
+def metrics_rows(loss_SxE: np.ndarray, accuracy_SxE: np.ndarray,
+                 epochs_done: int) -> list[dict[str, Any]]:
+  return [{"epoch": e + 1,
+           "loss": float(loss_SxE[:, e].mean()),
+           "accuracy": float(accuracy_SxE[:, e].mean()),
+           "loss_per_seed": loss_SxE[:, e].tolist(),
+           "accuracy_per_seed": accuracy_SxE[:, e].tolist()}
+          for e in range(epochs_done)]
+
+
+def run_compiled(compiled: CompiledExperiment, run_dir: str | None = None,
+                 stop_after_chunks: int | None = None
                  ) -> tuple[dict[str, Any], train_lib.TrainResult]:
-  """Trains and evaluates every seed; returns the result record and the
-  (unpadded) training outputs."""
+  """Trains every seed chunk by chunk, then evaluates.
+
+  With `run_dir`, the state is checkpointed after every chunk and a rerun
+  with the same `run_dir` resumes from the newest checkpoint, bit-identical
+  to an uninterrupted run; `metrics.jsonl` there holds the epochs so far.
+  Returns the result record and the (unpadded) training outputs.
+  """
   config = compiled.config
+  num_models = compiled.train_keys.shape[0]
+  checkpointer = None
+  resumed_from = 0
+  checkpoint_seconds = 0.0
+  state = compiled.init_many(compiled.train_keys)
+  if run_dir is not None:
+    _check_same_config(run_dir, config)
+    checkpointer = checkpoint.Checkpointer(os.path.join(run_dir, "checkpoints"))
+    restored = checkpointer.restore_latest(state)
+    if restored is not None:
+      state = jax.device_put(restored, NamedSharding(compiled.mesh,
+                                                     P(_SEED_AXIS)))
+      resumed_from = int(restored.epoch[0])
+      logging.info("%s: resuming at epoch %d/%d from %s", config.experiment,
+                   resumed_from, config.epochs, run_dir)
+  epoch = resumed_from
+  train_seconds = 0.0
+  chunks = 0
+  try:
+    while epoch < config.epochs:
+      start = time.perf_counter()
+      state = compiled.run_chunk(state)
+      done = int(state.epoch[0])  # waits for the chunk
+      train_seconds += time.perf_counter() - start
+      loss_SxE = np.asarray(state.loss_E)[:config.seeds]
+      check_finite(loss_SxE[:, epoch:done], epoch)
+      accuracy_SxE = np.asarray(state.accuracy_E)[:config.seeds]
+      remaining = (config.epochs - done) * train_seconds / (done - resumed_from)
+      logging.info(
+          "%s: epoch %d/%d  loss %.4f  accuracy %.4f  elapsed %.1fs  eta %.1fs",
+          config.experiment, done, config.epochs, loss_SxE[:, done - 1].mean(),
+          accuracy_SxE[:, done - 1].mean(), train_seconds, remaining)
+      epoch = done
+      if checkpointer is not None:
+        start = time.perf_counter()
+        checkpointer.save(done, state)
+        results.write_jsonl_atomic(
+            os.path.join(run_dir, "metrics.jsonl"),
+            metrics_rows(loss_SxE, accuracy_SxE, done))
+        checkpoint_seconds += time.perf_counter() - start
+      chunks += 1
+      if stop_after_chunks is not None and chunks >= stop_after_chunks:
+        raise Interrupted(f"stopped after {chunks} chunks at epoch {done}")
+  finally:
+    if checkpointer is not None:
+      start = time.perf_counter()
+      checkpointer.wait()
+      checkpointer.close()
+      checkpoint_seconds += time.perf_counter() - start
+
   start = time.perf_counter()
-  trained = jax.block_until_ready(compiled.train_many(compiled.train_keys))
-  train_seconds = time.perf_counter() - start
-  start = time.perf_counter()
-  accuracy_SxN = np.asarray(jax.block_until_ready(
-      compiled.evaluate_many(trained.params, eval_key(config))))
+  evaluation = jax.tree.map(np.asarray, jax.block_until_ready(
+      compiled.evaluate_many(state.params, eval_key(config))))
   eval_seconds = time.perf_counter() - start
-  trained = jax.tree.map(lambda x: np.asarray(x)[:config.seeds], trained)
+  accuracy_SxN = evaluation.accuracy_N
+  trained = train_lib.TrainResult(
+      *(jax.tree.map(lambda x: np.asarray(x)[:config.seeds], tree)
+        for tree in (state.params, state.loss_E, state.accuracy_E)))
   accuracy_SxN = accuracy_SxN[:config.seeds]
   accuracy_S = accuracy_SxN.mean(axis=1)
   mean, low, high = mean_and_ci95(accuracy_S)
-  first_params = jax.tree.map(lambda x: x[0], trained.params)
-  expected, predicted = evaluate_lib.expected_and_predicted(
-      config, first_params, jax.random.fold_in(eval_key(config), 1))
   record = {
       "experiment": config.experiment,
       "config": config.to_dict(),
@@ -170,15 +307,24 @@ def run_compiled(compiled: CompiledExperiment
       "compile_seconds": compiled.compile_seconds,
       "train_seconds": train_seconds,
       "eval_seconds": eval_seconds,
-      "models_trained_in_parallel": int(compiled.train_keys.shape[0]),
+      "checkpoint_seconds": checkpoint_seconds,
+      "chunk_epochs": compiled.chunk_epochs,
+      "resumed_from_epoch": resumed_from,
+      "models_trained_in_parallel": int(num_models),
       "devices_used": compiled.mesh.size,
-      "example": {"expected": expected, "predicted": predicted},
+      # The tutorial's check: model 0 on the first test sequence.
+      "example": {"expected": evaluation.example_targets_N[0].tolist(),
+                  "predicted": evaluation.example_predicted_N[0].tolist()},
       "versions": results.versions(),
   }
   return record, trained
 
 
 def run_experiment(config: config_lib.EchoConfig,
-                   max_devices: int | None = None
+                   max_devices: int | None = None,
+                   run_dir: str | None = None,
+                   chunk_epochs: int | None = None,
+                   stop_after_chunks: int | None = None
                    ) -> tuple[dict[str, Any], train_lib.TrainResult]:
-  return run_compiled(compile_experiment(config, max_devices))
+  return run_compiled(compile_experiment(config, max_devices, chunk_epochs),
+                      run_dir, stop_after_chunks)

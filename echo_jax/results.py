@@ -1,30 +1,45 @@
 """Writing results: atomic JSON files and the provenance every result carries."""
 
+import contextlib
 import json
 import os
 import platform
 import tempfile
-from typing import Any
+from typing import Any, Iterable, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+  """Yields a temp path beside `path`; renames it onto `path` only if the
+  block succeeds, so a reader (or a crash) never sees a truncated file and a
+  failed write leaves the previous file intact."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  suffix = os.path.splitext(path)[1]
+  fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+  os.close(fd)
+  try:
+    yield tmp_path
+    os.replace(tmp_path, path)
+  finally:
+    if os.path.exists(tmp_path):
+      os.remove(tmp_path)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  with atomic_path(path) as tmp_path:
+    with open(tmp_path, "w") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
 
 
 def write_json_atomic(path: str, payload: Any) -> None:
-  """Writes JSON to a temp file beside `path`, then renames it into place, so
-  a reader (or a crash) never sees a truncated file."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-",
-                                  suffix=".json")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(payload, f, indent=2, sort_keys=False)
-      f.write("\n")
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp_path, path)
-  except BaseException:
-    if os.path.exists(tmp_path):
-      os.remove(tmp_path)
-    raise
+  write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
+
+
+def write_jsonl_atomic(path: str, rows: Iterable[Any]) -> None:
+  write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def versions() -> dict[str, str]:

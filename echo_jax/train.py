@@ -105,35 +105,82 @@ def make_fit_sequence(config: config_lib.EchoConfig):
   return fit_sequence
 
 
-def make_train_from_params(config: config_lib.EchoConfig
-                           ) -> Callable[[chex.ArrayTree, chex.PRNGKey],
-                                         TrainResult]:
-  """train_from(params, data_key): the run, starting from given parameters."""
-  config_lib.validate(config)
-  optimizer = make_optimizer(config)
-  fit_sequence = make_fit_sequence(config)
+class TrainState(NamedTuple):
+  """Everything a run needs to continue: checkpointing this is resuming.
 
-  def epoch_step(state, epoch_key):
-    params, opt_state = state
-    windows_NxC, targets_N = data.generate_samples(
-        epoch_key, config.length, config.n_unique, config.lag, config.context)
-    params, opt_state, loss_K, accuracy_K = fit_sequence(
-        params, opt_state, windows_NxC, targets_N)
-    return (params, opt_state), (loss_K.mean(), accuracy_K.mean())
-
-  def train_from(params, data_key):
-    epoch_keys = jax.random.split(data_key, config.epochs)
-    (params, _), (loss_E, accuracy_E) = jax.lax.scan(
-        epoch_step, (params, optimizer.init(params)), epoch_keys)
-    return TrainResult(params, loss_E, accuracy_E)
-
-  return train_from
+  The LSTM carry is not here: it is zeroed at the start of every epoch, so at
+  an epoch boundary it is always zero.
+  """
+  params: chex.ArrayTree
+  opt_state: chex.ArrayTree
+  data_key: chex.PRNGKey  # epoch e trains on fold_in(data_key, e)
+  epoch: chex.Array       # int32 scalar: epochs done
+  loss_E: chex.Array      # filled up to `epoch`
+  accuracy_E: chex.Array
 
 
 def split_key(key: chex.PRNGKey) -> tuple[chex.PRNGKey, chex.PRNGKey]:
   """(init_key, data_key) of a run's key; one place, so every path agrees."""
   init_key, data_key = jax.random.split(key)
   return init_key, data_key
+
+
+def make_init_state(config: config_lib.EchoConfig):
+  """init_state(params, data_key) -> TrainState at epoch 0."""
+  optimizer = make_optimizer(config)
+
+  def init_state(params, data_key):
+    zeros_E = jnp.zeros((config.epochs,), jnp.float32)
+    return TrainState(params, optimizer.init(params), data_key,
+                      jnp.zeros((), jnp.int32), zeros_E, zeros_E)
+
+  return init_state
+
+
+def make_run_epochs(config: config_lib.EchoConfig, num_epochs: int):
+  """run_epochs(state) -> state after `num_epochs` more epochs (stopping at
+  config.epochs). Epoch keys depend only on the epoch index, so any split of
+  a run into chunks trains on the same sequences as one uninterrupted scan."""
+  config_lib.validate(config)
+  fit_sequence = make_fit_sequence(config)
+
+  def epoch_step(state: TrainState) -> TrainState:
+    windows_NxC, targets_N = data.generate_samples(
+        jax.random.fold_in(state.data_key, state.epoch), config.length,
+        config.n_unique, config.lag, config.context)
+    params, opt_state, loss_K, accuracy_K = fit_sequence(
+        state.params, state.opt_state, windows_NxC, targets_N)
+    return TrainState(params, opt_state, state.data_key, state.epoch + 1,
+                      state.loss_E.at[state.epoch].set(loss_K.mean()),
+                      state.accuracy_E.at[state.epoch].set(accuracy_K.mean()))
+
+  def guarded_epoch_step(state: TrainState) -> TrainState:
+    return jax.lax.cond(state.epoch < config.epochs, epoch_step,
+                        lambda s: s, state)
+
+  # Only a last chunk that overshoots the run needs the guard.
+  step = epoch_step if config.epochs % num_epochs == 0 else guarded_epoch_step
+
+  def run_epochs(state: TrainState) -> TrainState:
+    state, _ = jax.lax.scan(lambda s, _: (step(s), None), state, None,
+                            length=num_epochs)
+    return state
+
+  return run_epochs
+
+
+def make_train_from_params(config: config_lib.EchoConfig
+                           ) -> Callable[[chex.ArrayTree, chex.PRNGKey],
+                                         TrainResult]:
+  """train_from(params, data_key): the run, starting from given parameters."""
+  init_state = make_init_state(config)
+  run_all = make_run_epochs(config, config.epochs)
+
+  def train_from(params, data_key):
+    state = run_all(init_state(params, data_key))
+    return TrainResult(state.params, state.loss_E, state.accuracy_E)
+
+  return train_from
 
 
 def make_train(config: config_lib.EchoConfig

@@ -53,16 +53,45 @@ flags.DEFINE_string("framing", None, "window or no_context.")
 flags.DEFINE_string("input_encoding", None,
                     "gather (ids index the kernel) or one_hot (matmul).")
 flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
+_CHUNK_EPOCHS = flags.DEFINE_integer(
+    "chunk_epochs", None,
+    "Epochs per compiled chunk; the run is checkpointed (orbax) after each "
+    "and a rerun with the same --workdir resumes. Default: 500.")
+_COMPILATION_CACHE = flags.DEFINE_string(
+    "compilation_cache", None,
+    "Folder for JAX's persistent compilation cache, so reruns skip XLA "
+    "compilation; '' disables it. Default: $ECHO_JAX_COMPILATION_CACHE, else "
+    "<user cache dir>/echo_jax/jax_compilation_cache.")
+_DEBUG_NANS = flags.DEFINE_boolean(
+    "debug_nans", False, "Turn on jax_debug_nans (slow; finds the NaN op).")
 
 CONFIG_FLAGS = tuple(_INT_FLAGS) + (
     "stateful", "init", "recurrent_activation", "framing", "input_encoding",
     "learning_rate")
 
 
-def fail(message: str) -> None:
-  """One line on stderr, exit status 2: how every bad input ends."""
+def default_compilation_cache() -> str:
+  if "ECHO_JAX_COMPILATION_CACHE" in os.environ:
+    return os.environ["ECHO_JAX_COMPILATION_CACHE"]
+  cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+      os.path.expanduser("~"), ".cache")
+  return os.path.join(cache_home, "echo_jax", "jax_compilation_cache")
+
+
+def enable_compilation_cache(path: str) -> None:
+  """Persist every compiled program (none is too small or too quick to be
+  worth it: a cold echo run is mostly compilation)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.config.update("jax_compilation_cache_dir", os.path.abspath(path))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def fail(message: str, status: int = 2) -> None:
+  """One line on stderr and a non-zero exit: 2 for bad input (how every
+  invalid flag or config ends), 1 for a run that failed."""
   print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
+  sys.exit(status)
 
 
 def parse_flags(argv: Sequence[str]) -> list[str]:
@@ -138,9 +167,22 @@ def run_main(body: Callable[[], None]) -> None:
     # JAX reports each absent accelerator plugin at INFO; not worth a line.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     try:
+      if _CHUNK_EPOCHS.value is not None and _CHUNK_EPOCHS.value < 1:
+        raise config_lib.ConfigError(
+            f"chunk_epochs={_CHUNK_EPOCHS.value} must be >= 1")
+      cache = _COMPILATION_CACHE.value
+      if cache is None:
+        cache = default_compilation_cache()
+      if cache:
+        enable_compilation_cache(cache)
+      if _DEBUG_NANS.value:
+        import jax  # pylint: disable=g-import-not-at-top
+        jax.config.update("jax_debug_nans", True)
       body()
     except config_lib.ConfigError as e:
       fail(str(e))
+    except FloatingPointError as e:
+      fail(str(e).splitlines()[0], status=1)
 
   app.run(main, flags_parser=parse_flags)
 
@@ -177,16 +219,35 @@ def print_example(record: dict[str, Any]) -> None:
   print(f"  Predicted: {record['example']['predicted']}")
 
 
-def run_single(name: str) -> None:
-  """The body of a one-experiment binary: resolve, run, write, report."""
+def run_and_write(config: config_lib.EchoConfig, workdir: str
+                  ) -> dict[str, Any]:
+  """Runs (or resumes) one experiment with its run folder
+  `<workdir>/<experiment>/` (config, checkpoints, metrics.jsonl, learning
+  curves) and writes `<workdir>/<experiment>.json`."""
   # pylint: disable=g-import-not-at-top
   from echo_jax import experiment
+  from echo_jax import plots
   from echo_jax import results
+  run_dir = os.path.join(workdir, config.experiment)
+  record, trained = experiment.run_experiment(
+      config, run_dir=run_dir, chunk_epochs=_CHUNK_EPOCHS.value)
+  plots.learning_curves(
+      trained.loss_E, trained.accuracy_E,
+      os.path.join(run_dir, "learning_curves.png"),
+      f"{config.experiment}: lag {config.lag}, context {config.context}, "
+      f"hidden {config.hidden}, {'stateful' if config.stateful else 'stateless'}"
+      f", batch {config.batch_size}", chance=1.0 / config.n_unique)
+  results.write_json_atomic(
+      os.path.join(workdir, f"{config.experiment}.json"), record)
+  return record
+
+
+def run_single(name: str) -> None:
+  """The body of a one-experiment binary: resolve, run, write, report."""
   config = resolve_config(name)
   workdir = resolve_workdir(config.experiment)
-  record, _ = experiment.run_experiment(config)
+  record = run_and_write(config, workdir)
   path = os.path.join(workdir, f"{config.experiment}.json")
-  results.write_json_atomic(path, record)
   print_example(record)
   print(format_table(SUMMARY_HEADER, [summary_row(record)]))
   print(f"wrote {path}")

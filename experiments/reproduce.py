@@ -4,7 +4,9 @@ r"""Reproduces the tutorial: its three experiments with its settings, one table.
 
 Flags given (e.g. --seeds, --epochs, --init) apply to all three experiments.
 Writes echo_current.json, echo_lag_no_context.json, echo_lag.json and
-reproduce.json (the three records plus the wall time) into --workdir.
+reproduce.json (the three records plus the wall time) into --workdir, and a
+run folder per experiment (config, checkpoints, metrics.jsonl, learning
+curves); rerunning with the same --workdir resumes an interrupted run.
 """
 
 import os
@@ -17,16 +19,12 @@ EXPERIMENTS = ("echo_current", "echo_lag_no_context", "echo_lag")
 
 def reproduce():
   # pylint: disable=g-import-not-at-top
-  from echo_jax import experiment
   from echo_jax import results
   start = time.perf_counter()
   configs = [common.resolve_config(name) for name in EXPERIMENTS]
   workdir = common.resolve_workdir("reproduce")
-  records = [experiment.run_experiment(config)[0] for config in configs]
+  records = [common.run_and_write(config, workdir) for config in configs]
   wall_seconds = time.perf_counter() - start
-  for record in records:
-    results.write_json_atomic(
-        os.path.join(workdir, f"{record['experiment']}.json"), record)
   results.write_json_atomic(os.path.join(workdir, "reproduce.json"), {
       "experiments": records,
       "wall_seconds_after_imports": wall_seconds,

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -21,7 +22,9 @@ def make_tempdir(test):
 
 
 def run_binary(name, *args):
-  env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2")
+  # No persistent compilation cache: tests must not write outside tempdirs.
+  env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2",
+             ECHO_JAX_COMPILATION_CACHE="")
   env.pop("XLA_FLAGS", None)
   return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args],
                         cwd=REPO, env=env, capture_output=True, text=True,
@@ -52,6 +55,21 @@ class BadInputTest(parameterized.TestCase):
     self.assertStartsWith(result.stderr.strip(), message)
     self.assertFalse(os.path.exists(workdir))
 
+  def test_existing_workdir_untouched_by_bad_input(self):
+    workdir = make_tempdir(self)
+    with open(os.path.join(workdir, "keep.txt"), "w") as f:
+      f.write("previous results")
+    result = run_binary("echo_lag", "--context=0", f"--workdir={workdir}")
+    self.assertEqual(result.returncode, 2, result.stderr)
+    self.assertEqual(os.listdir(workdir), ["keep.txt"])
+
+  def test_bad_chunk_epochs(self):
+    workdir = os.path.join(make_tempdir(self), "out")
+    result = run_binary("echo_lag", "--chunk_epochs=0", f"--workdir={workdir}")
+    self.assertEqual(result.returncode, 2, result.stderr)
+    self.assertEqual(result.stderr.strip(), "error: chunk_epochs=0 must be >= 1")
+    self.assertFalse(os.path.exists(workdir))
+
   def test_unwritable_workdir(self):
     blocker = os.path.join(make_tempdir(self), "a_file")
     open(blocker, "w").close()
@@ -68,7 +86,10 @@ class RunTest(absltest.TestCase):
     result = run_binary("echo_lag", *FAST, "--hidden=8", f"--workdir={workdir}")
     self.assertEqual(result.returncode, 0, result.stderr)
     self.assertIn("Expected:", result.stdout)
-    self.assertEqual(os.listdir(workdir), ["echo_lag.json"])
+    self.assertCountEqual(os.listdir(workdir), ["echo_lag.json", "echo_lag"])
+    self.assertContainsSubset(
+        ["config.json", "metrics.jsonl", "learning_curves.png", "checkpoints"],
+        os.listdir(os.path.join(workdir, "echo_lag")))
     with open(os.path.join(workdir, "echo_lag.json")) as f:
       record = json.load(f)
     self.assertEqual(record["experiment"], "echo_lag")
@@ -93,9 +114,9 @@ class RunTest(absltest.TestCase):
     workdir = make_tempdir(self)
     result = run_binary("reproduce", *FAST, f"--workdir={workdir}")
     self.assertEqual(result.returncode, 0, result.stderr)
-    self.assertCountEqual(os.listdir(workdir), [
+    self.assertContainsSubset([
         "echo_current.json", "echo_lag_no_context.json", "echo_lag.json",
-        "reproduce.json"])
+        "reproduce.json"], os.listdir(workdir))
     with open(os.path.join(workdir, "reproduce.json")) as f:
       summary = json.load(f)
     self.assertEqual([r["experiment"] for r in summary["experiments"]],
@@ -106,3 +127,59 @@ class RunTest(absltest.TestCase):
 
 if __name__ == "__main__":
   absltest.main()
+
+
+class KillAndResumeTest(absltest.TestCase):
+
+  def test_sigkill_then_rerun_is_bit_identical(self):
+    # Many small chunks, so the kill lands mid-run.
+    args = ["--epochs=400", "--chunk_epochs=5", "--seeds=2", "--hidden=8",
+            "--eval_sequences=20"]
+    clean_dir = make_tempdir(self)
+    clean = run_binary("echo_lag", *args, f"--workdir={clean_dir}")
+    self.assertEqual(clean.returncode, 0, clean.stderr)
+
+    killed_dir = make_tempdir(self)
+    env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2",
+               ECHO_JAX_COMPILATION_CACHE="")
+    env.pop("XLA_FLAGS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "experiments.echo_lag", *args,
+         f"--workdir={killed_dir}"], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = os.path.join(killed_dir, "echo_lag", "checkpoints")
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+      # Orbax renames a finished save to its step number: once one is
+      # there, a resume has something to resume from.
+      if os.path.isdir(checkpoints) and any(
+          name.isdigit() for name in os.listdir(checkpoints)):
+        break
+      time.sleep(0.01)
+    process.kill()  # SIGKILL, wherever it is
+    process.wait()
+    self.assertFalse(os.path.exists(os.path.join(killed_dir, "echo_lag.json")))
+
+    resumed = run_binary("echo_lag", *args, f"--workdir={killed_dir}")
+    self.assertEqual(resumed.returncode, 0, resumed.stderr)
+    records = []
+    for workdir in (clean_dir, killed_dir):
+      with open(os.path.join(workdir, "echo_lag.json")) as f:
+        records.append(json.load(f))
+    self.assertGreater(records[1]["resumed_from_epoch"], 0)
+    for key in ("eval_accuracy_per_seed", "eval_accuracy_per_position",
+                "train_loss_per_epoch", "final_train_loss_per_seed",
+                "example"):
+      self.assertEqual(records[0][key], records[1][key], key)
+    with open(os.path.join(killed_dir, "echo_lag", "metrics.jsonl")) as f:
+      self.assertLen(f.readlines(), 400)
+
+  def test_other_config_in_same_workdir_is_refused(self):
+    workdir = make_tempdir(self)
+    first = run_binary("echo_lag", *FAST, "--hidden=8", f"--workdir={workdir}")
+    self.assertEqual(first.returncode, 0, first.stderr)
+    second = run_binary("echo_lag", *FAST, "--hidden=9", f"--workdir={workdir}")
+    self.assertEqual(second.returncode, 2, second.stderr)
+    self.assertStartsWith(second.stderr.strip(),
+                          "error: workdir holds a run of another config")
+    self.assertIn("differs in hidden", second.stderr)

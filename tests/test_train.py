@@ -141,10 +141,14 @@ class TrainTest(chex.TestCase):
   def test_short_run_rises_clearly_above_chance(self):
     config = config_lib.preset("echo_current").replace(epochs=60)
     result = jax.jit(train.make_train(config))(jax.random.PRNGKey(0))
-    accuracy_N = jax.jit(evaluate.make_evaluate(
+    evaluation = jax.jit(evaluate.make_evaluate(
         config.replace(eval_sequences=100)))(result.params,
                                              jax.random.PRNGKey(1))
+    accuracy_N = evaluation.accuracy_N
     chex.assert_shape(accuracy_N, (25,))
+    self.assertGreater(
+        float(jnp.mean(evaluation.example_predicted_N ==
+                       evaluation.example_targets_N)), 0.0)
     self.assertGreater(float(accuracy_N.mean()), 0.3)  # chance is 0.01
     self.assertLess(float(result.loss_E[-1]), float(result.loss_E[0]))
 

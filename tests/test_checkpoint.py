@@ -1,0 +1,109 @@
+"""Chunked runs: resumed == uninterrupted, bit for bit; NaN stops; atomic files."""
+
+import json
+import os
+import shutil
+import tempfile
+
+from absl.testing import absltest
+import chex
+import numpy as np
+
+from echo_jax import config as config_lib
+from echo_jax import experiment
+from echo_jax import results
+
+TINY = config_lib.EchoConfig(
+    experiment="tiny", length=10, n_unique=12, lag=1, context=3, hidden=8,
+    batch_size=7, stateful=True, epochs=23, seeds=3, eval_sequences=30)
+
+
+def make_tempdir(test):
+  path = tempfile.mkdtemp()
+  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
+  return path
+
+
+class ResumeTest(absltest.TestCase):
+
+  def test_stopped_after_k_chunks_and_resumed_equals_uninterrupted(self):
+    # 23 epochs in chunks of 5: the last chunk overshoots and must stop at 23.
+    plain, plain_trained = experiment.run_experiment(TINY, chunk_epochs=5)
+    whole_dir = make_tempdir(self)
+    whole, whole_trained = experiment.run_experiment(
+        TINY, run_dir=whole_dir, chunk_epochs=5)
+    chex.assert_trees_all_equal(whole_trained, plain_trained)
+
+    run_dir = make_tempdir(self)
+    with self.assertRaises(experiment.Interrupted):
+      experiment.run_experiment(TINY, run_dir=run_dir, chunk_epochs=5,
+                                stop_after_chunks=2)
+    resumed, resumed_trained = experiment.run_experiment(
+        TINY, run_dir=run_dir, chunk_epochs=5)
+    self.assertEqual(resumed["resumed_from_epoch"], 10)
+    chex.assert_trees_all_equal(resumed_trained, whole_trained)
+    for key in ("eval_accuracy_per_seed", "eval_accuracy_per_position",
+                "train_loss_per_epoch", "example"):
+      self.assertEqual(resumed[key], whole[key])
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+      rows = [json.loads(line) for line in f]
+    self.assertEqual([r["epoch"] for r in rows], list(range(1, 24)))
+    np.testing.assert_array_equal(
+        [r["loss_per_seed"] for r in rows], whole_trained.loss_E.T)
+
+  def test_chunk_size_does_not_change_results(self):
+    _, by_5 = experiment.run_experiment(TINY, chunk_epochs=5)
+    _, by_all = experiment.run_experiment(TINY, chunk_epochs=TINY.epochs)
+    chex.assert_trees_all_equal(by_5, by_all)
+
+  def test_resume_with_another_config_is_refused(self):
+    run_dir = make_tempdir(self)
+    with self.assertRaises(experiment.Interrupted):
+      experiment.run_experiment(TINY, run_dir=run_dir, chunk_epochs=5,
+                                stop_after_chunks=1)
+    with self.assertRaisesRegex(config_lib.ConfigError, "differs in hidden"):
+      experiment.run_experiment(TINY.replace(hidden=9), run_dir=run_dir)
+
+
+class NonFiniteTest(absltest.TestCase):
+
+  def test_nan_loss_names_the_epoch(self):
+    with self.assertRaisesRegex(experiment.NonFiniteLossError,
+                                r"non-finite training loss at epoch \d+"):
+      experiment.run_experiment(TINY.replace(learning_rate=3e38, seeds=1),
+                                chunk_epochs=5)
+
+  def test_check_finite(self):
+    loss = np.ones((2, 6))
+    experiment.check_finite(loss, 0)
+    loss[1, 4] = np.nan
+    with self.assertRaisesRegex(experiment.NonFiniteLossError,
+                                "at epoch 15 \\(model 1\\)"):
+      experiment.check_finite(loss, 10)
+
+
+class AtomicWriteTest(absltest.TestCase):
+
+  def test_failure_mid_write_leaves_previous_file(self):
+    path = os.path.join(make_tempdir(self), "result.json")
+    results.write_json_atomic(path, {"accuracy": 1.0})
+    with self.assertRaises(RuntimeError):
+      with results.atomic_path(path) as tmp_path:
+        with open(tmp_path, "w") as f:
+          f.write('{"accuracy": 0.')  # truncated...
+        raise RuntimeError("killed mid-write")
+    with open(path) as f:
+      self.assertEqual(json.load(f), {"accuracy": 1.0})
+    self.assertEqual(os.listdir(os.path.dirname(path)), ["result.json"])
+
+  def test_unserialisable_payload_leaves_previous_file(self):
+    path = os.path.join(make_tempdir(self), "result.json")
+    results.write_json_atomic(path, {"accuracy": 1.0})
+    with self.assertRaises(TypeError):
+      results.write_json_atomic(path, {"accuracy": object()})
+    with open(path) as f:
+      self.assertEqual(json.load(f), {"accuracy": 1.0})
+
+
+if __name__ == "__main__":
+  absltest.main()
