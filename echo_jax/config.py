@@ -12,6 +12,7 @@ FRAMINGS = ("window", "no_context")
 INITS = ("keras", "flax")
 RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 INPUT_ENCODINGS = ("gather", "one_hot")
+LSTM_BACKENDS = ("fused", "cell")
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,9 @@ class EchoConfig:
   init: str = "keras"
   recurrent_activation: str = "sigmoid"
   input_encoding: str = "gather"  # same math as one-hot @ kernel, fewer FLOPs
+  # "cell": the Flax cell scanned by nn.RNN, autodiff backward (reference);
+  # "fused": same parameters and math, hand-written backward (faster).
+  lstm_backend: str = "fused"
   # Training: one epoch = one fit over one fresh sequence, samples in order.
   epochs: int = 2000
   batch_size: int = 5
@@ -144,6 +148,7 @@ def validate(config: EchoConfig) -> EchoConfig:
   _check_choice(config, "init", INITS)
   _check_choice(config, "recurrent_activation", RECURRENT_ACTIVATIONS)
   _check_choice(config, "input_encoding", INPUT_ENCODINGS)
+  _check_choice(config, "lstm_backend", LSTM_BACKENDS)
   if not isinstance(config.stateful, bool):
     raise ConfigError(f"stateful={config.stateful!r} must be true or false")
   _check_int(config, "n_unique", 2)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from echo_jax import config as config_lib
+from echo_jax import fused_lstm
 
 Carry = tuple[chex.Array, chex.Array]  # (c_BxH, h_BxH), Flax's order
 
@@ -64,26 +65,35 @@ class KerasLSTMCell(nn.RNNCellBase):
   recurrent_activation: str = "sigmoid"
   one_hot_input: bool = False
 
-  @nn.compact
-  def __call__(self, carry: Carry, x_t: chex.Array) -> tuple[Carry, chex.Array]:
-    """One step: ids (B,) gather kernel rows; one-hot rows (B, V) multiply."""
+  def setup(self):
     kernel_init, recurrent_init, bias_init, _ = INITIALIZERS[self.init_scheme]
     four_h = 4 * self.features
-    kernel_Vx4H = self.param("kernel", kernel_init, (self.vocab, four_h))
-    recurrent_Hx4H = self.param(
+    self.kernel = self.param("kernel", kernel_init, (self.vocab, four_h))
+    self.recurrent_kernel = self.param(
         "recurrent_kernel", recurrent_init, (self.features, four_h))
-    bias_4H = self.param("bias", bias_init, (four_h,))
-    c_BxH, h_BxH = carry
+    self.bias = self.param("bias", bias_init, (four_h,))
+
+  def project(self, x: chex.Array) -> chex.Array:
+    """x_t @ kernel + bias for ids (...) or one-hot rows (..., V)."""
     if self.one_hot_input:
-      z_Bx4H = x_t @ kernel_Vx4H
-    else:
-      z_Bx4H = jnp.take(kernel_Vx4H, x_t, axis=0)
-    z_Bx4H = z_Bx4H + h_BxH @ recurrent_Hx4H + bias_4H
+      return x @ self.kernel + self.bias
+    return jnp.take(self.kernel, x, axis=0) + self.bias
+
+  def __call__(self, carry: Carry, x_t: chex.Array) -> tuple[Carry, chex.Array]:
+    """One step: ids (B,) gather kernel rows; one-hot rows (B, V) multiply."""
+    c_BxH, h_BxH = carry
+    z_Bx4H = self.project(x_t) + h_BxH @ self.recurrent_kernel
     i, f, g, o = jnp.split(z_Bx4H, 4, axis=-1)
     gate = RECURRENT_ACTIVATIONS[self.recurrent_activation]
     c_BxH = gate(f) * c_BxH + gate(i) * jnp.tanh(g)
     h_BxH = gate(o) * jnp.tanh(c_BxH)
     return (c_BxH, h_BxH), h_BxH
+
+  def window(self, x_BxT: chex.Array, carry: Carry) -> Carry:
+    """All T steps at once with the hand-written backward (fused_lstm)."""
+    return fused_lstm.lstm_window(self.recurrent_activation,
+                                  self.project(x_BxT), self.recurrent_kernel,
+                                  *carry)
 
   @nn.nowrap
   def initialize_carry(self, rng, input_shape) -> Carry:
@@ -106,7 +116,10 @@ class EchoLSTM(nn.Module):
   """LSTM over a window of timesteps, then Dense logits from the last output.
 
   Attributes: as KerasLSTMCell, plus `unroll` (time steps unrolled by the
-  scan; short windows run faster fully unrolled).
+  scan; short windows run faster fully unrolled) and `backend`: "cell" scans
+  the Flax cell with nn.RNN and lets autodiff derive the backward pass;
+  "fused" runs the same cell's parameters through fused_lstm's hand-written
+  backward (same numbers, fewer XLA operations).
   """
   hidden: int
   vocab: int
@@ -114,6 +127,7 @@ class EchoLSTM(nn.Module):
   recurrent_activation: str = "sigmoid"
   one_hot_input: bool = False
   unroll: int = 1
+  backend: str = "fused"
 
   @nn.compact
   def __call__(self, x_BxT: chex.Array, carry: Carry | None = None
@@ -128,8 +142,11 @@ class EchoLSTM(nn.Module):
                          name="lstm")
     if carry is None:
       carry = zero_carry(x_BxT.shape[0], self.hidden)
-    final_carry, _ = nn.RNN(cell, unroll=self.unroll, return_carry=True,
-                            name="rnn")(x_BxT, initial_carry=carry)
+    if self.backend == "fused":
+      final_carry = cell.window(x_BxT, carry)
+    else:
+      final_carry, _ = nn.RNN(cell, unroll=self.unroll, return_carry=True,
+                              name="rnn")(x_BxT, initial_carry=carry)
     head_init = INITIALIZERS[self.init_scheme][3]
     logits_BxV = nn.Dense(self.vocab, kernel_init=head_init, name="head")(
         final_carry[1])
@@ -141,7 +158,7 @@ def make_model(config: config_lib.EchoConfig) -> EchoLSTM:
                   init_scheme=config.init,
                   recurrent_activation=config.recurrent_activation,
                   one_hot_input=config.input_encoding == "one_hot",
-                  unroll=config.context)
+                  unroll=config.context, backend=config.lstm_backend)
 
 
 def init_params(config: config_lib.EchoConfig, key: chex.PRNGKey

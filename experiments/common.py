@@ -52,6 +52,9 @@ flags.DEFINE_string("recurrent_activation", None,
 flags.DEFINE_string("framing", None, "window or no_context.")
 flags.DEFINE_string("input_encoding", None,
                     "gather (ids index the kernel) or one_hot (matmul).")
+flags.DEFINE_string("lstm_backend", None,
+                    "fused (hand-written backward, default) or cell (the "
+                    "Flax cell scanned by nn.RNN, autodiff).")
 flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
 _CHUNK_EPOCHS = flags.DEFINE_integer(
     "chunk_epochs", None,
@@ -67,7 +70,7 @@ _DEBUG_NANS = flags.DEFINE_boolean(
 
 CONFIG_FLAGS = tuple(_INT_FLAGS) + (
     "stateful", "init", "recurrent_activation", "framing", "input_encoding",
-    "learning_rate")
+    "lstm_backend", "learning_rate")
 
 
 def default_compilation_cache() -> str:

@@ -35,16 +35,14 @@ def small_config(**changes):
 
 class CellTest(parameterized.TestCase):
 
-  @parameterized.parameters("sigmoid", "hard_sigmoid")
-  def test_matches_keras_equations(self, activation):
-    config = small_config(recurrent_activation=activation)
-    params = models.init_params(config, jax.random.PRNGKey(0))
-    # Random weights, not the init, so every gate is exercised; hard sigmoid
-    # saturates for |z| > 2.5, large weights put some gates there too.
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-    params = jax.tree.unflatten(treedef, [
-        jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
+  @parameterized.product(activation=("sigmoid", "hard_sigmoid"),
+                         backend=("cell", "fused"))
+  def test_matches_keras_equations(self, activation, backend):
+    config = small_config(recurrent_activation=activation,
+                          lstm_backend=backend)
+    # Hard sigmoid saturates for |z| > 2.5: unit-scale weights put some gates
+    # there too.
+    params = random_params(config)
     ids_BxT = jax.random.randint(jax.random.PRNGKey(2), (3, 4), 0, 12)
     logits, (c, h) = models.make_model(config).apply(
         {"params": params}, ids_BxT)
@@ -60,8 +58,9 @@ class CellTest(parameterized.TestCase):
         logits, want_h @ np.asarray(head["kernel"]) + np.asarray(head["bias"]),
         atol=1e-4)
 
-  def test_starts_from_given_carry_and_returns_final(self):
-    config = small_config()
+  @parameterized.parameters("cell", "fused")
+  def test_starts_from_given_carry_and_returns_final(self, backend):
+    config = small_config(lstm_backend=backend)
     model = models.make_model(config)
     params = models.init_params(config, jax.random.PRNGKey(0))
     ids = jax.random.randint(jax.random.PRNGKey(3), (2, 8), 0, 12)
@@ -91,6 +90,48 @@ class InitTest(absltest.TestCase):
     config = small_config(init="flax")
     cell = models.init_params(config, jax.random.PRNGKey(0))["lstm"]
     np.testing.assert_array_equal(cell["bias"], 0.0)
+
+
+def random_params(config, seed=0, scale=1.0):
+  """Random weights (not the init) so that every gate is exercised."""
+  params = models.init_params(config, jax.random.PRNGKey(seed))
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(seed + 1), len(leaves))
+  return jax.tree.unflatten(treedef, [
+      scale * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
+
+
+class FusedBackendTest(chex.TestCase, parameterized.TestCase):
+  """The hand-written backward against autodiff through the Flax cell."""
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.product(activation=("sigmoid", "hard_sigmoid"),
+                         encoding=("gather", "one_hot"))
+  def test_same_logits_carry_and_gradients(self, activation, encoding):
+    cell = small_config(recurrent_activation=activation,
+                        input_encoding=encoding, lstm_backend="cell")
+    fused = cell.replace(lstm_backend="fused")
+    params = random_params(cell, scale=0.5)
+    ids = jax.random.randint(jax.random.PRNGKey(3), (2, 4), 0, 12)
+    targets = jnp.array([3, 7])
+    carry = (0.3 * jax.random.normal(jax.random.PRNGKey(4), (2, 6)),
+             0.3 * jax.random.normal(jax.random.PRNGKey(5), (2, 6)))
+
+    def outputs(config):
+      loss_fn = train.make_loss_fn(config)
+      model = models.make_model(config)
+
+      def scalar(p, carry):  # uses logits and the final carry
+        loss, (_, (c, h)) = loss_fn(p, ids, targets, jnp.ones(2), carry)
+        return loss + jnp.sum(jnp.sin(c)) + jnp.sum(h * h)
+
+      grads = self.variant(jax.grad(scalar, argnums=(0, 1)))(params, carry)
+      logits, final = model.apply({"params": params},
+                                  train.model_inputs(config, ids), carry)
+      return logits, final, grads
+
+    want, got = outputs(cell), outputs(fused)
+    chex.assert_trees_all_close(got, want, atol=1e-6)
 
 
 class EncodingTest(chex.TestCase):
