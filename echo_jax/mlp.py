@@ -1,0 +1,50 @@
+"""A multilayer perceptron over the flattened window: the readers' baseline.
+
+It sees the whole window at once as C x V one-hot features; its first layer
+is computed as a sum of gathered kernel rows (one per window step), the same
+numbers as the one-hot (B, C*V) @ (C*V, H) matmul without the zeros.
+"""
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from echo_jax import config as config_lib
+from echo_jax import models
+from echo_jax import multiseed
+
+
+class WindowMLP(nn.Module):
+  """ids (B, C) -> logits (B, V): Dense(hidden, relu) on the flattened
+  one-hot window, then Dense(V). Keras-style glorot-uniform kernels."""
+  hidden: int
+  vocab: int
+  context: int
+
+  @nn.compact
+  def __call__(self, ids_BxC: chex.Array) -> chex.Array:
+    kernel_CVxH = self.param("kernel", nn.initializers.glorot_uniform(),
+                             (self.context * self.vocab, self.hidden))
+    bias_H = self.param("bias", nn.initializers.zeros_init(), (self.hidden,))
+    # Row c * V + id of the flattened one-hot kernel, for each window step.
+    rows_BxC = jnp.arange(self.context) * self.vocab + ids_BxC
+    hidden_BxH = jax.nn.relu(
+        jnp.take(kernel_CVxH, rows_BxC, axis=0).sum(axis=1) + bias_H)
+    head_init = models.INITIALIZERS["keras"][3]
+    return nn.Dense(self.vocab, kernel_init=head_init, name="head")(
+        hidden_BxH)
+
+
+def mlp_task(config: config_lib.EchoConfig, hidden: int) -> multiseed.Task:
+  """The tutorial's windows (lag, context), fitted statelessly, by an MLP."""
+  model = WindowMLP(hidden, config.n_unique, config.context)
+  lstm_task = multiseed.echo_lstm_task("lstm", config)
+
+  def init(key):
+    return model.init(key, jnp.zeros((1, config.context), jnp.int32))["params"]
+
+  def apply(params, ids_BxC):
+    return model.apply({"params": params}, ids_BxC)
+
+  return multiseed.Task(f"mlp_{hidden}", config, lstm_task.frame, init, apply)

@@ -1,0 +1,396 @@
+"""Any framing and model, many seeds in one jitted call: the extensions' runner.
+
+`experiment.run_experiment` runs the tutorial's windowed classifier. The
+extensions need other framings (masked windows, prefixes, a prediction at every
+timestep, whole sequences) and other models (an MLP), so this module runs a
+`Task`: a framing of fresh random sequences plus a model's init and apply.
+It keeps experiment's conventions: model i trains with key
+fold_in(fold_in(PRNGKey(seed), 0), i), seeds are split over devices with
+`shard_map` and `vmap`ped within one, and every model is scored on the same
+`eval_sequences` fresh sequences from `experiment.eval_key`.
+
+Training is stateless (each sample starts from a zero state): an epoch takes
+`sequences_per_epoch` fresh sequences, frames them into samples in order and
+fits them in batches of `batch_size` with Adam; epochs and batches are nested
+`lax.scan`s. Targets may be one per sample (N,) or one per timestep (N, T);
+`weights` of the same shape say which count (0: padding or no target).
+"""
+
+import dataclasses
+import time
+from typing import Any, Callable, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from echo_jax import config as config_lib
+from echo_jax import data
+from echo_jax import experiment
+from echo_jax import models
+from echo_jax import results
+from echo_jax import train as train_lib
+
+_SEED_AXIS = "seed"  # experiment.seed_mesh's axis name
+
+
+class Samples(NamedTuple):
+  """One sequence framed: every leaf has the sample axis N first."""
+  inputs: chex.ArrayTree  # what `apply` takes, e.g. ids (N, T)
+  targets: chex.Array     # int32 (N,) or (N, T)
+  weights: chex.Array     # float32, targets' shape; 0 = not scored
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """A framing and a model; `config` supplies the data size, the training
+  schedule, Adam's settings, the seeds and the test-set size.
+
+  frame(sequence_L, variant) -> Samples, where `variant` is a traced int32
+  scalar, one of `variants` (e.g. the lag): all variants x seeds train in one
+  compiled program, so a sweep over lags costs one compilation;
+  init(key) -> params; apply(params, inputs_B...) -> logits with targets'
+  shape plus a class axis.
+  """
+  name: str
+  config: config_lib.EchoConfig
+  frame: Callable[[chex.Array, chex.Array], Samples]
+  init: Callable[[chex.PRNGKey], chex.ArrayTree]
+  apply: Callable[[chex.ArrayTree, chex.ArrayTree], chex.Array]
+  sequences_per_epoch: int = 1
+  variants: tuple[int, ...] = (0,)
+  variant_names: tuple[str, ...] | None = None  # default: `name`
+  # Samples per Adam update; None: config.batch_size (whose validation
+  # assumes one sequence per epoch).
+  batch_size: int | None = None
+
+  def row_names(self) -> tuple[str, ...]:
+    if self.variant_names is not None:
+      return self.variant_names
+    if len(self.variants) == 1:
+      return (self.name,)
+    return tuple(f"{self.name}={v}" for v in self.variants)
+
+
+class TaskResult(NamedTuple):
+  params: chex.ArrayTree
+  loss_E: chex.Array      # weighted mean training loss per epoch
+  accuracy_E: chex.Array  # weighted training accuracy per epoch
+
+
+def frame_many(task: Task, key: chex.PRNGKey, count: int,
+               variant: chex.Array) -> Samples:
+  """`count` fresh sequences framed and concatenated along the sample axis."""
+  keys = jax.random.split(key, count)
+  sequences_SxL = jax.vmap(
+      lambda k: data.generate_sequence(k, task.config.length,
+                                       task.config.n_unique))(keys)
+  framed = jax.vmap(task.frame, in_axes=(0, None))(sequences_SxL, variant)
+  return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), framed)
+
+
+def batch_samples(samples: Samples, batch_size: int) -> Samples:
+  """(N, ...) -> (K, B, ...) in order; a partial last batch is padded with
+  weight-0 rows so it counts like Keras' smaller last batch."""
+  n = samples.targets.shape[0]
+  k = -(-n // batch_size)
+  pad = k * batch_size - n
+
+  def split(x):
+    x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+    return x.reshape((k, batch_size) + x.shape[1:])
+
+  return jax.tree.map(split, samples)
+
+
+def weighted_loss_and_accuracy(logits: chex.Array, targets: chex.Array,
+                               weights: chex.Array):
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+  total = jnp.maximum(jnp.sum(weights), 1.0)
+  return jnp.sum(losses * weights) / total, jnp.sum(correct * weights) / total
+
+
+def make_train_from(task: Task):
+  """train_from(params, data_key, variant) -> TaskResult: the run, pure."""
+  config = task.config
+  optimizer = train_lib.make_optimizer(config)
+
+  def loss_fn(params, batch: Samples):
+    logits = task.apply(params, batch.inputs)
+    return weighted_loss_and_accuracy(logits, batch.targets, batch.weights)
+
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def batch_step(state, batch):
+    params, opt_state = state
+    (loss, accuracy), grads = grad_fn(params, batch)
+    updates, new_opt_state = optimizer.update(grads, opt_state, params)
+    # A batch of padding only (a variant with fewer samples than the
+    # framing's static row count) must not move Adam's moments or step.
+    has_samples = jnp.sum(batch.weights) > 0
+    keep = lambda new, old: jax.tree.map(
+        lambda n, o: jnp.where(has_samples, n, o), new, old)
+    state = (keep(optax.apply_updates(params, updates), params),
+             keep(new_opt_state, opt_state))
+    return state, (loss, accuracy, jnp.sum(batch.weights))
+
+  def train_from(params, data_key, variant):
+
+    def epoch_step(state, epoch_key):
+      batches = batch_samples(
+          frame_many(task, epoch_key, task.sequences_per_epoch, variant),
+          task.batch_size or config.batch_size)
+      state, (loss_K, accuracy_K, weight_K) = jax.lax.scan(
+          batch_step, state, batches)
+      total = jnp.maximum(jnp.sum(weight_K), 1.0)
+      return state, (jnp.sum(loss_K * weight_K) / total,
+                     jnp.sum(accuracy_K * weight_K) / total)
+
+    epoch_keys = jax.random.split(data_key, config.epochs)
+    (params, _), (loss_E, accuracy_E) = jax.lax.scan(
+        epoch_step, (params, optimizer.init(params)), epoch_keys)
+    return TaskResult(params, loss_E, accuracy_E)
+
+  return train_from
+
+
+def make_evaluate(task: Task):
+  """evaluate(params, key, variant) -> (correct, weight) summed over
+  `eval_sequences` fresh sequences, per sample position (targets' shape)."""
+
+  def one_sequence(params, key, variant):
+    samples = task.frame(data.generate_sequence(key, task.config.length,
+                                                task.config.n_unique), variant)
+    predicted = jnp.argmax(task.apply(params, samples.inputs), -1)
+    correct = (predicted == samples.targets).astype(jnp.float32)
+    return correct * samples.weights, samples.weights
+
+  def evaluate(params, key, variant):
+    keys = jax.random.split(key, task.config.eval_sequences)
+    # lax.map in chunks, not one vmap: all test sequences of all models at
+    # once can take gigabytes.
+    correct, weight = jax.lax.map(lambda k: one_sequence(params, k, variant),
+                                  keys, batch_size=min(250, len(keys)))
+    return correct.sum(0), weight.sum(0)
+
+  return evaluate
+
+
+def num_params(params: chex.ArrayTree) -> int:
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+
+
+def epochs_to_reach(accuracy_SxE: np.ndarray, level: float, window: int
+                    ) -> list[int | None]:
+  """Per seed, the first epoch (1-based) at which the mean training accuracy
+  of the last `window` epochs reaches `level`; None if it never does. A
+  window, because one epoch's accuracy over a few samples is noisy."""
+  accuracy_SxE = np.asarray(accuracy_SxE, np.float64)
+  window = min(window, accuracy_SxE.shape[1])
+  kernel = np.ones(window) / window
+  reached = []
+  for accuracy_E in accuracy_SxE:
+    trailing = np.convolve(accuracy_E, kernel, mode="valid")
+    hits = np.nonzero(trailing >= level)[0]
+    reached.append(int(hits[0]) + window if hits.size else None)
+  return reached
+
+
+class Compiled(NamedTuple):
+  task: Task
+  train_keys: chex.Array
+  variants: chex.Array
+  train_many: Any
+  evaluate_many: Any
+  compile_seconds: float
+  num_models: int
+
+
+def model_grid(task: Task, count: int) -> tuple[np.ndarray, np.ndarray]:
+  """Keys and variant values of all models, variant-major, padded to
+  `count` (padding repeats model 0 and is discarded). Every variant uses the
+  same seeds' keys, so variants are compared on paired initialisations and
+  training data."""
+  config = task.config
+  keys_S = np.asarray(experiment.model_keys(config, config.seeds))
+  keys_M = np.concatenate([keys_S] * len(task.variants))
+  variants_M = np.repeat(np.asarray(task.variants, np.int32), config.seeds)
+  pad = count - len(keys_M)
+  keys_M = np.concatenate([keys_M, np.repeat(keys_M[:1], pad, 0)])
+  variants_M = np.concatenate([variants_M, np.repeat(variants_M[:1], pad)])
+  return keys_M, variants_M
+
+
+def compile_task(task: Task, max_devices: int | None = None) -> Compiled:
+  """Compiles training and evaluation of all variants x seeds models."""
+  config = task.config
+  total = len(task.variants) * config.seeds
+  mesh = experiment.seed_mesh(total, max_devices)
+  count = experiment.padded_models(total, mesh)
+  sharding = NamedSharding(mesh, P(_SEED_AXIS))
+  keys_M, variants_M = model_grid(task, count)
+  train_keys = jax.device_put(keys_M, sharding)
+  variants = jax.device_put(variants_M, sharding)
+  train_from = make_train_from(task)
+  evaluate = make_evaluate(task)
+
+  def train_local(keys_M, variants_M):
+    init_keys, data_keys = jax.vmap(train_lib.split_key)(keys_M)
+    # lax.map, not vmap: a vmapped orthogonal init (batched QR) deadlocked
+    # with several host devices (see experiment.make_train_many).
+    params_M = jax.lax.map(task.init, init_keys)
+    return jax.vmap(train_from)(params_M, data_keys, variants_M)
+
+  def evaluate_local(params_M, key, variants_M):
+    return jax.vmap(evaluate, in_axes=(0, None, 0))(params_M, key, variants_M)
+
+  start = time.perf_counter()
+  train_many = jax.jit(jax.shard_map(
+      train_local, mesh=mesh, in_specs=(P(_SEED_AXIS), P(_SEED_AXIS)),
+      out_specs=P(_SEED_AXIS), check_vma=False)).lower(
+          train_keys, variants).compile()
+  params_spec = jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct((count,) + s.shape, s.dtype,
+                                     sharding=sharding),
+      jax.eval_shape(task.init, jax.random.PRNGKey(0)))
+  evaluate_many = jax.jit(jax.shard_map(
+      evaluate_local, mesh=mesh,
+      in_specs=(P(_SEED_AXIS), P(), P(_SEED_AXIS)),
+      out_specs=P(_SEED_AXIS), check_vma=False)).lower(
+          params_spec, experiment.eval_key(config), variants).compile()
+  return Compiled(task, train_keys, variants, train_many, evaluate_many,
+                  time.perf_counter() - start, count)
+
+
+def summarise(values_S) -> dict[str, Any]:
+  mean, low, high = experiment.mean_and_ci95(values_S)
+  return {"mean": mean, "ci95": [low, high],
+          "per_seed": np.asarray(values_S, np.float64).tolist()}
+
+
+def run_compiled(compiled: Compiled
+                 ) -> tuple[list[dict[str, Any]], TaskResult]:
+  """Trains and evaluates every model: one row per variant, and the trained
+  models with a leading (variant, seed) pair of axes."""
+  task, config = compiled.task, compiled.task.config
+  start = time.perf_counter()
+  trained = jax.block_until_ready(
+      compiled.train_many(compiled.train_keys, compiled.variants))
+  train_seconds = time.perf_counter() - start
+  start = time.perf_counter()
+  correct_M, weight_M = jax.block_until_ready(compiled.evaluate_many(
+      trained.params, experiment.eval_key(config), compiled.variants))
+  eval_seconds = time.perf_counter() - start
+  v, s = len(task.variants), config.seeds
+  unpad = lambda x: np.asarray(x)[:v * s].reshape((v, s) + x.shape[1:])
+  trained = jax.tree.map(unpad, trained)
+  correct_VS = unpad(correct_M).astype(np.float64)
+  weight_VS = unpad(weight_M).astype(np.float64)
+  one_model_params = num_params(jax.tree.map(lambda x: x[0, 0],
+                                             trained.params))
+  rows = []
+  for i, name in enumerate(task.row_names()):
+    correct_S, weight_S = correct_VS[i], weight_VS[i]
+    reduce_axes = tuple(range(1, correct_S.ndim))
+    accuracy_S = correct_S.sum(reduce_axes) / weight_S.sum(reduce_axes)
+    # Positions with no target (e.g. before the lag) are reported as null.
+    scored = weight_S.sum(0) > 0
+    per_position = np.where(
+        scored, correct_S.sum(0) / np.maximum(weight_S.sum(0), 1), np.nan)
+    rows.append({
+        "variant": name,
+        "variant_value": int(task.variants[i]),
+        "eval_accuracy": summarise(accuracy_S),
+        "eval_accuracy_per_position": [
+            None if np.isnan(a) else float(a) for a in per_position.ravel()],
+        "eval_accuracy_per_position_shape": list(per_position.shape),
+        "chance_accuracy": 1.0 / config.n_unique,
+        "params": one_model_params,
+        "final_train_loss": summarise(trained.loss_E[i, :, -1]),
+        "epochs_to_99pct_train_accuracy": epochs_to_reach(
+            trained.accuracy_E[i], 0.99, 50),
+        "train_accuracy_per_epoch": trained.accuracy_E[i].mean(0).tolist(),
+        # Shared by every variant of this task: they train in one program.
+        "compile_seconds": compiled.compile_seconds,
+        "train_seconds": train_seconds,
+        "eval_seconds": eval_seconds,
+        "models_trained_together": compiled.num_models,
+        "config": config.to_dict(),
+        "sequences_per_epoch": task.sequences_per_epoch,
+        "batch_size": task.batch_size or config.batch_size,
+    })
+  return rows, trained
+
+
+def run_task(task: Task, max_devices: int | None = None
+             ) -> tuple[list[dict[str, Any]], TaskResult]:
+  return run_compiled(compile_task(task, max_devices))
+
+
+def experiment_row(name: str, record: dict[str, Any],
+                   trained: train_lib.TrainResult) -> dict[str, Any]:
+  """A row in the same shape from `experiment.run_experiment`'s output, so
+  the tutorial's own (stateful) training sits in the same tables."""
+  low, high = record["eval_accuracy_ci95"]
+  per_position = record["eval_accuracy_per_position"]
+  return {
+      "variant": name,
+      "eval_accuracy": {"mean": record["eval_accuracy"], "ci95": [low, high],
+                        "per_seed": record["eval_accuracy_per_seed"]},
+      "eval_accuracy_per_position": per_position,
+      "eval_accuracy_per_position_shape": [len(per_position)],
+      "chance_accuracy": record["chance_accuracy"],
+      "params": num_params(jax.tree.map(lambda x: x[0], trained.params)),
+      "final_train_loss": summarise(trained.loss_E[:, -1]),
+      "epochs_to_99pct_train_accuracy": epochs_to_reach(
+          trained.accuracy_E, 0.99, 50),
+      "train_accuracy_per_epoch": record["train_accuracy_per_epoch"],
+      "compile_seconds": record["compile_seconds"],
+      "train_seconds": record["train_seconds"],
+      "eval_seconds": record["eval_seconds"],
+      "models_trained_together": record["models_trained_in_parallel"],
+      "config": record["config"],
+      "sequences_per_epoch": 1,
+  }
+
+
+def result_record(name: str, rows: list[dict[str, Any]], **extra: Any
+                  ) -> dict[str, Any]:
+  """The file every extension binary writes: `rows` (one per variant) and
+  `eval_accuracy`, each variant's mean accuracy by name."""
+  return {
+      "experiment": name,
+      "eval_accuracy": {row["variant"]: row["eval_accuracy"]["mean"]
+                        for row in rows},
+      "rows": rows,
+      **extra,
+      "versions": results.versions(),
+  }
+
+
+def echo_lstm_task(name: str, config: config_lib.EchoConfig,
+                   frame: Callable[[chex.Array, chex.Array], Samples]
+                   | None = None, sequences_per_epoch: int = 1) -> Task:
+  """The tutorial's classifier (`models.EchoLSTM`, as `config` builds it) on
+  a framing; by default the tutorial's own windows, fitted statelessly."""
+  model = models.make_model(config)
+
+  def tutorial_frame(sequence_L, variant):
+    del variant
+    windows_NxC, targets_N = data.frame_windows(sequence_L, config.lag,
+                                                config.context)
+    return Samples(windows_NxC, targets_N,
+                   jnp.ones(targets_N.shape, jnp.float32))
+
+  def apply(params, ids_BxC):
+    logits_BxV, _ = model.apply({"params": params},
+                                train_lib.model_inputs(config, ids_BxC))
+    return logits_BxV
+
+  return Task(name, config, frame or tutorial_frame,
+              lambda key: models.init_params(config, key), apply,
+              sequences_per_epoch)

@@ -1,0 +1,59 @@
+"""Streaming echo: one integer per step, output the integer `lag` steps back.
+
+The reader's "crucial question": can an LSTM that sees one value at a time
+echo the past? Yes, when it is trained as a many-to-many model over the whole
+sequence with backpropagation through all of it: the gradient from the loss
+at step t reaches the input at t - lag through the state. The tutorial's
+beginner's setup (one timestep per sample, stateful, batch 6) cannot, for two
+reasons this module makes explicit:
+(a) Keras carries row i of batch k into row i of batch k+1, so with batch
+    size b sample j starts from the state sample j - b left
+    (`keras_state_source`): with b = 6 the value to echo never entered it;
+(b) the carried state is a constant to the gradient, so even with b = 1
+    (the right state) nothing teaches the state to keep X(t-1): the same
+    many-to-many model with the gradient stopped at every step's incoming
+    state (`truncate_bptt`) stays near chance too.
+"""
+
+import chex
+import jax.numpy as jnp
+import numpy as np
+
+from echo_jax import config as config_lib
+from echo_jax import multiseed
+from echo_jax import seq2seq
+
+
+def keras_state_source(num_samples: int, batch_size: int) -> np.ndarray:
+  """For each sample j of a stateful fit, the sample whose final state it
+  starts from (-1: the zero state after a reset). Samples are split into
+  batches in order; row i of batch k continues row i of batch k-1."""
+  sample_KxB = np.arange(num_samples).reshape(-1, batch_size)
+  source_KxB = np.full_like(sample_KxB, -1)
+  source_KxB[1:] = sample_KxB[:-1]
+  return source_KxB.reshape(-1)
+
+
+def frame_stream(sequence_L: chex.Array, lag) -> multiseed.Samples:
+  """The whole sequence as one sample: ids (1, L), targets X(t - lag) at
+  every step t, weights 1 where t >= lag (earlier steps have no target).
+  `lag` may be traced."""
+  (length,) = sequence_L.shape
+  t_L = jnp.arange(length)
+  targets_L = sequence_L[jnp.clip(t_L - lag, 0, length - 1)]
+  weights_L = (t_L >= lag).astype(jnp.float32)
+  return multiseed.Samples(sequence_L[None, :], targets_L[None, :],
+                           weights_L[None, :])
+
+
+def streaming_task(config: config_lib.EchoConfig, lags: tuple[int, ...],
+                   sequences_per_epoch: int, truncate_bptt: bool = False
+                   ) -> multiseed.Task:
+  """One task for all `lags`: a many-to-many LSTM over whole sequences, a
+  batch of `config.batch_size` sequences per Adam update."""
+  name = "streaming_truncated" if truncate_bptt else "streaming_full_bptt"
+  return seq2seq.sequence_lstm_task(
+      name, config, frame_stream, config.length,
+      sequences_per_epoch=sequences_per_epoch, variants=tuple(lags),
+      variant_names=tuple(f"{name} lag {l}" for l in lags),
+      truncate_bptt=truncate_bptt)
