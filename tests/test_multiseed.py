@@ -1,0 +1,78 @@
+"""The extensions' runner: batching, sharing one program across variants
+equals separate runs, padding-only batches leave Adam alone."""
+
+from absl.testing import absltest
+import chex
+import jax.numpy as jnp
+import numpy as np
+
+from echo_jax import config as config_lib
+from echo_jax import lags
+from echo_jax import multiseed
+from echo_jax import seq2seq
+
+TINY = config_lib.EchoConfig(length=12, n_unique=9, lag=1, context=4, hidden=4,
+                             epochs=4, batch_size=3, stateful=False, seeds=2,
+                             eval_sequences=6)
+
+
+class BatchSamplesTest(absltest.TestCase):
+
+  def test_pads_last_batch_with_zero_weight(self):
+    samples = multiseed.Samples(jnp.arange(14).reshape(7, 2), jnp.arange(7),
+                                jnp.ones(7))
+    batches = multiseed.batch_samples(samples, 3)
+    chex.assert_shape([batches.inputs], (3, 3, 2))
+    np.testing.assert_array_equal(batches.targets.ravel()[:7], np.arange(7))
+    np.testing.assert_array_equal(batches.weights.ravel(),
+                                  [1] * 7 + [0] * 2)
+
+
+class EpochsToReachTest(absltest.TestCase):
+
+  def test_trailing_window(self):
+    accuracy = np.array([[0, 1, 1, 1, 1], [0, 0, 0, 0, 1]], float)
+    self.assertEqual(multiseed.epochs_to_reach(accuracy, 0.99, 2), [3, None])
+
+
+def row_of(rows, value):
+  return next(r for r in rows if r["variant_value"] == value)
+
+
+class VariantsTest(absltest.TestCase):
+
+  def test_shared_program_equals_separate_run(self):
+    together, trained = multiseed.run_task(
+        seq2seq.lag_sequence_task(TINY, (1, 2)), max_devices=1)
+    alone, alone_trained = multiseed.run_task(
+        seq2seq.lag_sequence_task(TINY, (2,)), max_devices=1)
+    self.assertEqual(row_of(together, 2)["eval_accuracy"]["per_seed"],
+                     alone[0]["eval_accuracy"]["per_seed"])
+    chex.assert_trees_all_close(
+        jax_tree_index(trained.params, 1), jax_tree_index(alone_trained.params,
+                                                          0), atol=1e-6)
+
+  def test_padding_only_batches_do_not_move_adam(self):
+    # With length 12, lag 5 (window 6) has 2 rows, lag 1 (window 4) 8: lag
+    # 5 shares 3 batches of 3 rows, two of them padding only; it must train
+    # as if alone (1 batch).
+    together, trained = multiseed.run_task(lags.lags_task(TINY, (1, 5)),
+                                           max_devices=1)
+    alone, alone_trained = multiseed.run_task(lags.lags_task(TINY, (5,)),
+                                              max_devices=1)
+    chex.assert_trees_all_close(jax_tree_index(trained.params, 1),
+                                jax_tree_index(alone_trained.params, 0),
+                                atol=1e-6)
+    self.assertLen(together, 2)
+    self.assertEqual(together[1]["variant"], "lag 5, hidden 4")
+    self.assertEqual(row_of(together, 5)["eval_accuracy"]["per_seed"],
+                     alone[0]["eval_accuracy"]["per_seed"])
+
+
+def jax_tree_index(tree, i):
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.tree.map(lambda x: x[i], tree)
+
+
+if __name__ == "__main__":
+  absltest.main()
