@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from absl import logging
 
@@ -210,23 +210,30 @@ def _check_same_config(run_dir: str, config: config_lib.EchoConfig) -> None:
 
 
 def metrics_rows(loss_SxE: np.ndarray, accuracy_SxE: np.ndarray,
-                 epochs_done: int) -> list[dict[str, Any]]:
+                 first: int, end: int) -> list[dict[str, Any]]:
+  """metrics.jsonl rows for epochs [first, end) (numbered from 1)."""
   return [{"epoch": e + 1,
            "loss": float(loss_SxE[:, e].mean()),
            "accuracy": float(accuracy_SxE[:, e].mean()),
            "loss_per_seed": loss_SxE[:, e].tolist(),
            "accuracy_per_seed": accuracy_SxE[:, e].tolist()}
-          for e in range(epochs_done)]
+          for e in range(first, end)]
+
+
+ChunkCallback = Callable[[int, int, np.ndarray, np.ndarray], None]
 
 
 def run_compiled(compiled: CompiledExperiment, run_dir: str | None = None,
-                 stop_after_chunks: int | None = None
+                 stop_after_chunks: int | None = None,
+                 on_chunk: ChunkCallback | None = None
                  ) -> tuple[dict[str, Any], train_lib.TrainResult]:
   """Trains every seed chunk by chunk, then evaluates.
 
   With `run_dir`, the state is checkpointed after every chunk and a rerun
   with the same `run_dir` resumes from the newest checkpoint, bit-identical
   to an uninterrupted run; `metrics.jsonl` there holds the epochs so far.
+  `on_chunk(first_epoch, end_epoch, loss_SxE, accuracy_SxE)` is called after
+  each chunk (e.g. to write TensorBoard summaries).
   Returns the result record and the (unpadded) training outputs.
   """
   config = compiled.config
@@ -245,6 +252,12 @@ def run_compiled(compiled: CompiledExperiment, run_dir: str | None = None,
       resumed_from = int(restored.epoch[0])
       logging.info("%s: resuming at epoch %d/%d from %s", config.experiment,
                    resumed_from, config.epochs, run_dir)
+    # The checkpoint is the truth: drop rows a kill left beyond it (or a
+    # torn last line), then append one chunk at a time.
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    results.write_jsonl_atomic(metrics_path, metrics_rows(
+        np.asarray(state.loss_E)[:config.seeds],
+        np.asarray(state.accuracy_E)[:config.seeds], 0, resumed_from))
   epoch = resumed_from
   train_seconds = 0.0
   chunks = 0
@@ -262,14 +275,16 @@ def run_compiled(compiled: CompiledExperiment, run_dir: str | None = None,
           "%s: epoch %d/%d  loss %.4f  accuracy %.4f  elapsed %.1fs  eta %.1fs",
           config.experiment, done, config.epochs, loss_SxE[:, done - 1].mean(),
           accuracy_SxE[:, done - 1].mean(), train_seconds, remaining)
-      epoch = done
+      epoch_before, epoch = epoch, done
       if checkpointer is not None:
         start = time.perf_counter()
         checkpointer.save(done, state)
-        results.write_jsonl_atomic(
-            os.path.join(run_dir, "metrics.jsonl"),
-            metrics_rows(loss_SxE, accuracy_SxE, done))
+        with open(metrics_path, "a") as f:
+          f.writelines(json.dumps(row) + "\n" for row in metrics_rows(
+              loss_SxE, accuracy_SxE, epoch_before, done))
         checkpoint_seconds += time.perf_counter() - start
+      if on_chunk is not None:
+        on_chunk(epoch_before, done, loss_SxE, accuracy_SxE)
       chunks += 1
       if stop_after_chunks is not None and chunks >= stop_after_chunks:
         raise Interrupted(f"stopped after {chunks} chunks at epoch {done}")
@@ -324,7 +339,8 @@ def run_experiment(config: config_lib.EchoConfig,
                    max_devices: int | None = None,
                    run_dir: str | None = None,
                    chunk_epochs: int | None = None,
-                   stop_after_chunks: int | None = None
+                   stop_after_chunks: int | None = None,
+                   on_chunk: ChunkCallback | None = None
                    ) -> tuple[dict[str, Any], train_lib.TrainResult]:
   return run_compiled(compile_experiment(config, max_devices, chunk_epochs),
-                      run_dir, stop_after_chunks)
+                      run_dir, stop_after_chunks, on_chunk)

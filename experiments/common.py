@@ -10,6 +10,7 @@ from echo_jax import host_devices
 
 host_devices.expose_host_devices()
 
+import contextlib
 import datetime
 import json
 import os
@@ -222,6 +223,31 @@ def print_example(record: dict[str, Any]) -> None:
   print(f"  Predicted: {record['example']['predicted']}")
 
 
+@contextlib.contextmanager
+def tensorboard_writer(logdir: str):
+  """Yields an on_chunk callback writing per-epoch scalars (mean over seeds)
+  for TensorBoard when tensorboardX is installed
+  (requirements-tensorboard.txt), else None."""
+  try:
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    yield None
+    return
+  writer = tensorboardX.SummaryWriter(logdir)
+
+  def on_chunk(first, end, loss_SxE, accuracy_SxE):
+    for epoch in range(first, end):
+      writer.add_scalar("train/loss", loss_SxE[:, epoch].mean(), epoch + 1)
+      writer.add_scalar("train/accuracy", accuracy_SxE[:, epoch].mean(),
+                        epoch + 1)
+    writer.flush()
+
+  try:
+    yield on_chunk
+  finally:
+    writer.close()
+
+
 def run_and_write(config: config_lib.EchoConfig, workdir: str
                   ) -> dict[str, Any]:
   """Runs (or resumes) one experiment with its run folder
@@ -232,8 +258,10 @@ def run_and_write(config: config_lib.EchoConfig, workdir: str
   from echo_jax import plots
   from echo_jax import results
   run_dir = os.path.join(workdir, config.experiment)
-  record, trained = experiment.run_experiment(
-      config, run_dir=run_dir, chunk_epochs=_CHUNK_EPOCHS.value)
+  with tensorboard_writer(os.path.join(run_dir, "tensorboard")) as on_chunk:
+    record, trained = experiment.run_experiment(
+        config, run_dir=run_dir, chunk_epochs=_CHUNK_EPOCHS.value,
+        on_chunk=on_chunk)
   plots.learning_curves(
       trained.loss_E, trained.accuracy_E,
       os.path.join(run_dir, "learning_curves.png"),

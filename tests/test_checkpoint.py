@@ -65,6 +65,32 @@ class ResumeTest(absltest.TestCase):
       experiment.run_experiment(TINY.replace(hidden=9), run_dir=run_dir)
 
 
+class ChunkCallbackTest(absltest.TestCase):
+
+  def test_called_once_per_chunk_with_that_chunks_epochs(self):
+    calls = []
+    _, trained = experiment.run_experiment(
+        TINY, chunk_epochs=10,
+        on_chunk=lambda first, end, loss, accuracy: calls.append(
+            (first, end, loss[:, first:end].copy())))
+    self.assertEqual([(a, b) for a, b, _ in calls], [(0, 10), (10, 20),
+                                                     (20, 23)])
+    np.testing.assert_array_equal(np.concatenate([c for _, _, c in calls], 1),
+                                  trained.loss_E)
+
+  def test_tensorboard_summaries_when_installed(self):
+    try:
+      import tensorboardX  # pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      self.skipTest("tensorboardX not installed (optional extra)")
+    from experiments import common  # pylint: disable=g-import-not-at-top
+    logdir = make_tempdir(self)
+    with common.tensorboard_writer(logdir) as on_chunk:
+      on_chunk(0, 2, np.ones((2, 3)), np.zeros((2, 3)))
+    self.assertTrue(any(name.startswith("events.out.tfevents")
+                        for name in os.listdir(logdir)))
+
+
 class NonFiniteTest(absltest.TestCase):
 
   def test_nan_loss_names_the_epoch(self):

@@ -1,0 +1,303 @@
+r"""Speed, measured side by side in one run: compile and training time, update
+and model throughput, fast paths, FLOPs against the machine's matmul peak,
+checkpoint overhead, cold/warm start and (when torch is installed,
+requirements-bench.txt) an idiomatic PyTorch port of the same experiments.
+
+  python -m experiments.benchmark --workdir=runs/benchmark
+
+Writes benchmark.json into --workdir and prints tables. Timings are medians
+of --repeats runs; ratios compare numbers measured in this same process.
+"""
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from experiments import common  # first: exposes one host device per core
+
+from absl import flags
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from echo_jax import config as config_lib
+from echo_jax import experiment
+from echo_jax import results
+from echo_jax import train
+
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per measurement.")
+_SCALING_SEEDS = flags.DEFINE_list(
+    "scaling_seeds", ["1", "8", "64"], "Seed counts for models/s.")
+_SCALING_EPOCHS = flags.DEFINE_integer(
+    "scaling_epochs", 200,
+    "Epochs per model in the models/s measurement (the windowed echo); "
+    "throughput scales linearly with epochs, this keeps N=64 sequential short.")
+_PEER = flags.DEFINE_boolean(
+    "peer", True, "Time the PyTorch port too, when torch is importable.")
+_START_UP = flags.DEFINE_boolean(
+    "start_up", True,
+    "Time `python -m experiments.reproduce` cold and warm in subprocesses.")
+_GPU_SEEDS = flags.DEFINE_integer(
+    "gpu_seeds", 1024, "Seeds for the models/s check when a GPU is present.")
+
+EXPERIMENTS = ("echo_current", "echo_lag_no_context", "echo_lag")
+
+
+def median_seconds(fn, repeats: int) -> float:
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def matmul_peak_gflops(repeats: int, n: int = 2048) -> float:
+  """Large float32 matmul on one device: the machine's practical peak."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  matmul = jax.jit(jnp.dot)
+  jax.block_until_ready(matmul(a, a))
+  return 2 * n**3 / median_seconds(lambda: matmul(a, a), repeats) / 1e9
+
+
+def flops_per_model(config: config_lib.EchoConfig) -> float:
+  """Matmul FLOPs of one training run (elementwise work excluded).
+
+  Per sample and step: recurrent h @ U forward, plus dh and dU backward
+  (3 x 2*H*4H); one-hot input x @ W forward and dW backward (2 x 2*V*4H; a
+  gather does no FLOPs); per sample once: the head h @ W, dh and dW
+  (3 x 2*H*V).
+  """
+  h, v, t = config.hidden, config.n_unique, config.context
+  per_step = 3 * 2 * h * 4 * h
+  if config.input_encoding == "one_hot":
+    per_step += 2 * 2 * v * 4 * h
+  per_sample = t * per_step + 3 * 2 * h * v
+  samples = config.num_batches * config.batch_size  # padded rows are computed
+  return float(per_sample * samples * config.epochs)
+
+
+def time_single(config: config_lib.EchoConfig, repeats: int) -> dict:
+  """Compile and training time of one model, whole run under one jit."""
+  key = jax.random.PRNGKey(0)
+  start = time.perf_counter()
+  compiled = jax.jit(train.make_train(config)).lower(key).compile()
+  compile_seconds = time.perf_counter() - start
+  jax.block_until_ready(compiled(key))  # first call: allocation, warm caches
+  train_seconds = median_seconds(lambda: compiled(key), repeats)
+  updates = config.epochs * config.num_batches
+  return {"compile_seconds": compile_seconds, "train_seconds": train_seconds,
+          "updates_per_second": updates / train_seconds,
+          "gflop": flops_per_model(config) / 1e9,
+          "gflops_per_second": flops_per_model(config) / train_seconds / 1e9,
+          "compiled": compiled}
+
+
+def time_scaling(config: config_lib.EchoConfig, counts: list[int],
+                 repeats: int) -> list[dict]:
+  """models/s: N sequential calls of one compiled model vs one call that
+  trains all N (vmapped, seeds sharded over every device)."""
+  single = time_single(config, 1)["compiled"]
+  rows = []
+  for n in counts:
+    keys = experiment.model_keys(config, n)
+    sequential = median_seconds(
+        lambda keys=keys, n=n: [single(keys[i]) for i in range(n)],
+        max(1, repeats - 1))
+    mesh = experiment.seed_mesh(n)
+    padded = experiment.padded_models(n, mesh)
+    sharded_keys = jax.device_put(
+        experiment.model_keys(config, padded),
+        jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed")))
+    many = jax.jit(experiment.make_train_many(config, mesh)).lower(
+        sharded_keys).compile()
+    jax.block_until_ready(many(sharded_keys))
+    together = median_seconds(lambda: many(sharded_keys), repeats)
+    rows.append({"seeds": n, "devices": mesh.size,
+                 "sequential_models_per_second": n / sequential,
+                 "one_call_models_per_second": n / together,
+                 "speedup": sequential / together})
+    logging.info("scaling N=%d: %.2f vs %.2f models/s", n, n / sequential,
+                 n / together)
+  return rows
+
+
+def time_checkpointing(config: config_lib.EchoConfig, repeats: int) -> dict:
+  """Training with an orbax checkpoint after every chunk vs without."""
+  compiled = experiment.compile_experiment(config)
+  plain, saved = [], []
+  for _ in range(repeats):
+    record, _ = experiment.run_compiled(compiled)
+    plain.append(record["train_seconds"])
+    run_dir = tempfile.mkdtemp()
+    try:
+      record, _ = experiment.run_compiled(compiled, run_dir=run_dir)
+      saved.append(record["train_seconds"] + record["checkpoint_seconds"])
+    finally:
+      shutil.rmtree(run_dir, ignore_errors=True)
+  without, with_ = statistics.median(plain), statistics.median(saved)
+  return {"seeds": config.seeds, "chunk_epochs": compiled.chunk_epochs,
+          "train_seconds_without": without, "train_seconds_with": with_,
+          "overhead_fraction": with_ / without - 1}
+
+
+def time_reproduce_start(seeds: int | None) -> dict:
+  """Process wall time of the reproduction: cold (empty compilation cache),
+  then warm (the cache the cold run filled)."""
+  cache = tempfile.mkdtemp()
+  out = {}
+  try:
+    for label in ("cold", "warm"):
+      workdir = tempfile.mkdtemp()
+      cmd = [sys.executable, "-m", "experiments.reproduce",
+             f"--workdir={workdir}", f"--compilation_cache={cache}"]
+      if seeds:
+        cmd.append(f"--seeds={seeds}")
+      start = time.perf_counter()
+      subprocess.run(cmd, check=True, capture_output=True,
+                     cwd=os.path.dirname(os.path.dirname(
+                         os.path.abspath(__file__))))
+      out[f"{label}_seconds"] = time.perf_counter() - start
+      shutil.rmtree(workdir, ignore_errors=True)
+  finally:
+    shutil.rmtree(cache, ignore_errors=True)
+  return out
+
+
+def time_peer(eval_sequences: int) -> dict | None:
+  try:
+    import torch  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    return None
+  from experiments import torch_peer  # pylint: disable=g-import-not-at-top
+  out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+  for name in EXPERIMENTS:
+    out[name] = torch_peer.train_and_evaluate(
+        config_lib.preset(name), eval_sequences=eval_sequences)
+    logging.info("torch %s: %s", name, out[name])
+  out["all_three_seconds"] = sum(out[n]["seconds"] for n in EXPERIMENTS)
+  return out
+
+
+def fmt(x: float, digits: int = 2) -> str:
+  return f"{x:.{digits}f}"
+
+
+def benchmark():
+  # In-process compile times are cold: no persistent cache here.
+  jax.config.update("jax_enable_compilation_cache", False)
+  workdir = common.resolve_workdir("benchmark")
+  repeats = _REPEATS.value
+  try:
+    counts = [int(n) for n in _SCALING_SEEDS.value]
+  except ValueError:
+    raise config_lib.ConfigError(
+        f"scaling_seeds={','.join(_SCALING_SEEDS.value)} must be integers")
+  if repeats < 1 or not counts or min(counts) < 1:
+    raise config_lib.ConfigError("repeats and scaling_seeds must be >= 1")
+  report = {"versions": results.versions(),
+            "matmul_peak_gflops": matmul_peak_gflops(repeats)}
+  logging.info("matmul peak %.1f GFLOP/s", report["matmul_peak_gflops"])
+
+  single = {}
+  for name in EXPERIMENTS:
+    config = config_lib.preset(name)
+    row = time_single(config, repeats)
+    row.pop("compiled")
+    single[name] = row
+    logging.info("%s: %s", name, row)
+  report["one_model"] = single
+
+  lag = config_lib.preset("echo_lag")
+  variants = {}
+  for label, changes in (("fused+gather (default)", {}),
+                         ("fused+one_hot", {"input_encoding": "one_hot"}),
+                         ("cell+gather", {"lstm_backend": "cell"}),
+                         ("cell+one_hot", {"lstm_backend": "cell",
+                                           "input_encoding": "one_hot"})):
+    row = time_single(lag.replace(**changes), repeats)
+    row.pop("compiled")
+    variants[label] = row
+    logging.info("echo_lag %s: %s", label, row)
+  report["echo_lag_paths"] = variants
+
+  report["scaling"] = time_scaling(
+      lag.replace(epochs=_SCALING_EPOCHS.value), counts, repeats)
+  if jax.default_backend() == "gpu":
+    report["gpu_scaling"] = time_scaling(
+        lag.replace(epochs=_SCALING_EPOCHS.value), [_GPU_SEEDS.value], 1)
+  report["checkpointing"] = time_checkpointing(lag, repeats)
+  if _START_UP.value:
+    report["reproduce_one_seed"] = time_reproduce_start(seeds=1)
+    report["reproduce_default"] = time_reproduce_start(seeds=None)
+  report["peer"] = time_peer(lag.eval_sequences) if _PEER.value else None
+
+  path = os.path.join(workdir, "benchmark.json")
+  results.write_json_atomic(path, report)
+  print_report(report)
+  print(f"wrote {path}")
+
+
+def print_report(report: dict) -> None:
+  peak = report["matmul_peak_gflops"]
+  peer = report.get("peer")
+  print(f"matmul peak (2048^2 float32, one device): {fmt(peak, 1)} GFLOP/s")
+  rows = []
+  for name, row in report["one_model"].items():
+    rows.append([name, fmt(row["compile_seconds"]), fmt(row["train_seconds"], 3),
+                 fmt(row["updates_per_second"], 0), fmt(row["gflop"], 1),
+                 f"{fmt(row['gflops_per_second'], 1)} "
+                 f"({100 * row['gflops_per_second'] / peak:.1f}% of peak)",
+                 fmt(peer[name]["train_seconds"] / row["train_seconds"], 1)
+                 if peer else "-"])
+  print(common.format_table(
+      ["one model, tutorial settings", "compile s", "train s", "updates/s",
+       "GFLOP", "GFLOP/s", "torch train / ours"], rows))
+  base = report["echo_lag_paths"]["fused+gather (default)"]["train_seconds"]
+  print(common.format_table(
+      ["echo_lag path", "compile s", "train s", "train s / default"],
+      [[label, fmt(r["compile_seconds"]), fmt(r["train_seconds"], 3),
+        fmt(r["train_seconds"] / base)]
+       for label, r in report["echo_lag_paths"].items()]))
+  scaling = report["scaling"] + report.get("gpu_scaling", [])
+  print(common.format_table(
+      ["seeds", "devices", "sequential models/s", "one call models/s",
+       "speedup"],
+      [[r["seeds"], r["devices"], fmt(r["sequential_models_per_second"]),
+        fmt(r["one_call_models_per_second"]), fmt(r["speedup"])]
+       for r in scaling]))
+  ck = report["checkpointing"]
+  print(f"checkpoint every {ck['chunk_epochs']} epochs (echo_lag, "
+        f"{ck['seeds']} seeds): {fmt(ck['train_seconds_without'])} s -> "
+        f"{fmt(ck['train_seconds_with'])} s "
+        f"({100 * ck['overhead_fraction']:.1f}% overhead)")
+  for key, label in (("reproduce_one_seed", "reproduce --seeds=1"),
+                     ("reproduce_default", "reproduce (4 seeds)")):
+    if key in report:
+      r = report[key]
+      line = (f"{label}: cold {fmt(r['cold_seconds'], 1)} s, warm "
+              f"{fmt(r['warm_seconds'], 1)} s")
+      if peer and key == "reproduce_one_seed":
+        line += (f"; torch, same three experiments one seed each: "
+                 f"{fmt(peer['all_three_seconds'], 1)} s -> "
+                 f"{fmt(peer['all_three_seconds'] / r['cold_seconds'], 1)}x "
+                 f"cold, {fmt(peer['all_three_seconds'] / r['warm_seconds'], 1)}"
+                 "x warm")
+      print(line)
+  if peer:
+    print(f"peer: torch {peer['torch']} ({peer['threads']} threads); accuracy "
+          + ", ".join(f"{n} {100 * peer[n]['eval_accuracy']:.2f}%"
+                      for n in EXPERIMENTS))
+
+
+def main():
+  common.run_main(benchmark)
+
+
+if __name__ == "__main__":
+  main()
