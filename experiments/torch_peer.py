@@ -33,6 +33,15 @@ def windows(sequence_L: torch.Tensor, lag: int, context: int):
       ends_N - lag]
 
 
+def fresh_batches(config: config_lib.EchoConfig):
+  """One fresh sequence, framed and one-hot encoded, in order, in batches."""
+  sequence = torch.randint(0, config.n_unique, (config.length,))
+  x_ids, y = windows(sequence, config.lag, config.context)
+  x = nn.functional.one_hot(x_ids, config.n_unique).float()
+  b = config.batch_size
+  return [(x[k:k + b], y[k:k + b]) for k in range(0, x.shape[0], b)]
+
+
 def train_and_evaluate(config: config_lib.EchoConfig, seed: int = 0,
                        eval_sequences: int = 100) -> dict:
   """Trains one model the tutorial's way; returns accuracy and seconds."""
@@ -42,16 +51,12 @@ def train_and_evaluate(config: config_lib.EchoConfig, seed: int = 0,
                                betas=(config.adam_b1, config.adam_b2),
                                eps=config.adam_eps)
   loss_fn = nn.CrossEntropyLoss()
-  b = config.batch_size
   start = time.perf_counter()
   for _ in range(config.epochs):
-    sequence = torch.randint(0, config.n_unique, (config.length,))
-    x_ids, y = windows(sequence, config.lag, config.context)
-    x = nn.functional.one_hot(x_ids, config.n_unique).float()
     carry = None
-    for k in range(0, x.shape[0], b):
-      logits, carry = model(x[k:k + b], carry)
-      loss = loss_fn(logits, y[k:k + b])
+    for x, y in fresh_batches(config):
+      logits, carry = model(x, carry)
+      loss = loss_fn(logits, y)
       optimizer.zero_grad()
       loss.backward()
       optimizer.step()
@@ -62,16 +67,13 @@ def train_and_evaluate(config: config_lib.EchoConfig, seed: int = 0,
   correct = total = 0
   with torch.no_grad():
     for _ in range(eval_sequences):
-      sequence = torch.randint(0, config.n_unique, (config.length,))
-      x_ids, y = windows(sequence, config.lag, config.context)
-      x = nn.functional.one_hot(x_ids, config.n_unique).float()
       carry = None
-      for k in range(0, x.shape[0], b):
-        logits, carry = model(x[k:k + b], carry)
+      for x, y in fresh_batches(config):
+        logits, carry = model(x, carry)
         if not config.stateful:
           carry = None
-        correct += int((logits.argmax(-1) == y[k:k + b]).sum())
-        total += len(y[k:k + b])
+        correct += int((logits.argmax(-1) == y).sum())
+        total += len(y)
   return {"train_seconds": train_seconds,
           "seconds": time.perf_counter() - start,
           "eval_accuracy": correct / total}
