@@ -3,8 +3,10 @@
 All seeds train in one jitted call: the seed axis is split over the visible
 devices with `shard_map` (one CPU core, many GPUs or a TPU slice, unchanged),
 and within a device the per-seed train function is `vmap`ped. Model i of a
-run always has key fold_in(PRNGKey(seed), i), so adding seeds never changes
-the earlier ones; all models are scored on the same fresh test sequences.
+run always has key fold_in(fold_in(PRNGKey(seed), 0), i), so adding seeds
+never changes the earlier ones; all models are scored on the same fresh test
+sequences. Training runs as compiled chunks of epochs; between chunks the
+state can be checkpointed (orbax) and a killed run resumed bit-identically.
 """
 
 import json
