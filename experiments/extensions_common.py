@@ -46,3 +46,13 @@ def finish(name: str, workdir: str, record: dict[str, Any],
   print(common.format_table(header, table_rows))
   print(f"wrote {path}")
   return path
+
+
+def trailing_mean(values, window: int = 50):
+  """(epochs, mean of the last `window` values) for a per-epoch curve; one
+  epoch's accuracy over a few samples is too noisy to plot raw."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  values = np.asarray(values, np.float64)
+  window = max(1, min(window, len(values)))
+  smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+  return np.arange(window, len(values) + 1), smooth

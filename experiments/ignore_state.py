@@ -43,15 +43,12 @@ def ignore_state():
   ext.finish("ignore_state", workdir, record,
              ("variant", "accuracy [95% CI]", "median epochs to 99%",
               "seeds reaching 99%", "final train loss", "train s"), table)
-  window = 50
-  smooth = lambda a: np.convolve(a, np.ones(window) / window, mode="valid")
   plots.accuracy_lines(
       os.path.join(workdir, "ignore_state.png"),
-      f"Windowed echo: training accuracy ({window}-epoch mean, "
+      f"Windowed echo: training accuracy (50-epoch mean, "
       f"{ext.seeds_of(rows[0])} seeds)", "epoch",
-      [(row["variant"], np.arange(window, len(row["train_accuracy_per_epoch"])
-                                  + 1),
-        smooth(row["train_accuracy_per_epoch"])) for row in rows])
+      [(row["variant"], *ext.trailing_mean(row["train_accuracy_per_epoch"]))
+       for row in rows])
 
 
 def main():

@@ -55,15 +55,12 @@ def mlp_baseline():
              ("model", "accuracy [95% CI]", "params",
               "median epochs to 99% (seeds)", "compile s",
               f"train s ({ext.seeds_of(rows[0])} models)"), table)
-  window = 50
-  smooth = lambda a: np.convolve(a, np.ones(window) / window, mode="valid")
   plots.accuracy_lines(
       os.path.join(workdir, "mlp_baseline.png"),
-      f"Windowed echo, MLP vs LSTM: training accuracy ({window}-epoch mean)",
+      f"Windowed echo, MLP vs LSTM: training accuracy (50-epoch mean)",
       "epoch",
-      [(row["variant"],
-        np.arange(window, len(row["train_accuracy_per_epoch"]) + 1),
-        smooth(row["train_accuracy_per_epoch"])) for row in rows])
+      [(row["variant"], *ext.trailing_mean(row["train_accuracy_per_epoch"]))
+       for row in rows])
 
 
 def main():

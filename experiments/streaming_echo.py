@@ -10,7 +10,8 @@ beginner's setup (one timestep per sample, stateful) fails:
 Streaming models: a batch of 16 whole sequences per Adam update, learning
 rate 1e-2, 1000 updates by default.
 
-  python -m experiments.streaming_echo [--lags=1,...,10 --seeds=8 --workdir=DIR]
+  python -m experiments.streaming_echo [--lags=1,...,10 --seeds=8 \
+      --sequences_per_update=16 --epochs=1000 --workdir=DIR]
 
 Writes streaming_echo.json, streaming_echo.png (accuracy per position for
 lag 1) and streaming_echo_lags.png (accuracy by lag).
@@ -28,6 +29,9 @@ from echo_jax import config as config_lib
 
 _LAGS = flags.DEFINE_list("lags", [str(l) for l in range(1, 11)],
                           "Lags for the streaming (full backprop) model.")
+_SEQUENCES = flags.DEFINE_integer(
+    "sequences_per_update", 16,
+    "Whole sequences per Adam update of the streaming models.")
 _BEGINNER_EPOCHS = flags.DEFINE_integer(
     "beginner_epochs", 2000, "Epochs of the beginner's setup (tutorial: 2000).")
 
@@ -48,19 +52,21 @@ def streaming_echo():
   from echo_jax import multiseed
   from echo_jax import plots
   from echo_jax import streaming
-  config = ext.resolve("streaming_echo", epochs=1000, learning_rate=1e-2,
-                       batch_size=16)
+  config = ext.resolve("streaming_echo", epochs=1000, learning_rate=1e-2)
   try:
     lags = tuple(int(v) for v in _LAGS.value)
   except ValueError:
     raise config_lib.ConfigError(
         f"lags={','.join(_LAGS.value)} must be integers") from None
+  if _SEQUENCES.value < 1:
+    raise config_lib.ConfigError(
+        f"sequences_per_update={_SEQUENCES.value} must be >= 1")
   if not lags or min(lags) < 1 or max(lags) >= config.length:
     raise config_lib.ConfigError(
         f"lags={','.join(_LAGS.value)} must be in [1, length={config.length})")
   beginners = [beginner_config(config, b) for b in (6, 1)]
   workdir = common.resolve_workdir("streaming_echo")
-  sequences = config.batch_size  # per update; each is one sample
+  sequences = _SEQUENCES.value  # per update; each is one sample
   rows = []
   for task in (streaming.streaming_task(config, lags, sequences),
                streaming.streaming_task(config, (1,), sequences,
