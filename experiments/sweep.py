@@ -1,0 +1,147 @@
+r"""The lag x context x hidden-size map: accuracy of echoing X(t - lag) from a
+window of `context` values, `--seeds` models per cell, 95% CI over seeds.
+
+  python -m experiments.sweep [--lags=0,...,8 --contexts=1,...,10 \
+      --hidden_sizes=4,8,16,32,64 --seeds=8 --epochs=2000 --workdir=DIR]
+  python -m experiments.sweep --quick            # a small grid, minutes
+  python -m experiments.sweep --benchmark        # one vmapped call vs many
+
+Every full window is a sample (see echo_jax/sweep.py), stateless training
+(--stateful=true needs --batch_size to divide every context's row count),
+batch 5, the tutorial's 2000 epochs. Cells with lag >= context are reported
+as impossible and not trained. All lags x seeds of one (context, hidden)
+pair train in one compiled program, sharded over the devices; one host
+device per core on a CPU. Multi-host: call jax.distributed.initialize()
+before the sweep and every process runs the same command; the seed axis then
+spans all hosts' devices.
+
+Writes into --workdir: cells/*.json (one per finished cell: rerunning with
+the same --workdir resumes), sweep.csv, sweep.json, heatmap.png,
+accuracy_vs_hidden.png and learning_curves.png.
+"""
+
+import os
+import time
+
+from absl import flags
+
+from experiments import common
+
+from echo_jax import config as config_lib
+
+_LAGS = flags.DEFINE_list("lags", None, "Lags to sweep (default 0..8).")
+_CONTEXTS = flags.DEFINE_list("contexts", None,
+                              "Window lengths to sweep (default 1..10).")
+_HIDDEN_SIZES = flags.DEFINE_list(
+    "hidden_sizes", None, "LSTM sizes to sweep (default 4,8,16,32,64).")
+_QUICK = flags.DEFINE_boolean(
+    "quick", False, "A small grid with fewer seeds and epochs that still "
+    "shows the map's structure; flags given explicitly override it.")
+_BENCHMARK = flags.DEFINE_boolean(
+    "benchmark", False, "Instead of the sweep, time S models trained in one "
+    "vmapped call vs S sequential one-model calls (--benchmark_sizes), on "
+    "the tutorial's cell (lag 1, context 5, hidden 50).")
+_BENCHMARK_SIZES = flags.DEFINE_list("benchmark_sizes", ["1", "8", "64"],
+                                     "Model counts S for --benchmark.")
+
+DEFAULTS = {"lags": "0,1,2,3,4,5,6,7,8", "contexts": "1,2,3,4,5,6,7,8,9,10",
+            "hidden_sizes": "4,8,16,32,64", "seeds": 8, "epochs": 2000}
+# The structure in minutes: the impossible triangle, near-perfect echoes
+# with room to spare, and a small LSTM failing at longer lags.
+QUICK = {"lags": "0,1,2,3,4", "contexts": "1,3,5", "hidden_sizes": "4,16,64",
+         "seeds": 4, "epochs": 1000}
+_NOT_SWEPT = {"lag": "lags", "context": "contexts", "hidden": "hidden_sizes"}
+
+
+def int_list(name: str, value: list[str] | str) -> tuple[int, ...]:
+  items = value.split(",") if isinstance(value, str) else value
+  try:
+    return tuple(int(v) for v in items)
+  except ValueError:
+    raise config_lib.ConfigError(
+        f"{name}={','.join(items)} must be comma-separated integers") from None
+
+
+def resolve():
+  """(config, grid) from the flags, validated; nothing written."""
+  # pylint: disable=g-import-not-at-top
+  from echo_jax import sweep
+  for single, plural in _NOT_SWEPT.items():
+    if flags.FLAGS[single].present:
+      raise config_lib.ConfigError(
+          f"--{single} is not used by the sweep: give --{plural}")
+  preset = QUICK if _QUICK.value else DEFAULTS
+  grid_flags = {"lags": _LAGS, "contexts": _CONTEXTS,
+                "hidden_sizes": _HIDDEN_SIZES}
+  grid = sweep.Grid(**{
+      name: int_list(name, flag.value if flag.present else preset[name])
+      for name, flag in grid_flags.items()})
+  if flags.FLAGS.config_json:
+    base = common.load_config_json(flags.FLAGS.config_json)
+  else:
+    base = config_lib.preset("echo_lag").replace(
+        stateful=False, seeds=preset["seeds"], epochs=preset["epochs"])
+  config = base.replace(experiment="sweep", **common.flag_overrides())
+  sweep.validate(config, grid)
+  return config, grid
+
+
+def run_sweep():
+  # pylint: disable=g-import-not-at-top
+  from echo_jax import sweep
+  from echo_jax import sweep_plots
+  start = time.perf_counter()
+  config, grid = resolve()
+  workdir = common.resolve_workdir("sweep")
+  record = sweep.run_sweep(config, grid, workdir)
+  title = (f"echo X(t-lag): {config.seeds} seeds/cell, {config.epochs} "
+           f"epochs, batch {config.batch_size}, "
+           f"{'stateful' if config.stateful else 'stateless'}, "
+           f"{config.eval_sequences} test sequences")
+  record["wall_seconds_after_imports"] = time.perf_counter() - start
+  sweep.write_summary(workdir, record)
+  sweep_plots.write_all(record["rows"], workdir, title, config.n_unique)
+  ok = [r for r in record["rows"] if r["status"] == "ok"]
+  print(common.format_table(
+      ("hidden", "lag", "context", "accuracy [95% CI]", "epochs to 99%"),
+      [(r["hidden"], r["lag"], r["context"],
+        f"{common.percent(r['mean'])} [{common.percent(r['ci_low'])}, "
+        f"{common.percent(r['ci_high'])}]", r["epochs_to_99"] or "-")
+       for r in ok if r["context"] == max(grid.contexts)]))
+  print(f"{len(ok)} cells trained or reused, {record['cells_impossible']} "
+        f"impossible; {record['wall_seconds_after_imports']:.1f} s after "
+        f"imports; wrote {workdir}")
+
+
+def run_benchmark():
+  # pylint: disable=g-import-not-at-top
+  from echo_jax import results
+  from echo_jax import sweep
+  sizes = int_list("benchmark_sizes", _BENCHMARK_SIZES.value)
+  if not sizes or min(sizes) < 1:
+    raise config_lib.ConfigError(
+        f"benchmark_sizes={','.join(map(str, sizes))} must be integers >= 1")
+  base = config_lib.preset("echo_lag").replace(stateful=False)
+  config = config_lib.validate(base.replace(experiment="sweep_benchmark",
+                                            **common.flag_overrides()))
+  workdir = common.resolve_workdir("sweep_benchmark")
+  rows = sweep.benchmark_vmap(config, config.lag, config.context,
+                              config.hidden, sizes)
+  results.write_json_atomic(os.path.join(workdir, "benchmark.json"), {
+      "config": config.to_dict(), "rows": rows,
+      "versions": results.versions()})
+  print(common.format_table(
+      ("models S", "devices", "one call s", "S calls s", "ratio"),
+      [(r["models"], r["devices"], f"{r['vmapped_seconds']:.2f}",
+        f"{r['sequential_seconds']:.2f}", f"{r['speedup_per_model']:.2f}")
+       for r in rows]))
+  print(f"wrote {os.path.join(workdir, 'benchmark.json')}")
+
+
+def main():
+  common.run_main(lambda: run_benchmark() if _BENCHMARK.value
+                  else run_sweep())
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,317 @@
+"""The lag x context x hidden sweep: grouped training equals per-model
+training, sharding changes nothing, one program per (context, hidden),
+impossible cells untouched, resumable, bad grids refused."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from echo_jax import config as config_lib
+from echo_jax import data
+from echo_jax import evaluate
+from echo_jax import experiment
+from echo_jax import models
+from echo_jax import sweep
+from echo_jax import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = config_lib.EchoConfig(
+    experiment="sweep", length=9, n_unique=6, hidden=4, batch_size=3,
+    stateful=False, epochs=6, seeds=2, eval_sequences=30)
+CONTEXT, LAGS = 3, (0, 1, 2)
+
+
+def make_tempdir(test):
+  path = tempfile.mkdtemp()
+  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
+  return path
+
+
+def model_slice(tree, i, s):
+  return jax.tree.map(lambda x: x[i, s], tree)
+
+
+class FramingTest(absltest.TestCase):
+
+  def test_all_windows_extend_the_tutorial_rows(self):
+    sequence_L = jnp.arange(10, 20, dtype=jnp.int32)
+    for lag in range(4):
+      windows_NxC, targets_N = jax.jit(
+          sweep.all_windows, static_argnums=2)(sequence_L, lag, 4)
+      chex.assert_shape(windows_NxC, (7, 4))
+      ref_windows, ref_targets = data.frame_windows(sequence_L, lag, 4)
+      np.testing.assert_array_equal(windows_NxC[lag:], ref_windows)
+      np.testing.assert_array_equal(targets_N[lag:], ref_targets)
+      np.testing.assert_array_equal(targets_N, windows_NxC[:, 3 - lag])
+
+
+class GroupTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.group = sweep.compile_group(TINY, CONTEXT, TINY.hidden, LAGS,
+                                    max_devices=1)
+    cls.output = sweep.run_group(cls.group, TINY)
+
+  def test_grouped_models_equal_one_model_at_a_time(self):
+    shape_config = sweep.group_config(TINY, CONTEXT, TINY.hidden)
+    train_one = jax.jit(sweep.make_train_from(shape_config))
+    keys_S = experiment.model_keys(TINY, TINY.seeds)
+    for i, lag in enumerate(LAGS):
+      for s in range(TINY.seeds):
+        init_key, data_key = train.split_key(keys_S[s])
+        alone = train_one(models.init_params(shape_config, init_key),
+                          data_key, lag)
+        chex.assert_trees_all_close(
+            model_slice(self.output.trained, i, s), alone, rtol=1e-5,
+            atol=1e-6)
+
+  def test_lag_zero_is_the_core_training_run(self):
+    config = sweep.cell_config(TINY, 0, CONTEXT, TINY.hidden)
+    core = jax.jit(train.make_train(config))
+    keys_S = experiment.model_keys(TINY, TINY.seeds)
+    for s in range(TINY.seeds):
+      chex.assert_trees_all_close(model_slice(self.output.trained, 0, s),
+                                  core(keys_S[s]), rtol=1e-5, atol=1e-6)
+
+  def test_accuracy_matches_direct_prediction(self):
+    predict = jax.jit(jax.vmap(
+        jax.vmap(lambda p, w: jnp.argmax(
+            evaluate.make_predict_logits(
+                sweep.group_config(TINY, CONTEXT, TINY.hidden))(p, w), -1),
+                 in_axes=(None, 0)), in_axes=(0, None)))
+    sequences_SxL = sweep.test_sequences(TINY, experiment.eval_key(TINY))
+    for i, lag in enumerate(LAGS):
+      framed = [sweep.all_windows(seq, lag, CONTEXT) for seq in sequences_SxL]
+      windows = jnp.stack([w for w, _ in framed])
+      targets = np.stack([t for _, t in framed])
+      predicted = np.asarray(predict(
+          jax.tree.map(lambda x, i=i: x[i], self.output.trained.params),
+          windows))
+      np.testing.assert_allclose(
+          self.output.accuracy_LxS[i],
+          (predicted == targets[None]).mean(axis=(1, 2)), rtol=1e-6)
+
+  def test_sharded_over_four_devices_equals_one_device(self):
+    self.assertGreaterEqual(jax.device_count(), 4)
+    group = sweep.compile_group(TINY, CONTEXT, TINY.hidden, LAGS,
+                                max_devices=4)
+    self.assertEqual(group.devices, 4)
+    output = sweep.run_group(group, TINY)
+    chex.assert_trees_all_close(output.trained, self.output.trained,
+                                rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(output.accuracy_LxS, self.output.accuracy_LxS)
+
+  def test_records(self):
+    records = sweep.cell_records(self.group, self.output, TINY)
+    self.assertEqual([r["lag"] for r in records], list(LAGS))
+    for i, record in enumerate(records):
+      self.assertEqual(record["status"], "ok")
+      mean, low, high = experiment.mean_and_ci95(self.output.accuracy_LxS[i])
+      self.assertAlmostEqual(record["mean"], mean)
+      self.assertEqual((record["ci_low"], record["ci_high"]), (low, high))
+      self.assertLen(record["train_accuracy_per_epoch"], TINY.epochs)
+      self.assertEqual(record["samples_per_sequence"],
+                       TINY.length - CONTEXT + 1)
+
+
+class HelpersTest(absltest.TestCase):
+
+  def test_epochs_to_level(self):
+    self.assertEqual(sweep.epochs_to_level(np.array([0.5, 0.99, 1.0])), 2)
+    self.assertIsNone(sweep.epochs_to_level(np.array([0.5, 0.98])))
+
+  def test_csv_has_the_columns_and_empty_impossible_fields(self):
+    rows = [sweep.impossible_record(3, 2, 8)]
+    lines = sweep.csv_text(rows).splitlines()
+    self.assertEqual(lines[0], "lag,context,hidden,seeds,mean,ci_low,ci_high,"
+                     "status,epochs_to_99,train_seconds")
+    self.assertEqual(lines[1], "3,2,8,0,,,,impossible,,")
+
+  def test_information_bound(self):
+    from echo_jax import sweep_plots  # pylint: disable=g-import-not-at-top
+    self.assertAlmostEqual(sweep_plots.bits_needed(2, 16), 8.0)
+
+
+class ValidateTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      ((), (3,), (4,), {}, "lags is empty"),
+      ((0, 0), (3,), (4,), {}, "lags: 0 is given twice"),
+      ((0, 3), (3,), (4,), {}, "lags: 3 must be in [0, 2]"),
+      ((-1,), (3,), (4,), {}, "lags: -1 must be in [0, 2]"),
+      ((0,), (0,), (4,), {}, "contexts: 0 must be in [1, 7]"),
+      ((0,), (8,), (4,), {}, "contexts: 8 must be in [1, 7]"),
+      ((0,), (3,), (0,), {}, "hidden_sizes: 0 must be >= 1"),
+      ((0,), (3,), (4,), {"seeds": 0}, "seeds=0 must be >= 1"),
+      ((0,), (3,), (4,), {"stateful": True},
+       "context=3: batch_size=3 must divide the 7 samples"),
+      ((0,), (3,), (4,), {"framing": "no_context"},
+       "framing=no_context cannot be swept"),
+  )
+  def test_bad_grid(self, lags, contexts, hiddens, changes, message):
+    with self.assertRaisesRegex(config_lib.ConfigError, "^" + _escape(message)):
+      sweep.validate(TINY.replace(**changes),
+                     sweep.Grid(lags, contexts, hiddens))
+
+  def test_stateful_allowed_when_the_batch_divides_every_context(self):
+    sweep.validate(TINY.replace(stateful=True, batch_size=1),
+                   sweep.Grid((0, 1), (1, 2, 3), (4,)))
+
+
+def _escape(text):
+  import re  # pylint: disable=g-import-not-at-top
+  return re.escape(text)
+
+
+class SweepTest(absltest.TestCase):
+  """Whole sweeps on a 2-context grid: 2 programs, 4 possible cells."""
+
+  GRID = sweep.Grid((0, 1, 2), (1, 3), (4,))
+
+  def test_one_program_per_context_and_hidden_and_impossible_untouched(self):
+    workdir = make_tempdir(self)
+    sweep.trace_counts.clear()
+    record = sweep.run_sweep(TINY, self.GRID, workdir, max_devices=4)
+    self.assertEqual(dict(sweep.trace_counts), {
+        ("train", 1, 4): 1, ("evaluate", 1, 4): 1,
+        ("train", 3, 4): 1, ("evaluate", 3, 4): 1})
+    statuses = {(r["lag"], r["context"]): r["status"] for r in record["rows"]}
+    self.assertEqual(statuses, {
+        (0, 1): "ok", (1, 1): "impossible", (2, 1): "impossible",
+        (0, 3): "ok", (1, 3): "ok", (2, 3): "ok"})
+    for lag, context in ((1, 1), (2, 1)):
+      self.assertFalse(os.path.exists(sweep.cell_path(workdir, lag, context,
+                                                      4)))
+    by_cell = {(r["lag"], r["context"]): r for r in record["rows"]}
+    # Context 1 trains its one lag only: 1 lag x 2 seeds models.
+    self.assertEqual(by_cell[0, 1]["models_in_program"], TINY.seeds)
+    # Context 3: 3 lags x 2 seeds, padded to a multiple of 4 devices.
+    self.assertEqual(by_cell[0, 3]["models_in_program"], 8)
+    self.assertEqual(record["cells_impossible"], 2)
+
+  def test_interrupted_sweep_resumes_without_recomputing(self):
+    workdir = make_tempdir(self)
+    with self.assertRaises(sweep.Interrupted):
+      sweep.run_sweep(TINY, self.GRID, workdir, stop_after_groups=1)
+    first = sweep.cell_path(workdir, 0, 1, 4)  # context 1 runs first
+    self.assertTrue(os.path.exists(first))
+    self.assertFalse(os.path.exists(sweep.cell_path(workdir, 0, 3, 4)))
+    stamp = os.stat(first).st_mtime_ns
+    with open(first) as f:
+      before = json.load(f)
+    sweep.trace_counts.clear()
+    record = sweep.run_sweep(TINY, self.GRID, workdir)
+    self.assertEqual(sweep.trace_counts["train", 1, 4], 0)
+    self.assertEqual(sweep.trace_counts["train", 3, 4], 1)
+    self.assertEqual(record["cells_reused"], 1)
+    self.assertEqual(record["cells_trained_now"], 3)
+    self.assertEqual(os.stat(first).st_mtime_ns, stamp)
+    self.assertEqual(record["rows"][0], before)
+    again = sweep.run_sweep(TINY, self.GRID, workdir)
+    self.assertEqual(again["cells_trained_now"], 0)
+    self.assertEqual(again["rows"], record["rows"])
+
+  def test_other_config_in_same_workdir_refused(self):
+    workdir = make_tempdir(self)
+    grid = sweep.Grid((0,), (1,), (4,))
+    sweep.run_sweep(TINY, grid, workdir)
+    with self.assertRaisesRegex(config_lib.ConfigError,
+                                "holds a sweep of another config.*epochs"):
+      sweep.run_sweep(TINY.replace(epochs=7), grid, workdir)
+
+  def test_ci_half_width_shrinks_with_more_seeds(self):
+    widths = []
+    for seeds in (2, 6):
+      record = sweep.run_sweep(TINY.replace(seeds=seeds),
+                               sweep.Grid((1,), (2,), (4,)),
+                               make_tempdir(self))
+      (row,) = record["rows"]
+      self.assertLen(row["eval_accuracy_per_seed"], seeds)
+      widths.append(row["ci_high"] - row["ci_low"])
+    self.assertLess(widths[1], widths[0])
+
+
+def run_binary(*args):
+  env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2",
+             ECHO_JAX_COMPILATION_CACHE="")
+  env.pop("XLA_FLAGS", None)
+  return subprocess.run([sys.executable, "-m", "experiments.sweep", *args],
+                        cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=300, check=False)
+
+
+TINY_FLAGS = ["--length=9", "--n_unique=6", "--batch_size=3", "--epochs=3",
+              "--seeds=2", "--eval_sequences=10", "--hidden_sizes=4",
+              "--lags=0,1", "--contexts=2,3"]  # later flags override
+
+
+class BinaryTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      (["--lags="], "error: lags is empty"),
+      (["--lags=1,x"], "error: lags=1,x must be comma-separated integers"),
+      (["--contexts=0,2"], "error: contexts: 0 must be in [1, 7]"),
+      (["--lags=0,5", "--contexts=3"], "error: lags: 5 must be in [0, 2]"),
+      (["--seeds=0"], "error: seeds=0 must be >= 1"),
+      (["--lag=2"], "error: --lag is not used by the sweep: give --lags"),
+  )
+  def test_bad_input_one_line_exit_2_nothing_written(self, flags, message):
+    workdir = os.path.join(make_tempdir(self), "out")
+    result = run_binary(*TINY_FLAGS, *flags, f"--workdir={workdir}")
+    self.assertEqual(result.returncode, 2, result.stderr)
+    self.assertEqual(result.stderr.strip().splitlines(),
+                     [result.stderr.strip()])
+    self.assertStartsWith(result.stderr.strip(), message)
+    self.assertFalse(os.path.exists(workdir))
+
+  def test_unwritable_workdir(self):
+    parent = make_tempdir(self)
+    blocker = os.path.join(parent, "file")
+    with open(blocker, "w") as f:
+      f.write("not a folder")
+    result = run_binary(*TINY_FLAGS, f"--workdir={blocker}/out")
+    self.assertEqual(result.returncode, 2, result.stderr)
+    self.assertStartsWith(result.stderr.strip(), "error: workdir=")
+    self.assertEqual(os.listdir(parent), ["file"])
+
+  def test_writes_table_plots_and_resumes(self):
+    workdir = os.path.join(make_tempdir(self), "out")
+    args = [*TINY_FLAGS, "--lags=0,1", "--contexts=1,2",
+            f"--workdir={workdir}"]
+    result = run_binary(*args)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn("cell 3/3", result.stderr)
+    with open(os.path.join(workdir, "sweep.csv")) as f:
+      lines = f.read().splitlines()
+    self.assertLen(lines, 5)  # header + 2 lags x 2 contexts
+    self.assertIn("impossible", lines[2])  # lag 1, context 1
+    with open(os.path.join(workdir, "sweep.json")) as f:
+      summary = json.load(f)
+    self.assertEqual(summary["settings"]["epochs"], 3)
+    self.assertEqual(summary["cells_trained_now"], 3)
+    for name in ("heatmap.png", "accuracy_vs_hidden.png",
+                 "learning_curves.png"):
+      self.assertGreater(os.path.getsize(os.path.join(workdir, name)), 0)
+    again = run_binary(*args)
+    self.assertEqual(again.returncode, 0, again.stderr)
+    with open(os.path.join(workdir, "sweep.json")) as f:
+      self.assertEqual(json.load(f)["cells_reused"], 3)
+    refused = run_binary(*args[:-1], "--epochs=4", f"--workdir={workdir}")
+    self.assertEqual(refused.returncode, 2)
+    self.assertStartsWith(refused.stderr.strip(), "error: workdir=")
+
+
+if __name__ == "__main__":
+  absltest.main()
