@@ -114,38 +114,36 @@ def sweep_settings(config: config_lib.EchoConfig) -> dict[str, Any]:
   return settings
 
 
+def _check_axis(name: str, values: tuple[int, ...], low: int,
+                high: int | None, why: str = "") -> None:
+  """One grid axis: non-empty, no repeats, integers in [low, high]."""
+  if not values:
+    raise config_lib.ConfigError(f"{name} is empty: give at least one value")
+  repeated = [v for v, n in collections.Counter(values).items() if n > 1]
+  if repeated:
+    raise config_lib.ConfigError(f"{name}: {repeated[0]} is given twice")
+  for v in values:
+    if isinstance(v, bool) or not isinstance(v, int):
+      raise config_lib.ConfigError(f"{name}: {v!r} must be an integer")
+    if v < low or (high is not None and v > high):
+      allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+      raise config_lib.ConfigError(f"{name}: {v} must be {allowed}{why}")
+
+
 def validate(config: config_lib.EchoConfig, grid: Grid) -> None:
   """Raises ConfigError (one line) unless every group can be trained."""
   if config.framing != "window":
     raise config_lib.ConfigError(
         f"framing={config.framing} cannot be swept: the sweep's cells are "
         "windows of --contexts values (framing=window)")
-  max_context = config.length - config.batch_size + 1
-  bounds = {"lags": None, "contexts": (1, max_context),
-            "hidden_sizes": (1, None)}
   # Contexts first: the lags' range depends on them.
-  for name, values in (("contexts", grid.contexts),
-                       ("hidden_sizes", grid.hidden_sizes),
-                       ("lags", grid.lags)):
-    if not values:
-      raise config_lib.ConfigError(f"{name} is empty: give at least one value")
-    repeated = [v for v, n in collections.Counter(values).items() if n > 1]
-    if repeated:
-      raise config_lib.ConfigError(f"{name}: {repeated[0]} is given twice")
-    if name == "lags":
-      low, high = 0, max(grid.contexts) - 1
-      why = " (a lag must be below the largest context to be possible)"
-    else:
-      (low, high), why = bounds[name], ""
-      if name == "contexts":
-        why = (f" (length={config.length} must leave batch_size="
-               f"{config.batch_size} full windows)")
-    for v in values:
-      if isinstance(v, bool) or not isinstance(v, int):
-        raise config_lib.ConfigError(f"{name}: {v!r} must be an integer")
-      if v < low or (high is not None and v > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise config_lib.ConfigError(f"{name}: {v} must be {allowed}{why}")
+  _check_axis("contexts", grid.contexts, 1,
+              config.length - config.batch_size + 1,
+              f" (length={config.length} must leave batch_size="
+              f"{config.batch_size} full windows)")
+  _check_axis("hidden_sizes", grid.hidden_sizes, 1, None)
+  _check_axis("lags", grid.lags, 0, max(grid.contexts) - 1,
+              " (a lag must be below the largest context to be possible)")
   config_lib.validate(config.replace(lag=0, context=1))
   for context, hidden in grid.groups():
     try:
