@@ -10,10 +10,10 @@ Every full window is a sample (see echo_jax/sweep.py), stateless training
 (--stateful=true needs --batch_size to divide every context's row count),
 batch 5, the tutorial's 2000 epochs. Cells with lag >= context are reported
 as impossible and not trained. All lags x seeds of one (context, hidden)
-pair train in one compiled program, sharded over the devices; one host
-device per core on a CPU. Multi-host: call jax.distributed.initialize()
-before the sweep and every process runs the same command; the seed axis then
-spans all hosts' devices.
+pair train in one compiled program, sharded over the visible devices (one
+host device per core on a CPU, GPUs or a TPU slice the same way). Several
+hosts (jax.distributed.initialize() first, the same command on each) are
+untested.
 
 Writes into --workdir: cells/*.json (one per finished cell: rerunning with
 the same --workdir resumes), sweep.csv, sweep.json, heatmap.png,
