@@ -8,9 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax import config as config_lib
 from echo_jax import masking
-from echo_jax import multiseed
 
 SEQ = np.array([7, 3, 9, 1, 4, 8, 2, 6], np.int32)
 
@@ -86,20 +84,6 @@ class PaddedLSTMTest(absltest.TestCase):
 
   def test_special_value_has_its_own_kernel_row(self):
     self.assertEqual(self.params["lstm"]["kernel"].shape, (11, 24))
-
-
-class MissingValueTaskTest(absltest.TestCase):
-
-  def test_runs_every_mode(self):
-    config = config_lib.EchoConfig(
-        length=8, n_unique=10, lag=1, context=3, hidden=4, epochs=3,
-        batch_size=3, stateful=False, seeds=2, eval_sequences=5)
-    for mode in masking.MODES:
-      (row,), trained = multiseed.run_task(
-          masking.missing_value_task(config, mode), max_devices=1)
-      self.assertEqual(row["variant"], mode)
-      self.assertLen(row["eval_accuracy_per_position"], 7)
-      chex.assert_tree_all_finite(trained.params)
 
 
 if __name__ == "__main__":
