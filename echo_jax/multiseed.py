@@ -358,12 +358,14 @@ def experiment_row(name: str, record: dict[str, Any],
   }
 
 
-def result_record(name: str, rows: list[dict[str, Any]], **extra: Any
-                  ) -> dict[str, Any]:
+def result_record(name: str, config: config_lib.EchoConfig,
+                  rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
   """The file every extension binary writes: `rows` (one per variant) and
-  `eval_accuracy`, each variant's mean accuracy by name."""
+  `eval_accuracy`, each variant's mean accuracy by name; `config` is the
+  binary's base config, so `--config_json=<this file>` reruns it."""
   return {
       "experiment": name,
+      "config": config.to_dict(),
       "eval_accuracy": {row["variant"]: row["eval_accuracy"]["mean"]
                         for row in rows},
       "rows": rows,

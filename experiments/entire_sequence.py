@@ -32,7 +32,7 @@ def entire_sequence():
     rows.extend(multiseed.run_task(task)[0])
   for row in rows:
     row["positions_t"] = list(range(config.lag, config.length))
-  record = multiseed.result_record("entire_sequence", rows)
+  record = multiseed.result_record("entire_sequence", config, rows)
   table = []
   for row in rows:
     per_t = row["eval_accuracy_per_position"]

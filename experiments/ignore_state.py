@@ -29,7 +29,7 @@ def ignore_state():
   for name, config in configs.items():
     record, trained = experiment.run_experiment(config)
     rows.append(multiseed.experiment_row(name, record, trained))
-  record = multiseed.result_record("ignore_state", rows)
+  record = multiseed.result_record("ignore_state", base, rows)
   table = []
   for row in rows:
     reached = [e for e in row["epochs_to_99pct_train_accuracy"]

@@ -59,7 +59,7 @@ def lag_sequence():
         "-" if a is None else common.percent(a)
         for a in row["eval_accuracy_per_window_step"]] + [
             f"{row['train_seconds']:.2f}"])
-  record = multiseed.result_record("lag_sequence", rows)
+  record = multiseed.result_record("lag_sequence", config, rows)
   ext.finish("lag_sequence", workdir, record,
              ["variant", "accuracy [95% CI]"]
              + [f"step {s}" for s in range(config.context)]

@@ -93,7 +93,7 @@ def lag_values():
            if reached else "-"])
   train_seconds = {h: by_key[lags[0], h]["train_seconds"] for h in hiddens}
   record = multiseed.result_record(
-      "lag_values", rows, summary=summary,
+      "lag_values", config, rows, summary=summary,
       train_seconds_per_hidden_all_lags=train_seconds)
   ext.finish("lag_values", workdir, record,
              ["lag", "context", "rows/seq"]

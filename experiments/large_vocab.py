@@ -85,7 +85,7 @@ def large_vocab():
         f"{row['ms_per_update']:.1f}", f"{row['compile_seconds']:.2f}",
         f"{row['train_seconds']:.2f}",
         "-" if diff is None else f"{100 * diff:.2f} pts"])
-  record = multiseed.result_record("large_vocab", rows,
+  record = multiseed.result_record("large_vocab", config, rows,
                                    samples_per_update=per_update)
   ext.finish("large_vocab", workdir, record,
              ("variant", "accuracy [95% CI]", "params",

@@ -37,7 +37,7 @@ def mask_missing():
     row["positions_t"] = list(range(first, first + len(
         row["eval_accuracy_per_position"])))
   record = multiseed.result_record(
-      "mask_missing", rows, tutorial_first_row=first_kept)
+      "mask_missing", config, rows, tutorial_first_row=first_kept)
   table = []
   for row in rows:
     by_t = dict(zip(row["positions_t"], row["eval_accuracy_per_position"]))

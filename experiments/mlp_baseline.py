@@ -50,7 +50,7 @@ def mlp_baseline():
         f"{np.median(reached):.0f} ({len(reached)}/{ext.seeds_of(row)})"
         if reached else "-",
         f"{row['compile_seconds']:.2f}", f"{row['train_seconds']:.2f}"])
-  record = multiseed.result_record("mlp_baseline", rows)
+  record = multiseed.result_record("mlp_baseline", config, rows)
   ext.finish("mlp_baseline", workdir, record,
              ("model", "accuracy [95% CI]", "params",
               "median epochs to 99% (seeds)", "compile s",

@@ -32,7 +32,7 @@ def predict_next():
                   common.percent(chance), "yes" if row["ci95_contains_chance"]
                   else "no", f"{row['final_train_loss']['mean']:.3f}",
                   f"{row['train_seconds']:.2f}"])
-  record = multiseed.result_record("predict_next", rows,
+  record = multiseed.result_record("predict_next", config, rows,
                                    chance_accuracy=chance)
   ext.finish("predict_next", workdir, record,
              ("variant", "accuracy [95% CI]", "chance", "CI holds chance",

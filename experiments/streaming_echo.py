@@ -95,7 +95,7 @@ def streaming_echo():
         common.percent(by_t[first]), common.percent(by_t[first + 1]),
         common.percent(sum(later) / len(later)),
         f"{row['train_seconds']:.2f}"])
-  record = multiseed.result_record("streaming_echo", rows)
+  record = multiseed.result_record("streaming_echo", config, rows)
   ext.finish("streaming_echo", workdir, record,
              ("variant", "accuracy [95% CI]", "t = lag", "t = lag+1",
               "t >= lag+2", "train s"), table)

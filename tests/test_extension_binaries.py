@@ -58,6 +58,7 @@ class ExtensionBinaryTest(parameterized.TestCase):
     with open(os.path.join(workdir, f"{name}.json")) as f:
       record = json.load(f)
     self.assertEqual(record["experiment"], name)
+    self.assertEqual(record["config"]["experiment"], name)  # --config_json
     self.assertLen(record["rows"], variants)
     self.assertEqual(set(record["eval_accuracy"]),
                      {row["variant"] for row in record["rows"]})
