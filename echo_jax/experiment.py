@@ -165,8 +165,10 @@ def t_quantile_975(df: int) -> float:
   return 1.96 + 2.37 / df + 2.8 / df**2
 
 
-def mean_and_ci95(values: np.ndarray) -> tuple[float, float, float]:
-  """Mean and a Student-t 95% interval over seeds (degenerate for one)."""
+def mean_and_ci95(values: np.ndarray, bounds: tuple[float, float] = (0.0, 1.0)
+                  ) -> tuple[float, float, float]:
+  """Mean and a Student-t 95% interval over seeds (degenerate for one),
+  clipped to `bounds`: an accuracy's interval never passes 0 or 100%."""
   values = np.asarray(values, np.float64)
   mean = float(values.mean())
   if values.size < 2:
@@ -174,7 +176,7 @@ def mean_and_ci95(values: np.ndarray) -> tuple[float, float, float]:
   df = values.size - 1
   t = t_quantile_975(df)
   half = t * float(values.std(ddof=1)) / math.sqrt(values.size)
-  return mean, mean - half, mean + half
+  return mean, max(bounds[0], mean - half), min(bounds[1], mean + half)
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -18,6 +18,10 @@ def atomic_path(path: str) -> Iterator[str]:
   suffix = os.path.splitext(path)[1]
   fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
   os.close(fd)
+  # mkstemp makes the file private (0600); results are ordinary files.
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp_path, 0o666 & ~umask)
   try:
     yield tmp_path
     os.replace(tmp_path, path)

@@ -77,6 +77,12 @@ class ConfidenceIntervalTest(absltest.TestCase):
       widths.append(high - low)
     self.assertEqual(widths, sorted(widths, reverse=True))
 
+  def test_interval_stays_within_accuracy_bounds(self):
+    mean, low, high = experiment.mean_and_ci95([1.0, 0.99, 1.0])
+    self.assertLess(low, mean)
+    self.assertEqual(high, 1.0)
+    self.assertEqual(experiment.mean_and_ci95([0.0, 0.01])[1], 0.0)
+
   def test_t_quantiles(self):
     self.assertAlmostEqual(experiment.t_quantile_975(4), 2.776)
     self.assertAlmostEqual(experiment.t_quantile_975(30), 2.042, delta=0.003)
