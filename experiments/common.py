@@ -66,6 +66,10 @@ _COMPILATION_CACHE = flags.DEFINE_string(
     "Folder for JAX's persistent compilation cache, so reruns skip XLA "
     "compilation; '' disables it. Default: $ECHO_JAX_COMPILATION_CACHE, else "
     "<user cache dir>/echo_jax/jax_compilation_cache.")
+_TENSORBOARD = flags.DEFINE_boolean(
+    "tensorboard", False,
+    "Write TensorBoard summaries of the training curves (needs the optional "
+    "extra: pip install -r requirements-tensorboard.txt).")
 _DEBUG_NANS = flags.DEFINE_boolean(
     "debug_nans", False, "Turn on jax_debug_nans (slow; finds the NaN op).")
 
@@ -168,8 +172,11 @@ def run_main(body: Callable[[], None]) -> None:
 
   def main(argv):
     del argv
-    # JAX reports each absent accelerator plugin at INFO; not worth a line.
+    # JAX reports each absent accelerator plugin at INFO, orbax every step
+    # of every save: keep INFO for our progress lines.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    logging.getLogger("absl").addFilter(
+        lambda record: "/orbax/" not in record.pathname)
     try:
       if _CHUNK_EPOCHS.value is not None and _CHUNK_EPOCHS.value < 1:
         raise config_lib.ConfigError(
@@ -224,15 +231,19 @@ def print_example(record: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def tensorboard_writer(logdir: str):
+def tensorboard_writer(logdir: str | None):
   """Yields an on_chunk callback writing per-epoch scalars (mean over seeds)
-  for TensorBoard when tensorboardX is installed
-  (requirements-tensorboard.txt), else None."""
+  for TensorBoard into `logdir`, or None when `logdir` is None. Opt-in:
+  tensorboardX's import alone costs seconds (it imports torch if present)."""
+  if logdir is None:
+    yield None
+    return
   try:
     import tensorboardX  # pylint: disable=g-import-not-at-top
   except ImportError:
-    yield None
-    return
+    raise config_lib.ConfigError(
+        "tensorboard=true needs tensorboardX: pip install -r "
+        "requirements-tensorboard.txt") from None
   writer = tensorboardX.SummaryWriter(logdir)
 
   def on_chunk(first, end, loss_SxE, accuracy_SxE):
@@ -258,7 +269,8 @@ def run_and_write(config: config_lib.EchoConfig, workdir: str
   from echo_jax import plots
   from echo_jax import results
   run_dir = os.path.join(workdir, config.experiment)
-  with tensorboard_writer(os.path.join(run_dir, "tensorboard")) as on_chunk:
+  logdir = os.path.join(run_dir, "tensorboard") if _TENSORBOARD.value else None
+  with tensorboard_writer(logdir) as on_chunk:
     record, trained = experiment.run_experiment(
         config, run_dir=run_dir, chunk_epochs=_CHUNK_EPOCHS.value,
         on_chunk=on_chunk)
