@@ -8,7 +8,6 @@ for every t >= lag, so there is one accuracy per position t.
 """
 
 import chex
-import jax.numpy as jnp
 
 from echo_jax import config as config_lib
 from echo_jax import masking
@@ -23,17 +22,8 @@ def frame_prefixes(sequence_L: chex.Array, lag: int, mode: str,
   skips the padding); "special_value": pre-padded with id n_unique.
   """
   (length,) = sequence_L.shape
-  ends_N = jnp.arange(lag, length)
-  align, fill = ("left", 0) if mode == "mask" else ("right", n_unique)
   # A context as long as the sequence: the window is the whole prefix.
-  ids_NxL, lengths_N = masking.pad_windows(sequence_L, ends_N, length,
-                                           length, align, fill)
-  inputs = {"ids": ids_NxL}
-  if mode == "mask":
-    inputs["lengths"] = lengths_N
-  targets_N = sequence_L[ends_N - lag]
-  return multiseed.Samples(inputs, targets_N,
-                           jnp.ones(targets_N.shape, jnp.float32))
+  return masking.frame_all_rows(sequence_L, lag, length, n_unique, mode)
 
 
 def prefix_task(config: config_lib.EchoConfig, mode: str,
