@@ -23,7 +23,6 @@ from absl import flags
 from absl import logging
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from echo_jax import config as config_lib
 from echo_jax import experiment
@@ -204,13 +203,10 @@ def benchmark():
   jax.config.update("jax_enable_compilation_cache", False)
   workdir = common.resolve_workdir("benchmark")
   repeats = _REPEATS.value
-  try:
-    counts = [int(n) for n in _SCALING_SEEDS.value]
-  except ValueError:
-    raise config_lib.ConfigError(
-        f"scaling_seeds={','.join(_SCALING_SEEDS.value)} must be integers")
-  if repeats < 1 or not counts or min(counts) < 1:
-    raise config_lib.ConfigError("repeats and scaling_seeds must be >= 1")
+  counts = list(common.int_list("scaling_seeds", _SCALING_SEEDS.value,
+                                 minimum=1))
+  if repeats < 1:
+    raise config_lib.ConfigError(f"repeats={repeats} must be >= 1")
   report = {"versions": results.versions(),
             "matmul_peak_gflops": matmul_peak_gflops(repeats)}
   logging.info("matmul peak %.1f GFLOP/s", report["matmul_peak_gflops"])

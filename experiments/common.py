@@ -113,6 +113,21 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   return rest
 
 
+def int_list(name: str, values: Sequence[str], minimum: int | None = None
+             ) -> tuple[int, ...]:
+  """A list flag's integers; one-line ConfigError naming the flag if any is
+  not an integer, or (with `minimum`) if the list is empty or one is below."""
+  try:
+    parsed = tuple(int(v) for v in values)
+  except ValueError:
+    raise config_lib.ConfigError(
+        f"{name}={','.join(values)} must be integers") from None
+  if minimum is not None and (not parsed or min(parsed) < minimum):
+    raise config_lib.ConfigError(
+        f"{name}={','.join(values)} must be integers >= {minimum}")
+  return parsed
+
+
 def flag_overrides() -> dict[str, Any]:
   return {name: flags.FLAGS[name].value for name in CONFIG_FLAGS
           if flags.FLAGS[name].value is not None}

@@ -32,11 +32,7 @@ def lag_sequence():
   from echo_jax import plots
   from echo_jax import seq2seq
   config = ext.resolve("lag_sequence")
-  try:
-    lags = tuple(int(v) for v in _LAGS.value)
-  except ValueError:
-    raise config_lib.ConfigError(
-        f"lags={','.join(_LAGS.value)} must be integers") from None
+  lags = common.int_list("lags", _LAGS.value)
   for lag in lags:
     if not 1 <= lag < config.context or (
         config.length - lag - config.context + 1 < 1):

@@ -30,25 +30,14 @@ _SEQUENCES = flags.DEFINE_integer("sequences_per_epoch", 2,
                                   "Fresh sequences per Adam update.")
 
 
-def int_list(flag) -> tuple[int, ...]:
-  try:
-    values = tuple(int(v) for v in flag.value)
-  except ValueError:
-    raise config_lib.ConfigError(
-        f"{flag.name}={','.join(flag.value)} must be integers") from None
-  if not values or min(values) < 1:
-    raise config_lib.ConfigError(
-        f"{flag.name}={','.join(flag.value)} must be integers >= 1")
-  return values
-
-
 def lag_values():
   # pylint: disable=g-import-not-at-top
   from echo_jax import lags as lags_lib
   from echo_jax import multiseed
   from echo_jax import plots
   config = ext.resolve("lag_values", epochs=600, learning_rate=1e-2)
-  lags, hiddens = int_list(_LAGS), sorted(int_list(_HIDDENS))
+  lags = common.int_list(_LAGS.name, _LAGS.value, minimum=1)
+  hiddens = sorted(common.int_list(_HIDDENS.name, _HIDDENS.value, minimum=1))
   if _SEQUENCES.value < 1:
     raise config_lib.ConfigError(
         f"sequences_per_epoch={_SEQUENCES.value} must be >= 1")

@@ -38,13 +38,7 @@ def large_vocab():
   from echo_jax import multiseed
   from echo_jax import plots
   config = ext.resolve("large_vocab", epochs=300, learning_rate=1e-2)
-  try:
-    vocabs = [int(v) for v in _VOCABS.value]
-  except ValueError:
-    vocabs = []
-  if not vocabs or min(vocabs) < 2:
-    raise config_lib.ConfigError(
-        f"vocabs={','.join(_VOCABS.value)} must be integers >= 2")
+  vocabs = list(common.int_list("vocabs", _VOCABS.value, minimum=2))
   if _SEQUENCES.value < 1 or _TIMING_EPOCHS.value < 1:
     raise config_lib.ConfigError(
         "sequences_per_epoch and timing_epochs must be >= 1")

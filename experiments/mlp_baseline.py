@@ -16,7 +16,6 @@ from absl import flags
 from experiments import common
 from experiments import extensions_common as ext
 
-from echo_jax import config as config_lib
 
 _MLP_HIDDEN = flags.DEFINE_list("mlp_hidden", ["50"],
                                 "Hidden sizes of the MLPs to compare.")
@@ -28,13 +27,7 @@ def mlp_baseline():
   from echo_jax import multiseed
   from echo_jax import plots
   config = ext.resolve("mlp_baseline")
-  try:
-    sizes = [int(v) for v in _MLP_HIDDEN.value]
-  except ValueError:
-    sizes = []
-  if not sizes or min(sizes) < 1:
-    raise config_lib.ConfigError(
-        f"mlp_hidden={','.join(_MLP_HIDDEN.value)} must be integers >= 1")
+  sizes = list(common.int_list("mlp_hidden", _MLP_HIDDEN.value, minimum=1))
   workdir = common.resolve_workdir("mlp_baseline")
   tasks = [multiseed.echo_lstm_task(f"lstm_{config.hidden}", config)] + [
       mlp.mlp_task(config, size) for size in sizes]
@@ -57,7 +50,7 @@ def mlp_baseline():
               f"train s ({ext.seeds_of(rows[0])} models)"), table)
   plots.accuracy_lines(
       os.path.join(workdir, "mlp_baseline.png"),
-      f"Windowed echo, MLP vs LSTM: training accuracy (50-epoch mean)",
+      "Windowed echo, MLP vs LSTM: training accuracy (50-epoch mean)",
       "epoch",
       [(row["variant"], *ext.trailing_mean(row["train_accuracy_per_epoch"]))
        for row in rows])

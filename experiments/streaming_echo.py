@@ -53,11 +53,7 @@ def streaming_echo():
   from echo_jax import plots
   from echo_jax import streaming
   config = ext.resolve("streaming_echo", epochs=1000, learning_rate=1e-2)
-  try:
-    lags = tuple(int(v) for v in _LAGS.value)
-  except ValueError:
-    raise config_lib.ConfigError(
-        f"lags={','.join(_LAGS.value)} must be integers") from None
+  lags = common.int_list("lags", _LAGS.value)
   if _SEQUENCES.value < 1:
     raise config_lib.ConfigError(
         f"sequences_per_update={_SEQUENCES.value} must be >= 1")

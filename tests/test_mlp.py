@@ -3,7 +3,6 @@
 from absl.testing import absltest
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from echo_jax import mlp
