@@ -9,13 +9,9 @@ sequences. Training runs as compiled chunks of epochs; between chunks the
 state can be checkpointed (orbax) and a killed run resumed bit-identically.
 """
 
-import json
 import math
-import os
 import time
-from typing import Any, Callable, NamedTuple
-
-from absl import logging
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -23,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from echo_jax import checkpoint
+from echo_jax import chunked
 from echo_jax import config as config_lib
 from echo_jax import evaluate as evaluate_lib
 from echo_jax import models
@@ -60,7 +56,7 @@ def padded_models(num_models: int, mesh: Mesh) -> int:
 DEFAULT_CHUNK_EPOCHS = 500
 
 
-def _per_device(fn, mesh: Mesh, in_specs, donate: bool = False):
+def per_device(fn, mesh: Mesh, in_specs, donate: bool = False):
   """jit(shard_map(fn)): each device runs `fn` on its slice of the seeds.
 
   check_vma=False: models never communicate, and zero initial carries are
@@ -82,14 +78,14 @@ def make_init_many(config: config_lib.EchoConfig, mesh: Mesh):
     params_S = jax.lax.map(lambda k: models.init_params(config, k), init_keys)
     return jax.vmap(init_state)(params_S, data_keys)
 
-  return _per_device(init_local, mesh, P(_SEED_AXIS))
+  return per_device(init_local, mesh, P(_SEED_AXIS))
 
 
 def make_run_chunk_many(config: config_lib.EchoConfig, mesh: Mesh,
                         chunk_epochs: int):
   """run_chunk(state_S) -> state_S after `chunk_epochs` more epochs."""
   run_epochs = train_lib.make_run_epochs(config, chunk_epochs)
-  return _per_device(jax.vmap(run_epochs), mesh, P(_SEED_AXIS), donate=True)
+  return per_device(jax.vmap(run_epochs), mesh, P(_SEED_AXIS), donate=True)
 
 
 def make_train_many(config: config_lib.EchoConfig, mesh: Mesh):
@@ -108,7 +104,7 @@ def make_evaluate_many(config: config_lib.EchoConfig, mesh: Mesh):
   """evaluate_many(params_S, key) -> Evaluation_S on the same test
   sequences for every model."""
   evaluate = evaluate_lib.make_evaluate(config)
-  return _per_device(jax.vmap(evaluate, in_axes=(0, None)), mesh,
+  return per_device(jax.vmap(evaluate, in_axes=(0, None)), mesh,
                      (P(_SEED_AXIS), P()))
 
 
@@ -123,7 +119,7 @@ class CompiledExperiment(NamedTuple):
   compile_seconds: float
 
 
-def _with_sharding(tree, mesh: Mesh):
+def with_sharding(tree, mesh: Mesh):
   sharding = NamedSharding(mesh, P(_SEED_AXIS))
   return jax.tree.map(
       lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), tree)
@@ -142,7 +138,7 @@ def compile_experiment(config: config_lib.EchoConfig,
                               NamedSharding(mesh, P(_SEED_AXIS)))
   start = time.perf_counter()
   init_fn = make_init_many(config, mesh)
-  state_spec = _with_sharding(jax.eval_shape(init_fn, train_keys), mesh)
+  state_spec = with_sharding(jax.eval_shape(init_fn, train_keys), mesh)
   init_many = init_fn.lower(train_keys).compile()
   run_chunk = make_run_chunk_many(config, mesh, chunk_epochs).lower(
       state_spec).compile()
@@ -179,38 +175,11 @@ def mean_and_ci95(values: np.ndarray, bounds: tuple[float, float] = (0.0, 1.0)
   return mean, max(bounds[0], mean - half), min(bounds[1], mean + half)
 
 
-class NonFiniteLossError(FloatingPointError):
-  """Training produced a NaN or infinite loss; the message names the epoch."""
-
-
-class Interrupted(Exception):
-  """Raised after `stop_after_chunks` chunks: a simulated kill, for tests."""
-
-
-def check_finite(loss_SxE: np.ndarray, first_epoch: int) -> None:
-  bad = ~np.isfinite(loss_SxE)
-  if bad.any():
-    seed_index, offset = np.argwhere(bad)[0]
-    raise NonFiniteLossError(
-        f"non-finite training loss at epoch {first_epoch + offset + 1} "
-        f"(model {seed_index}); lower --learning_rate, or rerun with "
-        "--debug_nans to find the operation")
-
-
-def _check_same_config(run_dir: str, config: config_lib.EchoConfig) -> None:
-  """A run directory belongs to one config: resuming another is an error."""
-  path = os.path.join(run_dir, "config.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
-    if saved != config.to_dict():
-      changed = sorted(k for k in set(saved) | set(config.to_dict())
-                       if saved.get(k) != config.to_dict().get(k))
-      raise config_lib.ConfigError(
-          f"workdir holds a run of another config ({run_dir}; differs in "
-          f"{', '.join(changed)}): use a new --workdir to start afresh")
-  else:
-    results.write_json_atomic(path, config.to_dict())
+# Re-exported: the chunk loop lives in `chunked`, shared with `multiseed`.
+NonFiniteLossError = chunked.NonFiniteLossError
+Interrupted = chunked.Interrupted
+check_finite = chunked.check_finite
+ChunkCallback = chunked.ChunkCallback
 
 
 def metrics_rows(loss_SxE: np.ndarray, accuracy_SxE: np.ndarray,
@@ -222,9 +191,6 @@ def metrics_rows(loss_SxE: np.ndarray, accuracy_SxE: np.ndarray,
            "loss_per_seed": loss_SxE[:, e].tolist(),
            "accuracy_per_seed": accuracy_SxE[:, e].tolist()}
           for e in range(first, end)]
-
-
-ChunkCallback = Callable[[int, int, np.ndarray, np.ndarray], None]
 
 
 def run_compiled(compiled: CompiledExperiment, run_dir: str | None = None,
@@ -242,62 +208,14 @@ def run_compiled(compiled: CompiledExperiment, run_dir: str | None = None,
   """
   config = compiled.config
   num_models = compiled.train_keys.shape[0]
-  checkpointer = None
-  resumed_from = 0
-  checkpoint_seconds = 0.0
-  state = compiled.init_many(compiled.train_keys)
-  if run_dir is not None:
-    _check_same_config(run_dir, config)
-    checkpointer = checkpoint.Checkpointer(os.path.join(run_dir, "checkpoints"))
-    restored = checkpointer.restore_latest(state)
-    if restored is not None:
-      state = jax.device_put(restored, NamedSharding(compiled.mesh,
-                                                     P(_SEED_AXIS)))
-      resumed_from = int(restored.epoch[0])
-      logging.info("%s: resuming at epoch %d/%d from %s", config.experiment,
-                   resumed_from, config.epochs, run_dir)
-    # The checkpoint is the truth: drop rows a kill left beyond it (or a
-    # torn last line), then append one chunk at a time.
-    metrics_path = os.path.join(run_dir, "metrics.jsonl")
-    results.write_jsonl_atomic(metrics_path, metrics_rows(
-        np.asarray(state.loss_E)[:config.seeds],
-        np.asarray(state.accuracy_E)[:config.seeds], 0, resumed_from))
-  epoch = resumed_from
-  train_seconds = 0.0
-  chunks = 0
-  try:
-    while epoch < config.epochs:
-      start = time.perf_counter()
-      state = compiled.run_chunk(state)
-      done = int(state.epoch[0])  # waits for the chunk
-      train_seconds += time.perf_counter() - start
-      loss_SxE = np.asarray(state.loss_E)[:config.seeds]
-      check_finite(loss_SxE[:, epoch:done], epoch)
-      accuracy_SxE = np.asarray(state.accuracy_E)[:config.seeds]
-      remaining = (config.epochs - done) * train_seconds / (done - resumed_from)
-      logging.info(
-          "%s: epoch %d/%d  loss %.4f  accuracy %.4f  elapsed %.1fs  eta %.1fs",
-          config.experiment, done, config.epochs, loss_SxE[:, done - 1].mean(),
-          accuracy_SxE[:, done - 1].mean(), train_seconds, remaining)
-      epoch_before, epoch = epoch, done
-      if checkpointer is not None:
-        start = time.perf_counter()
-        checkpointer.save(done, state)
-        with open(metrics_path, "a") as f:
-          f.writelines(json.dumps(row) + "\n" for row in metrics_rows(
-              loss_SxE, accuracy_SxE, epoch_before, done))
-        checkpoint_seconds += time.perf_counter() - start
-      if on_chunk is not None:
-        on_chunk(epoch_before, done, loss_SxE, accuracy_SxE)
-      chunks += 1
-      if stop_after_chunks is not None and chunks >= stop_after_chunks:
-        raise Interrupted(f"stopped after {chunks} chunks at epoch {done}")
-  finally:
-    if checkpointer is not None:
-      start = time.perf_counter()
-      checkpointer.wait()
-      checkpointer.close()
-      checkpoint_seconds += time.perf_counter() - start
+  run = chunked.run_chunks(
+      compiled.run_chunk, compiled.init_many(compiled.train_keys),
+      name=config.experiment, total_epochs=config.epochs,
+      num_models=config.seeds, metrics_rows=metrics_rows,
+      restore_sharding=NamedSharding(compiled.mesh, P(_SEED_AXIS)),
+      run_dir=run_dir, identity=config.to_dict(),
+      stop_after_chunks=stop_after_chunks, on_chunk=on_chunk)
+  state = run.state
 
   start = time.perf_counter()
   evaluation = jax.tree.map(np.asarray, jax.block_until_ready(
@@ -324,11 +242,11 @@ def run_compiled(compiled: CompiledExperiment, run_dir: str | None = None,
       "train_loss_per_epoch": trained.loss_E.mean(0).tolist(),
       "train_accuracy_per_epoch": trained.accuracy_E.mean(0).tolist(),
       "compile_seconds": compiled.compile_seconds,
-      "train_seconds": train_seconds,
+      "train_seconds": run.train_seconds,
       "eval_seconds": eval_seconds,
-      "checkpoint_seconds": checkpoint_seconds,
+      "checkpoint_seconds": run.checkpoint_seconds,
       "chunk_epochs": compiled.chunk_epochs,
-      "resumed_from_epoch": resumed_from,
+      "resumed_from_epoch": run.resumed_from,
       "models_trained_in_parallel": int(num_models),
       "devices_used": compiled.mesh.size,
       # The tutorial's check: model 0 on the first test sequence.

@@ -12,7 +12,9 @@ fold_in(fold_in(PRNGKey(seed), 0), i), seeds are split over devices with
 Training is stateless (each sample starts from a zero state): an epoch takes
 `sequences_per_epoch` fresh sequences, frames them into samples in order and
 fits them in batches of `batch_size` with Adam; epochs and batches are nested
-`lax.scan`s. Targets may be one per sample (N,) or one per timestep (N, T);
+`lax.scan`s. As in `experiment`, training runs as compiled chunks of epochs
+(`chunked`): epoch e trains on fold_in(data_key, e), and with a run folder
+each chunk is checkpointed and a killed run resumes bit-identically. Targets may be one per sample (N,) or one per timestep (N, T);
 `weights` of the same shape say which count (0: padding or no target).
 """
 
@@ -25,8 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from echo_jax import chunked
 from echo_jax import config as config_lib
 from echo_jax import data
 from echo_jax import experiment
@@ -114,8 +117,11 @@ def weighted_loss_and_accuracy(logits: chex.Array, targets: chex.Array,
   return jnp.sum(losses * weights) / total, jnp.sum(correct * weights) / total
 
 
-def make_train_from(task: Task):
-  """train_from(params, data_key, variant) -> TaskResult: the run, pure."""
+def make_run_epochs(task: Task, num_epochs: int):
+  """run_epochs(state, variant) -> state after `num_epochs` more epochs
+  (stopping at config.epochs). The state is `train.TrainState`; epoch e
+  trains on fold_in(data_key, e), as in `train`, so any split of the run
+  into chunks trains on the same sequences."""
   config = task.config
   optimizer = train_lib.make_optimizer(config)
 
@@ -138,24 +144,35 @@ def make_train_from(task: Task):
              keep(new_opt_state, opt_state))
     return state, (loss, accuracy, jnp.sum(batch.weights))
 
-  def train_from(params, data_key, variant):
+  def epoch_step(state: train_lib.TrainState, variant
+                 ) -> train_lib.TrainState:
+    batches = batch_samples(
+        frame_many(task, jax.random.fold_in(state.data_key, state.epoch),
+                   task.sequences_per_epoch, variant),
+        task.batch_size or config.batch_size)
+    (params, opt_state), (loss_K, accuracy_K, weight_K) = jax.lax.scan(
+        batch_step, (state.params, state.opt_state), batches)
+    total = jnp.maximum(jnp.sum(weight_K), 1.0)
+    loss = jnp.sum(loss_K * weight_K) / total
+    accuracy = jnp.sum(accuracy_K * weight_K) / total
+    return train_lib.TrainState(
+        params, opt_state, state.data_key, state.epoch + 1,
+        state.loss_E.at[state.epoch].set(loss),
+        state.accuracy_E.at[state.epoch].set(accuracy))
 
-    def epoch_step(state, epoch_key):
-      batches = batch_samples(
-          frame_many(task, epoch_key, task.sequences_per_epoch, variant),
-          task.batch_size or config.batch_size)
-      state, (loss_K, accuracy_K, weight_K) = jax.lax.scan(
-          batch_step, state, batches)
-      total = jnp.maximum(jnp.sum(weight_K), 1.0)
-      return state, (jnp.sum(loss_K * weight_K) / total,
-                     jnp.sum(accuracy_K * weight_K) / total)
+  def guarded_epoch_step(state, variant):
+    return jax.lax.cond(state.epoch < config.epochs, epoch_step,
+                        lambda s, _: s, state, variant)
 
-    epoch_keys = jax.random.split(data_key, config.epochs)
-    (params, _), (loss_E, accuracy_E) = jax.lax.scan(
-        epoch_step, (params, optimizer.init(params)), epoch_keys)
-    return TaskResult(params, loss_E, accuracy_E)
+  # Only a last chunk that overshoots the run needs the guard.
+  step = epoch_step if config.epochs % num_epochs == 0 else guarded_epoch_step
 
-  return train_from
+  def run_epochs(state, variant):
+    state, _ = jax.lax.scan(lambda s, _: (step(s, variant), None), state,
+                            None, length=num_epochs)
+    return state
+
+  return run_epochs
 
 
 def make_evaluate(task: Task):
@@ -202,12 +219,15 @@ def epochs_to_reach(accuracy_SxE: np.ndarray, level: float, window: int
 
 class Compiled(NamedTuple):
   task: Task
+  mesh: Mesh
   train_keys: chex.Array
   variants: chex.Array
-  train_many: Any
-  evaluate_many: Any
+  init_many: Any      # compiled: (keys_M) -> TrainState_M at epoch 0
+  run_chunk: Any      # compiled: (state_M, variants_M) -> state_M
+  evaluate_many: Any  # compiled
+  chunk_epochs: int
   compile_seconds: float
-  num_models: int
+  num_models: int     # padded to a multiple of the devices
 
 
 def model_grid(task: Task, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -225,9 +245,13 @@ def model_grid(task: Task, count: int) -> tuple[np.ndarray, np.ndarray]:
   return keys_M, variants_M
 
 
-def compile_task(task: Task, max_devices: int | None = None) -> Compiled:
-  """Compiles training and evaluation of all variants x seeds models."""
+def compile_task(task: Task, max_devices: int | None = None,
+                 chunk_epochs: int | None = None) -> Compiled:
+  """Compiles initialisation, one chunk of `chunk_epochs` epochs of training
+  and evaluation of all variants x seeds models (each traced once)."""
   config = task.config
+  chunk_epochs = min(chunk_epochs or experiment.DEFAULT_CHUNK_EPOCHS,
+                     config.epochs)
   total = len(task.variants) * config.seeds
   mesh = experiment.seed_mesh(total, max_devices)
   count = experiment.padded_models(total, mesh)
@@ -235,35 +259,34 @@ def compile_task(task: Task, max_devices: int | None = None) -> Compiled:
   keys_M, variants_M = model_grid(task, count)
   train_keys = jax.device_put(keys_M, sharding)
   variants = jax.device_put(variants_M, sharding)
-  train_from = make_train_from(task)
+  init_state = train_lib.make_init_state(config)
   evaluate = make_evaluate(task)
 
-  def train_local(keys_M, variants_M):
+  def init_local(keys_M):
     init_keys, data_keys = jax.vmap(train_lib.split_key)(keys_M)
     # lax.map, not vmap: a vmapped orthogonal init (batched QR) deadlocked
-    # with several host devices (see experiment.make_train_many).
+    # with several host devices (see experiment.make_init_many).
     params_M = jax.lax.map(task.init, init_keys)
-    return jax.vmap(train_from)(params_M, data_keys, variants_M)
+    return jax.vmap(init_state)(params_M, data_keys)
 
   def evaluate_local(params_M, key, variants_M):
     return jax.vmap(evaluate, in_axes=(0, None, 0))(params_M, key, variants_M)
 
   start = time.perf_counter()
-  train_many = jax.jit(jax.shard_map(
-      train_local, mesh=mesh, in_specs=(P(_SEED_AXIS), P(_SEED_AXIS)),
-      out_specs=P(_SEED_AXIS), check_vma=False)).lower(
-          train_keys, variants).compile()
-  params_spec = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct((count,) + s.shape, s.dtype,
-                                     sharding=sharding),
-      jax.eval_shape(task.init, jax.random.PRNGKey(0)))
-  evaluate_many = jax.jit(jax.shard_map(
-      evaluate_local, mesh=mesh,
-      in_specs=(P(_SEED_AXIS), P(), P(_SEED_AXIS)),
-      out_specs=P(_SEED_AXIS), check_vma=False)).lower(
-          params_spec, experiment.eval_key(config), variants).compile()
-  return Compiled(task, train_keys, variants, train_many, evaluate_many,
-                  time.perf_counter() - start, count)
+  init_fn = experiment.per_device(init_local, mesh, P(_SEED_AXIS))
+  state_spec = experiment.with_sharding(jax.eval_shape(init_fn, train_keys),
+                                        mesh)
+  init_many = init_fn.lower(train_keys).compile()
+  run_chunk = experiment.per_device(
+      jax.vmap(make_run_epochs(task, chunk_epochs)), mesh,
+      (P(_SEED_AXIS), P(_SEED_AXIS)), donate=True).lower(
+          state_spec, variants).compile()
+  evaluate_many = experiment.per_device(
+      evaluate_local, mesh, (P(_SEED_AXIS), P(), P(_SEED_AXIS))).lower(
+          state_spec.params, experiment.eval_key(config), variants).compile()
+  return Compiled(task, mesh, train_keys, variants, init_many, run_chunk,
+                  evaluate_many, chunk_epochs, time.perf_counter() - start,
+                  count)
 
 
 def summarise(values_S) -> dict[str, Any]:
@@ -272,22 +295,66 @@ def summarise(values_S) -> dict[str, Any]:
           "per_seed": np.asarray(values_S, np.float64).tolist()}
 
 
-def run_compiled(compiled: Compiled
+def run_identity(task: Task) -> dict[str, Any]:
+  """What a task's run folder is claimed for (its config.json): resuming
+  is refused if any of it differs."""
+  return {**task.config.to_dict(), "task": task.name,
+          "variants": list(task.variants),
+          "variant_names": list(task.row_names()),
+          "sequences_per_epoch": task.sequences_per_epoch,
+          "samples_per_update": task.batch_size or task.config.batch_size}
+
+
+def make_metrics_rows(task: Task) -> chunked.MetricsRows:
+  """metrics.jsonl rows: per epoch, the mean over all models and, per
+  variant, the mean and each seed's value."""
+  names, seeds = task.row_names(), task.config.seeds
+
+  def metrics_rows(loss_MxE, accuracy_MxE, first, end):
+    rows = []
+    for e in range(first, end):
+      loss_VxS = loss_MxE[:, e].reshape(len(names), seeds)
+      accuracy_VxS = accuracy_MxE[:, e].reshape(len(names), seeds)
+      rows.append({
+          "epoch": e + 1, "loss": float(loss_VxS.mean()),
+          "accuracy": float(accuracy_VxS.mean()),
+          "per_variant": {
+              name: {"loss": float(loss_VxS[i].mean()),
+                     "accuracy": float(accuracy_VxS[i].mean()),
+                     "loss_per_seed": loss_VxS[i].tolist(),
+                     "accuracy_per_seed": accuracy_VxS[i].tolist()}
+              for i, name in enumerate(names)}})
+    return rows
+
+  return metrics_rows
+
+
+def run_compiled(compiled: Compiled, run_dir: str | None = None,
+                 stop_after_chunks: int | None = None,
+                 on_chunk: chunked.ChunkCallback | None = None
                  ) -> tuple[list[dict[str, Any]], TaskResult]:
-  """Trains and evaluates every model: one row per variant, and the trained
-  models with a leading (variant, seed) pair of axes."""
+  """Trains chunk by chunk (with `run_dir`: checkpointed, resumable, with
+  metrics.jsonl, as `experiment.run_compiled`) and evaluates every model:
+  one row per variant, and the trained models with a leading (variant,
+  seed) pair of axes."""
   task, config = compiled.task, compiled.task.config
-  start = time.perf_counter()
-  trained = jax.block_until_ready(
-      compiled.train_many(compiled.train_keys, compiled.variants))
-  train_seconds = time.perf_counter() - start
+  v, s = len(task.variants), config.seeds
+  run = chunked.run_chunks(
+      lambda state: compiled.run_chunk(state, compiled.variants),
+      compiled.init_many(compiled.train_keys), name=task.name,
+      total_epochs=config.epochs, num_models=v * s,
+      metrics_rows=make_metrics_rows(task),
+      restore_sharding=NamedSharding(compiled.mesh, P(_SEED_AXIS)),
+      run_dir=run_dir, identity=run_identity(task),
+      stop_after_chunks=stop_after_chunks, on_chunk=on_chunk)
+  state = run.state
   start = time.perf_counter()
   correct_M, weight_M = jax.block_until_ready(compiled.evaluate_many(
-      trained.params, experiment.eval_key(config), compiled.variants))
+      state.params, experiment.eval_key(config), compiled.variants))
   eval_seconds = time.perf_counter() - start
-  v, s = len(task.variants), config.seeds
   unpad = lambda x: np.asarray(x)[:v * s].reshape((v, s) + x.shape[1:])
-  trained = jax.tree.map(unpad, trained)
+  trained = jax.tree.map(unpad, TaskResult(state.params, state.loss_E,
+                                           state.accuracy_E))
   correct_VS = unpad(correct_M).astype(np.float64)
   weight_VS = unpad(weight_M).astype(np.float64)
   one_model_params = num_params(jax.tree.map(lambda x: x[0, 0],
@@ -316,8 +383,11 @@ def run_compiled(compiled: Compiled
         "train_accuracy_per_epoch": trained.accuracy_E[i].mean(0).tolist(),
         # Shared by every variant of this task: they train in one program.
         "compile_seconds": compiled.compile_seconds,
-        "train_seconds": train_seconds,
+        "train_seconds": run.train_seconds,
         "eval_seconds": eval_seconds,
+        "checkpoint_seconds": run.checkpoint_seconds,
+        "chunk_epochs": compiled.chunk_epochs,
+        "resumed_from_epoch": run.resumed_from,
         "models_trained_together": compiled.num_models,
         "config": config.to_dict(),
         "sequences_per_epoch": task.sequences_per_epoch,
@@ -326,9 +396,13 @@ def run_compiled(compiled: Compiled
   return rows, trained
 
 
-def run_task(task: Task, max_devices: int | None = None
+def run_task(task: Task, max_devices: int | None = None,
+             run_dir: str | None = None, chunk_epochs: int | None = None,
+             stop_after_chunks: int | None = None,
+             on_chunk: chunked.ChunkCallback | None = None
              ) -> tuple[list[dict[str, Any]], TaskResult]:
-  return run_compiled(compile_task(task, max_devices))
+  return run_compiled(compile_task(task, max_devices, chunk_epochs), run_dir,
+                      stop_after_chunks, on_chunk)
 
 
 def experiment_row(name: str, record: dict[str, Any],

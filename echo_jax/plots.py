@@ -1,7 +1,7 @@
 """PNG plots (matplotlib, headless), each written atomically: drawn to a temp
 file beside its destination and renamed into place, like the JSON results."""
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -26,21 +26,35 @@ def learning_curves(loss_SxE: np.ndarray, accuracy_SxE: np.ndarray,
                     path: str, title: str, chance: float | None = None
                     ) -> None:
   """Training loss and accuracy per epoch: mean over seeds, min-max band."""
-  loss_SxE, accuracy_SxE = np.asarray(loss_SxE), np.asarray(accuracy_SxE)
-  epochs_E = np.arange(1, loss_SxE.shape[1] + 1)
+  learning_curves_by_variant({"": (loss_SxE, accuracy_SxE)}, path, title,
+                             chance)
+
+
+def learning_curves_by_variant(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str,
+    title: str, chance: float | None = None) -> None:
+  """Per variant (name -> (loss_SxE, accuracy_SxE)), training loss and
+  accuracy per epoch: the mean over seeds as a line, min-max as a band."""
   figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-  for ax, values, name in ((axes[0], loss_SxE, "training loss"),
-                           (axes[1], accuracy_SxE, "training accuracy")):
-    ax.fill_between(epochs_E, values.min(0), values.max(0), alpha=0.25,
-                    label=f"min-max over {values.shape[0]} seeds")
-    ax.plot(epochs_E, values.mean(0), lw=1.2, label="mean over seeds")
-    ax.set_xlabel("epoch (one fresh sequence each)")
+  for label, (loss_SxE, accuracy_SxE) in curves.items():
+    loss_SxE, accuracy_SxE = np.asarray(loss_SxE), np.asarray(accuracy_SxE)
+    epochs_E = np.arange(1, loss_SxE.shape[1] + 1)
+    seeds = loss_SxE.shape[0]
+    for ax, values in ((axes[0], loss_SxE), (axes[1], accuracy_SxE)):
+      line, = ax.plot(epochs_E, values.mean(0), lw=1.2,
+                      label=f"{label}: mean over seeds" if label
+                      else "mean over seeds")
+      ax.fill_between(epochs_E, values.min(0), values.max(0), alpha=0.2,
+                      color=line.get_color(),
+                      label=None if label else f"min-max over {seeds} seeds")
+  for ax, name in ((axes[0], "training loss"), (axes[1], "training accuracy")):
+    ax.set_xlabel("epoch")
     ax.set_ylabel(name)
     ax.grid(alpha=0.3)
   if chance is not None:
     axes[1].axhline(chance, color="grey", ls="--", lw=1, label="chance")
   axes[1].set_ylim(-0.02, 1.02)
-  axes[1].legend(loc="best", fontsize=8)
+  axes[1].legend(loc="best", fontsize=7 if len(curves) > 4 else 8)
   figure.suptitle(title)
   save_atomic(figure, path)
 

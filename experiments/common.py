@@ -274,16 +274,13 @@ def tensorboard_writer(logdir: str | None):
     writer.close()
 
 
-def run_and_write(config: config_lib.EchoConfig, workdir: str
-                  ) -> dict[str, Any]:
-  """Runs (or resumes) one experiment with its run folder
-  `<workdir>/<experiment>/` (config, checkpoints, metrics.jsonl, learning
-  curves) and writes `<workdir>/<experiment>.json`."""
+def run_in(config: config_lib.EchoConfig, run_dir: str):
+  """Runs (or resumes) one experiment in its run folder `run_dir` (config,
+  checkpoints, metrics.jsonl, learning curves, optional TensorBoard);
+  returns (record, trained)."""
   # pylint: disable=g-import-not-at-top
   from echo_jax import experiment
   from echo_jax import plots
-  from echo_jax import results
-  run_dir = os.path.join(workdir, config.experiment)
   logdir = os.path.join(run_dir, "tensorboard") if _TENSORBOARD.value else None
   with tensorboard_writer(logdir) as on_chunk:
     record, trained = experiment.run_experiment(
@@ -295,6 +292,38 @@ def run_and_write(config: config_lib.EchoConfig, workdir: str
       f"{config.experiment}: lag {config.lag}, context {config.context}, "
       f"hidden {config.hidden}, {'stateful' if config.stateful else 'stateless'}"
       f", batch {config.batch_size}", chance=1.0 / config.n_unique)
+  return record, trained
+
+
+def run_task_in(task, run_dir: str, checkpoint: bool = True):
+  """`run_in` for an extension's `multiseed.Task`: rows and trained
+  models; `checkpoint=False` runs without a run folder (timing runs)."""
+  # pylint: disable=g-import-not-at-top
+  from echo_jax import multiseed
+  from echo_jax import plots
+  if not checkpoint:
+    return multiseed.run_task(task, chunk_epochs=_CHUNK_EPOCHS.value)
+  logdir = os.path.join(run_dir, "tensorboard") if _TENSORBOARD.value else None
+  with tensorboard_writer(logdir) as on_chunk:
+    rows, trained = multiseed.run_task(
+        task, run_dir=run_dir, chunk_epochs=_CHUNK_EPOCHS.value,
+        on_chunk=on_chunk)
+  plots.learning_curves_by_variant(
+      {name: (trained.loss_E[i], trained.accuracy_E[i])
+       for i, name in enumerate(task.row_names())},
+      os.path.join(run_dir, "learning_curves.png"),
+      f"{task.config.experiment}: {task.name}",
+      chance=1.0 / task.config.n_unique)
+  return rows, trained
+
+
+def run_and_write(config: config_lib.EchoConfig, workdir: str
+                  ) -> dict[str, Any]:
+  """Runs (or resumes) one experiment with its run folder
+  `<workdir>/<experiment>/` (see `run_in`) and writes
+  `<workdir>/<experiment>.json`."""
+  from echo_jax import results  # pylint: disable=g-import-not-at-top
+  record, _ = run_in(config, os.path.join(workdir, config.experiment))
   results.write_json_atomic(
       os.path.join(workdir, f"{config.experiment}.json"), record)
   return record

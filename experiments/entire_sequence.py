@@ -29,7 +29,7 @@ def entire_sequence():
   for mode in masking.MODES:
     task = dataclasses.replace(prefix.prefix_task(config, mode),
                                batch_size=samples)
-    rows.extend(multiseed.run_task(task)[0])
+    rows.extend(ext.run_task(workdir, "entire_sequence", task)[0])
   for row in rows:
     row["positions_t"] = list(range(config.lag, config.length))
   record = multiseed.result_record("entire_sequence", config, rows)

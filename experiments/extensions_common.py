@@ -1,9 +1,11 @@
 """What the extension binaries share beyond `common`: their configs (the
-windowed echo with extension defaults, then the shared flags), result rows
-as table cells, and writing the result file and plot.
+windowed echo with extension defaults, then the shared flags), their runs
+(each in a resumable run folder), result rows as table cells, and writing
+the result file and plot.
 """
 
 import os
+import re
 from typing import Any
 
 from experiments import common  # first: sets up host devices
@@ -26,6 +28,26 @@ def resolve(name: str, **defaults: Any) -> config_lib.EchoConfig:
         **{**EXTENSION_DEFAULTS, **defaults})
   config = base.replace(experiment=name, **common.flag_overrides())
   return config_lib.validate(config)
+
+
+def run_dir(workdir: str, binary: str, part: str) -> str:
+  """<workdir>/<binary>/<part>: one run folder per trained program
+  (config.json, checkpoints/, metrics.jsonl, learning_curves.png)."""
+  return os.path.join(workdir, binary, re.sub(r"[^A-Za-z0-9_.=-]+", "_", part))
+
+
+def run_task(workdir: str, binary: str, task, checkpoint: bool = True):
+  """Runs (or, rerun with the same --workdir, resumes) a `multiseed.Task`
+  in its run folder; returns (rows, trained)."""
+  return common.run_task_in(task, run_dir(workdir, binary, task.name),
+                            checkpoint)
+
+
+def run_experiment(workdir: str, binary: str, part: str,
+                   config: config_lib.EchoConfig):
+  """Runs (or resumes) a tutorial-style experiment in its run folder;
+  returns (record, trained)."""
+  return common.run_in(config, run_dir(workdir, binary, part))
 
 
 def ci_cell(summary: dict[str, Any]) -> str:

@@ -18,7 +18,6 @@ from experiments import extensions_common as ext
 
 def ignore_state():
   # pylint: disable=g-import-not-at-top
-  from echo_jax import experiment
   from echo_jax import multiseed
   from echo_jax import plots
   base = ext.resolve("ignore_state")
@@ -27,7 +26,8 @@ def ignore_state():
   workdir = common.resolve_workdir("ignore_state")
   rows = []
   for name, config in configs.items():
-    record, trained = experiment.run_experiment(config)
+    record, trained = ext.run_experiment(workdir, "ignore_state", name,
+                                         config)
     rows.append(multiseed.experiment_row(name, record, trained))
   record = multiseed.result_record("ignore_state", base, rows)
   table = []

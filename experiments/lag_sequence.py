@@ -40,7 +40,8 @@ def lag_sequence():
           f"lag={lag} must be in [1, context={config.context}) and leave a "
           f"window in length={config.length}")
   workdir = common.resolve_workdir("lag_sequence")
-  rows, _ = multiseed.run_task(seq2seq.lag_sequence_task(config, lags))
+  rows, _ = ext.run_task(workdir, "lag_sequence",
+                         seq2seq.lag_sequence_task(config, lags))
   table = []
   for row in rows:
     per_position = np.array(

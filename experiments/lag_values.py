@@ -54,7 +54,7 @@ def lag_values():
         lags_lib.lags_task(config.replace(hidden=hidden), lags,
                            _SEQUENCES.value),
         batch_size=first_rows * _SEQUENCES.value)
-    for row in multiseed.run_task(task)[0]:
+    for row in ext.run_task(workdir, "lag_values", task)[0]:
       row["lag"], row["hidden"] = row["variant_value"], hidden
       row["context"] = int(lags_lib.context_for_lag(row["lag"],
                                                     config.context))

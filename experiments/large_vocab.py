@@ -45,13 +45,15 @@ def large_vocab():
   workdir = common.resolve_workdir("large_vocab")
   per_update = config.num_samples * _SEQUENCES.value
 
-  def run(name, vocab, encoding, epochs):
+  def run(name, vocab, encoding, epochs, timing=False):
     variant = config_lib.validate(config.replace(
         n_unique=vocab, input_encoding=encoding, epochs=epochs))
     task = dataclasses.replace(
         multiseed.echo_lstm_task(name, variant, None, _SEQUENCES.value),
         batch_size=per_update)
-    (row,), _ = multiseed.run_task(task)
+    # Timing runs are a few updates, timed afresh: no run folder to resume.
+    (row,), _ = ext.run_task(workdir, "large_vocab", task,
+                             checkpoint=not timing)
     row["vocab"], row["encoding"], row["updates"] = vocab, encoding, epochs
     row["ms_per_update"] = 1000 * row["train_seconds"] / epochs
     return row
@@ -63,7 +65,7 @@ def large_vocab():
   for vocab in vocabs:
     for encoding in ("gather", "one_hot"):
       row = run(f"V={vocab} {encoding}, {_TIMING_EPOCHS.value} updates",
-                vocab, encoding, _TIMING_EPOCHS.value)
+                vocab, encoding, _TIMING_EPOCHS.value, timing=True)
       timing[vocab, encoding] = row
       rows.append(row)
   for vocab in vocabs:

@@ -28,7 +28,7 @@ def mask_missing():
       masking.missing_value_task(config, mode) for mode in masking.MODES]
   rows = []
   for task in tasks:
-    rows.extend(multiseed.run_task(task)[0])
+    rows.extend(ext.run_task(workdir, "mask_missing", task)[0])
   # Positions as time steps t: dropping keeps t >= lag + context - 1, the
   # other two every t >= lag.
   first_kept = config.lag + config.context - 1

@@ -33,7 +33,7 @@ def mlp_baseline():
       mlp.mlp_task(config, size) for size in sizes]
   rows = []
   for task in tasks:
-    rows.extend(multiseed.run_task(task)[0])
+    rows.extend(ext.run_task(workdir, "mlp_baseline", task)[0])
   table = []
   for row in rows:
     reached = [e for e in row["epochs_to_99pct_train_accuracy"]

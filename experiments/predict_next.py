@@ -22,7 +22,7 @@ def predict_next():
   rows = []
   for task in (next_value.next_value_task(config),
                multiseed.echo_lstm_task("echo_control", config)):
-    rows.extend(multiseed.run_task(task)[0])
+    rows.extend(ext.run_task(workdir, "predict_next", task)[0])
   chance = 1 / config.n_unique
   table = []
   for row in rows:

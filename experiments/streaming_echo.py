@@ -48,7 +48,6 @@ def beginner_config(config: config_lib.EchoConfig, batch_size: int
 
 def streaming_echo():
   # pylint: disable=g-import-not-at-top
-  from echo_jax import experiment
   from echo_jax import multiseed
   from echo_jax import plots
   from echo_jax import streaming
@@ -68,12 +67,13 @@ def streaming_echo():
                streaming.streaming_task(config, (1,), sequences,
                                         truncate_bptt=True)):
     task = dataclasses.replace(task, batch_size=sequences)
-    for row in multiseed.run_task(task)[0]:
+    for row in ext.run_task(workdir, "streaming_echo", task)[0]:
       row["lag"] = row["variant_value"]
       row["positions_t"] = list(range(config.length))
       rows.append(row)
   for beginner in beginners:
-    record, trained = experiment.run_experiment(beginner)
+    record, trained = ext.run_experiment(workdir, "streaming_echo",
+                                         beginner.experiment, beginner)
     row = multiseed.experiment_row(beginner.experiment, record, trained)
     row["lag"] = 1
     # The no_context framing keeps samples t = 1 .. L-1.

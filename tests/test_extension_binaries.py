@@ -54,7 +54,15 @@ class ExtensionBinaryTest(parameterized.TestCase):
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     self.assertIn(f"wrote {os.path.join(workdir, name + '.json')}",
                   result.stdout)
-    self.assertCountEqual(os.listdir(workdir), [f"{name}.json"] + pngs)
+    self.assertCountEqual(os.listdir(workdir), [f"{name}.json", name] + pngs)
+    # One resumable run folder per trained program.
+    for part in os.listdir(os.path.join(workdir, name)):
+      run_dir = os.path.join(workdir, name, part)
+      self.assertContainsSubset(
+          ["config.json", "checkpoints", "metrics.jsonl",
+           "learning_curves.png"], os.listdir(run_dir))
+      with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        self.assertLen(f.readlines(), 2)  # --epochs=2
     with open(os.path.join(workdir, f"{name}.json")) as f:
       record = json.load(f)
     self.assertEqual(record["experiment"], name)
@@ -72,6 +80,25 @@ class ExtensionBinaryTest(parameterized.TestCase):
     for png in pngs:
       with open(os.path.join(workdir, png), "rb") as f:
         self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+  def test_rerun_in_the_same_workdir_resumes_with_the_same_results(self):
+    workdir = self.make_workdir()
+    args = [*TINY, "--epochs=4", "--chunk_epochs=2", f"--workdir={workdir}"]
+    first = run_binary("mask_missing", *args)
+    self.assertEqual(first.returncode, 0, first.stderr[-2000:])
+    self.assertIn("epoch 2/4", first.stderr)  # one progress line per chunk
+    with open(os.path.join(workdir, "mask_missing.json")) as f:
+      before = json.load(f)
+    again = run_binary("mask_missing", *args)
+    self.assertEqual(again.returncode, 0, again.stderr[-2000:])
+    self.assertIn("resuming at epoch 4/4", again.stderr)
+    with open(os.path.join(workdir, "mask_missing.json")) as f:
+      after = json.load(f)
+    for row, row_before in zip(after["rows"], before["rows"]):
+      self.assertEqual(row["resumed_from_epoch"], 4)
+      for key in ("eval_accuracy", "eval_accuracy_per_position",
+                  "train_accuracy_per_epoch", "final_train_loss"):
+        self.assertEqual(row[key], row_before[key])
 
   @parameterized.parameters(
       ("lag_values", "--lags=0", "error: lags=0 must be integers >= 1"),

@@ -1,11 +1,17 @@
 """The extensions' runner: batching, sharing one program across variants
 equals separate runs, padding-only batches leave Adam alone."""
 
+import json
+import os
+import shutil
+import tempfile
+
 from absl.testing import absltest
 import chex
 import jax.numpy as jnp
 import numpy as np
 
+from echo_jax import chunked
 from echo_jax import config as config_lib
 from echo_jax import lags
 from echo_jax import multiseed
@@ -67,6 +73,45 @@ class VariantsTest(absltest.TestCase):
     self.assertEqual(together[1]["variant"], "lag 5, hidden 4")
     self.assertEqual(row_of(together, 5)["eval_accuracy"]["per_seed"],
                      alone[0]["eval_accuracy"]["per_seed"])
+
+
+def make_tempdir(test):
+  path = tempfile.mkdtemp()
+  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
+  return path
+
+
+class ResumeTest(absltest.TestCase):
+
+  def test_stopped_after_k_chunks_and_resumed_equals_uninterrupted(self):
+    # 7 epochs in chunks of 3: the last chunk overshoots and must stop at 7.
+    task = seq2seq.lag_sequence_task(TINY.replace(epochs=7), (1, 2))
+    whole_rows, whole = multiseed.run_task(task, chunk_epochs=3,
+                                           run_dir=make_tempdir(self))
+    run_dir = make_tempdir(self)
+    with self.assertRaises(chunked.Interrupted):
+      multiseed.run_task(task, chunk_epochs=3, run_dir=run_dir,
+                         stop_after_chunks=2)
+    rows, resumed = multiseed.run_task(task, chunk_epochs=3, run_dir=run_dir)
+    self.assertEqual(rows[0]["resumed_from_epoch"], 6)
+    chex.assert_trees_all_equal(resumed, whole)
+    for row, whole_row in zip(rows, whole_rows):
+      self.assertEqual(row["eval_accuracy"], whole_row["eval_accuracy"])
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+      metrics = [json.loads(line) for line in f]
+    self.assertEqual([m["epoch"] for m in metrics], list(range(1, 8)))
+    np.testing.assert_array_equal(
+        [m["per_variant"]["lag 2"]["loss_per_seed"] for m in metrics],
+        whole.loss_E[1].T)
+
+  def test_resume_of_another_task_is_refused(self):
+    run_dir = make_tempdir(self)
+    with self.assertRaises(chunked.Interrupted):
+      multiseed.run_task(seq2seq.lag_sequence_task(TINY, (1, 2)),
+                         chunk_epochs=2, run_dir=run_dir, stop_after_chunks=1)
+    with self.assertRaisesRegex(config_lib.ConfigError, "differs in variant"):
+      multiseed.run_task(seq2seq.lag_sequence_task(TINY, (1, 3)),
+                         run_dir=run_dir)
 
 
 def jax_tree_index(tree, i):

@@ -1,0 +1,145 @@
+"""Training in compiled chunks of epochs, with checkpoints and resume.
+
+A run's state (`train.TrainState` with a leading model axis) goes through a
+compiled `run_chunk` until every model has done its epochs. With a run folder,
+the state is saved with orbax after every chunk and the epochs' metrics are
+appended to metrics.jsonl; a rerun with the same folder resumes from the
+newest checkpoint. Epoch keys depend only on the epoch index, so a resumed
+run is bit-identical to an uninterrupted one. Used by the tutorial runner
+(`experiment`) and the extensions' runner (`multiseed`).
+"""
+
+import json
+import os
+import time
+from typing import Any, Callable, NamedTuple
+
+from absl import logging
+import jax
+import numpy as np
+
+from echo_jax import checkpoint
+from echo_jax import config as config_lib
+from echo_jax import results
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Training produced a NaN or infinite loss; the message names the epoch."""
+
+
+class Interrupted(Exception):
+  """Raised after `stop_after_chunks` chunks: a simulated kill, for tests."""
+
+
+def check_finite(loss_MxE: np.ndarray, first_epoch: int) -> None:
+  bad = ~np.isfinite(loss_MxE)
+  if bad.any():
+    model_index, offset = np.argwhere(bad)[0]
+    raise NonFiniteLossError(
+        f"non-finite training loss at epoch {first_epoch + offset + 1} "
+        f"(model {model_index}); lower --learning_rate, or rerun with "
+        "--debug_nans to find the operation")
+
+
+def claim_run_dir(run_dir: str, identity: dict[str, Any]) -> None:
+  """A run folder belongs to one run (`identity`: its config as a flat
+  JSON dict): writes it on first use; resuming another run is an error."""
+  identity = json.loads(json.dumps(identity))  # tuples -> lists, as saved
+  path = os.path.join(run_dir, "config.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    if saved != identity:
+      changed = sorted(k for k in set(saved) | set(identity)
+                       if saved.get(k) != identity.get(k))
+      raise config_lib.ConfigError(
+          f"workdir holds a run of another config ({run_dir}; differs in "
+          f"{', '.join(changed)}): use a new --workdir to start afresh")
+  else:
+    results.write_json_atomic(path, identity)
+
+
+# metrics_rows(loss_MxE, accuracy_MxE, first, end) -> metrics.jsonl rows for
+# epochs [first, end); on_chunk(first, end, loss_MxE, accuracy_MxE) is called
+# after each chunk (e.g. TensorBoard). M counts real (unpadded) models.
+MetricsRows = Callable[[np.ndarray, np.ndarray, int, int],
+                       list[dict[str, Any]]]
+ChunkCallback = Callable[[int, int, np.ndarray, np.ndarray], None]
+
+
+class ChunkedRun(NamedTuple):
+  state: Any                 # the final state, still sharded
+  train_seconds: float       # this process's training time
+  checkpoint_seconds: float  # saving, appending metrics, waiting for saves
+  resumed_from: int          # epochs already done when this process began
+
+
+def run_chunks(run_chunk: Callable[[Any], Any], state: Any, *, name: str,
+               total_epochs: int, num_models: int,
+               metrics_rows: MetricsRows,
+               restore_sharding: Any = None,
+               run_dir: str | None = None,
+               identity: dict[str, Any] | None = None,
+               stop_after_chunks: int | None = None,
+               on_chunk: ChunkCallback | None = None) -> ChunkedRun:
+  """Runs `run_chunk` on `state` (fields epoch_M, loss_MxE, accuracy_MxE;
+  the first `num_models` models are real, the rest padding) until
+  `total_epochs`, logging one progress line per chunk and stopping with
+  NonFiniteLossError on a non-finite loss. With `run_dir` (claimed for
+  `identity`), checkpoints and resumes; restored states are placed with
+  `restore_sharding`."""
+  checkpointer = None
+  resumed_from = 0
+  checkpoint_seconds = 0.0
+  real = lambda x: np.asarray(x)[:num_models]
+  if run_dir is not None:
+    claim_run_dir(run_dir, identity or {})
+    checkpointer = checkpoint.Checkpointer(os.path.join(run_dir, "checkpoints"))
+    restored = checkpointer.restore_latest(state)
+    if restored is not None:
+      state = jax.device_put(restored, restore_sharding)
+      resumed_from = int(restored.epoch[0])
+      logging.info("%s: resuming at epoch %d/%d from %s", name, resumed_from,
+                   total_epochs, run_dir)
+    # The checkpoint is the truth: drop rows a kill left beyond it (or a
+    # torn last line), then append one chunk at a time.
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    results.write_jsonl_atomic(metrics_path, metrics_rows(
+        real(state.loss_E), real(state.accuracy_E), 0, resumed_from))
+  epoch = resumed_from
+  train_seconds = 0.0
+  chunks = 0
+  try:
+    while epoch < total_epochs:
+      start = time.perf_counter()
+      state = run_chunk(state)
+      done = int(state.epoch[0])  # waits for the chunk
+      train_seconds += time.perf_counter() - start
+      loss_MxE = real(state.loss_E)
+      check_finite(loss_MxE[:, epoch:done], epoch)
+      accuracy_MxE = real(state.accuracy_E)
+      remaining = (total_epochs - done) * train_seconds / (done - resumed_from)
+      logging.info(
+          "%s: epoch %d/%d  loss %.4f  accuracy %.4f  elapsed %.1fs  eta %.1fs",
+          name, done, total_epochs, loss_MxE[:, done - 1].mean(),
+          accuracy_MxE[:, done - 1].mean(), train_seconds, remaining)
+      epoch_before, epoch = epoch, done
+      if checkpointer is not None:
+        start = time.perf_counter()
+        checkpointer.save(done, state)
+        with open(metrics_path, "a") as f:
+          f.writelines(json.dumps(row) + "\n" for row in metrics_rows(
+              loss_MxE, accuracy_MxE, epoch_before, done))
+        checkpoint_seconds += time.perf_counter() - start
+      if on_chunk is not None:
+        on_chunk(epoch_before, done, loss_MxE, accuracy_MxE)
+      chunks += 1
+      if stop_after_chunks is not None and chunks >= stop_after_chunks:
+        raise Interrupted(f"stopped after {chunks} chunks at epoch {done}")
+  finally:
+    if checkpointer is not None:
+      start = time.perf_counter()
+      checkpointer.wait()
+      checkpointer.close()
+      checkpoint_seconds += time.perf_counter() - start
+  return ChunkedRun(state, train_seconds, checkpoint_seconds, resumed_from)
