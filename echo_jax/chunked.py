@@ -67,6 +67,30 @@ MetricsRows = Callable[[np.ndarray, np.ndarray, int, int],
 ChunkCallback = Callable[[int, int, np.ndarray, np.ndarray], None]
 
 
+def metrics_by_variant(names: tuple[str, ...], seeds: int) -> MetricsRows:
+  """metrics.jsonl rows for models laid out variant-major (variant i, seed
+  s is model i * seeds + s): per epoch, the mean over all models and, per
+  variant, the mean and each seed's value."""
+
+  def metrics_rows(loss_MxE, accuracy_MxE, first, end):
+    rows = []
+    for e in range(first, end):
+      loss_VxS = loss_MxE[:, e].reshape(len(names), seeds)
+      accuracy_VxS = accuracy_MxE[:, e].reshape(len(names), seeds)
+      rows.append({
+          "epoch": e + 1, "loss": float(loss_VxS.mean()),
+          "accuracy": float(accuracy_VxS.mean()),
+          "per_variant": {
+              name: {"loss": float(loss_VxS[i].mean()),
+                     "accuracy": float(accuracy_VxS[i].mean()),
+                     "loss_per_seed": loss_VxS[i].tolist(),
+                     "accuracy_per_seed": accuracy_VxS[i].tolist()}
+              for i, name in enumerate(names)}})
+    return rows
+
+  return metrics_rows
+
+
 class ChunkedRun(NamedTuple):
   state: Any                 # the final state, still sharded
   train_seconds: float       # this process's training time

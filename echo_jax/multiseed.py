@@ -160,19 +160,7 @@ def make_run_epochs(task: Task, num_epochs: int):
         state.loss_E.at[state.epoch].set(loss),
         state.accuracy_E.at[state.epoch].set(accuracy))
 
-  def guarded_epoch_step(state, variant):
-    return jax.lax.cond(state.epoch < config.epochs, epoch_step,
-                        lambda s, _: s, state, variant)
-
-  # Only a last chunk that overshoots the run needs the guard.
-  step = epoch_step if config.epochs % num_epochs == 0 else guarded_epoch_step
-
-  def run_epochs(state, variant):
-    state, _ = jax.lax.scan(lambda s, _: (step(s, variant), None), state,
-                            None, length=num_epochs)
-    return state
-
-  return run_epochs
+  return train_lib.epoch_loop(epoch_step, config.epochs, num_epochs)
 
 
 def make_evaluate(task: Task):
@@ -305,30 +293,6 @@ def run_identity(task: Task) -> dict[str, Any]:
           "samples_per_update": task.batch_size or task.config.batch_size}
 
 
-def make_metrics_rows(task: Task) -> chunked.MetricsRows:
-  """metrics.jsonl rows: per epoch, the mean over all models and, per
-  variant, the mean and each seed's value."""
-  names, seeds = task.row_names(), task.config.seeds
-
-  def metrics_rows(loss_MxE, accuracy_MxE, first, end):
-    rows = []
-    for e in range(first, end):
-      loss_VxS = loss_MxE[:, e].reshape(len(names), seeds)
-      accuracy_VxS = accuracy_MxE[:, e].reshape(len(names), seeds)
-      rows.append({
-          "epoch": e + 1, "loss": float(loss_VxS.mean()),
-          "accuracy": float(accuracy_VxS.mean()),
-          "per_variant": {
-              name: {"loss": float(loss_VxS[i].mean()),
-                     "accuracy": float(accuracy_VxS[i].mean()),
-                     "loss_per_seed": loss_VxS[i].tolist(),
-                     "accuracy_per_seed": accuracy_VxS[i].tolist()}
-              for i, name in enumerate(names)}})
-    return rows
-
-  return metrics_rows
-
-
 def run_compiled(compiled: Compiled, run_dir: str | None = None,
                  stop_after_chunks: int | None = None,
                  on_chunk: chunked.ChunkCallback | None = None
@@ -343,7 +307,7 @@ def run_compiled(compiled: Compiled, run_dir: str | None = None,
       lambda state: compiled.run_chunk(state, compiled.variants),
       compiled.init_many(compiled.train_keys), name=task.name,
       total_epochs=config.epochs, num_models=v * s,
-      metrics_rows=make_metrics_rows(task),
+      metrics_rows=chunked.metrics_by_variant(task.row_names(), s),
       restore_sharding=NamedSharding(compiled.mesh, P(_SEED_AXIS)),
       run_dir=run_dir, identity=run_identity(task),
       stop_after_chunks=stop_after_chunks, on_chunk=on_chunk)

@@ -18,7 +18,9 @@ fold_in(fold_in(PRNGKey(seed), 0), s), as in `experiment`, and every model is
 scored on the same `eval_sequences` fresh test sequences.
 
 Each finished cell is written to <workdir>/cells/ atomically, so an
-interrupted sweep resumes without recomputing finished cells.
+interrupted sweep resumes without recomputing finished cells; a group trains
+in checkpointed chunks of epochs (<workdir>/groups/), so it also resumes
+inside the group that was training, bit-identically (see `chunked`).
 """
 
 import collections
@@ -26,6 +28,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import shutil
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -35,8 +38,9 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from echo_jax import chunked
 from echo_jax import config as config_lib
 from echo_jax import data
 from echo_jax import evaluate as evaluate_lib
@@ -170,33 +174,34 @@ def all_windows(sequence_L: chex.Array, lag: chex.Array, context: int
   return windows_NxC, targets_N
 
 
+def make_samples_fn(shape_config: config_lib.EchoConfig
+                    ) -> train_lib.SamplesFn:
+  """samples(epoch_key, lag) -> all windows of a fresh sequence, with the
+  targets of a traced `lag`."""
+
+  def samples(key, lag):
+    return all_windows(data.generate_sequence(key, shape_config.length,
+                                              shape_config.n_unique),
+                       lag, shape_config.context)
+
+  return samples
+
+
 def make_train_from(shape_config: config_lib.EchoConfig
                     ) -> Callable[..., train_lib.TrainResult]:
-  """train_from(params, data_key, lag) -> TrainResult: one model's run.
+  """train_from(params, data_key, lag) -> TrainResult: one model's run in
+  one call (the reference the chunked group programs are tested against).
 
   As `train.make_train_from`, on all windows with a traced lag: epoch e fits
   the sequence from fold_in(data_key, e) with `train.make_fit_sequence`.
   """
-  config_lib.validate(shape_config)
-  fit_sequence = train_lib.make_fit_sequence(shape_config)
-  optimizer = train_lib.make_optimizer(shape_config)
+  init_state = train_lib.make_init_state(shape_config)
+  run_all = train_lib.make_run_epochs(shape_config, shape_config.epochs,
+                                      make_samples_fn(shape_config))
 
   def train_from(params, data_key, lag):
-
-    def epoch_step(state, epoch):
-      params, opt_state = state
-      windows_NxC, targets_N = all_windows(
-          data.generate_sequence(jax.random.fold_in(data_key, epoch),
-                                 shape_config.length, shape_config.n_unique),
-          lag, shape_config.context)
-      params, opt_state, loss_K, accuracy_K = fit_sequence(
-          params, opt_state, windows_NxC, targets_N)
-      return (params, opt_state), (loss_K.mean(), accuracy_K.mean())
-
-    (params, _), (loss_E, accuracy_E) = jax.lax.scan(
-        epoch_step, (params, optimizer.init(params)),
-        jnp.arange(shape_config.epochs, dtype=jnp.int32))
-    return train_lib.TrainResult(params, loss_E, accuracy_E)
+    state = run_all(init_state(params, data_key), lag)
+    return train_lib.TrainResult(state.params, state.loss_E, state.accuracy_E)
 
   return train_from
 
@@ -238,10 +243,13 @@ class Group(NamedTuple):
   hidden: int
   lags: tuple[int, ...]
   seeds: int
+  mesh: Mesh
   keys_M: chex.Array  # model m = (lag index m // seeds, seed m % seeds)
   lags_M: chex.Array
-  train: Any          # compiled: (keys_M, lags_M) -> TrainResult_M
+  init: Any           # compiled: keys_M -> TrainState_M at epoch 0
+  run_chunk: Any      # compiled: (TrainState_M, lags_M) -> TrainState_M
   evaluate: Any       # compiled: (params_M, lags_M, key) -> accuracy_M
+  chunk_epochs: int
   compile_seconds: float
   devices: int
 
@@ -260,28 +268,37 @@ def model_grid(config: config_lib.EchoConfig, lags: tuple[int, ...],
 
 def compile_group(config: config_lib.EchoConfig, context: int, hidden: int,
                   lags: tuple[int, ...], max_devices: int | None = None,
-                  eval_batch: int = DEFAULT_EVAL_BATCH) -> Group:
-  """Compiles training and scoring of len(lags) x config.seeds models."""
+                  eval_batch: int = DEFAULT_EVAL_BATCH,
+                  chunk_epochs: int | None = None) -> Group:
+  """Compiles initialisation, a chunk of `chunk_epochs` epochs of training
+  and scoring of len(lags) x config.seeds models."""
   shape_config = group_config(config, context, hidden)
   if not lags or max(lags) >= context:
     raise ValueError(f"lags {lags} must be non-empty and < context={context}")
+  chunk_epochs = min(chunk_epochs or experiment.DEFAULT_CHUNK_EPOCHS,
+                     config.epochs)
   count = len(lags) * config.seeds
   mesh = experiment.seed_mesh(count, max_devices)
   sharding = NamedSharding(mesh, P(_SEED_AXIS))
   keys_M, lags_M = model_grid(config, lags, experiment.padded_models(
       count, mesh))
   keys_M, lags_M = jax.device_put((keys_M, lags_M), sharding)
-  train_from = make_train_from(shape_config)
+  init_state = train_lib.make_init_state(shape_config)
+  run_epochs = train_lib.make_run_epochs(shape_config, chunk_epochs,
+                                         make_samples_fn(shape_config))
   accuracy = make_accuracy(shape_config, eval_batch)
 
-  def train_local(keys_M, lags_M):
-    trace_counts["train", context, hidden] += 1
+  def init_local(keys_M):
     init_keys, data_keys = jax.vmap(train_lib.split_key)(keys_M)
     # lax.map, not vmap: a vmapped orthogonal init (batched QR) deadlocked
     # with several host devices (see experiment.make_init_many).
     params_M = jax.lax.map(
         lambda k: models.init_params(shape_config, k), init_keys)
-    return jax.vmap(train_from)(params_M, data_keys, lags_M)
+    return jax.vmap(init_state)(params_M, data_keys)
+
+  def chunk_local(state_M, lags_M):
+    trace_counts["train", context, hidden] += 1
+    return jax.vmap(run_epochs)(state_M, lags_M)
 
   def evaluate_local(params_M, lags_M, key):
     trace_counts["evaluate", context, hidden] += 1
@@ -289,23 +306,19 @@ def compile_group(config: config_lib.EchoConfig, context: int, hidden: int,
     return jax.vmap(accuracy, in_axes=(0, 0, None))(params_M, lags_M,
                                                     sequences_SxL)
 
-  # check_vma=False: models never communicate; zero carries and the test
-  # sequences are device-invariant values inside per-device code.
-  per_device = lambda fn, in_specs: jax.jit(jax.shard_map(
-      fn, mesh=mesh, in_specs=in_specs, out_specs=P(_SEED_AXIS),
-      check_vma=False))
   start = time.perf_counter()
-  train_jit = per_device(train_local, (P(_SEED_AXIS), P(_SEED_AXIS)))
-  train = train_jit.lower(keys_M, lags_M).compile()
-  params_spec = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
-      jax.eval_shape(train_jit, keys_M, lags_M).params)
-  evaluate = per_device(evaluate_local,
-                        (P(_SEED_AXIS), P(_SEED_AXIS), P())).lower(
-                            params_spec, lags_M,
-                            experiment.eval_key(config)).compile()
-  return Group(context, hidden, tuple(lags), config.seeds, keys_M, lags_M,
-               train, evaluate, time.perf_counter() - start, mesh.size)
+  init_fn = experiment.per_device(init_local, mesh, P(_SEED_AXIS))
+  state_spec = experiment.with_sharding(jax.eval_shape(init_fn, keys_M), mesh)
+  init = init_fn.lower(keys_M).compile()
+  run_chunk = experiment.per_device(
+      chunk_local, mesh, (P(_SEED_AXIS), P(_SEED_AXIS)), donate=True).lower(
+          state_spec, lags_M).compile()
+  evaluate = experiment.per_device(
+      evaluate_local, mesh, (P(_SEED_AXIS), P(_SEED_AXIS), P())).lower(
+          state_spec.params, lags_M, experiment.eval_key(config)).compile()
+  return Group(context, hidden, tuple(lags), config.seeds, mesh, keys_M,
+               lags_M, init, run_chunk, evaluate, chunk_epochs,
+               time.perf_counter() - start, mesh.size)
 
 
 def epochs_to_level(accuracy_E: np.ndarray, level: float = 0.99
@@ -322,18 +335,38 @@ class GroupOutput(NamedTuple):
   eval_seconds: float
 
 
-def run_group(group: Group, config: config_lib.EchoConfig) -> GroupOutput:
+def group_identity(group: Group, config: config_lib.EchoConfig
+                   ) -> dict[str, Any]:
+  """What a group's run folder is claimed for."""
+  return {**sweep_settings(config), "context": group.context,
+          "hidden": group.hidden, "lags": list(group.lags)}
+
+
+def run_group(group: Group, config: config_lib.EchoConfig,
+              run_dir: str | None = None,
+              stop_after_chunks: int | None = None) -> GroupOutput:
+  """Trains the group chunk by chunk (with `run_dir`: checkpointed and
+  resumable, see `chunked`), then scores it."""
+  n, s = len(group.lags), group.seeds
+  run = chunked.run_chunks(
+      lambda state: group.run_chunk(state, group.lags_M),
+      group.init(group.keys_M),
+      name=f"context {group.context} hidden {group.hidden}",
+      total_epochs=config.epochs, num_models=n * s,
+      metrics_rows=chunked.metrics_by_variant(
+          tuple(f"lag {l}" for l in group.lags), s),
+      restore_sharding=NamedSharding(group.mesh, P(_SEED_AXIS)),
+      run_dir=run_dir, identity=group_identity(group, config),
+      stop_after_chunks=stop_after_chunks)
+  state = run.state
   start = time.perf_counter()
-  trained = jax.block_until_ready(group.train(group.keys_M, group.lags_M))
-  train_seconds = time.perf_counter() - start
-  start = time.perf_counter()
-  accuracy_M = np.asarray(group.evaluate(trained.params, group.lags_M,
+  accuracy_M = np.asarray(group.evaluate(state.params, group.lags_M,
                                          experiment.eval_key(config)))
   eval_seconds = time.perf_counter() - start
-  n, s = len(group.lags), group.seeds
+  trained = train_lib.TrainResult(state.params, state.loss_E, state.accuracy_E)
   unpad = lambda x: np.asarray(x)[:n * s].reshape((n, s) + x.shape[1:])
   return GroupOutput(unpad(accuracy_M), jax.tree.map(unpad, trained),
-                     train_seconds, eval_seconds)
+                     run.train_seconds, eval_seconds)
 
 
 def cell_records(group: Group, output: GroupOutput,
@@ -412,16 +445,28 @@ def _load_cell(workdir: str, lag: int, context: int, hidden: int
     return json.load(f)
 
 
-class Interrupted(Exception):
-  """Raised after `stop_after_groups` groups: a simulated kill, for tests."""
+# Raised after `stop_after_groups` groups or `stop_after_chunks` chunks of a
+# group: a simulated kill, for tests.
+Interrupted = chunked.Interrupted
+
+
+def group_dir(workdir: str, context: int, hidden: int,
+              lags: tuple[int, ...]) -> str:
+  """A group's run folder (checkpoints while it trains, metrics.jsonl)."""
+  return os.path.join(workdir, "groups", f"context{context}_hidden{hidden}_"
+                      f"lags{'-'.join(map(str, lags))}")
 
 
 def run_sweep(config: config_lib.EchoConfig, grid: Grid, workdir: str,
               max_devices: int | None = None,
               eval_batch: int = DEFAULT_EVAL_BATCH,
-              stop_after_groups: int | None = None) -> dict[str, Any]:
+              stop_after_groups: int | None = None,
+              chunk_epochs: int | None = None,
+              stop_after_chunks: int | None = None) -> dict[str, Any]:
   """Trains every possible cell not already in <workdir>/cells, then
   returns the sweep record (rows for every cell, impossible ones too).
+  A group trains in chunks of `chunk_epochs`, checkpointed in its
+  `group_dir`, so a killed sweep also resumes inside a group.
 
   The caller validates first (`validate`), so bad input writes nothing.
   """
@@ -446,14 +491,15 @@ def run_sweep(config: config_lib.EchoConfig, grid: Grid, workdir: str,
   # XLA compiles on one thread while a group trains on every device: compile
   # the next group in the background so the cores idle less.
   compile_next = lambda i: compiler.submit(
-      compile_group, config, *todo[i], max_devices, eval_batch)
+      compile_group, config, *todo[i], max_devices, eval_batch, chunk_epochs)
   with concurrent.futures.ThreadPoolExecutor(1) as compiler:
     pending = compile_next(0) if todo else None
     for i, (context, hidden, lags) in enumerate(todo):
       group = pending.result()
       pending = compile_next(i + 1) if i + 1 < len(todo) else None
+      run_dir = group_dir(workdir, context, hidden, lags)
       try:
-        output = run_group(group, config)
+        output = run_group(group, config, run_dir, stop_after_chunks)
       except BaseException:
         if pending is not None:
           pending.cancel()
@@ -473,6 +519,8 @@ def run_sweep(config: config_lib.EchoConfig, grid: Grid, workdir: str,
             "elapsed %.0fs  eta %.0fs", done, total, record["lag"], context,
             hidden, 100 * record["mean"], 100 * record["ci_low"],
             100 * record["ci_high"], elapsed, remaining)
+      # Its cells are written: the group's checkpoints are spent.
+      shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
       groups_run += 1
       if stop_after_groups is not None and groups_run >= stop_after_groups:
         if pending is not None:
@@ -543,21 +591,23 @@ def benchmark_vmap(config: config_lib.EchoConfig, lag: int, context: int,
   """Seconds per model training S models in one call (sharded over the
   devices, vmapped within one) vs S sequential calls of the one-model
   program (one device); compilation excluded from both."""
+  # One chunk: the whole run is one call, as in one model's train(key).
   single = compile_group(config.replace(seeds=1), context, hidden, (lag,),
-                         max_devices=1)
-  jax.block_until_ready(single.train(single.keys_M, single.lags_M))  # warm
+                         max_devices=1, chunk_epochs=config.epochs)
+  train = lambda group, keys_M: jax.block_until_ready(
+      group.run_chunk(group.init(keys_M), group.lags_M))
+  train(single, single.keys_M)  # warm
   rows = []
   for size in sizes:
     many = compile_group(config.replace(seeds=size), context, hidden, (lag,),
-                         max_devices)
+                         max_devices, chunk_epochs=config.epochs)
     start = time.perf_counter()
-    jax.block_until_ready(many.train(many.keys_M, many.lags_M))
+    train(many, many.keys_M)
     vmapped = time.perf_counter() - start
     keys_S = np.asarray(many.keys_M)[:size]
     start = time.perf_counter()
     for key in keys_S:
-      jax.block_until_ready(single.train(
-          jax.device_put(key[None], single.keys_M.sharding), single.lags_M))
+      train(single, jax.device_put(key[None], single.keys_M.sharding))
     sequential = time.perf_counter() - start
     rows.append({"models": size, "devices": many.devices,
                  "vmapped_seconds": vmapped,

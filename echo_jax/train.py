@@ -137,33 +137,52 @@ def make_init_state(config: config_lib.EchoConfig):
   return init_state
 
 
-def make_run_epochs(config: config_lib.EchoConfig, num_epochs: int):
-  """run_epochs(state) -> state after `num_epochs` more epochs (stopping at
-  config.epochs). Epoch keys depend only on the epoch index, so any split of
-  a run into chunks trains on the same sequences as one uninterrupted scan."""
+# samples_fn(epoch_key, variant) -> (windows_NxC, targets_N): an epoch's
+# training rows; `variant` is a traced per-model value (the sweep's lag).
+SamplesFn = Callable[[chex.PRNGKey, chex.Array],
+                     tuple[chex.Array, chex.Array]]
+
+
+def make_run_epochs(config: config_lib.EchoConfig, num_epochs: int,
+                    samples_fn: SamplesFn | None = None):
+  """run_epochs(state, variant=None) -> state after `num_epochs` more epochs
+  (stopping at config.epochs). Epoch e trains on the rows `samples_fn`
+  makes from fold_in(data_key, e) (default: the config's framing of a fresh
+  sequence); keys depend only on the epoch index, so any split of a run into
+  chunks trains on the same sequences as one uninterrupted scan."""
   config_lib.validate(config)
   fit_sequence = make_fit_sequence(config)
+  if samples_fn is None:
+    samples_fn = lambda key, _: data.generate_samples(
+        key, config.length, config.n_unique, config.lag, config.context)
 
-  def epoch_step(state: TrainState) -> TrainState:
-    windows_NxC, targets_N = data.generate_samples(
-        jax.random.fold_in(state.data_key, state.epoch), config.length,
-        config.n_unique, config.lag, config.context)
+  def epoch_step(state: TrainState, variant) -> TrainState:
+    windows_NxC, targets_N = samples_fn(
+        jax.random.fold_in(state.data_key, state.epoch), variant)
     params, opt_state, loss_K, accuracy_K = fit_sequence(
         state.params, state.opt_state, windows_NxC, targets_N)
     return TrainState(params, opt_state, state.data_key, state.epoch + 1,
                       state.loss_E.at[state.epoch].set(loss_K.mean()),
                       state.accuracy_E.at[state.epoch].set(accuracy_K.mean()))
 
-  def guarded_epoch_step(state: TrainState) -> TrainState:
-    return jax.lax.cond(state.epoch < config.epochs, epoch_step,
-                        lambda s: s, state)
+  return epoch_loop(epoch_step, config.epochs, num_epochs)
+
+
+def epoch_loop(epoch_step: Callable[[TrainState, chex.Array], TrainState],
+               total_epochs: int, num_epochs: int):
+  """run_epochs(state, variant=None): `num_epochs` epoch_steps in one
+  lax.scan, each a no-op once state.epoch reaches `total_epochs`."""
+
+  def guarded_epoch_step(state: TrainState, variant) -> TrainState:
+    return jax.lax.cond(state.epoch < total_epochs, epoch_step,
+                        lambda s, _: s, state, variant)
 
   # Only a last chunk that overshoots the run needs the guard.
-  step = epoch_step if config.epochs % num_epochs == 0 else guarded_epoch_step
+  step = epoch_step if total_epochs % num_epochs == 0 else guarded_epoch_step
 
-  def run_epochs(state: TrainState) -> TrainState:
-    state, _ = jax.lax.scan(lambda s, _: (step(s), None), state, None,
-                            length=num_epochs)
+  def run_epochs(state: TrainState, variant=None) -> TrainState:
+    state, _ = jax.lax.scan(lambda s, _: (step(s, variant), None), state,
+                            None, length=num_epochs)
     return state
 
   return run_epochs

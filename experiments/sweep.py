@@ -93,7 +93,8 @@ def run_sweep():
   start = time.perf_counter()
   config, grid = resolve()
   workdir = common.resolve_workdir("sweep")
-  record = sweep.run_sweep(config, grid, workdir)
+  record = sweep.run_sweep(config, grid, workdir,
+                           chunk_epochs=common.flags.FLAGS.chunk_epochs)
   title = (f"echo X(t-lag): {config.seeds} seeds/cell, {config.epochs} "
            f"epochs, batch {config.batch_size}, "
            f"{'stateful' if config.stateful else 'stateless'}, "

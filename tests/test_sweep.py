@@ -223,6 +223,27 @@ class SweepTest(absltest.TestCase):
     self.assertEqual(again["cells_trained_now"], 0)
     self.assertEqual(again["rows"], record["rows"])
 
+  def test_killed_inside_a_group_resumes_bit_identically(self):
+    grid = sweep.Grid((0, 1), (3,), (4,))
+    whole = sweep.run_sweep(TINY, grid, make_tempdir(self), chunk_epochs=2)
+    workdir = make_tempdir(self)
+    with self.assertRaises(sweep.Interrupted):
+      sweep.run_sweep(TINY, grid, workdir, chunk_epochs=2,
+                      stop_after_chunks=2)
+    self.assertFalse(os.path.exists(os.path.join(workdir, "cells")))
+    run_dir = sweep.group_dir(workdir, 3, 4, (0, 1))
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+      self.assertLen(f.readlines(), 4)  # 2 chunks of 2 epochs
+    resumed = sweep.run_sweep(TINY, grid, workdir, chunk_epochs=2)
+    timing = ("train_seconds", "group_train_seconds", "group_eval_seconds",
+              "group_compile_seconds")
+    for row, whole_row in zip(resumed["rows"], whole["rows"]):
+      for key in set(row) - set(timing):
+        self.assertEqual(row[key], whole_row[key], key)
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+      self.assertLen(f.readlines(), 6)
+    self.assertFalse(os.path.exists(os.path.join(run_dir, "checkpoints")))
+
   def test_other_config_in_same_workdir_refused(self):
     workdir = make_tempdir(self)
     grid = sweep.Grid((0,), (1,), (4,))
