@@ -28,7 +28,9 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def save(self, step: int, state: Any) -> None:
-    host_state = jax.tree.map(np.asarray, state)
+    # Host copies: the save is asynchronous, and the caller may reuse (or
+    # donate) the arrays as soon as this returns.
+    host_state = jax.tree.map(np.array, state)
     self._manager.save(step, args=ocp.args.StandardSave(host_state))
 
   def restore_latest(self, like: Any) -> Any | None:

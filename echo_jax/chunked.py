@@ -1,7 +1,8 @@
 """Training in compiled chunks of epochs, with checkpoints and resume.
 
 A run's state (`train.TrainState` with a leading model axis) goes through a
-compiled `run_chunk` until every model has done its epochs. With a run folder,
+compiled `run_chunk` until every model has done its epochs; the per-epoch
+metrics come back with each chunk and are kept on the host. With a run folder,
 the state is saved with orbax after every chunk and the epochs' metrics are
 appended to metrics.jsonl; a rerun with the same folder resumes from the
 newest checkpoint. Epoch keys depend only on the epoch index, so a resumed
@@ -92,56 +93,64 @@ def metrics_by_variant(names: tuple[str, ...], seeds: int) -> MetricsRows:
 
 
 class ChunkedRun(NamedTuple):
-  state: Any                 # the final state, still sharded
+  state: Any                 # the final state, still sharded (padded)
+  loss_MxE: np.ndarray       # per real model and epoch
+  accuracy_MxE: np.ndarray
   train_seconds: float       # this process's training time
   checkpoint_seconds: float  # saving, appending metrics, waiting for saves
   resumed_from: int          # epochs already done when this process began
 
 
-def run_chunks(run_chunk: Callable[[Any], Any], state: Any, *, name: str,
-               total_epochs: int, num_models: int,
+def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
+               *, name: str, total_epochs: int, num_models: int,
                metrics_rows: MetricsRows,
                restore_sharding: Any = None,
                run_dir: str | None = None,
                identity: dict[str, Any] | None = None,
                stop_after_chunks: int | None = None,
                on_chunk: ChunkCallback | None = None) -> ChunkedRun:
-  """Runs `run_chunk` on `state` (fields epoch_M, loss_MxE, accuracy_MxE;
-  the first `num_models` models are real, the rest padding) until
-  `total_epochs`, logging one progress line per chunk and stopping with
-  NonFiniteLossError on a non-finite loss. With `run_dir` (claimed for
-  `identity`), checkpoints and resumes; restored states are placed with
-  `restore_sharding`."""
+  """Runs run_chunk(state, end_epoch) -> (state, EpochMetrics_M) from
+  `state` (epoch_M; the first `num_models` models are real, the rest
+  padding) until `total_epochs`, logging one progress line per chunk and
+  stopping with NonFiniteLossError on a non-finite loss. With `run_dir`
+  (claimed for `identity`), the state and the metrics so far are
+  checkpointed after every chunk and a rerun resumes; restored states are
+  placed with `restore_sharding`."""
   checkpointer = None
   resumed_from = 0
   checkpoint_seconds = 0.0
-  real = lambda x: np.asarray(x)[:num_models]
+  loss_MxE = np.zeros((num_models, total_epochs), np.float32)
+  accuracy_MxE = np.zeros((num_models, total_epochs), np.float32)
   if run_dir is not None:
     claim_run_dir(run_dir, identity or {})
     checkpointer = checkpoint.Checkpointer(os.path.join(run_dir, "checkpoints"))
-    restored = checkpointer.restore_latest(state)
+    restored = checkpointer.restore_latest(
+        {"state": state, "loss_E": loss_MxE, "accuracy_E": accuracy_MxE})
     if restored is not None:
-      state = jax.device_put(restored, restore_sharding)
-      resumed_from = int(restored.epoch[0])
+      state = jax.device_put(restored["state"], restore_sharding)
+      loss_MxE, accuracy_MxE = restored["loss_E"], restored["accuracy_E"]
+      resumed_from = int(restored["state"].epoch[0])
       logging.info("%s: resuming at epoch %d/%d from %s", name, resumed_from,
                    total_epochs, run_dir)
     # The checkpoint is the truth: drop rows a kill left beyond it (or a
     # torn last line), then append one chunk at a time.
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     results.write_jsonl_atomic(metrics_path, metrics_rows(
-        real(state.loss_E), real(state.accuracy_E), 0, resumed_from))
+        loss_MxE, accuracy_MxE, 0, resumed_from))
   epoch = resumed_from
   train_seconds = 0.0
   chunks = 0
   try:
     while epoch < total_epochs:
       start = time.perf_counter()
-      state = run_chunk(state)
+      state, metrics = run_chunk(state, total_epochs)
       done = int(state.epoch[0])  # waits for the chunk
       train_seconds += time.perf_counter() - start
-      loss_MxE = real(state.loss_E)
+      loss_MxE[:, epoch:done] = np.asarray(metrics.loss_C)[
+          :num_models, :done - epoch]
+      accuracy_MxE[:, epoch:done] = np.asarray(metrics.accuracy_C)[
+          :num_models, :done - epoch]
       check_finite(loss_MxE[:, epoch:done], epoch)
-      accuracy_MxE = real(state.accuracy_E)
       remaining = (total_epochs - done) * train_seconds / (done - resumed_from)
       logging.info(
           "%s: epoch %d/%d  loss %.4f  accuracy %.4f  elapsed %.1fs  eta %.1fs",
@@ -150,7 +159,8 @@ def run_chunks(run_chunk: Callable[[Any], Any], state: Any, *, name: str,
       epoch_before, epoch = epoch, done
       if checkpointer is not None:
         start = time.perf_counter()
-        checkpointer.save(done, state)
+        checkpointer.save(done, {"state": state, "loss_E": loss_MxE,
+                                 "accuracy_E": accuracy_MxE})
         with open(metrics_path, "a") as f:
           f.writelines(json.dumps(row) + "\n" for row in metrics_rows(
               loss_MxE, accuracy_MxE, epoch_before, done))
@@ -166,4 +176,5 @@ def run_chunks(run_chunk: Callable[[Any], Any], state: Any, *, name: str,
       checkpointer.wait()
       checkpointer.close()
       checkpoint_seconds += time.perf_counter() - start
-  return ChunkedRun(state, train_seconds, checkpoint_seconds, resumed_from)
+  return ChunkedRun(state, loss_MxE, accuracy_MxE, train_seconds,
+                    checkpoint_seconds, resumed_from)

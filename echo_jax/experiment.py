@@ -9,6 +9,7 @@ sequences. Training runs as compiled chunks of epochs; between chunks the
 state can be checkpointed (orbax) and a killed run resumed bit-identically.
 """
 
+import functools
 import math
 import time
 from typing import Any, NamedTuple
@@ -81,11 +82,17 @@ def make_init_many(config: config_lib.EchoConfig, mesh: Mesh):
   return per_device(init_local, mesh, P(_SEED_AXIS))
 
 
+# The end epoch is a replicated int32 scalar: data, not part of the program.
+END_EPOCH_SPEC = jax.ShapeDtypeStruct((), jnp.int32)
+
+
 def make_run_chunk_many(config: config_lib.EchoConfig, mesh: Mesh,
                         chunk_epochs: int):
-  """run_chunk(state_S) -> state_S after `chunk_epochs` more epochs."""
+  """run_chunk(state_S, end_epoch) -> (state_S, EpochMetrics_S) after
+  `chunk_epochs` more epochs (none past end_epoch)."""
   run_epochs = train_lib.make_run_epochs(config, chunk_epochs)
-  return per_device(jax.vmap(run_epochs), mesh, P(_SEED_AXIS), donate=True)
+  return per_device(jax.vmap(run_epochs, in_axes=(0, None)), mesh,
+                    (P(_SEED_AXIS), P()), donate=True)
 
 
 def make_train_many(config: config_lib.EchoConfig, mesh: Mesh):
@@ -94,8 +101,9 @@ def make_train_many(config: config_lib.EchoConfig, mesh: Mesh):
   run_all = make_run_chunk_many(config, mesh, config.epochs)
 
   def train_many(keys_S):
-    state = run_all(init_many(keys_S))
-    return train_lib.TrainResult(state.params, state.loss_E, state.accuracy_E)
+    state, metrics = run_all(init_many(keys_S), config.epochs)
+    return train_lib.TrainResult(state.params, metrics.loss_C,
+                                 metrics.accuracy_C)
 
   return train_many
 
@@ -125,11 +133,41 @@ def with_sharding(tree, mesh: Mesh):
       lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), tree)
 
 
+def program_config(config: config_lib.EchoConfig, chunk_epochs: int
+                   ) -> config_lib.EchoConfig:
+  """`config` as its compiled programs see it: the seed is data and the
+  run's length only decides whether a chunk needs the end-of-run guard, so
+  runs that differ only in those share their programs."""
+  guarded = train_lib.needs_guard(config.epochs, chunk_epochs)
+  return config.replace(experiment="program", seed=0,
+                        epochs=chunk_epochs + int(guarded))
+
+
+@functools.lru_cache(maxsize=16)
+def _compile_programs(config: config_lib.EchoConfig, mesh: Mesh,
+                      chunk_epochs: int) -> tuple[Any, Any, Any]:
+  """(init_many, run_chunk, evaluate_many), compiled once per process for
+  each `program_config`."""
+  keys_spec = with_sharding(
+      jax.ShapeDtypeStruct((padded_models(config.seeds, mesh), 2),
+                           jnp.uint32), mesh)
+  init_fn = make_init_many(config, mesh)
+  state_spec = with_sharding(jax.eval_shape(init_fn, keys_spec), mesh)
+  init_many = init_fn.lower(keys_spec).compile()
+  run_chunk = make_run_chunk_many(config, mesh, chunk_epochs).lower(
+      state_spec, END_EPOCH_SPEC).compile()
+  evaluate_many = make_evaluate_many(config, mesh).lower(
+      state_spec.params, eval_key(config)).compile()
+  return init_many, run_chunk, evaluate_many
+
+
 def compile_experiment(config: config_lib.EchoConfig,
                        max_devices: int | None = None,
                        chunk_epochs: int | None = None) -> CompiledExperiment:
   """Validates, then compiles initialisation, one chunk of training and
-  evaluation for all seeds (each traced once, whatever the chunk count)."""
+  evaluation for all seeds (each traced once, whatever the chunk count;
+  reused by later runs of this process that differ only in seed or
+  epochs)."""
   config_lib.validate(config)
   chunk_epochs = min(chunk_epochs or DEFAULT_CHUNK_EPOCHS, config.epochs)
   mesh = seed_mesh(config.seeds, max_devices)
@@ -137,13 +175,8 @@ def compile_experiment(config: config_lib.EchoConfig,
   train_keys = jax.device_put(model_keys(config, num),
                               NamedSharding(mesh, P(_SEED_AXIS)))
   start = time.perf_counter()
-  init_fn = make_init_many(config, mesh)
-  state_spec = with_sharding(jax.eval_shape(init_fn, train_keys), mesh)
-  init_many = init_fn.lower(train_keys).compile()
-  run_chunk = make_run_chunk_many(config, mesh, chunk_epochs).lower(
-      state_spec).compile()
-  evaluate_many = make_evaluate_many(config, mesh).lower(
-      state_spec.params, eval_key(config)).compile()
+  init_many, run_chunk, evaluate_many = _compile_programs(
+      program_config(config, chunk_epochs), mesh, chunk_epochs)
   return CompiledExperiment(config, mesh, train_keys, init_many, run_chunk,
                             evaluate_many, chunk_epochs,
                             time.perf_counter() - start)
@@ -209,7 +242,8 @@ def run_compiled(compiled: CompiledExperiment, run_dir: str | None = None,
   config = compiled.config
   num_models = compiled.train_keys.shape[0]
   run = chunked.run_chunks(
-      compiled.run_chunk, compiled.init_many(compiled.train_keys),
+      lambda state, end: compiled.run_chunk(state, np.int32(end)),
+      compiled.init_many(compiled.train_keys),
       name=config.experiment, total_epochs=config.epochs,
       num_models=config.seeds, metrics_rows=metrics_rows,
       restore_sharding=NamedSharding(compiled.mesh, P(_SEED_AXIS)),
@@ -223,8 +257,8 @@ def run_compiled(compiled: CompiledExperiment, run_dir: str | None = None,
   eval_seconds = time.perf_counter() - start
   accuracy_SxN = evaluation.accuracy_N
   trained = train_lib.TrainResult(
-      *(jax.tree.map(lambda x: np.asarray(x)[:config.seeds], tree)
-        for tree in (state.params, state.loss_E, state.accuracy_E)))
+      jax.tree.map(lambda x: np.asarray(x)[:config.seeds], state.params),
+      run.loss_MxE, run.accuracy_MxE)
   accuracy_SxN = accuracy_SxN[:config.seeds]
   accuracy_S = accuracy_SxN.mean(axis=1)
   mean, low, high = mean_and_ci95(accuracy_S)

@@ -118,8 +118,9 @@ def weighted_loss_and_accuracy(logits: chex.Array, targets: chex.Array,
 
 
 def make_run_epochs(task: Task, num_epochs: int):
-  """run_epochs(state, variant) -> state after `num_epochs` more epochs
-  (stopping at config.epochs). The state is `train.TrainState`; epoch e
+  """run_epochs(state, end_epoch, variant) -> (state, EpochMetrics) after
+  `num_epochs` more epochs (none past end_epoch), as `train.make_run_epochs`
+  (weighted metrics). The state is `train.TrainState`; epoch e
   trains on fold_in(data_key, e), as in `train`, so any split of the run
   into chunks trains on the same sequences."""
   config = task.config
@@ -144,8 +145,7 @@ def make_run_epochs(task: Task, num_epochs: int):
              keep(new_opt_state, opt_state))
     return state, (loss, accuracy, jnp.sum(batch.weights))
 
-  def epoch_step(state: train_lib.TrainState, variant
-                 ) -> train_lib.TrainState:
+  def epoch_step(state: train_lib.TrainState, variant):
     batches = batch_samples(
         frame_many(task, jax.random.fold_in(state.data_key, state.epoch),
                    task.sequences_per_epoch, variant),
@@ -153,14 +153,13 @@ def make_run_epochs(task: Task, num_epochs: int):
     (params, opt_state), (loss_K, accuracy_K, weight_K) = jax.lax.scan(
         batch_step, (state.params, state.opt_state), batches)
     total = jnp.maximum(jnp.sum(weight_K), 1.0)
-    loss = jnp.sum(loss_K * weight_K) / total
-    accuracy = jnp.sum(accuracy_K * weight_K) / total
-    return train_lib.TrainState(
-        params, opt_state, state.data_key, state.epoch + 1,
-        state.loss_E.at[state.epoch].set(loss),
-        state.accuracy_E.at[state.epoch].set(accuracy))
+    return (train_lib.TrainState(params, opt_state, state.data_key,
+                                 state.epoch + 1),
+            (jnp.sum(loss_K * weight_K) / total,
+             jnp.sum(accuracy_K * weight_K) / total))
 
-  return train_lib.epoch_loop(epoch_step, config.epochs, num_epochs)
+  return train_lib.epoch_loop(
+      epoch_step, num_epochs, train_lib.needs_guard(config.epochs, num_epochs))
 
 
 def make_evaluate(task: Task):
@@ -211,7 +210,8 @@ class Compiled(NamedTuple):
   train_keys: chex.Array
   variants: chex.Array
   init_many: Any      # compiled: (keys_M) -> TrainState_M at epoch 0
-  run_chunk: Any      # compiled: (state_M, variants_M) -> state_M
+  run_chunk: Any      # compiled: (state_M, end_epoch, variants_M) ->
+                      # (state_M, EpochMetrics_M)
   evaluate_many: Any  # compiled
   chunk_epochs: int
   compile_seconds: float
@@ -266,9 +266,9 @@ def compile_task(task: Task, max_devices: int | None = None,
                                         mesh)
   init_many = init_fn.lower(train_keys).compile()
   run_chunk = experiment.per_device(
-      jax.vmap(make_run_epochs(task, chunk_epochs)), mesh,
-      (P(_SEED_AXIS), P(_SEED_AXIS)), donate=True).lower(
-          state_spec, variants).compile()
+      jax.vmap(make_run_epochs(task, chunk_epochs), in_axes=(0, None, 0)),
+      mesh, (P(_SEED_AXIS), P(), P(_SEED_AXIS)), donate=True).lower(
+          state_spec, experiment.END_EPOCH_SPEC, variants).compile()
   evaluate_many = experiment.per_device(
       evaluate_local, mesh, (P(_SEED_AXIS), P(), P(_SEED_AXIS))).lower(
           state_spec.params, experiment.eval_key(config), variants).compile()
@@ -304,7 +304,8 @@ def run_compiled(compiled: Compiled, run_dir: str | None = None,
   task, config = compiled.task, compiled.task.config
   v, s = len(task.variants), config.seeds
   run = chunked.run_chunks(
-      lambda state: compiled.run_chunk(state, compiled.variants),
+      lambda state, end: compiled.run_chunk(state, np.int32(end),
+                                            compiled.variants),
       compiled.init_many(compiled.train_keys), name=task.name,
       total_epochs=config.epochs, num_models=v * s,
       metrics_rows=chunked.metrics_by_variant(task.row_names(), s),
@@ -317,8 +318,9 @@ def run_compiled(compiled: Compiled, run_dir: str | None = None,
       state.params, experiment.eval_key(config), compiled.variants))
   eval_seconds = time.perf_counter() - start
   unpad = lambda x: np.asarray(x)[:v * s].reshape((v, s) + x.shape[1:])
-  trained = jax.tree.map(unpad, TaskResult(state.params, state.loss_E,
-                                           state.accuracy_E))
+  split = lambda x: x.reshape((v, s) + x.shape[1:])
+  trained = TaskResult(jax.tree.map(unpad, state.params),
+                       split(run.loss_MxE), split(run.accuracy_MxE))
   correct_VS = unpad(correct_M).astype(np.float64)
   weight_VS = unpad(weight_M).astype(np.float64)
   one_model_params = num_params(jax.tree.map(lambda x: x[0, 0],

@@ -200,8 +200,10 @@ def make_train_from(shape_config: config_lib.EchoConfig
                                       make_samples_fn(shape_config))
 
   def train_from(params, data_key, lag):
-    state = run_all(init_state(params, data_key), lag)
-    return train_lib.TrainResult(state.params, state.loss_E, state.accuracy_E)
+    state, metrics = run_all(init_state(params, data_key),
+                             shape_config.epochs, lag)
+    return train_lib.TrainResult(state.params, metrics.loss_C,
+                                 metrics.accuracy_C)
 
   return train_from
 
@@ -247,7 +249,8 @@ class Group(NamedTuple):
   keys_M: chex.Array  # model m = (lag index m // seeds, seed m % seeds)
   lags_M: chex.Array
   init: Any           # compiled: keys_M -> TrainState_M at epoch 0
-  run_chunk: Any      # compiled: (TrainState_M, lags_M) -> TrainState_M
+  run_chunk: Any      # compiled: (TrainState_M, end_epoch, lags_M) ->
+                      # (TrainState_M, EpochMetrics_M)
   evaluate: Any       # compiled: (params_M, lags_M, key) -> accuracy_M
   chunk_epochs: int
   compile_seconds: float
@@ -296,9 +299,10 @@ def compile_group(config: config_lib.EchoConfig, context: int, hidden: int,
         lambda k: models.init_params(shape_config, k), init_keys)
     return jax.vmap(init_state)(params_M, data_keys)
 
-  def chunk_local(state_M, lags_M):
+  def chunk_local(state_M, end_epoch, lags_M):
     trace_counts["train", context, hidden] += 1
-    return jax.vmap(run_epochs)(state_M, lags_M)
+    return jax.vmap(run_epochs, in_axes=(0, None, 0))(state_M, end_epoch,
+                                                      lags_M)
 
   def evaluate_local(params_M, lags_M, key):
     trace_counts["evaluate", context, hidden] += 1
@@ -311,8 +315,9 @@ def compile_group(config: config_lib.EchoConfig, context: int, hidden: int,
   state_spec = experiment.with_sharding(jax.eval_shape(init_fn, keys_M), mesh)
   init = init_fn.lower(keys_M).compile()
   run_chunk = experiment.per_device(
-      chunk_local, mesh, (P(_SEED_AXIS), P(_SEED_AXIS)), donate=True).lower(
-          state_spec, lags_M).compile()
+      chunk_local, mesh, (P(_SEED_AXIS), P(), P(_SEED_AXIS)),
+      donate=True).lower(state_spec, experiment.END_EPOCH_SPEC,
+                         lags_M).compile()
   evaluate = experiment.per_device(
       evaluate_local, mesh, (P(_SEED_AXIS), P(_SEED_AXIS), P())).lower(
           state_spec.params, lags_M, experiment.eval_key(config)).compile()
@@ -349,7 +354,7 @@ def run_group(group: Group, config: config_lib.EchoConfig,
   resumable, see `chunked`), then scores it."""
   n, s = len(group.lags), group.seeds
   run = chunked.run_chunks(
-      lambda state: group.run_chunk(state, group.lags_M),
+      lambda state, end: group.run_chunk(state, np.int32(end), group.lags_M),
       group.init(group.keys_M),
       name=f"context {group.context} hidden {group.hidden}",
       total_epochs=config.epochs, num_models=n * s,
@@ -363,10 +368,11 @@ def run_group(group: Group, config: config_lib.EchoConfig,
   accuracy_M = np.asarray(group.evaluate(state.params, group.lags_M,
                                          experiment.eval_key(config)))
   eval_seconds = time.perf_counter() - start
-  trained = train_lib.TrainResult(state.params, state.loss_E, state.accuracy_E)
   unpad = lambda x: np.asarray(x)[:n * s].reshape((n, s) + x.shape[1:])
-  return GroupOutput(unpad(accuracy_M), jax.tree.map(unpad, trained),
-                     run.train_seconds, eval_seconds)
+  trained = train_lib.TrainResult(jax.tree.map(unpad, state.params),
+                                  unpad(run.loss_MxE), unpad(run.accuracy_MxE))
+  return GroupOutput(unpad(accuracy_M), trained, run.train_seconds,
+                     eval_seconds)
 
 
 def cell_records(group: Group, output: GroupOutput,
@@ -594,8 +600,8 @@ def benchmark_vmap(config: config_lib.EchoConfig, lag: int, context: int,
   # One chunk: the whole run is one call, as in one model's train(key).
   single = compile_group(config.replace(seeds=1), context, hidden, (lag,),
                          max_devices=1, chunk_epochs=config.epochs)
-  train = lambda group, keys_M: jax.block_until_ready(
-      group.run_chunk(group.init(keys_M), group.lags_M))
+  train = lambda group, keys_M: jax.block_until_ready(group.run_chunk(
+      group.init(keys_M), np.int32(config.epochs), group.lags_M))
   train(single, single.keys_M)  # warm
   rows = []
   for size in sizes:

@@ -12,7 +12,7 @@ gradient (no backpropagation across batches), and it is reset to zeros at the
 start of every epoch.
 """
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import chex
 import jax
@@ -106,7 +106,9 @@ def make_fit_sequence(config: config_lib.EchoConfig):
 
 
 class TrainState(NamedTuple):
-  """Everything a run needs to continue: checkpointing this is resuming.
+  """Everything a run needs to continue: checkpointing this (with the
+  metrics so far) is resuming. Nothing in it depends on the run's length,
+  so runs that differ only in their number of epochs share every program.
 
   The LSTM carry is not here: it is zeroed at the start of every epoch, so at
   an epoch boundary it is always zero.
@@ -115,8 +117,12 @@ class TrainState(NamedTuple):
   opt_state: chex.ArrayTree
   data_key: chex.PRNGKey  # epoch e trains on fold_in(data_key, e)
   epoch: chex.Array       # int32 scalar: epochs done
-  loss_E: chex.Array      # filled up to `epoch`
-  accuracy_E: chex.Array
+
+
+class EpochMetrics(NamedTuple):
+  """Per epoch of a chunk; epochs past the run's end hold zeros."""
+  loss_C: chex.Array      # mean training loss
+  accuracy_C: chex.Array  # mean training accuracy (Keras' "acc")
 
 
 def split_key(key: chex.PRNGKey) -> tuple[chex.PRNGKey, chex.PRNGKey]:
@@ -130,9 +136,8 @@ def make_init_state(config: config_lib.EchoConfig):
   optimizer = make_optimizer(config)
 
   def init_state(params, data_key):
-    zeros_E = jnp.zeros((config.epochs,), jnp.float32)
     return TrainState(params, optimizer.init(params), data_key,
-                      jnp.zeros((), jnp.int32), zeros_E, zeros_E)
+                      jnp.zeros((), jnp.int32))
 
   return init_state
 
@@ -143,47 +148,57 @@ SamplesFn = Callable[[chex.PRNGKey, chex.Array],
                      tuple[chex.Array, chex.Array]]
 
 
+def needs_guard(epochs: int, chunk_epochs: int) -> bool:
+  """A chunk overshoots the run's end unless its length divides the run."""
+  return epochs % chunk_epochs != 0
+
+
 def make_run_epochs(config: config_lib.EchoConfig, num_epochs: int,
                     samples_fn: SamplesFn | None = None):
-  """run_epochs(state, variant=None) -> state after `num_epochs` more epochs
-  (stopping at config.epochs). Epoch e trains on the rows `samples_fn`
-  makes from fold_in(data_key, e) (default: the config's framing of a fresh
-  sequence); keys depend only on the epoch index, so any split of a run into
-  chunks trains on the same sequences as one uninterrupted scan."""
+  """run_epochs(state, end_epoch, variant=None) -> (state, EpochMetrics):
+  `num_epochs` more epochs, none past `end_epoch` (a traced int32: the
+  program does not depend on the run's length). Epoch e trains on the rows
+  `samples_fn` makes from fold_in(data_key, e) (default: the config's
+  framing of a fresh sequence); keys depend only on the epoch index, so any
+  split of a run into chunks trains on the same sequences as one scan."""
   config_lib.validate(config)
   fit_sequence = make_fit_sequence(config)
   if samples_fn is None:
     samples_fn = lambda key, _: data.generate_samples(
         key, config.length, config.n_unique, config.lag, config.context)
 
-  def epoch_step(state: TrainState, variant) -> TrainState:
+  def epoch_step(state: TrainState, variant):
     windows_NxC, targets_N = samples_fn(
         jax.random.fold_in(state.data_key, state.epoch), variant)
     params, opt_state, loss_K, accuracy_K = fit_sequence(
         state.params, state.opt_state, windows_NxC, targets_N)
-    return TrainState(params, opt_state, state.data_key, state.epoch + 1,
-                      state.loss_E.at[state.epoch].set(loss_K.mean()),
-                      state.accuracy_E.at[state.epoch].set(accuracy_K.mean()))
+    return (TrainState(params, opt_state, state.data_key, state.epoch + 1),
+            (loss_K.mean(), accuracy_K.mean()))
 
-  return epoch_loop(epoch_step, config.epochs, num_epochs)
+  return epoch_loop(epoch_step, num_epochs,
+                    needs_guard(config.epochs, num_epochs))
 
 
-def epoch_loop(epoch_step: Callable[[TrainState, chex.Array], TrainState],
-               total_epochs: int, num_epochs: int):
-  """run_epochs(state, variant=None): `num_epochs` epoch_steps in one
-  lax.scan, each a no-op once state.epoch reaches `total_epochs`."""
+def epoch_loop(epoch_step: Callable[..., tuple[TrainState, Any]],
+               num_epochs: int, guarded: bool):
+  """run_epochs(state, end_epoch, variant=None) -> (state, EpochMetrics):
+  `num_epochs` epoch_steps (state, variant) -> (state, (loss, accuracy)) in
+  one lax.scan; with `guarded`, steps at state.epoch >= end_epoch are
+  no-ops (only a chunk that overshoots the run's end needs the guard)."""
 
-  def guarded_epoch_step(state: TrainState, variant) -> TrainState:
-    return jax.lax.cond(state.epoch < total_epochs, epoch_step,
-                        lambda s, _: s, state, variant)
+  def guarded_step(state, end_epoch, variant):
+    skip = lambda s, _: (s, (jnp.zeros((), jnp.float32),) * 2)
+    return jax.lax.cond(state.epoch < end_epoch, epoch_step, skip, state,
+                        variant)
 
-  # Only a last chunk that overshoots the run needs the guard.
-  step = epoch_step if total_epochs % num_epochs == 0 else guarded_epoch_step
-
-  def run_epochs(state: TrainState, variant=None) -> TrainState:
-    state, _ = jax.lax.scan(lambda s, _: (step(s, variant), None), state,
-                            None, length=num_epochs)
-    return state
+  def run_epochs(state: TrainState, end_epoch, variant=None):
+    if guarded:
+      step = lambda s, _: guarded_step(s, end_epoch, variant)
+    else:
+      step = lambda s, _: epoch_step(s, variant)
+    state, (loss_C, accuracy_C) = jax.lax.scan(step, state, None,
+                                               length=num_epochs)
+    return state, EpochMetrics(loss_C, accuracy_C)
 
   return run_epochs
 
@@ -196,8 +211,8 @@ def make_train_from_params(config: config_lib.EchoConfig
   run_all = make_run_epochs(config, config.epochs)
 
   def train_from(params, data_key):
-    state = run_all(init_state(params, data_key))
-    return TrainResult(state.params, state.loss_E, state.accuracy_E)
+    state, metrics = run_all(init_state(params, data_key), config.epochs)
+    return TrainResult(state.params, metrics.loss_C, metrics.accuracy_C)
 
   return train_from
 

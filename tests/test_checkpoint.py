@@ -59,6 +59,26 @@ class ResumeTest(absltest.TestCase):
     _, by_all = experiment.run_experiment(config, chunk_epochs=20)
     chex.assert_trees_all_equal(by_5, by_all)
 
+  def test_runs_differing_in_epochs_or_seed_share_their_programs(self):
+    # Nothing compiled depends on the run's length (the end epoch is data)
+    # except whether a chunk needs the end-of-run guard.
+    divided = experiment.compile_experiment(TINY.replace(epochs=20),
+                                            chunk_epochs=5)
+    longer = experiment.compile_experiment(TINY.replace(epochs=35, seed=7),
+                                           chunk_epochs=5)
+    for name in ("init_many", "run_chunk", "evaluate_many"):
+      self.assertIs(getattr(longer, name), getattr(divided, name))
+    guarded = experiment.compile_experiment(TINY, chunk_epochs=5)  # 23
+    shorter = experiment.compile_experiment(TINY.replace(epochs=13),
+                                            chunk_epochs=5)
+    self.assertIs(shorter.run_chunk, guarded.run_chunk)
+    self.assertIsNot(guarded.run_chunk, divided.run_chunk)
+    # The shared program stops each run at its own end.
+    _, trained_23 = experiment.run_compiled(guarded)
+    _, trained_13 = experiment.run_compiled(shorter)
+    np.testing.assert_array_equal(trained_13.loss_E,
+                                  trained_23.loss_E[:, :13])
+
   def test_resume_with_another_config_is_refused(self):
     run_dir = make_tempdir(self)
     with self.assertRaises(experiment.Interrupted):
