@@ -148,8 +148,10 @@ class EchoLSTM(nn.Module):
       final_carry, _ = nn.RNN(cell, unroll=self.unroll, return_carry=True,
                               name="rnn")(x_BxT, initial_carry=carry)
     head_init = INITIALIZERS[self.init_scheme][3]
-    logits_BxV = nn.Dense(self.vocab, kernel_init=head_init, name="head")(
-        final_carry[1])
+    dense_kwargs = ({"dot_general": fused_lstm.dense_dot_general}
+                    if self.backend == "fused" else {})
+    logits_BxV = nn.Dense(self.vocab, kernel_init=head_init, name="head",
+                          **dense_kwargs)(final_carry[1])
     return logits_BxV, final_carry
 
 

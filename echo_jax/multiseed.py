@@ -145,11 +145,12 @@ def make_run_epochs(task: Task, num_epochs: int):
              keep(new_opt_state, opt_state))
     return state, (loss, accuracy, jnp.sum(batch.weights))
 
-  def epoch_step(state: train_lib.TrainState, variant):
-    batches = batch_samples(
-        frame_many(task, jax.random.fold_in(state.data_key, state.epoch),
-                   task.sequences_per_epoch, variant),
+  def epoch_data(epoch_key, variant) -> Samples:
+    return batch_samples(
+        frame_many(task, epoch_key, task.sequences_per_epoch, variant),
         task.batch_size or config.batch_size)
+
+  def epoch_step(state: train_lib.TrainState, batches: Samples):
     (params, opt_state), (loss_K, accuracy_K, weight_K) = jax.lax.scan(
         batch_step, (state.params, state.opt_state), batches)
     total = jnp.maximum(jnp.sum(weight_K), 1.0)
@@ -159,7 +160,8 @@ def make_run_epochs(task: Task, num_epochs: int):
              jnp.sum(accuracy_K * weight_K) / total))
 
   return train_lib.epoch_loop(
-      epoch_step, num_epochs, train_lib.needs_guard(config.epochs, num_epochs))
+      epoch_data, epoch_step, num_epochs,
+      train_lib.needs_guard(config.epochs, num_epochs))
 
 
 def make_evaluate(task: Task):

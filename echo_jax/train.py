@@ -167,37 +167,45 @@ def make_run_epochs(config: config_lib.EchoConfig, num_epochs: int,
     samples_fn = lambda key, _: data.generate_samples(
         key, config.length, config.n_unique, config.lag, config.context)
 
-  def epoch_step(state: TrainState, variant):
-    windows_NxC, targets_N = samples_fn(
-        jax.random.fold_in(state.data_key, state.epoch), variant)
+  def epoch_step(state: TrainState, samples):
+    windows_NxC, targets_N = samples
     params, opt_state, loss_K, accuracy_K = fit_sequence(
         state.params, state.opt_state, windows_NxC, targets_N)
     return (TrainState(params, opt_state, state.data_key, state.epoch + 1),
             (loss_K.mean(), accuracy_K.mean()))
 
-  return epoch_loop(epoch_step, num_epochs,
+  return epoch_loop(samples_fn, epoch_step, num_epochs,
                     needs_guard(config.epochs, num_epochs))
 
 
-def epoch_loop(epoch_step: Callable[..., tuple[TrainState, Any]],
+def epoch_loop(epoch_data: Callable[[chex.PRNGKey, chex.Array], Any],
+               epoch_step: Callable[[TrainState, Any], tuple[TrainState, Any]],
                num_epochs: int, guarded: bool):
-  """run_epochs(state, end_epoch, variant=None) -> (state, EpochMetrics):
-  `num_epochs` epoch_steps (state, variant) -> (state, (loss, accuracy)) in
-  one lax.scan; with `guarded`, steps at state.epoch >= end_epoch are
-  no-ops (only a chunk that overshoots the run's end needs the guard)."""
+  """run_epochs(state, end_epoch, variant=None) -> (state, EpochMetrics).
 
-  def guarded_step(state, end_epoch, variant):
+  epoch_data(fold_in(data_key, e), variant) makes epoch e's training data;
+  it is made for all `num_epochs` epochs of the chunk in one vmapped call
+  before the loop (random number generation is a loop of its own on CPU:
+  once per chunk, not once per epoch), then epoch_step(state, data) ->
+  (state, (loss, accuracy)) runs in one lax.scan. With `guarded`, steps at
+  state.epoch >= end_epoch are no-ops (only a chunk that overshoots the
+  run's end needs the guard).
+  """
+
+  def guarded_step(state, data, end_epoch):
     skip = lambda s, _: (s, (jnp.zeros((), jnp.float32),) * 2)
     return jax.lax.cond(state.epoch < end_epoch, epoch_step, skip, state,
-                        variant)
+                        data)
 
   def run_epochs(state: TrainState, end_epoch, variant=None):
+    epochs_C = state.epoch + jnp.arange(num_epochs, dtype=jnp.int32)
+    data_C = jax.vmap(lambda e: epoch_data(
+        jax.random.fold_in(state.data_key, e), variant))(epochs_C)
     if guarded:
-      step = lambda s, _: guarded_step(s, end_epoch, variant)
+      step = lambda s, d: guarded_step(s, d, end_epoch)
     else:
-      step = lambda s, _: epoch_step(s, variant)
-    state, (loss_C, accuracy_C) = jax.lax.scan(step, state, None,
-                                               length=num_epochs)
+      step = epoch_step
+    state, (loss_C, accuracy_C) = jax.lax.scan(step, state, data_C)
     return state, EpochMetrics(loss_C, accuracy_C)
 
   return run_epochs
