@@ -54,7 +54,7 @@ def padded_models(num_models: int, mesh: Mesh) -> int:
   return math.ceil(num_models / mesh.size) * mesh.size
 
 
-DEFAULT_CHUNK_EPOCHS = 500
+DEFAULT_CHUNK_EPOCHS = 1000
 
 
 def per_device(fn, mesh: Mesh, in_specs, donate: bool = False):

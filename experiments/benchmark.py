@@ -149,6 +149,20 @@ def time_checkpointing(config: config_lib.EchoConfig, repeats: int) -> dict:
           "overhead_fraction": with_ / without - 1}
 
 
+def time_shape_sharing(config: config_lib.EchoConfig) -> dict:
+  """Compile time of a run, then of the same run with twice the epochs and
+  another seed in the same process: the second reuses the first's programs
+  (the run's length and seed are data, not part of them)."""
+  first = experiment.compile_experiment(config)
+  second = experiment.compile_experiment(
+      config.replace(epochs=2 * config.epochs, seed=config.seed + 1))
+  return {"epochs": [config.epochs, 2 * config.epochs],
+          "compile_seconds": [first.compile_seconds, second.compile_seconds],
+          "programs_shared": all(
+              getattr(first, name) is getattr(second, name)
+              for name in ("init_many", "run_chunk", "evaluate_many"))}
+
+
 def time_reproduce_start(seeds: int | None) -> dict:
   """Process wall time of the reproduction: cold (empty compilation cache),
   then warm (the cache the cold run filled)."""
@@ -238,6 +252,8 @@ def benchmark():
   if jax.default_backend() == "gpu":
     report["gpu_scaling"] = time_scaling(
         lag.replace(epochs=_SCALING_EPOCHS.value), [_GPU_SEEDS.value], 1)
+  # Three seeds: a shape no earlier step compiled.
+  report["shape_sharing"] = time_shape_sharing(lag.replace(seeds=3))
   report["checkpointing"] = time_checkpointing(lag, repeats)
   if _START_UP.value:
     report["reproduce_one_seed"] = time_reproduce_start(seeds=1)
@@ -279,6 +295,12 @@ def print_report(report: dict) -> None:
       [[r["seeds"], r["devices"], fmt(r["sequential_models_per_second"]),
         fmt(r["one_call_models_per_second"]), fmt(r["speedup"])]
        for r in scaling]))
+  sharing = report["shape_sharing"]
+  print(f"shape sharing (echo_lag, 3 seeds): compile for "
+        f"{sharing['epochs'][0]} epochs {fmt(sharing['compile_seconds'][0])} s"
+        f", then for {sharing['epochs'][1]} epochs and another seed "
+        f"{fmt(sharing['compile_seconds'][1], 3)} s (programs shared: "
+        f"{sharing['programs_shared']})")
   ck = report["checkpointing"]
   print(f"checkpoint every {ck['chunk_epochs']} epochs (echo_lag, "
         f"{ck['seeds']} seeds): {fmt(ck['train_seconds_without'])} s -> "

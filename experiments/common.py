@@ -60,7 +60,7 @@ flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
 _CHUNK_EPOCHS = flags.DEFINE_integer(
     "chunk_epochs", None,
     "Epochs per compiled chunk; the run is checkpointed (orbax) after each "
-    "and a rerun with the same --workdir resumes. Default: 500.")
+    "and a rerun with the same --workdir resumes. Default: 1000.")
 _COMPILATION_CACHE = flags.DEFINE_string(
     "compilation_cache", None,
     "Folder for JAX's persistent compilation cache, so reruns skip XLA "
