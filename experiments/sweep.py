@@ -16,7 +16,9 @@ hosts (jax.distributed.initialize() first, the same command on each) are
 untested.
 
 Writes into --workdir: cells/*.json (one per finished cell: rerunning with
-the same --workdir resumes), sweep.csv, sweep.json, heatmap.png,
+the same --workdir resumes), groups/<group>/ (checkpoints of the group in
+training, every --chunk_epochs epochs, so a rerun also resumes inside it;
+its metrics.jsonl), sweep.csv, sweep.json, heatmap.png,
 accuracy_vs_hidden.png and learning_curves.png.
 """
 
