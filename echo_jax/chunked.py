@@ -45,19 +45,11 @@ def check_finite(loss_MxE: np.ndarray, first_epoch: int) -> None:
 def claim_run_dir(run_dir: str, identity: dict[str, Any]) -> None:
   """A run folder belongs to one run (`identity`: its config as a flat
   JSON dict): writes it on first use; resuming another run is an error."""
-  identity = json.loads(json.dumps(identity))  # tuples -> lists, as saved
-  path = os.path.join(run_dir, "config.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
-    if saved != identity:
-      changed = sorted(k for k in set(saved) | set(identity)
-                       if saved.get(k) != identity.get(k))
-      raise config_lib.ConfigError(
-          f"workdir holds a run of another config ({run_dir}; differs in "
-          f"{', '.join(changed)}): use a new --workdir to start afresh")
-  else:
-    results.write_json_atomic(path, identity)
+  changed = results.claim_json(os.path.join(run_dir, "config.json"), identity)
+  if changed:
+    raise config_lib.ConfigError(
+        f"workdir holds a run of another config ({run_dir}; differs in "
+        f"{', '.join(changed)}): use a new --workdir to start afresh")
 
 
 # metrics_rows(loss_MxE, accuracy_MxE, first, end) -> metrics.jsonl rows for
@@ -74,20 +66,24 @@ def metrics_by_variant(names: tuple[str, ...], seeds: int) -> MetricsRows:
   variant, the mean and each seed's value."""
 
   def metrics_rows(loss_MxE, accuracy_MxE, first, end):
-    rows = []
-    for e in range(first, end):
-      loss_VxS = loss_MxE[:, e].reshape(len(names), seeds)
-      accuracy_VxS = accuracy_MxE[:, e].reshape(len(names), seeds)
-      rows.append({
-          "epoch": e + 1, "loss": float(loss_VxS.mean()),
-          "accuracy": float(accuracy_VxS.mean()),
-          "per_variant": {
-              name: {"loss": float(loss_VxS[i].mean()),
-                     "accuracy": float(accuracy_VxS[i].mean()),
-                     "loss_per_seed": loss_VxS[i].tolist(),
-                     "accuracy_per_seed": accuracy_VxS[i].tolist()}
-              for i, name in enumerate(names)}})
-    return rows
+    # Whole-chunk numpy conversions, epoch-major and contiguous (so each
+    # mean adds in the same order as a one-epoch array's): per-epoch numpy
+    # calls cost more than the checkpoint they accompany.
+    def columns(values_MxE):
+      values_CxM = np.ascontiguousarray(values_MxE[:, first:end].T)
+      values_CxVxS = values_CxM.reshape(-1, len(names), seeds)
+      return (values_CxM.mean(1).tolist(), values_CxVxS.mean(2).tolist(),
+              values_CxVxS.tolist())
+
+    loss, loss_V, loss_VxS = columns(loss_MxE)
+    accuracy, accuracy_V, accuracy_VxS = columns(accuracy_MxE)
+    return [{"epoch": first + c + 1, "loss": loss[c], "accuracy": accuracy[c],
+             "per_variant": {
+                 name: {"loss": loss_V[c][i], "accuracy": accuracy_V[c][i],
+                        "loss_per_seed": loss_VxS[c][i],
+                        "accuracy_per_seed": accuracy_VxS[c][i]}
+                 for i, name in enumerate(names)}}
+            for c in range(end - first)]
 
   return metrics_rows
 

@@ -12,7 +12,7 @@ state can be checkpointed (orbax) and a killed run resumed bit-identically.
 import functools
 import math
 import time
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import chex
 import jax
@@ -68,18 +68,44 @@ def per_device(fn, mesh: Mesh, in_specs, donate: bool = False):
                  donate_argnums=(0,) if donate else ())
 
 
-def make_init_many(config: config_lib.EchoConfig, mesh: Mesh):
-  """init_many(keys_S) -> TrainState_S at epoch 0, sharded over seeds."""
+def make_init_many(config: config_lib.EchoConfig, mesh: Mesh,
+                   init_params: Callable[[chex.PRNGKey], chex.ArrayTree]
+                   | None = None):
+  """init_many(keys_S) -> TrainState_S at epoch 0, sharded over seeds;
+  `init_params(key)` makes one model's parameters (default: the config's
+  EchoLSTM). Shared by the tutorial runs, the extensions and the sweep."""
   init_state = train_lib.make_init_state(config)
+  if init_params is None:
+    init_params = lambda key: models.init_params(config, key)
 
   def init_local(keys_S):
     init_keys, data_keys = jax.vmap(train_lib.split_key)(keys_S)
     # lax.map, not vmap: a batched orthogonal init (QR) deadlocked with
     # several host devices; initialisation is cheap either way.
-    params_S = jax.lax.map(lambda k: models.init_params(config, k), init_keys)
+    params_S = jax.lax.map(init_params, init_keys)
     return jax.vmap(init_state)(params_S, data_keys)
 
   return per_device(init_local, mesh, P(_SEED_AXIS))
+
+
+def variant_grid(config: config_lib.EchoConfig, variants: tuple[int, ...],
+                 count: int) -> tuple[np.ndarray, np.ndarray]:
+  """Keys and variant values (e.g. lags) of all models, variant-major,
+  padded to `count` by repeating model 0 (padding is discarded). Every
+  variant uses the same seeds' keys, so variants are compared on paired
+  initialisations and training data."""
+  keys_S = np.asarray(model_keys(config, config.seeds))
+  keys_M = np.concatenate([keys_S] * len(variants))
+  variants_M = np.repeat(np.asarray(variants, np.int32), config.seeds)
+  pad = count - len(variants_M)
+  return (np.concatenate([keys_M, np.repeat(keys_M[:1], pad, 0)]),
+          np.concatenate([variants_M, np.repeat(variants_M[:1], pad)]))
+
+
+def chunk_length(chunk_epochs: int | None, epochs: int) -> int:
+  """Epochs per compiled chunk: as asked (default DEFAULT_CHUNK_EPOCHS),
+  at most the whole run."""
+  return min(chunk_epochs or DEFAULT_CHUNK_EPOCHS, epochs)
 
 
 # The end epoch is a replicated int32 scalar: data, not part of the program.
@@ -169,7 +195,7 @@ def compile_experiment(config: config_lib.EchoConfig,
   reused by later runs of this process that differ only in seed or
   epochs)."""
   config_lib.validate(config)
-  chunk_epochs = min(chunk_epochs or DEFAULT_CHUNK_EPOCHS, config.epochs)
+  chunk_epochs = chunk_length(chunk_epochs, config.epochs)
   mesh = seed_mesh(config.seeds, max_devices)
   num = padded_models(config.seeds, mesh)
   train_keys = jax.device_put(model_keys(config, num),

@@ -78,12 +78,6 @@ class Task:
     return tuple(f"{self.name}={v}" for v in self.variants)
 
 
-class TaskResult(NamedTuple):
-  params: chex.ArrayTree
-  loss_E: chex.Array      # weighted mean training loss per epoch
-  accuracy_E: chex.Array  # weighted training accuracy per epoch
-
-
 def frame_many(task: Task, key: chex.PRNGKey, count: int,
                variant: chex.Array) -> Samples:
   """`count` fresh sequences framed and concatenated along the sample axis."""
@@ -220,50 +214,26 @@ class Compiled(NamedTuple):
   num_models: int     # padded to a multiple of the devices
 
 
-def model_grid(task: Task, count: int) -> tuple[np.ndarray, np.ndarray]:
-  """Keys and variant values of all models, variant-major, padded to
-  `count` (padding repeats model 0 and is discarded). Every variant uses the
-  same seeds' keys, so variants are compared on paired initialisations and
-  training data."""
-  config = task.config
-  keys_S = np.asarray(experiment.model_keys(config, config.seeds))
-  keys_M = np.concatenate([keys_S] * len(task.variants))
-  variants_M = np.repeat(np.asarray(task.variants, np.int32), config.seeds)
-  pad = count - len(keys_M)
-  keys_M = np.concatenate([keys_M, np.repeat(keys_M[:1], pad, 0)])
-  variants_M = np.concatenate([variants_M, np.repeat(variants_M[:1], pad)])
-  return keys_M, variants_M
-
-
 def compile_task(task: Task, max_devices: int | None = None,
                  chunk_epochs: int | None = None) -> Compiled:
   """Compiles initialisation, one chunk of `chunk_epochs` epochs of training
   and evaluation of all variants x seeds models (each traced once)."""
   config = task.config
-  chunk_epochs = min(chunk_epochs or experiment.DEFAULT_CHUNK_EPOCHS,
-                     config.epochs)
+  chunk_epochs = experiment.chunk_length(chunk_epochs, config.epochs)
   total = len(task.variants) * config.seeds
   mesh = experiment.seed_mesh(total, max_devices)
   count = experiment.padded_models(total, mesh)
   sharding = NamedSharding(mesh, P(_SEED_AXIS))
-  keys_M, variants_M = model_grid(task, count)
+  keys_M, variants_M = experiment.variant_grid(config, task.variants, count)
   train_keys = jax.device_put(keys_M, sharding)
   variants = jax.device_put(variants_M, sharding)
-  init_state = train_lib.make_init_state(config)
   evaluate = make_evaluate(task)
-
-  def init_local(keys_M):
-    init_keys, data_keys = jax.vmap(train_lib.split_key)(keys_M)
-    # lax.map, not vmap: a vmapped orthogonal init (batched QR) deadlocked
-    # with several host devices (see experiment.make_init_many).
-    params_M = jax.lax.map(task.init, init_keys)
-    return jax.vmap(init_state)(params_M, data_keys)
 
   def evaluate_local(params_M, key, variants_M):
     return jax.vmap(evaluate, in_axes=(0, None, 0))(params_M, key, variants_M)
 
   start = time.perf_counter()
-  init_fn = experiment.per_device(init_local, mesh, P(_SEED_AXIS))
+  init_fn = experiment.make_init_many(config, mesh, task.init)
   state_spec = experiment.with_sharding(jax.eval_shape(init_fn, train_keys),
                                         mesh)
   init_many = init_fn.lower(train_keys).compile()
@@ -298,7 +268,7 @@ def run_identity(task: Task) -> dict[str, Any]:
 def run_compiled(compiled: Compiled, run_dir: str | None = None,
                  stop_after_chunks: int | None = None,
                  on_chunk: chunked.ChunkCallback | None = None
-                 ) -> tuple[list[dict[str, Any]], TaskResult]:
+                 ) -> tuple[list[dict[str, Any]], train_lib.TrainResult]:
   """Trains chunk by chunk (with `run_dir`: checkpointed, resumable, with
   metrics.jsonl, as `experiment.run_compiled`) and evaluates every model:
   one row per variant, and the trained models with a leading (variant,
@@ -321,7 +291,7 @@ def run_compiled(compiled: Compiled, run_dir: str | None = None,
   eval_seconds = time.perf_counter() - start
   unpad = lambda x: np.asarray(x)[:v * s].reshape((v, s) + x.shape[1:])
   split = lambda x: x.reshape((v, s) + x.shape[1:])
-  trained = TaskResult(jax.tree.map(unpad, state.params),
+  trained = train_lib.TrainResult(jax.tree.map(unpad, state.params),
                        split(run.loss_MxE), split(run.accuracy_MxE))
   correct_VS = unpad(correct_M).astype(np.float64)
   weight_VS = unpad(weight_M).astype(np.float64)
@@ -368,7 +338,7 @@ def run_task(task: Task, max_devices: int | None = None,
              run_dir: str | None = None, chunk_epochs: int | None = None,
              stop_after_chunks: int | None = None,
              on_chunk: chunked.ChunkCallback | None = None
-             ) -> tuple[list[dict[str, Any]], TaskResult]:
+             ) -> tuple[list[dict[str, Any]], train_lib.TrainResult]:
   return run_compiled(compile_task(task, max_devices, chunk_epochs), run_dir,
                       stop_after_chunks, on_chunk)
 

@@ -46,6 +46,20 @@ def write_jsonl_atomic(path: str, rows: Iterable[Any]) -> None:
   write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
+def claim_json(path: str, value: dict[str, Any]) -> list[str]:
+  """Writes `value` to `path` on first use; later, the keys in which `value`
+  differs from what is saved there (empty when it is the same). How a run
+  folder or a sweep's workdir is tied to one config."""
+  value = json.loads(json.dumps(value))  # tuples -> lists, as saved
+  if not os.path.exists(path):
+    write_json_atomic(path, value)
+    return []
+  with open(path) as f:
+    saved = json.load(f)
+  return sorted(k for k in set(saved) | set(value)
+                if saved.get(k) != value.get(k))
+
+
 def versions() -> dict[str, str]:
   """Versions of the numerics stack and the devices the run used."""
   import chex  # pylint: disable=g-import-not-at-top

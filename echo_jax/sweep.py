@@ -45,7 +45,6 @@ from echo_jax import config as config_lib
 from echo_jax import data
 from echo_jax import evaluate as evaluate_lib
 from echo_jax import experiment
-from echo_jax import models
 from echo_jax import results
 from echo_jax import train as train_lib
 
@@ -190,22 +189,10 @@ def make_samples_fn(shape_config: config_lib.EchoConfig
 def make_train_from(shape_config: config_lib.EchoConfig
                     ) -> Callable[..., train_lib.TrainResult]:
   """train_from(params, data_key, lag) -> TrainResult: one model's run in
-  one call (the reference the chunked group programs are tested against).
-
-  As `train.make_train_from`, on all windows with a traced lag: epoch e fits
-  the sequence from fold_in(data_key, e) with `train.make_fit_sequence`.
-  """
-  init_state = train_lib.make_init_state(shape_config)
-  run_all = train_lib.make_run_epochs(shape_config, shape_config.epochs,
-                                      make_samples_fn(shape_config))
-
-  def train_from(params, data_key, lag):
-    state, metrics = run_all(init_state(params, data_key),
-                             shape_config.epochs, lag)
-    return train_lib.TrainResult(state.params, metrics.loss_C,
-                                 metrics.accuracy_C)
-
-  return train_from
+  one call (the reference the chunked group programs are tested against):
+  `train.make_train_from_params` on all windows with a traced lag."""
+  return train_lib.make_train_from_params(shape_config,
+                                          make_samples_fn(shape_config))
 
 
 def test_sequences(config: config_lib.EchoConfig, key: chex.PRNGKey
@@ -257,18 +244,6 @@ class Group(NamedTuple):
   devices: int
 
 
-def model_grid(config: config_lib.EchoConfig, lags: tuple[int, ...],
-               count: int) -> tuple[np.ndarray, np.ndarray]:
-  """Keys and lags of all models, lag-major, padded to `count` by repeating
-  model 0 (padding is discarded). Every lag uses the same seeds' keys."""
-  keys_S = np.asarray(experiment.model_keys(config, config.seeds))
-  keys_M = np.concatenate([keys_S] * len(lags))
-  lags_M = np.repeat(np.asarray(lags, np.int32), config.seeds)
-  pad = count - len(lags_M)
-  return (np.concatenate([keys_M, np.repeat(keys_M[:1], pad, 0)]),
-          np.concatenate([lags_M, np.repeat(lags_M[:1], pad)]))
-
-
 def compile_group(config: config_lib.EchoConfig, context: int, hidden: int,
                   lags: tuple[int, ...], max_devices: int | None = None,
                   eval_batch: int = DEFAULT_EVAL_BATCH,
@@ -278,26 +253,16 @@ def compile_group(config: config_lib.EchoConfig, context: int, hidden: int,
   shape_config = group_config(config, context, hidden)
   if not lags or max(lags) >= context:
     raise ValueError(f"lags {lags} must be non-empty and < context={context}")
-  chunk_epochs = min(chunk_epochs or experiment.DEFAULT_CHUNK_EPOCHS,
-                     config.epochs)
+  chunk_epochs = experiment.chunk_length(chunk_epochs, config.epochs)
   count = len(lags) * config.seeds
   mesh = experiment.seed_mesh(count, max_devices)
   sharding = NamedSharding(mesh, P(_SEED_AXIS))
-  keys_M, lags_M = model_grid(config, lags, experiment.padded_models(
-      count, mesh))
+  keys_M, lags_M = experiment.variant_grid(
+      config, lags, experiment.padded_models(count, mesh))
   keys_M, lags_M = jax.device_put((keys_M, lags_M), sharding)
-  init_state = train_lib.make_init_state(shape_config)
   run_epochs = train_lib.make_run_epochs(shape_config, chunk_epochs,
                                          make_samples_fn(shape_config))
   accuracy = make_accuracy(shape_config, eval_batch)
-
-  def init_local(keys_M):
-    init_keys, data_keys = jax.vmap(train_lib.split_key)(keys_M)
-    # lax.map, not vmap: a vmapped orthogonal init (batched QR) deadlocked
-    # with several host devices (see experiment.make_init_many).
-    params_M = jax.lax.map(
-        lambda k: models.init_params(shape_config, k), init_keys)
-    return jax.vmap(init_state)(params_M, data_keys)
 
   def chunk_local(state_M, end_epoch, lags_M):
     trace_counts["train", context, hidden] += 1
@@ -311,7 +276,7 @@ def compile_group(config: config_lib.EchoConfig, context: int, hidden: int,
                                                     sequences_SxL)
 
   start = time.perf_counter()
-  init_fn = experiment.per_device(init_local, mesh, P(_SEED_AXIS))
+  init_fn = experiment.make_init_many(shape_config, mesh)
   state_spec = experiment.with_sharding(jax.eval_shape(init_fn, keys_M), mesh)
   init = init_fn.lower(keys_M).compile()
   run_chunk = experiment.per_device(
@@ -427,19 +392,12 @@ def cell_path(workdir: str, lag: int, context: int, hidden: int) -> str:
 
 def _check_settings(workdir: str, config: config_lib.EchoConfig) -> None:
   """A workdir's cells belong to one config (the grid may grow)."""
-  path = os.path.join(workdir, "sweep_config.json")
-  settings = sweep_settings(config)
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
-    if saved != settings:
-      changed = sorted(k for k in set(saved) | set(settings)
-                       if saved.get(k) != settings.get(k))
-      raise config_lib.ConfigError(
-          f"workdir={workdir!r} holds a sweep of another config (differs in "
-          f"{', '.join(changed)}): use a new --workdir")
-  else:
-    results.write_json_atomic(path, settings)
+  changed = results.claim_json(os.path.join(workdir, "sweep_config.json"),
+                               sweep_settings(config))
+  if changed:
+    raise config_lib.ConfigError(
+        f"workdir={workdir!r} holds a sweep of another config (differs in "
+        f"{', '.join(changed)}): use a new --workdir")
 
 
 def _load_cell(workdir: str, lag: int, context: int, hidden: int

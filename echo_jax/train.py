@@ -211,15 +211,17 @@ def epoch_loop(epoch_data: Callable[[chex.PRNGKey, chex.Array], Any],
   return run_epochs
 
 
-def make_train_from_params(config: config_lib.EchoConfig
-                           ) -> Callable[[chex.ArrayTree, chex.PRNGKey],
-                                         TrainResult]:
-  """train_from(params, data_key): the run, starting from given parameters."""
+def make_train_from_params(config: config_lib.EchoConfig,
+                           samples_fn: SamplesFn | None = None
+                           ) -> Callable[..., TrainResult]:
+  """train_from(params, data_key, variant=None): the run in one call,
+  starting from given parameters; `samples_fn` as in `make_run_epochs`."""
   init_state = make_init_state(config)
-  run_all = make_run_epochs(config, config.epochs)
+  run_all = make_run_epochs(config, config.epochs, samples_fn)
 
-  def train_from(params, data_key):
-    state, metrics = run_all(init_state(params, data_key), config.epochs)
+  def train_from(params, data_key, variant=None):
+    state, metrics = run_all(init_state(params, data_key), config.epochs,
+                             variant)
     return TrainResult(state.params, metrics.loss_C, metrics.accuracy_C)
 
   return train_from

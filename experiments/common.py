@@ -274,6 +274,13 @@ def tensorboard_writer(logdir: str | None):
     writer.close()
 
 
+def run_summaries(run_dir: str):
+  """`tensorboard_writer` for a run folder: its tensorboard/ subfolder with
+  --tensorboard, else no callback."""
+  return tensorboard_writer(
+      os.path.join(run_dir, "tensorboard") if _TENSORBOARD.value else None)
+
+
 def run_in(config: config_lib.EchoConfig, run_dir: str):
   """Runs (or resumes) one experiment in its run folder `run_dir` (config,
   checkpoints, metrics.jsonl, learning curves, optional TensorBoard);
@@ -281,8 +288,7 @@ def run_in(config: config_lib.EchoConfig, run_dir: str):
   # pylint: disable=g-import-not-at-top
   from echo_jax import experiment
   from echo_jax import plots
-  logdir = os.path.join(run_dir, "tensorboard") if _TENSORBOARD.value else None
-  with tensorboard_writer(logdir) as on_chunk:
+  with run_summaries(run_dir) as on_chunk:
     record, trained = experiment.run_experiment(
         config, run_dir=run_dir, chunk_epochs=_CHUNK_EPOCHS.value,
         on_chunk=on_chunk)
@@ -303,8 +309,7 @@ def run_task_in(task, run_dir: str, checkpoint: bool = True):
   from echo_jax import plots
   if not checkpoint:
     return multiseed.run_task(task, chunk_epochs=_CHUNK_EPOCHS.value)
-  logdir = os.path.join(run_dir, "tensorboard") if _TENSORBOARD.value else None
-  with tensorboard_writer(logdir) as on_chunk:
+  with run_summaries(run_dir) as on_chunk:
     rows, trained = multiseed.run_task(
         task, run_dir=run_dir, chunk_epochs=_CHUNK_EPOCHS.value,
         on_chunk=on_chunk)
