@@ -45,8 +45,20 @@ _PEER_SEEDS = flags.DEFINE_integer(
     "peer_seeds", 4,
     "Models per experiment the PyTorch port trains, one after another: the "
     "same work as `reproduce` (which trains 4 seeds per experiment).")
-_GPU_SEEDS = flags.DEFINE_integer(
-    "gpu_seeds", 1024, "Seeds for the models/s check when a GPU is present.")
+_GPU_SEEDS = flags.DEFINE_list(
+    "gpu_seeds", ["1024"],
+    "Seed counts added to --scaling_seeds when JAX's default backend is a "
+    "GPU.")
+_MAX_SEQUENTIAL = flags.DEFINE_integer(
+    "max_sequential_seeds", 64,
+    "Largest N whose N sequential calls are timed; above it only the one "
+    "call is (N calls of one compiled program run at the rate measured for "
+    "the largest N timed, which the speedup is taken against).")
+SECTIONS = ("one_model", "paths", "scaling", "shape_sharing", "checkpointing")
+_SECTIONS = flags.DEFINE_list(
+    "sections", list(SECTIONS),
+    f"What to time, any of {', '.join(SECTIONS)} (with --start_up and --peer: "
+    "e.g. a short GPU check).")
 
 EXPERIMENTS = ("echo_current", "echo_lag_no_context", "echo_lag")
 
@@ -102,31 +114,41 @@ def time_single(config: config_lib.EchoConfig, repeats: int) -> dict:
 
 
 def time_scaling(config: config_lib.EchoConfig, counts: list[int],
-                 repeats: int) -> list[dict]:
+                 repeats: int, max_sequential: int) -> list[dict]:
   """models/s: N sequential calls of one compiled model vs one call that
-  trains all N (vmapped, seeds sharded over every device)."""
+  trains all N (vmapped, seeds sharded over every device). Sequential calls
+  are timed up to N = max_sequential; a larger N is compared with the rate
+  of the largest N timed."""
   single = time_single(config, 1)["compiled"]
   rows = []
+  sequential_rate = None
   for n in counts:
     keys = experiment.model_keys(config, n)
-    sequential = median_seconds(
-        lambda keys=keys, n=n: [single(keys[i]) for i in range(n)],
-        max(1, repeats - 1))
+    timed = n <= max_sequential or sequential_rate is None
+    if timed:
+      sequential = median_seconds(
+          lambda keys=keys, n=n: [single(keys[i]) for i in range(n)],
+          max(1, repeats - 1))
+      sequential_rate = n / sequential
     mesh = experiment.seed_mesh(n)
     padded = experiment.padded_models(n, mesh)
     sharded_keys = jax.device_put(
         experiment.model_keys(config, padded),
         jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed")))
+    start = time.perf_counter()
     many = jax.jit(experiment.make_train_many(config, mesh)).lower(
         sharded_keys).compile()
+    compile_seconds = time.perf_counter() - start
     jax.block_until_ready(many(sharded_keys))
     together = median_seconds(lambda: many(sharded_keys), repeats)
     rows.append({"seeds": n, "devices": mesh.size,
-                 "sequential_models_per_second": n / sequential,
+                 "sequential_models_per_second":
+                     sequential_rate if timed else None,
                  "one_call_models_per_second": n / together,
-                 "speedup": sequential / together})
-    logging.info("scaling N=%d: %.2f vs %.2f models/s", n, n / sequential,
-                 n / together)
+                 "one_call_compile_seconds": compile_seconds,
+                 "speedup": n / together / sequential_rate})
+    logging.info("scaling N=%d: %s vs %.2f models/s", n,
+                 f"{sequential_rate:.2f}" if timed else "-", n / together)
   return rows
 
 
@@ -215,46 +237,63 @@ def fmt(x: float, digits: int = 2) -> str:
 def benchmark():
   # In-process compile times are cold: no persistent cache here.
   jax.config.update("jax_enable_compilation_cache", False)
-  workdir = common.resolve_workdir("benchmark")
   repeats = _REPEATS.value
   counts = list(common.int_list("scaling_seeds", _SCALING_SEEDS.value,
                                  minimum=1))
+  gpu_counts = common.int_list("gpu_seeds", _GPU_SEEDS.value, minimum=1)
   if repeats < 1:
     raise config_lib.ConfigError(f"repeats={repeats} must be >= 1")
+  if _MAX_SEQUENTIAL.value < 1:
+    raise config_lib.ConfigError(
+        f"max_sequential_seeds={_MAX_SEQUENTIAL.value} must be >= 1")
+  sections = list(_SECTIONS.value)
+  unknown = [name for name in sections if name not in SECTIONS]
+  if unknown:
+    raise config_lib.ConfigError(
+        f"sections={','.join(sections)}: {unknown[0]!r} is not one of "
+        f"{', '.join(SECTIONS)}")
+  workdir = common.resolve_workdir("benchmark")
+  if jax.default_backend() == "gpu":
+    counts += [n for n in gpu_counts if n not in counts]
   report = {"versions": results.versions(),
+            "backend": jax.default_backend(),
+            "devices": [str(d) for d in jax.devices()],
             "matmul_peak_gflops": matmul_peak_gflops(repeats)}
   logging.info("matmul peak %.1f GFLOP/s", report["matmul_peak_gflops"])
 
-  single = {}
-  for name in EXPERIMENTS:
-    config = config_lib.preset(name)
-    row = time_single(config, repeats)
-    row.pop("compiled")
-    single[name] = row
-    logging.info("%s: %s", name, row)
-  report["one_model"] = single
+  if "one_model" in sections:
+    single = {}
+    for name in EXPERIMENTS:
+      config = config_lib.preset(name)
+      row = time_single(config, repeats)
+      row.pop("compiled")
+      single[name] = row
+      logging.info("%s: %s", name, row)
+    report["one_model"] = single
 
   lag = config_lib.preset("echo_lag")
-  variants = {}
-  for label, changes in (("fused+gather (default)", {}),
-                         ("fused+one_hot", {"input_encoding": "one_hot"}),
-                         ("cell+gather", {"lstm_backend": "cell"}),
-                         ("cell+one_hot", {"lstm_backend": "cell",
-                                           "input_encoding": "one_hot"})):
-    row = time_single(lag.replace(**changes), repeats)
-    row.pop("compiled")
-    variants[label] = row
-    logging.info("echo_lag %s: %s", label, row)
-  report["echo_lag_paths"] = variants
+  if "paths" in sections:
+    variants = {}
+    for label, changes in (("fused+gather (default)", {}),
+                           ("fused+one_hot", {"input_encoding": "one_hot"}),
+                           ("cell+gather", {"lstm_backend": "cell"}),
+                           ("cell+one_hot", {"lstm_backend": "cell",
+                                             "input_encoding": "one_hot"})):
+      row = time_single(lag.replace(**changes), repeats)
+      row.pop("compiled")
+      variants[label] = row
+      logging.info("echo_lag %s: %s", label, row)
+    report["echo_lag_paths"] = variants
 
-  report["scaling"] = time_scaling(
-      lag.replace(epochs=_SCALING_EPOCHS.value), counts, repeats)
-  if jax.default_backend() == "gpu":
-    report["gpu_scaling"] = time_scaling(
-        lag.replace(epochs=_SCALING_EPOCHS.value), [_GPU_SEEDS.value], 1)
-  # Three seeds: a shape no earlier step compiled.
-  report["shape_sharing"] = time_shape_sharing(lag.replace(seeds=3))
-  report["checkpointing"] = time_checkpointing(lag, repeats)
+  if "scaling" in sections:
+    report["scaling"] = time_scaling(
+        lag.replace(epochs=_SCALING_EPOCHS.value), counts, repeats,
+        _MAX_SEQUENTIAL.value)
+  if "shape_sharing" in sections:
+    # Three seeds: a shape no earlier step compiled.
+    report["shape_sharing"] = time_shape_sharing(lag.replace(seeds=3))
+  if "checkpointing" in sections:
+    report["checkpointing"] = time_checkpointing(lag, repeats)
   if _START_UP.value:
     report["reproduce_one_seed"] = time_reproduce_start(seeds=1)
     report["reproduce_default"] = time_reproduce_start(seeds=None)
@@ -270,42 +309,51 @@ def benchmark():
 def print_report(report: dict) -> None:
   peak = report["matmul_peak_gflops"]
   peer = report.get("peer")
+  print(f"backend {report['backend']}: {', '.join(report['devices'])}")
   print(f"matmul peak (2048^2 float32, one device): {fmt(peak, 1)} GFLOP/s")
-  rows = []
-  for name, row in report["one_model"].items():
-    rows.append([name, fmt(row["compile_seconds"]), fmt(row["train_seconds"], 3),
-                 fmt(row["updates_per_second"], 0), fmt(row["gflop"], 1),
-                 f"{fmt(row['gflops_per_second'], 1)} "
-                 f"({100 * row['gflops_per_second'] / peak:.1f}% of peak)",
-                 fmt(peer[name]["train_seconds"] / row["train_seconds"], 1)
-                 if peer else "-"])
-  print(common.format_table(
-      ["one model, tutorial settings", "compile s", "train s", "updates/s",
-       "GFLOP", "GFLOP/s", "torch train / ours"], rows))
-  base = report["echo_lag_paths"]["fused+gather (default)"]["train_seconds"]
-  print(common.format_table(
-      ["echo_lag path", "compile s", "train s", "train s / default"],
-      [[label, fmt(r["compile_seconds"]), fmt(r["train_seconds"], 3),
-        fmt(r["train_seconds"] / base)]
-       for label, r in report["echo_lag_paths"].items()]))
-  scaling = report["scaling"] + report.get("gpu_scaling", [])
-  print(common.format_table(
-      ["seeds", "devices", "sequential models/s", "one call models/s",
-       "speedup"],
-      [[r["seeds"], r["devices"], fmt(r["sequential_models_per_second"]),
-        fmt(r["one_call_models_per_second"]), fmt(r["speedup"])]
-       for r in scaling]))
-  sharing = report["shape_sharing"]
-  print(f"shape sharing (echo_lag, 3 seeds): compile for "
-        f"{sharing['epochs'][0]} epochs {fmt(sharing['compile_seconds'][0])} s"
-        f", then for {sharing['epochs'][1]} epochs and another seed "
-        f"{fmt(sharing['compile_seconds'][1], 3)} s (programs shared: "
-        f"{sharing['programs_shared']})")
-  ck = report["checkpointing"]
-  print(f"checkpoint every {ck['chunk_epochs']} epochs (echo_lag, "
-        f"{ck['seeds']} seeds): {fmt(ck['train_seconds_without'])} s -> "
-        f"{fmt(ck['train_seconds_with'])} s "
-        f"({100 * ck['overhead_fraction']:.1f}% overhead)")
+  if "one_model" in report:
+    rows = []
+    for name, row in report["one_model"].items():
+      rows.append([name, fmt(row["compile_seconds"]),
+                   fmt(row["train_seconds"], 3),
+                   fmt(row["updates_per_second"], 0), fmt(row["gflop"], 1),
+                   f"{fmt(row['gflops_per_second'], 1)} "
+                   f"({100 * row['gflops_per_second'] / peak:.1f}% of peak)",
+                   fmt(peer[name]["train_seconds"] / row["train_seconds"], 1)
+                   if peer else "-"])
+    print(common.format_table(
+        ["one model, tutorial settings", "compile s", "train s", "updates/s",
+         "GFLOP", "GFLOP/s", "torch train / ours"], rows))
+  if "echo_lag_paths" in report:
+    paths = report["echo_lag_paths"]
+    base = paths["fused+gather (default)"]["train_seconds"]
+    print(common.format_table(
+        ["echo_lag path", "compile s", "train s", "train s / default"],
+        [[label, fmt(r["compile_seconds"]), fmt(r["train_seconds"], 3),
+          fmt(r["train_seconds"] / base)] for label, r in paths.items()]))
+  if "scaling" in report:
+    print(common.format_table(
+        ["seeds", "devices", "sequential models/s", "one call models/s",
+         "speedup"],
+        [[r["seeds"], r["devices"],
+          "-" if r["sequential_models_per_second"] is None
+          else fmt(r["sequential_models_per_second"]),
+          fmt(r["one_call_models_per_second"]), fmt(r["speedup"])]
+         for r in report["scaling"]]))
+  if "shape_sharing" in report:
+    sharing = report["shape_sharing"]
+    print(f"shape sharing (echo_lag, 3 seeds): compile for "
+          f"{sharing['epochs'][0]} epochs "
+          f"{fmt(sharing['compile_seconds'][0])} s, then for "
+          f"{sharing['epochs'][1]} epochs and another seed "
+          f"{fmt(sharing['compile_seconds'][1], 3)} s (programs shared: "
+          f"{sharing['programs_shared']})")
+  if "checkpointing" in report:
+    ck = report["checkpointing"]
+    print(f"checkpoint every {ck['chunk_epochs']} epochs (echo_lag, "
+          f"{ck['seeds']} seeds): {fmt(ck['train_seconds_without'])} s -> "
+          f"{fmt(ck['train_seconds_with'])} s "
+          f"({100 * ck['overhead_fraction']:.1f}% overhead)")
   for key, label, seeds in (("reproduce_one_seed", "reproduce --seeds=1", 1),
                             ("reproduce_default", "reproduce (4 seeds)", 4)):
     if key in report:

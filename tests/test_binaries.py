@@ -46,6 +46,9 @@ class BadInputTest(parameterized.TestCase):
       ("echo_lag", "--hidden=many", "error: flag --hidden=many"),
       ("echo_lag", "--colour=red", "error: Unknown command line flag 'colour'"),
       ("reproduce", "--seeds=0", "error: seeds=0 must be >= 1"),
+      ("benchmark", "--sections=scaling,speed",
+       "error: sections=scaling,speed: 'speed' is not one of"),
+      ("benchmark", "--gpu_seeds=0", "error: gpu_seeds=0 must be integers >= 1"),
   )
   def test_one_line_exit_2_nothing_written(self, binary, flag, message):
     workdir = os.path.join(make_tempdir(self), "out")
@@ -131,6 +134,32 @@ class RunTest(absltest.TestCase):
 
 if __name__ == "__main__":
   absltest.main()
+
+
+class BenchmarkTest(absltest.TestCase):
+
+  def test_scaling_section(self):
+    # Sequential calls are timed up to --max_sequential_seeds only; a larger
+    # N is compared with the rate of the largest N timed.
+    workdir = make_tempdir(self)
+    result = run_binary(
+        "benchmark", f"--workdir={workdir}", "--sections=scaling",
+        "--scaling_seeds=1,3", "--max_sequential_seeds=1",
+        "--scaling_epochs=2", "--repeats=1", "--peer=false",
+        "--start_up=false")
+    self.assertEqual(result.returncode, 0, result.stderr)
+    with open(os.path.join(workdir, "benchmark.json")) as f:
+      report = json.load(f)
+    self.assertEqual(report["backend"], "cpu")
+    self.assertNotIn("one_model", report)
+    small, large = report["scaling"]
+    self.assertEqual((small["seeds"], large["seeds"]), (1, 3))
+    self.assertGreater(small["sequential_models_per_second"], 0)
+    self.assertIsNone(large["sequential_models_per_second"])
+    self.assertAlmostEqual(
+        large["speedup"], large["one_call_models_per_second"]
+        / small["sequential_models_per_second"])
+    self.assertIn("| 3     | 2       | -", result.stdout)
 
 
 class KillAndResumeTest(absltest.TestCase):
