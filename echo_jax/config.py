@@ -13,6 +13,7 @@ INITS = ("keras", "flax")
 RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 INPUT_ENCODINGS = ("gather", "one_hot")
 LSTM_BACKENDS = ("fused", "cell")
+OPTIMIZERS = ("keras_adam", "optax_adam")
 
 
 class ConfigError(ValueError):
@@ -45,6 +46,9 @@ class EchoConfig:
   epochs: int = 2000
   batch_size: int = 5
   stateful: bool = True
+  # "keras_adam": Adam as Keras computes it (the tutorial's optimiser);
+  # "optax_adam": optax.adam, epsilon added after the bias correction.
+  optimizer: str = "keras_adam"
   learning_rate: float = 1e-3
   adam_b1: float = 0.9
   adam_b2: float = 0.999
@@ -149,6 +153,7 @@ def validate(config: EchoConfig) -> EchoConfig:
   _check_choice(config, "recurrent_activation", RECURRENT_ACTIVATIONS)
   _check_choice(config, "input_encoding", INPUT_ENCODINGS)
   _check_choice(config, "lstm_backend", LSTM_BACKENDS)
+  _check_choice(config, "optimizer", OPTIMIZERS)
   if not isinstance(config.stateful, bool):
     raise ConfigError(f"stateful={config.stateful!r} must be true or false")
   _check_int(config, "n_unique", 2)

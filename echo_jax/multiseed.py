@@ -106,7 +106,7 @@ def batch_samples(samples: Samples, batch_size: int) -> Samples:
 def weighted_loss_and_accuracy(logits: chex.Array, targets: chex.Array,
                                weights: chex.Array):
   losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+  correct = train_lib.argmax_matches(logits, targets).astype(jnp.float32)
   total = jnp.maximum(jnp.sum(weights), 1.0)
   return jnp.sum(losses * weights) / total, jnp.sum(correct * weights) / total
 

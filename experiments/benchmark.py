@@ -275,6 +275,8 @@ def benchmark():
   if "paths" in sections:
     variants = {}
     for label, changes in (("fused+gather (default)", {}),
+                           ("fused+gather, optax_adam",
+                            {"optimizer": "optax_adam"}),
                            ("fused+one_hot", {"input_encoding": "one_hot"}),
                            ("cell+gather", {"lstm_backend": "cell"}),
                            ("cell+one_hot", {"lstm_backend": "cell",

@@ -56,6 +56,10 @@ flags.DEFINE_string("input_encoding", None,
 flags.DEFINE_string("lstm_backend", None,
                     "fused (hand-written backward, default) or cell (the "
                     "Flax cell scanned by nn.RNN, autodiff).")
+flags.DEFINE_string("optimizer", None,
+                    "keras_adam (Adam as Keras computes it, the tutorial's; "
+                    "default) or optax_adam (optax.adam: epsilon added after "
+                    "the bias correction).")
 flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
 _CHUNK_EPOCHS = flags.DEFINE_integer(
     "chunk_epochs", None,
@@ -75,7 +79,7 @@ _DEBUG_NANS = flags.DEFINE_boolean(
 
 CONFIG_FLAGS = tuple(_INT_FLAGS) + (
     "stateful", "init", "recurrent_activation", "framing", "input_encoding",
-    "lstm_backend", "learning_rate")
+    "lstm_backend", "optimizer", "learning_rate")
 
 
 def default_compilation_cache() -> str:

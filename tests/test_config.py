@@ -53,6 +53,8 @@ class ValidateTest(parameterized.TestCase):
        "framing='all' must be one of window, no_context"),
       ("no_context_with_context", dict(framing="no_context", context=2),
        "context=2 must be 1 for framing=no_context"),
+      ("unknown_optimizer", dict(optimizer="sgd"),
+       "optimizer='sgd' must be one of keras_adam, optax_adam"),
       ("bad_learning_rate", dict(learning_rate=0.0),
        "learning_rate=0.0 must be > 0"),
   )
