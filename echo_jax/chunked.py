@@ -140,7 +140,9 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
     while epoch < total_epochs:
       start = time.perf_counter()
       state, metrics = run_chunk(state, total_epochs)
-      done = int(state.epoch[0])  # waits for the chunk
+      # Waits for the chunk; read on the host (indexing the sharded
+      # array would compile a program).
+      done = int(np.asarray(state.epoch)[0])
       train_seconds += time.perf_counter() - start
       loss_MxE[:, epoch:done] = np.asarray(metrics.loss_C)[
           :num_models, :done - epoch]

@@ -32,13 +32,24 @@ _SEED_AXIS = "seed"
 
 def model_keys(config: config_lib.EchoConfig, count: int) -> chex.Array:
   """Training key of model i, for i < count: fold_in(fold_in(seed, 0), i)."""
-  base = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
-  return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(count))
+  return _model_keys(config.seed, count)
 
 
 def eval_key(config: config_lib.EchoConfig) -> chex.PRNGKey:
   """One test set for every model of a run, disjoint from training keys."""
-  return jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+  return _eval_key(config.seed)
+
+
+# One small program each (op by op they were seven, ~0.3 s of a cold start).
+@functools.partial(jax.jit, static_argnums=1)
+def _model_keys(seed, count: int) -> chex.Array:
+  base = jax.random.fold_in(jax.random.PRNGKey(seed), 0)
+  return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(count))
+
+
+@jax.jit
+def _eval_key(seed) -> chex.PRNGKey:
+  return jax.random.fold_in(jax.random.PRNGKey(seed), 1)
 
 
 def seed_mesh(num_models: int, max_devices: int | None = None) -> Mesh:
@@ -198,7 +209,8 @@ def compile_experiment(config: config_lib.EchoConfig,
   chunk_epochs = chunk_length(chunk_epochs, config.epochs)
   mesh = seed_mesh(config.seeds, max_devices)
   num = padded_models(config.seeds, mesh)
-  train_keys = jax.device_put(model_keys(config, num),
+  # Placed from host memory: resharding a device array compiles a program.
+  train_keys = jax.device_put(np.asarray(model_keys(config, num)),
                               NamedSharding(mesh, P(_SEED_AXIS)))
   start = time.perf_counter()
   init_many, run_chunk, evaluate_many = _compile_programs(

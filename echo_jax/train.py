@@ -99,7 +99,9 @@ def make_fit_sequence(config: config_lib.EchoConfig):
   batch by batch in order, from a zero LSTM state."""
   optimizer = make_optimizer(config)
   grad_fn = jax.value_and_grad(make_loss_fn(config), has_aux=True)
-  zero_carry = models.zero_carry(config.batch_size, config.hidden)
+  # Made inside the traced functions: built eagerly here, the zeros would
+  # compile two tiny programs of their own.
+  zero_carry = lambda: models.zero_carry(config.batch_size, config.hidden)
 
   def batch_step(state, batch):
     params, opt_state, carry = state
@@ -109,13 +111,14 @@ def make_fit_sequence(config: config_lib.EchoConfig):
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     # Keras carries the state forward as a constant; stateless restarts.
-    carry = jax.lax.stop_gradient(final_carry) if config.stateful else zero_carry
+    carry = (jax.lax.stop_gradient(final_carry) if config.stateful
+             else zero_carry())
     return (params, opt_state, carry), (loss, accuracy)
 
   def fit_sequence(params, opt_state, windows_NxC, targets_N):
     batches = split_batches(config, windows_NxC, targets_N)
     (params, opt_state, _), (loss_K, accuracy_K) = jax.lax.scan(
-        batch_step, (params, opt_state, zero_carry), batches)
+        batch_step, (params, opt_state, zero_carry()), batches)
     return params, opt_state, loss_K, accuracy_K
 
   return fit_sequence

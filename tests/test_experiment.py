@@ -51,6 +51,18 @@ class MultiSeedTest(absltest.TestCase):
     chex.assert_trees_all_close(
         two, jax.tree.map(lambda x: x[:2], self.trained), rtol=1e-5, atol=1e-6)
 
+  def test_keys_follow_the_documented_derivation(self):
+    # model i: fold_in(fold_in(PRNGKey(seed), 0), i); test set: fold_in(., 1).
+    for seed in (0, 7, 2**31 - 1):
+      config = TINY.replace(seed=seed)
+      root = jax.random.PRNGKey(seed)
+      base = jax.random.fold_in(root, 0)
+      np.testing.assert_array_equal(
+          experiment.model_keys(config, 5),
+          np.stack([jax.random.fold_in(base, i) for i in range(5)]))
+      np.testing.assert_array_equal(experiment.eval_key(config),
+                                    jax.random.fold_in(root, 1))
+
   def test_record(self):
     record = self.one_device
     for key in ("experiment", "config", "eval_accuracy",
