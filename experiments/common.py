@@ -285,17 +285,26 @@ def run_summaries(run_dir: str):
       os.path.join(run_dir, "tensorboard") if _TENSORBOARD.value else None)
 
 
-def run_in(config: config_lib.EchoConfig, run_dir: str):
+def compile_for(config: config_lib.EchoConfig):
+  """`experiment.compile_experiment` with the binary's --chunk_epochs."""
+  from echo_jax import experiment  # pylint: disable=g-import-not-at-top
+  return experiment.compile_experiment(config,
+                                       chunk_epochs=_CHUNK_EPOCHS.value)
+
+
+def run_in(config: config_lib.EchoConfig, run_dir: str, compiled=None):
   """Runs (or resumes) one experiment in its run folder `run_dir` (config,
-  checkpoints, metrics.jsonl, learning curves, optional TensorBoard);
+  checkpoints, metrics.jsonl, learning curves, optional TensorBoard), with
+  its programs `compiled` by `compile_for(config)` (compiled here if None);
   returns (record, trained)."""
   # pylint: disable=g-import-not-at-top
   from echo_jax import experiment
   from echo_jax import plots
+  if compiled is None:
+    compiled = compile_for(config)
   with run_summaries(run_dir) as on_chunk:
-    record, trained = experiment.run_experiment(
-        config, run_dir=run_dir, chunk_epochs=_CHUNK_EPOCHS.value,
-        on_chunk=on_chunk)
+    record, trained = experiment.run_compiled(compiled, run_dir=run_dir,
+                                              on_chunk=on_chunk)
   plots.learning_curves(
       trained.loss_E, trained.accuracy_E,
       os.path.join(run_dir, "learning_curves.png"),
@@ -326,13 +335,14 @@ def run_task_in(task, run_dir: str, checkpoint: bool = True):
   return rows, trained
 
 
-def run_and_write(config: config_lib.EchoConfig, workdir: str
-                  ) -> dict[str, Any]:
+def run_and_write(config: config_lib.EchoConfig, workdir: str,
+                  compiled=None) -> dict[str, Any]:
   """Runs (or resumes) one experiment with its run folder
   `<workdir>/<experiment>/` (see `run_in`) and writes
   `<workdir>/<experiment>.json`."""
   from echo_jax import results  # pylint: disable=g-import-not-at-top
-  record, _ = run_in(config, os.path.join(workdir, config.experiment))
+  record, _ = run_in(config, os.path.join(workdir, config.experiment),
+                     compiled)
   results.write_json_atomic(
       os.path.join(workdir, f"{config.experiment}.json"), record)
   return record

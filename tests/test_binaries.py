@@ -67,11 +67,14 @@ class BadInputTest(parameterized.TestCase):
     self.assertEqual(result.returncode, 2, result.stderr)
     self.assertEqual(os.listdir(workdir), ["keep.txt"])
 
-  def test_bad_chunk_epochs(self):
+  @parameterized.parameters("echo_lag", "reproduce")
+  def test_bad_chunk_epochs(self, binary):
+    # reproduce compiles in a worker thread: its error must surface the same.
     workdir = os.path.join(make_tempdir(self), "out")
-    result = run_binary("echo_lag", "--chunk_epochs=0", f"--workdir={workdir}")
+    result = run_binary(binary, "--chunk_epochs=0", f"--workdir={workdir}")
     self.assertEqual(result.returncode, 2, result.stderr)
     self.assertEqual(result.stderr.strip(), "error: chunk_epochs=0 must be >= 1")
+    self.assertFalse(os.path.exists(workdir))
     self.assertFalse(os.path.exists(workdir))
 
   def test_unwritable_workdir(self):
