@@ -2,23 +2,17 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 from absl.testing import absltest
 from absl.testing import parameterized
 
+from helpers import make_tempdir
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--epochs=3", "--seeds=2", "--eval_sequences=10"]
-
-
-def make_tempdir(test):
-  path = tempfile.mkdtemp()
-  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
-  return path
 
 
 def run_binary(name, *args, cache=""):

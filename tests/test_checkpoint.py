@@ -2,8 +2,6 @@
 
 import json
 import os
-import shutil
-import tempfile
 
 from absl.testing import absltest
 import chex
@@ -13,15 +11,11 @@ from echo_jax import config as config_lib
 from echo_jax import experiment
 from echo_jax import results
 
+from helpers import make_tempdir
+
 TINY = config_lib.EchoConfig(
     experiment="tiny", length=10, n_unique=12, lag=1, context=3, hidden=8,
     batch_size=7, stateful=True, epochs=23, seeds=3, eval_sequences=30)
-
-
-def make_tempdir(test):
-  path = tempfile.mkdtemp()
-  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
-  return path
 
 
 class ResumeTest(absltest.TestCase):

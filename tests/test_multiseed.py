@@ -3,8 +3,6 @@ equals separate runs, padding-only batches leave Adam alone."""
 
 import json
 import os
-import shutil
-import tempfile
 
 from absl.testing import absltest
 import chex
@@ -16,6 +14,8 @@ from echo_jax import config as config_lib
 from echo_jax import lags
 from echo_jax import multiseed
 from echo_jax import seq2seq
+
+from helpers import make_tempdir
 
 TINY = config_lib.EchoConfig(length=12, n_unique=9, lag=1, context=4, hidden=4,
                              epochs=4, batch_size=3, stateful=False, seeds=2,
@@ -73,12 +73,6 @@ class VariantsTest(absltest.TestCase):
     self.assertEqual(together[1]["variant"], "lag 5, hidden 4")
     self.assertEqual(row_of(together, 5)["eval_accuracy"]["per_seed"],
                      alone[0]["eval_accuracy"]["per_seed"])
-
-
-def make_tempdir(test):
-  path = tempfile.mkdtemp()
-  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
-  return path
 
 
 class ResumeTest(absltest.TestCase):

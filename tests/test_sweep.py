@@ -4,10 +4,8 @@ impossible cells untouched, resumable, bad grids refused."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -24,17 +22,13 @@ from echo_jax import models
 from echo_jax import sweep
 from echo_jax import train
 
+from helpers import make_tempdir
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = config_lib.EchoConfig(
     experiment="sweep", length=9, n_unique=6, hidden=4, batch_size=3,
     stateful=False, epochs=6, seeds=2, eval_sequences=30)
 CONTEXT, LAGS = 3, (0, 1, 2)
-
-
-def make_tempdir(test):
-  path = tempfile.mkdtemp()
-  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
-  return path
 
 
 def model_slice(tree, i, s):
