@@ -105,7 +105,8 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
                identity: dict[str, Any] | None = None,
                stop_after_chunks: int | None = None,
                on_chunk: ChunkCallback | None = None) -> ChunkedRun:
-  """Runs run_chunk(state, end_epoch) -> (state, EpochMetrics_M) from
+  """Runs run_chunk(state, end_epoch) -> (state, EpochMetrics_M) (end_epoch:
+  an int32 scalar, as the compiled programs take it) from
   `state` (epoch_M; the first `num_models` models are real, the rest
   padding) until `total_epochs`, logging one progress line per chunk and
   stopping with NonFiniteLossError on a non-finite loss. With `run_dir`
@@ -134,12 +135,13 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
     results.write_jsonl_atomic(metrics_path, metrics_rows(
         loss_MxE, accuracy_MxE, 0, resumed_from))
   epoch = resumed_from
+  end_epoch = np.int32(total_epochs)
   train_seconds = 0.0
   chunks = 0
   try:
     while epoch < total_epochs:
       start = time.perf_counter()
-      state, metrics = run_chunk(state, total_epochs)
+      state, metrics = run_chunk(state, end_epoch)
       # Waits for the chunk; read on the host (indexing the sharded
       # array would compile a program).
       done = int(np.asarray(state.epoch)[0])

@@ -282,7 +282,7 @@ def run_compiled(compiled: CompiledExperiment, run_dir: str | None = None,
   config = compiled.config
   num_models = compiled.train_keys.shape[0]
   run = chunked.run_chunks(
-      lambda state, end: compiled.run_chunk(state, np.int32(end)),
+      compiled.run_chunk,
       compiled.init_many(compiled.train_keys),
       name=config.experiment, total_epochs=config.epochs,
       num_models=config.seeds, metrics_rows=metrics_rows,

@@ -276,8 +276,7 @@ def run_compiled(compiled: Compiled, run_dir: str | None = None,
   task, config = compiled.task, compiled.task.config
   v, s = len(task.variants), config.seeds
   run = chunked.run_chunks(
-      lambda state, end: compiled.run_chunk(state, np.int32(end),
-                                            compiled.variants),
+      lambda state, end: compiled.run_chunk(state, end, compiled.variants),
       compiled.init_many(compiled.train_keys), name=task.name,
       total_epochs=config.epochs, num_models=v * s,
       metrics_rows=chunked.metrics_by_variant(task.row_names(), s),

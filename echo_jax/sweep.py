@@ -319,7 +319,7 @@ def run_group(group: Group, config: config_lib.EchoConfig,
   resumable, see `chunked`), then scores it."""
   n, s = len(group.lags), group.seeds
   run = chunked.run_chunks(
-      lambda state, end: group.run_chunk(state, np.int32(end), group.lags_M),
+      lambda state, end: group.run_chunk(state, end, group.lags_M),
       group.init(group.keys_M),
       name=f"context {group.context} hidden {group.hidden}",
       total_epochs=config.epochs, num_models=n * s,
