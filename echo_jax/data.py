@@ -16,6 +16,14 @@ def generate_sequence(key: chex.PRNGKey, length: int, n_unique: int
   return jax.random.randint(key, (length,), 0, n_unique, dtype=jnp.int32)
 
 
+def test_sequences(key: chex.PRNGKey, count: int, length: int, n_unique: int
+                   ) -> chex.Array:
+  """(count, length) sequences, one per key of split(key, count): a test
+  set every model of a run is scored on."""
+  keys = jax.random.split(key, count)
+  return jax.vmap(lambda k: generate_sequence(k, length, n_unique))(keys)
+
+
 def one_hot_encode(sequence_L: chex.Array, n_unique: int) -> chex.Array:
   """(..., L) ints -> (..., L, n_unique) float32 one-hot rows."""
   return jax.nn.one_hot(sequence_L, n_unique, dtype=jnp.float32)

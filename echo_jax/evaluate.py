@@ -52,22 +52,22 @@ class Evaluation(NamedTuple):
 
 
 def make_evaluate(config: config_lib.EchoConfig
-                  ) -> Callable[[chex.ArrayTree, chex.PRNGKey], Evaluation]:
-  """evaluate(params, key) -> Evaluation over `config.eval_sequences` fresh
-  sequences: accuracy at each of the N sample positions (its mean is the
-  overall accuracy, every sequence having N samples), plus the tutorial's
-  Expected/Predicted check on the first of those sequences."""
+                  ) -> Callable[[chex.ArrayTree, chex.Array], Evaluation]:
+  """evaluate(params, sequences_SxL) -> Evaluation over S test sequences
+  (e.g. `data.test_sequences`): accuracy at each of the N sample positions
+  (its mean is the overall accuracy, every sequence having N samples), plus
+  the tutorial's Expected/Predicted check on the first of them."""
   predict_logits = make_predict_logits(config)
 
-  def predict(params, key):
-    windows_NxC, targets_N = data.generate_samples(
-        key, config.length, config.n_unique, config.lag, config.context)
+  def predict(params, sequence_L):
+    windows_NxC, targets_N = data.frame_windows(sequence_L, config.lag,
+                                                config.context)
     return targets_N, data.one_hot_decode(predict_logits(params, windows_NxC))
 
-  def evaluate(params, key):
-    keys = jax.random.split(key, config.eval_sequences)
+  def evaluate(params, sequences_SxL):
+    chex.assert_shape(sequences_SxL, (None, config.length))
     targets_SxN, predicted_SxN = jax.vmap(predict, in_axes=(None, 0))(
-        params, keys)
+        params, sequences_SxL)
     accuracy_N = jnp.mean((predicted_SxN == targets_SxN).astype(jnp.float32),
                           axis=0)
     return Evaluation(accuracy_N, targets_SxN[0], predicted_SxN[0])

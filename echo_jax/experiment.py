@@ -12,23 +12,20 @@ state can be checkpointed (orbax) and a killed run resumed bit-identically.
 import functools
 import math
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
 from echo_jax import chunked
 from echo_jax import config as config_lib
 from echo_jax import evaluate as evaluate_lib
-from echo_jax import models
+from echo_jax import programs
 from echo_jax import results
 from echo_jax import train as train_lib
-
-_SEED_AXIS = "seed"
-
 
 def model_keys(config: config_lib.EchoConfig, count: int) -> chex.Array:
   """Training key of model i, for i < count: fold_in(fold_in(seed, 0), i)."""
@@ -52,51 +49,7 @@ def _eval_key(seed) -> chex.PRNGKey:
   return jax.random.fold_in(jax.random.PRNGKey(seed), 1)
 
 
-def seed_mesh(num_models: int, max_devices: int | None = None) -> Mesh:
-  """A 1-D mesh over as many devices as there are models (at most all, or
-  at most `max_devices`)."""
-  available = jax.devices()[:max_devices or jax.device_count()]
-  return Mesh(np.array(available[:max(1, min(num_models, len(available)))]),
-              (_SEED_AXIS,))
-
-
-def padded_models(num_models: int, mesh: Mesh) -> int:
-  """Models rounded up to a multiple of the mesh size (extras discarded)."""
-  return math.ceil(num_models / mesh.size) * mesh.size
-
-
 DEFAULT_CHUNK_EPOCHS = 1000
-
-
-def per_device(fn, mesh: Mesh, in_specs, donate: bool = False):
-  """jit(shard_map(fn)): each device runs `fn` on its slice of the seeds.
-
-  check_vma=False: models never communicate, and zero initial carries are
-  device-invariant values inside per-device scans.
-  """
-  return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=in_specs,
-                               out_specs=P(_SEED_AXIS), check_vma=False),
-                 donate_argnums=(0,) if donate else ())
-
-
-def make_init_many(config: config_lib.EchoConfig, mesh: Mesh,
-                   init_params: Callable[[chex.PRNGKey], chex.ArrayTree]
-                   | None = None):
-  """init_many(keys_S) -> TrainState_S at epoch 0, sharded over seeds;
-  `init_params(key)` makes one model's parameters (default: the config's
-  EchoLSTM). Shared by the tutorial runs, the extensions and the sweep."""
-  init_state = train_lib.make_init_state(config)
-  if init_params is None:
-    init_params = lambda key: models.init_params(config, key)
-
-  def init_local(keys_S):
-    init_keys, data_keys = jax.vmap(train_lib.split_key)(keys_S)
-    # lax.map, not vmap: a batched orthogonal init (QR) deadlocked with
-    # several host devices; initialisation is cheap either way.
-    params_S = jax.lax.map(init_params, init_keys)
-    return jax.vmap(init_state)(params_S, data_keys)
-
-  return per_device(init_local, mesh, P(_SEED_AXIS))
 
 
 def variant_grid(config: config_lib.EchoConfig, variants: tuple[int, ...],
@@ -119,55 +72,22 @@ def chunk_length(chunk_epochs: int | None, epochs: int) -> int:
   return min(chunk_epochs or DEFAULT_CHUNK_EPOCHS, epochs)
 
 
-# The end epoch is a replicated int32 scalar: data, not part of the program.
-END_EPOCH_SPEC = jax.ShapeDtypeStruct((), jnp.int32)
-
-
-def make_run_chunk_many(config: config_lib.EchoConfig, mesh: Mesh,
-                        chunk_epochs: int):
-  """run_chunk(state_S, end_epoch) -> (state_S, EpochMetrics_S) after
-  `chunk_epochs` more epochs (none past end_epoch)."""
-  run_epochs = train_lib.make_run_epochs(config, chunk_epochs)
-  return per_device(jax.vmap(run_epochs, in_axes=(0, None)), mesh,
-                    (P(_SEED_AXIS), P()), donate=True)
-
-
-def make_train_many(config: config_lib.EchoConfig, mesh: Mesh):
-  """train_many(keys_S) -> TrainResult_S: whole runs in one call, no chunks."""
-  init_many = make_init_many(config, mesh)
-  run_all = make_run_chunk_many(config, mesh, config.epochs)
-
-  def train_many(keys_S):
-    state, metrics = run_all(init_many(keys_S), config.epochs)
-    return train_lib.TrainResult(state.params, metrics.loss_C,
-                                 metrics.accuracy_C)
-
-  return train_many
-
-
 def make_evaluate_many(config: config_lib.EchoConfig, mesh: Mesh):
-  """evaluate_many(params_S, key) -> Evaluation_S on the same test
-  sequences for every model."""
+  """evaluate_many(params_S, sequences_SxL) -> Evaluation_S on the same
+  test sequences for every model."""
   evaluate = evaluate_lib.make_evaluate(config)
-  return per_device(jax.vmap(evaluate, in_axes=(0, None)), mesh,
-                     (P(_SEED_AXIS), P()))
+  return programs.per_device(jax.vmap(evaluate, in_axes=(0, None)), mesh,
+                             (P(programs.SEED_AXIS), P()))
 
 
 class CompiledExperiment(NamedTuple):
   config: config_lib.EchoConfig
   mesh: Mesh
   train_keys: chex.Array
-  init_many: Any      # compiled
-  run_chunk: Any      # compiled
+  training: programs.TrainPrograms
   evaluate_many: Any  # compiled
   chunk_epochs: int
   compile_seconds: float
-
-
-def with_sharding(tree, mesh: Mesh):
-  sharding = NamedSharding(mesh, P(_SEED_AXIS))
-  return jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), tree)
 
 
 def program_config(config: config_lib.EchoConfig, chunk_epochs: int
@@ -182,20 +102,22 @@ def program_config(config: config_lib.EchoConfig, chunk_epochs: int
 
 @functools.lru_cache(maxsize=16)
 def _compile_programs(config: config_lib.EchoConfig, mesh: Mesh,
-                      chunk_epochs: int) -> tuple[Any, Any, Any]:
-  """(init_many, run_chunk, evaluate_many), compiled once per process for
+                      chunk_epochs: int
+                      ) -> tuple[programs.TrainPrograms, Any]:
+  """(training programs, evaluate_many), compiled once per process for
   each `program_config`."""
-  keys_spec = with_sharding(
-      jax.ShapeDtypeStruct((padded_models(config.seeds, mesh), 2),
+  keys_spec = programs.with_sharding(
+      jax.ShapeDtypeStruct((programs.padded_models(config.seeds, mesh), 2),
                            jnp.uint32), mesh)
-  init_fn = make_init_many(config, mesh)
-  state_spec = with_sharding(jax.eval_shape(init_fn, keys_spec), mesh)
-  init_many = init_fn.lower(keys_spec).compile()
-  run_chunk = make_run_chunk_many(config, mesh, chunk_epochs).lower(
-      state_spec, END_EPOCH_SPEC).compile()
+  training = programs.compile_training(
+      config, train_lib.make_run_epochs(config, chunk_epochs), mesh,
+      keys_spec)
   evaluate_many = make_evaluate_many(config, mesh).lower(
-      state_spec.params, eval_key(config)).compile()
-  return init_many, run_chunk, evaluate_many
+      training.state_spec.params,
+      jax.ShapeDtypeStruct((config.eval_sequences, config.length),
+                           jnp.int32)).compile()
+  programs.test_sequences_program(config)  # shared: compiled once
+  return training, evaluate_many
 
 
 def compile_experiment(config: config_lib.EchoConfig,
@@ -207,15 +129,15 @@ def compile_experiment(config: config_lib.EchoConfig,
   epochs)."""
   config_lib.validate(config)
   chunk_epochs = chunk_length(chunk_epochs, config.epochs)
-  mesh = seed_mesh(config.seeds, max_devices)
-  num = padded_models(config.seeds, mesh)
+  mesh = programs.seed_mesh(config.seeds, max_devices)
+  num = programs.padded_models(config.seeds, mesh)
   # Placed from host memory: resharding a device array compiles a program.
   train_keys = jax.device_put(np.asarray(model_keys(config, num)),
-                              NamedSharding(mesh, P(_SEED_AXIS)))
+                              programs.seed_sharding(mesh))
   start = time.perf_counter()
-  init_many, run_chunk, evaluate_many = _compile_programs(
+  training, evaluate_many = _compile_programs(
       program_config(config, chunk_epochs), mesh, chunk_epochs)
-  return CompiledExperiment(config, mesh, train_keys, init_many, run_chunk,
+  return CompiledExperiment(config, mesh, train_keys, training,
                             evaluate_many, chunk_epochs,
                             time.perf_counter() - start)
 
@@ -282,18 +204,20 @@ def run_compiled(compiled: CompiledExperiment, run_dir: str | None = None,
   config = compiled.config
   num_models = compiled.train_keys.shape[0]
   run = chunked.run_chunks(
-      compiled.run_chunk,
-      compiled.init_many(compiled.train_keys),
+      compiled.training.run_chunk,
+      compiled.training.init(compiled.train_keys),
       name=config.experiment, total_epochs=config.epochs,
       num_models=config.seeds, metrics_rows=metrics_rows,
-      restore_sharding=NamedSharding(compiled.mesh, P(_SEED_AXIS)),
+      restore_sharding=programs.seed_sharding(compiled.mesh),
       run_dir=run_dir, identity=config.to_dict(),
       stop_after_chunks=stop_after_chunks, on_chunk=on_chunk)
   state = run.state
 
   start = time.perf_counter()
   evaluation = jax.tree.map(np.asarray, jax.block_until_ready(
-      compiled.evaluate_many(state.params, eval_key(config))))
+      compiled.evaluate_many(state.params,
+                             programs.test_sequences(config,
+                                                     eval_key(config)))))
   eval_seconds = time.perf_counter() - start
   accuracy_SxN = evaluation.accuracy_N
   trained = train_lib.TrainResult(

@@ -27,17 +27,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
 from echo_jax import chunked
 from echo_jax import config as config_lib
 from echo_jax import data
 from echo_jax import experiment
 from echo_jax import models
+from echo_jax import programs
 from echo_jax import results
 from echo_jax import train as train_lib
 
-_SEED_AXIS = "seed"  # experiment.seed_mesh's axis name
 
 
 class Samples(NamedTuple):
@@ -111,12 +111,11 @@ def weighted_loss_and_accuracy(logits: chex.Array, targets: chex.Array,
   return jnp.sum(losses * weights) / total, jnp.sum(correct * weights) / total
 
 
-def make_run_epochs(task: Task, num_epochs: int):
-  """run_epochs(state, end_epoch, variant) -> (state, EpochMetrics) after
-  `num_epochs` more epochs (none past end_epoch), as `train.make_run_epochs`
-  (weighted metrics). The state is `train.TrainState`; epoch e
-  trains on fold_in(data_key, e), as in `train`, so any split of the run
-  into chunks trains on the same sequences."""
+def make_run_epochs(task: Task, num_epochs: int) -> train_lib.ChunkFns:
+  """`num_epochs` more epochs as `train.ChunkFns` (weighted metrics; the
+  data are the framed, batched samples). The state is `train.TrainState`;
+  epoch e trains on fold_in(data_key, e), as in `train`, so any split of
+  the run into chunks trains on the same sequences."""
   config = task.config
   optimizer = train_lib.make_optimizer(config)
 
@@ -144,7 +143,7 @@ def make_run_epochs(task: Task, num_epochs: int):
         frame_many(task, epoch_key, task.sequences_per_epoch, variant),
         task.batch_size or config.batch_size)
 
-  def epoch_step(state: train_lib.TrainState, batches: Samples):
+  def epoch_step(state: train_lib.TrainState, batches: Samples, _):
     (params, opt_state), (loss_K, accuracy_K, weight_K) = jax.lax.scan(
         batch_step, (state.params, state.opt_state), batches)
     total = jnp.maximum(jnp.sum(weight_K), 1.0)
@@ -159,22 +158,21 @@ def make_run_epochs(task: Task, num_epochs: int):
 
 
 def make_evaluate(task: Task):
-  """evaluate(params, key, variant) -> (correct, weight) summed over
-  `eval_sequences` fresh sequences, per sample position (targets' shape)."""
+  """evaluate(params, sequences_SxL, variant) -> (correct, weight) summed
+  over the test sequences, per sample position (targets' shape)."""
 
-  def one_sequence(params, key, variant):
-    samples = task.frame(data.generate_sequence(key, task.config.length,
-                                                task.config.n_unique), variant)
+  def one_sequence(params, sequence_L, variant):
+    samples = task.frame(sequence_L, variant)
     predicted = jnp.argmax(task.apply(params, samples.inputs), -1)
     correct = (predicted == samples.targets).astype(jnp.float32)
     return correct * samples.weights, samples.weights
 
-  def evaluate(params, key, variant):
-    keys = jax.random.split(key, task.config.eval_sequences)
+  def evaluate(params, sequences_SxL, variant):
     # lax.map in chunks, not one vmap: all test sequences of all models at
     # once can take gigabytes.
-    correct, weight = jax.lax.map(lambda k: one_sequence(params, k, variant),
-                                  keys, batch_size=min(250, len(keys)))
+    correct, weight = jax.lax.map(
+        lambda seq: one_sequence(params, seq, variant), sequences_SxL,
+        batch_size=min(250, len(sequences_SxL)))
     return correct.sum(0), weight.sum(0)
 
   return evaluate
@@ -205,10 +203,9 @@ class Compiled(NamedTuple):
   mesh: Mesh
   train_keys: chex.Array
   variants: chex.Array
-  init_many: Any      # compiled: (keys_M) -> TrainState_M at epoch 0
-  run_chunk: Any      # compiled: (state_M, end_epoch, variants_M) ->
-                      # (state_M, EpochMetrics_M)
-  evaluate_many: Any  # compiled
+  training: programs.TrainPrograms
+  evaluate_many: Any  # compiled: (params_M, sequences_SxL, variants_M) ->
+                      # (correct_M, weight_M)
   chunk_epochs: int
   compile_seconds: float
   num_models: int     # padded to a multiple of the devices
@@ -221,32 +218,30 @@ def compile_task(task: Task, max_devices: int | None = None,
   config = task.config
   chunk_epochs = experiment.chunk_length(chunk_epochs, config.epochs)
   total = len(task.variants) * config.seeds
-  mesh = experiment.seed_mesh(total, max_devices)
-  count = experiment.padded_models(total, mesh)
-  sharding = NamedSharding(mesh, P(_SEED_AXIS))
+  mesh = programs.seed_mesh(total, max_devices)
+  count = programs.padded_models(total, mesh)
   keys_M, variants_M = experiment.variant_grid(config, task.variants, count)
-  train_keys = jax.device_put(keys_M, sharding)
-  variants = jax.device_put(variants_M, sharding)
+  train_keys, variants = jax.device_put((keys_M, variants_M),
+                                        programs.seed_sharding(mesh))
   evaluate = make_evaluate(task)
 
-  def evaluate_local(params_M, key, variants_M):
-    return jax.vmap(evaluate, in_axes=(0, None, 0))(params_M, key, variants_M)
+  def evaluate_local(params_M, sequences_SxL, variants_M):
+    return jax.vmap(evaluate, in_axes=(0, None, 0))(params_M, sequences_SxL,
+                                                    variants_M)
 
   start = time.perf_counter()
-  init_fn = experiment.make_init_many(config, mesh, task.init)
-  state_spec = experiment.with_sharding(jax.eval_shape(init_fn, train_keys),
-                                        mesh)
-  init_many = init_fn.lower(train_keys).compile()
-  run_chunk = experiment.per_device(
-      jax.vmap(make_run_epochs(task, chunk_epochs), in_axes=(0, None, 0)),
-      mesh, (P(_SEED_AXIS), P(), P(_SEED_AXIS)), donate=True).lower(
-          state_spec, experiment.END_EPOCH_SPEC, variants).compile()
-  evaluate_many = experiment.per_device(
-      evaluate_local, mesh, (P(_SEED_AXIS), P(), P(_SEED_AXIS))).lower(
-          state_spec.params, experiment.eval_key(config), variants).compile()
-  return Compiled(task, mesh, train_keys, variants, init_many, run_chunk,
-                  evaluate_many, chunk_epochs, time.perf_counter() - start,
-                  count)
+  training = programs.compile_training(
+      config, make_run_epochs(task, chunk_epochs), mesh, train_keys,
+      variants, task.init)
+  seeds = P(programs.SEED_AXIS)
+  evaluate_many = programs.per_device(
+      evaluate_local, mesh, (seeds, P(), seeds)).lower(
+          training.state_spec.params,
+          jax.ShapeDtypeStruct((config.eval_sequences, config.length),
+                               jnp.int32), variants).compile()
+  programs.test_sequences_program(config)
+  return Compiled(task, mesh, train_keys, variants, training, evaluate_many,
+                  chunk_epochs, time.perf_counter() - start, count)
 
 
 def summarise(values_S) -> dict[str, Any]:
@@ -276,17 +271,20 @@ def run_compiled(compiled: Compiled, run_dir: str | None = None,
   task, config = compiled.task, compiled.task.config
   v, s = len(task.variants), config.seeds
   run = chunked.run_chunks(
-      lambda state, end: compiled.run_chunk(state, end, compiled.variants),
-      compiled.init_many(compiled.train_keys), name=task.name,
+      lambda state, end: compiled.training.run_chunk(state, end,
+                                                     compiled.variants),
+      compiled.training.init(compiled.train_keys), name=task.name,
       total_epochs=config.epochs, num_models=v * s,
       metrics_rows=chunked.metrics_by_variant(task.row_names(), s),
-      restore_sharding=NamedSharding(compiled.mesh, P(_SEED_AXIS)),
+      restore_sharding=programs.seed_sharding(compiled.mesh),
       run_dir=run_dir, identity=run_identity(task),
       stop_after_chunks=stop_after_chunks, on_chunk=on_chunk)
   state = run.state
   start = time.perf_counter()
   correct_M, weight_M = jax.block_until_ready(compiled.evaluate_many(
-      state.params, experiment.eval_key(config), compiled.variants))
+      state.params,
+      programs.test_sequences(config, experiment.eval_key(config)),
+      compiled.variants))
   eval_seconds = time.perf_counter() - start
   unpad = lambda x: np.asarray(x)[:v * s].reshape((v, s) + x.shape[1:])
   split = lambda x: x.reshape((v, s) + x.shape[1:])

@@ -38,17 +38,17 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
 from echo_jax import chunked
 from echo_jax import config as config_lib
 from echo_jax import data
 from echo_jax import evaluate as evaluate_lib
 from echo_jax import experiment
+from echo_jax import programs
 from echo_jax import results
 from echo_jax import train as train_lib
 
-_SEED_AXIS = "seed"  # experiment.seed_mesh's axis name
 FRAMING = "all_windows"
 FRAMING_NOTE = (
     "every full window is a sample (length - context + 1 rows); target "
@@ -173,17 +173,11 @@ def all_windows(sequence_L: chex.Array, lag: chex.Array, context: int
   return windows_NxC, targets_N
 
 
-def make_samples_fn(shape_config: config_lib.EchoConfig
-                    ) -> train_lib.SamplesFn:
-  """samples(epoch_key, lag) -> all windows of a fresh sequence, with the
+def make_frame_fn(shape_config: config_lib.EchoConfig) -> train_lib.FrameFn:
+  """frame(sequence_L, lag) -> all windows of the sequence, with the
   targets of a traced `lag`."""
-
-  def samples(key, lag):
-    return all_windows(data.generate_sequence(key, shape_config.length,
-                                              shape_config.n_unique),
-                       lag, shape_config.context)
-
-  return samples
+  return lambda sequence_L, lag: all_windows(sequence_L, lag,
+                                             shape_config.context)
 
 
 def make_train_from(shape_config: config_lib.EchoConfig
@@ -192,15 +186,7 @@ def make_train_from(shape_config: config_lib.EchoConfig
   one call (the reference the chunked group programs are tested against):
   `train.make_train_from_params` on all windows with a traced lag."""
   return train_lib.make_train_from_params(shape_config,
-                                          make_samples_fn(shape_config))
-
-
-def test_sequences(config: config_lib.EchoConfig, key: chex.PRNGKey
-                   ) -> chex.Array:
-  """(eval_sequences, length) fresh sequences, shared by every cell."""
-  keys = jax.random.split(key, config.eval_sequences)
-  return jax.vmap(lambda k: data.generate_sequence(
-      k, config.length, config.n_unique))(keys)
+                                          make_frame_fn(shape_config))
 
 
 def make_accuracy(shape_config: config_lib.EchoConfig, eval_batch: int):
@@ -235,13 +221,15 @@ class Group(NamedTuple):
   mesh: Mesh
   keys_M: chex.Array  # model m = (lag index m // seeds, seed m % seeds)
   lags_M: chex.Array
-  init: Any           # compiled: keys_M -> TrainState_M at epoch 0
-  run_chunk: Any      # compiled: (TrainState_M, end_epoch, lags_M) ->
-                      # (TrainState_M, EpochMetrics_M)
-  evaluate: Any       # compiled: (params_M, lags_M, key) -> accuracy_M
+  training: programs.TrainPrograms  # each model with its lag
+  evaluate: Any       # compiled: (params_M, lags_M, sequences_SxL) ->
+                      # accuracy_M
   chunk_epochs: int
   compile_seconds: float
   devices: int
+
+  def run_chunk(self, state_M, end_epoch):
+    return self.training.run_chunk(state_M, end_epoch, self.lags_M)
 
 
 def compile_group(config: config_lib.EchoConfig, context: int, hidden: int,
@@ -255,39 +243,36 @@ def compile_group(config: config_lib.EchoConfig, context: int, hidden: int,
     raise ValueError(f"lags {lags} must be non-empty and < context={context}")
   chunk_epochs = experiment.chunk_length(chunk_epochs, config.epochs)
   count = len(lags) * config.seeds
-  mesh = experiment.seed_mesh(count, max_devices)
-  sharding = NamedSharding(mesh, P(_SEED_AXIS))
+  mesh = programs.seed_mesh(count, max_devices)
   keys_M, lags_M = experiment.variant_grid(
-      config, lags, experiment.padded_models(count, mesh))
-  keys_M, lags_M = jax.device_put((keys_M, lags_M), sharding)
-  run_epochs = train_lib.make_run_epochs(shape_config, chunk_epochs,
-                                         make_samples_fn(shape_config))
+      config, lags, programs.padded_models(count, mesh))
+  keys_M, lags_M = jax.device_put((keys_M, lags_M),
+                                  programs.seed_sharding(mesh))
+  chunk = train_lib.make_run_epochs(shape_config, chunk_epochs,
+                                    make_frame_fn(shape_config))
   accuracy = make_accuracy(shape_config, eval_batch)
 
-  def chunk_local(state_M, end_epoch, lags_M):
+  def counted_fit(*args):
     trace_counts["train", context, hidden] += 1
-    return jax.vmap(run_epochs, in_axes=(0, None, 0))(state_M, end_epoch,
-                                                      lags_M)
+    return chunk.fit(*args)
 
-  def evaluate_local(params_M, lags_M, key):
+  def evaluate_local(params_M, lags_M, sequences_SxL):
     trace_counts["evaluate", context, hidden] += 1
-    sequences_SxL = test_sequences(config, key)
     return jax.vmap(accuracy, in_axes=(0, 0, None))(params_M, lags_M,
                                                     sequences_SxL)
 
   start = time.perf_counter()
-  init_fn = experiment.make_init_many(shape_config, mesh)
-  state_spec = experiment.with_sharding(jax.eval_shape(init_fn, keys_M), mesh)
-  init = init_fn.lower(keys_M).compile()
-  run_chunk = experiment.per_device(
-      chunk_local, mesh, (P(_SEED_AXIS), P(), P(_SEED_AXIS)),
-      donate=True).lower(state_spec, experiment.END_EPOCH_SPEC,
-                         lags_M).compile()
-  evaluate = experiment.per_device(
-      evaluate_local, mesh, (P(_SEED_AXIS), P(_SEED_AXIS), P())).lower(
-          state_spec.params, lags_M, experiment.eval_key(config)).compile()
+  training = programs.compile_training(
+      shape_config, chunk._replace(fit=counted_fit), mesh, keys_M, lags_M)
+  seeds = P(programs.SEED_AXIS)
+  evaluate = programs.per_device(
+      evaluate_local, mesh, (seeds, seeds, P())).lower(
+          training.state_spec.params, lags_M,
+          jax.ShapeDtypeStruct((config.eval_sequences, config.length),
+                               jnp.int32)).compile()
+  programs.test_sequences_program(config)
   return Group(context, hidden, tuple(lags), config.seeds, mesh, keys_M,
-               lags_M, init, run_chunk, evaluate, chunk_epochs,
+               lags_M, training, evaluate, chunk_epochs,
                time.perf_counter() - start, mesh.size)
 
 
@@ -319,19 +304,19 @@ def run_group(group: Group, config: config_lib.EchoConfig,
   resumable, see `chunked`), then scores it."""
   n, s = len(group.lags), group.seeds
   run = chunked.run_chunks(
-      lambda state, end: group.run_chunk(state, end, group.lags_M),
-      group.init(group.keys_M),
+      group.run_chunk, group.training.init(group.keys_M),
       name=f"context {group.context} hidden {group.hidden}",
       total_epochs=config.epochs, num_models=n * s,
       metrics_rows=chunked.metrics_by_variant(
           tuple(f"lag {l}" for l in group.lags), s),
-      restore_sharding=NamedSharding(group.mesh, P(_SEED_AXIS)),
+      restore_sharding=programs.seed_sharding(group.mesh),
       run_dir=run_dir, identity=group_identity(group, config),
       stop_after_chunks=stop_after_chunks)
   state = run.state
   start = time.perf_counter()
-  accuracy_M = np.asarray(group.evaluate(state.params, group.lags_M,
-                                         experiment.eval_key(config)))
+  accuracy_M = np.asarray(group.evaluate(
+      state.params, group.lags_M,
+      programs.test_sequences(config, experiment.eval_key(config))))
   eval_seconds = time.perf_counter() - start
   unpad = lambda x: np.asarray(x)[:n * s].reshape((n, s) + x.shape[1:])
   trained = train_lib.TrainResult(jax.tree.map(unpad, state.params),
@@ -559,7 +544,7 @@ def benchmark_vmap(config: config_lib.EchoConfig, lag: int, context: int,
   single = compile_group(config.replace(seeds=1), context, hidden, (lag,),
                          max_devices=1, chunk_epochs=config.epochs)
   train = lambda group, keys_M: jax.block_until_ready(group.run_chunk(
-      group.init(keys_M), np.int32(config.epochs), group.lags_M))
+      group.training.init(keys_M), np.int32(config.epochs)))
   train(single, single.keys_M)  # warm
   rows = []
   for size in sizes:

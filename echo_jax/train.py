@@ -161,10 +161,10 @@ def make_init_state(config: config_lib.EchoConfig):
   return init_state
 
 
-# samples_fn(epoch_key, variant) -> (windows_NxC, targets_N): an epoch's
-# training rows; `variant` is a traced per-model value (the sweep's lag).
-SamplesFn = Callable[[chex.PRNGKey, chex.Array],
-                     tuple[chex.Array, chex.Array]]
+# frame_fn(sequence_L, variant) -> (windows_NxC, targets_N): an epoch's
+# training rows from its sequence; `variant` is a traced per-model value
+# (the sweep's lag).
+FrameFn = Callable[[chex.Array, chex.Array], tuple[chex.Array, chex.Array]]
 
 
 def needs_guard(epochs: int, chunk_epochs: int) -> bool:
@@ -172,71 +172,95 @@ def needs_guard(epochs: int, chunk_epochs: int) -> bool:
   return epochs % chunk_epochs != 0
 
 
+class ChunkFns(NamedTuple):
+  """`num_epochs` epochs as two functions, so that they can be compiled as
+  two programs (see `programs`): the epochs' data (random-number loops:
+  quick to run, slow to compile, exact at any optimisation level), then the
+  fit. Calling it runs both in one: run_epochs(state, end_epoch,
+  variant=None) -> (state, EpochMetrics).
+
+  make_data(state, variant) -> data_C: the data of epochs state.epoch, ...,
+    state.epoch + num_epochs - 1, epoch e's from fold_in(data_key, e).
+  fit(state, data_C, end_epoch, variant) -> (state, EpochMetrics): trains on
+    it, none past `end_epoch` (a traced int32: the programs do not depend on
+    the run's length).
+  """
+  make_data: Callable[[TrainState, Any], Any]
+  fit: Callable[[TrainState, Any, Any, Any], tuple[TrainState, EpochMetrics]]
+
+  def __call__(self, state: TrainState, end_epoch, variant=None):
+    return self.fit(state, self.make_data(state, variant), end_epoch, variant)
+
+
 def make_run_epochs(config: config_lib.EchoConfig, num_epochs: int,
-                    samples_fn: SamplesFn | None = None):
-  """run_epochs(state, end_epoch, variant=None) -> (state, EpochMetrics):
-  `num_epochs` more epochs, none past `end_epoch` (a traced int32: the
-  program does not depend on the run's length). Epoch e trains on the rows
-  `samples_fn` makes from fold_in(data_key, e) (default: the config's
-  framing of a fresh sequence); keys depend only on the epoch index, so any
-  split of a run into chunks trains on the same sequences as one scan."""
+                    frame_fn: FrameFn | None = None) -> ChunkFns:
+  """`num_epochs` more epochs as `ChunkFns`. Epoch e trains on the rows
+  `frame_fn` makes of a fresh sequence drawn from fold_in(data_key, e)
+  (default: the config's framing); keys depend only on the epoch index, so
+  any split of a run into chunks trains on the same sequences as one scan.
+  The data are the sequences alone, so runs that differ only in framing
+  share their data program."""
   config_lib.validate(config)
   fit_sequence = make_fit_sequence(config)
-  if samples_fn is None:
-    samples_fn = lambda key, _: data.generate_samples(
-        key, config.length, config.n_unique, config.lag, config.context)
+  if frame_fn is None:
+    frame_fn = lambda sequence_L, _: data.frame_windows(
+        sequence_L, config.lag, config.context)
 
-  def epoch_step(state: TrainState, samples):
-    windows_NxC, targets_N = samples
+  def epoch_sequence(key, _):
+    return data.generate_sequence(key, config.length, config.n_unique)
+
+  def epoch_step(state: TrainState, sequence_L, variant):
+    windows_NxC, targets_N = frame_fn(sequence_L, variant)
     params, opt_state, loss_K, accuracy_K = fit_sequence(
         state.params, state.opt_state, windows_NxC, targets_N)
     return (TrainState(params, opt_state, state.data_key, state.epoch + 1),
             (loss_K.mean(), accuracy_K.mean()))
 
-  return epoch_loop(samples_fn, epoch_step, num_epochs,
+  return epoch_loop(epoch_sequence, epoch_step, num_epochs,
                     needs_guard(config.epochs, num_epochs))
 
 
-def epoch_loop(epoch_data: Callable[[chex.PRNGKey, chex.Array], Any],
-               epoch_step: Callable[[TrainState, Any], tuple[TrainState, Any]],
-               num_epochs: int, guarded: bool):
-  """run_epochs(state, end_epoch, variant=None) -> (state, EpochMetrics).
+def epoch_loop(epoch_data: Callable[[chex.PRNGKey, Any], Any],
+               epoch_step: Callable[[TrainState, Any, Any],
+                                    tuple[TrainState, Any]],
+               num_epochs: int, guarded: bool) -> ChunkFns:
+  """`ChunkFns` of `num_epochs` epochs.
 
-  epoch_data(fold_in(data_key, e), variant) makes epoch e's training data;
-  it is made for all `num_epochs` epochs of the chunk in one vmapped call
-  before the loop (random number generation is a loop of its own on CPU:
-  once per chunk, not once per epoch), then epoch_step(state, data) ->
-  (state, (loss, accuracy)) runs in one lax.scan. With `guarded`, steps at
-  state.epoch >= end_epoch are no-ops (only a chunk that overshoots the
-  run's end needs the guard).
+  epoch_data(fold_in(data_key, e), variant) makes epoch e's data; the
+  chunk's are made in one vmapped call (random number generation is a loop
+  of its own on CPU: once per chunk, not once per epoch). epoch_step(state,
+  data, variant) -> (state, (loss, accuracy)) runs in one lax.scan. With
+  `guarded`, steps at state.epoch >= end_epoch are no-ops (only a chunk that
+  overshoots the run's end needs the guard).
   """
 
-  def guarded_step(state, data, end_epoch):
-    skip = lambda s, _: (s, (jnp.zeros((), jnp.float32),) * 2)
-    return jax.lax.cond(state.epoch < end_epoch, epoch_step, skip, state,
-                        data)
-
-  def run_epochs(state: TrainState, end_epoch, variant=None):
+  def make_data(state: TrainState, variant=None):
     epochs_C = state.epoch + jnp.arange(num_epochs, dtype=jnp.int32)
-    data_C = jax.vmap(lambda e: epoch_data(
+    return jax.vmap(lambda e: epoch_data(
         jax.random.fold_in(state.data_key, e), variant))(epochs_C)
-    if guarded:
-      step = lambda s, d: guarded_step(s, d, end_epoch)
-    else:
-      step = epoch_step
-    state, (loss_C, accuracy_C) = jax.lax.scan(step, state, data_C)
+
+  def fit(state: TrainState, data_C, end_epoch, variant=None):
+    def step(state, data):
+      return epoch_step(state, data, variant)
+
+    def guarded_step(state, data):
+      skip = lambda s, _: (s, (jnp.zeros((), jnp.float32),) * 2)
+      return jax.lax.cond(state.epoch < end_epoch, step, skip, state, data)
+
+    state, (loss_C, accuracy_C) = jax.lax.scan(
+        guarded_step if guarded else step, state, data_C)
     return state, EpochMetrics(loss_C, accuracy_C)
 
-  return run_epochs
+  return ChunkFns(make_data, fit)
 
 
 def make_train_from_params(config: config_lib.EchoConfig,
-                           samples_fn: SamplesFn | None = None
+                           frame_fn: FrameFn | None = None
                            ) -> Callable[..., TrainResult]:
   """train_from(params, data_key, variant=None): the run in one call,
-  starting from given parameters; `samples_fn` as in `make_run_epochs`."""
+  starting from given parameters; `frame_fn` as in `make_run_epochs`."""
   init_state = make_init_state(config)
-  run_all = make_run_epochs(config, config.epochs, samples_fn)
+  run_all = make_run_epochs(config, config.epochs, frame_fn)
 
   def train_from(params, data_key, variant=None):
     state, metrics = run_all(init_state(params, data_key), config.epochs,

@@ -23,9 +23,11 @@ from absl import flags
 from absl import logging
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from echo_jax import config as config_lib
 from echo_jax import experiment
+from echo_jax import programs
 from echo_jax import results
 from echo_jax import train
 
@@ -97,20 +99,38 @@ def flops_per_model(config: config_lib.EchoConfig) -> float:
   return float(per_sample * samples * config.epochs)
 
 
-def time_single(config: config_lib.EchoConfig, repeats: int) -> dict:
-  """Compile and training time of one model, whole run under one jit."""
-  key = jax.random.PRNGKey(0)
+def compile_whole_runs(config: config_lib.EchoConfig, num_models: int,
+                       max_devices: int | None = None):
+  """The binaries' training programs (`programs.compile_training`) for
+  `num_models` models, seeds sharded over the devices, the whole run as one
+  chunk. Returns (train(keys_M) -> (state_M, EpochMetrics_M), keys_M,
+  compile seconds: tracing, lowering and compiling all of them)."""
+  mesh = programs.seed_mesh(num_models, max_devices)
+  keys_M = jax.device_put(
+      np.asarray(experiment.model_keys(
+          config, programs.padded_models(num_models, mesh))),
+      programs.seed_sharding(mesh))
   start = time.perf_counter()
-  compiled = jax.jit(train.make_train(config)).lower(key).compile()
+  training = programs.compile_training(
+      config, train.make_run_epochs(config, config.epochs), mesh, keys_M)
   compile_seconds = time.perf_counter() - start
-  jax.block_until_ready(compiled(key))  # first call: allocation, warm caches
-  train_seconds = median_seconds(lambda: compiled(key), repeats)
+  end_epoch = np.int32(config.epochs)
+  train_all = lambda keys: training.run_chunk(training.init(keys), end_epoch)
+  return train_all, keys_M, compile_seconds
+
+
+def time_single(config: config_lib.EchoConfig, repeats: int) -> dict:
+  """Compile and training time of one model, the whole run as one call of
+  the training programs (initialisation, data, fit)."""
+  train_one, keys, compile_seconds = compile_whole_runs(config, 1, 1)
+  jax.block_until_ready(train_one(keys))  # first call: allocation, warm caches
+  train_seconds = median_seconds(lambda: train_one(keys), repeats)
   updates = config.epochs * config.num_batches
   return {"compile_seconds": compile_seconds, "train_seconds": train_seconds,
           "updates_per_second": updates / train_seconds,
           "gflop": flops_per_model(config) / 1e9,
           "gflops_per_second": flops_per_model(config) / train_seconds / 1e9,
-          "compiled": compiled}
+          "train_one": train_one}
 
 
 def time_scaling(config: config_lib.EchoConfig, counts: list[int],
@@ -119,29 +139,22 @@ def time_scaling(config: config_lib.EchoConfig, counts: list[int],
   trains all N (vmapped, seeds sharded over every device). Sequential calls
   are timed up to N = max_sequential; a larger N is compared with the rate
   of the largest N timed."""
-  single = time_single(config, 1)["compiled"]
+  train_one = time_single(config, 1)["train_one"]
   rows = []
   sequential_rate = None
   for n in counts:
-    keys = experiment.model_keys(config, n)
+    keys = np.asarray(experiment.model_keys(config, n))
     timed = n <= max_sequential or sequential_rate is None
     if timed:
       sequential = median_seconds(
-          lambda keys=keys, n=n: [single(keys[i]) for i in range(n)],
+          lambda keys=keys, n=n: [train_one(keys[i:i + 1]) for i in range(n)],
           max(1, repeats - 1))
       sequential_rate = n / sequential
-    mesh = experiment.seed_mesh(n)
-    padded = experiment.padded_models(n, mesh)
-    sharded_keys = jax.device_put(
-        experiment.model_keys(config, padded),
-        jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed")))
-    start = time.perf_counter()
-    many = jax.jit(experiment.make_train_many(config, mesh)).lower(
-        sharded_keys).compile()
-    compile_seconds = time.perf_counter() - start
-    jax.block_until_ready(many(sharded_keys))
-    together = median_seconds(lambda: many(sharded_keys), repeats)
-    rows.append({"seeds": n, "devices": mesh.size,
+    train_many, sharded_keys, compile_seconds = compile_whole_runs(config, n)
+    jax.block_until_ready(train_many(sharded_keys))
+    together = median_seconds(lambda: train_many(sharded_keys), repeats)
+    devices = len(sharded_keys.sharding.device_set)
+    rows.append({"seeds": n, "devices": devices,
                  "sequential_models_per_second":
                      sequential_rate if timed else None,
                  "one_call_models_per_second": n / together,
@@ -266,7 +279,7 @@ def benchmark():
     for name in EXPERIMENTS:
       config = config_lib.preset(name)
       row = time_single(config, repeats)
-      row.pop("compiled")
+      row.pop("train_one")
       single[name] = row
       logging.info("%s: %s", name, row)
     report["one_model"] = single
@@ -282,7 +295,7 @@ def benchmark():
                            ("cell+one_hot", {"lstm_backend": "cell",
                                              "input_encoding": "one_hot"})):
       row = time_single(lag.replace(**changes), repeats)
-      row.pop("compiled")
+      row.pop("train_one")
       variants[label] = row
       logging.info("echo_lag %s: %s", label, row)
     report["echo_lag_paths"] = variants

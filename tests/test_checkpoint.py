@@ -60,13 +60,13 @@ class ResumeTest(absltest.TestCase):
                                             chunk_epochs=5)
     longer = experiment.compile_experiment(TINY.replace(epochs=35, seed=7),
                                            chunk_epochs=5)
-    for name in ("init_many", "run_chunk", "evaluate_many"):
+    for name in ("training", "evaluate_many"):
       self.assertIs(getattr(longer, name), getattr(divided, name))
     guarded = experiment.compile_experiment(TINY, chunk_epochs=5)  # 23
     shorter = experiment.compile_experiment(TINY.replace(epochs=13),
                                             chunk_epochs=5)
-    self.assertIs(shorter.run_chunk, guarded.run_chunk)
-    self.assertIsNot(guarded.run_chunk, divided.run_chunk)
+    self.assertIs(shorter.training, guarded.training)
+    self.assertIsNot(guarded.training, divided.training)
     # The shared program stops each run at its own end.
     _, trained_23 = experiment.run_compiled(guarded)
     _, trained_13 = experiment.run_compiled(shorter)

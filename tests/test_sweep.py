@@ -19,6 +19,7 @@ from echo_jax import data
 from echo_jax import evaluate
 from echo_jax import experiment
 from echo_jax import models
+from echo_jax import programs
 from echo_jax import sweep
 from echo_jax import train
 
@@ -85,7 +86,7 @@ class GroupTest(absltest.TestCase):
             evaluate.make_predict_logits(
                 sweep.group_config(TINY, CONTEXT, TINY.hidden))(p, w), -1),
                  in_axes=(None, 0)), in_axes=(0, None)))
-    sequences_SxL = sweep.test_sequences(TINY, experiment.eval_key(TINY))
+    sequences_SxL = programs.test_sequences(TINY, experiment.eval_key(TINY))
     for i, lag in enumerate(LAGS):
       framed = [sweep.all_windows(seq, lag, CONTEXT) for seq in sequences_SxL]
       windows = jnp.stack([w for w, _ in framed])

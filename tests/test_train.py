@@ -141,9 +141,9 @@ class TrainTest(chex.TestCase):
   def test_short_run_rises_clearly_above_chance(self):
     config = config_lib.preset("echo_current").replace(epochs=60)
     result = jax.jit(train.make_train(config))(jax.random.PRNGKey(0))
-    evaluation = jax.jit(evaluate.make_evaluate(
-        config.replace(eval_sequences=100)))(result.params,
-                                             jax.random.PRNGKey(1))
+    evaluation = jax.jit(evaluate.make_evaluate(config))(
+        result.params, data.test_sequences(jax.random.PRNGKey(1), 100,
+                                           config.length, config.n_unique))
     accuracy_N = evaluation.accuracy_N
     chex.assert_shape(accuracy_N, (25,))
     self.assertGreater(

@@ -1,0 +1,166 @@
+"""A run's compiled programs, sharded over seeds: initialisation, each
+chunk's data, the chunk's fit and the shared test sequences.
+
+Every model runs the same programs on its slice of a 1-D device mesh
+(`seed_mesh`, with `shard_map`: one CPU core, many GPUs or a TPU slice,
+unchanged); within a device the models are `vmap`ped. The tutorial runner
+(`experiment`), the extensions' runner (`multiseed`) and the sweep all
+compile their training with `compile_training`.
+
+Programs that run once per run or per chunk (initialisation, data, test
+sequences) are compiled with LLVM's -O1 on CPU (`compile_light`): they are
+mostly random-number loops, about 1 s of the 2.1 s it took to compile one
+echo_lag run as one -O2 program; -O1 compiles them ~40% faster, they run in
+milliseconds either way, and their results are the same bits (the data are
+integer arithmetic; tests compare every kind of initialisation).
+"""
+
+import functools
+import math
+from typing import Any, Callable, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from echo_jax import config as config_lib
+from echo_jax import data
+from echo_jax import models
+from echo_jax import train as train_lib
+
+SEED_AXIS = "seed"
+
+# The end epoch is a replicated int32 scalar: data, not part of the program.
+END_EPOCH_SPEC = jax.ShapeDtypeStruct((), jnp.int32)
+
+
+def seed_mesh(num_models: int, max_devices: int | None = None) -> Mesh:
+  """A 1-D mesh over as many devices as there are models (at most all, or
+  at most `max_devices`)."""
+  available = jax.devices()[:max_devices or jax.device_count()]
+  return Mesh(np.array(available[:max(1, min(num_models, len(available)))]),
+              (SEED_AXIS,))
+
+
+def padded_models(num_models: int, mesh: Mesh) -> int:
+  """Models rounded up to a multiple of the mesh size (extras discarded)."""
+  return math.ceil(num_models / mesh.size) * mesh.size
+
+
+def seed_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(SEED_AXIS))
+
+
+def per_device(fn, mesh: Mesh, in_specs, donate: bool = False):
+  """jit(shard_map(fn)): each device runs `fn` on its slice of the seeds.
+
+  check_vma=False: models never communicate, and zero initial carries are
+  device-invariant values inside per-device scans.
+  """
+  return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=in_specs,
+                               out_specs=P(SEED_AXIS), check_vma=False),
+                 donate_argnums=(0,) if donate else ())
+
+
+def with_sharding(tree, mesh: Mesh):
+  sharding = seed_sharding(mesh)
+  return jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), tree)
+
+
+def light_options() -> dict[str, Any] | None:
+  """Compiler options of `compile_light`: LLVM -O1 on CPU; elsewhere the
+  default. (-O0 would be faster still but changes the initialisations'
+  floating-point bits and runs the data loops ~5x slower.)"""
+  if jax.default_backend() == "cpu":
+    return {"xla_backend_optimization_level": 1}
+  return None
+
+
+def compile_light(lowered):
+  """Compiles a program that runs once per run or chunk (see the module
+  docstring)."""
+  return lowered.compile(light_options())
+
+
+def make_init_many(config: config_lib.EchoConfig, mesh: Mesh,
+                   init_params: Callable[[chex.PRNGKey], chex.ArrayTree]
+                   | None = None):
+  """init_many(keys_S) -> TrainState_S at epoch 0, sharded over seeds;
+  `init_params(key)` makes one model's parameters (default: the config's
+  EchoLSTM)."""
+  init_state = train_lib.make_init_state(config)
+  if init_params is None:
+    init_params = lambda key: models.init_params(config, key)
+
+  def init_local(keys_S):
+    init_keys, data_keys = jax.vmap(train_lib.split_key)(keys_S)
+    # lax.map, not vmap: a batched orthogonal init (QR) deadlocked with
+    # several host devices; initialisation is cheap either way.
+    params_S = jax.lax.map(init_params, init_keys)
+    return jax.vmap(init_state)(params_S, data_keys)
+
+  return per_device(init_local, mesh, P(SEED_AXIS))
+
+
+class TrainPrograms(NamedTuple):
+  """Compiled: init(keys_M) -> TrainState_M at epoch 0; make_data(state_M,
+  variants_M) -> the next chunk's data_M; fit(state_M, data_M, end_epoch,
+  variants_M) -> (state_M, EpochMetrics_M), donating state_M."""
+  init: Any
+  make_data: Any
+  fit: Any
+  state_spec: Any  # TrainState_M of ShapeDtypeStructs
+
+  def run_chunk(self, state_M, end_epoch, variants_M=None):
+    """One chunk: its data, then its fit (as `train.ChunkFns.__call__`)."""
+    return self.fit(state_M, self.make_data(state_M, variants_M), end_epoch,
+                    variants_M)
+
+
+def compile_training(config: config_lib.EchoConfig, chunk: train_lib.ChunkFns,
+                     mesh: Mesh, keys_M, variants_M=None,
+                     init_params: Callable[[chex.PRNGKey], chex.ArrayTree]
+                     | None = None) -> TrainPrograms:
+  """Compiles initialisation (`make_init_many`), a chunk's data and its fit
+  for the models of `keys_M` (arrays or ShapeDtypeStructs, sharded over
+  `mesh`), each model with its entry of `variants_M` (None: no variants)."""
+  init_many = make_init_many(config, mesh, init_params)
+  state_spec = with_sharding(jax.eval_shape(init_many, keys_M), mesh)
+  variant_axis = None if variants_M is None else 0
+  variant_spec = P() if variants_M is None else P(SEED_AXIS)
+  seeds = P(SEED_AXIS)
+  make_data = per_device(
+      jax.vmap(chunk.make_data, in_axes=(0, variant_axis)), mesh,
+      (seeds, variant_spec))
+  data_spec = with_sharding(jax.eval_shape(make_data, state_spec, variants_M),
+                            mesh)
+  fit = per_device(
+      jax.vmap(chunk.fit, in_axes=(0, 0, None, variant_axis)), mesh,
+      (seeds, seeds, P(), variant_spec), donate=True)
+  return TrainPrograms(
+      compile_light(init_many.lower(keys_M)),
+      compile_light(make_data.lower(state_spec, variants_M)),
+      fit.lower(state_spec, data_spec, END_EPOCH_SPEC, variants_M).compile(),
+      state_spec)
+
+
+def test_sequences_program(config: config_lib.EchoConfig):
+  """Compiled key -> `data.test_sequences` of the config's test-set size;
+  compiled once per process for each (count, length, n_unique)."""
+  return _test_sequences_program(config.eval_sequences, config.length,
+                                 config.n_unique)
+
+
+@functools.lru_cache(maxsize=8)
+def _test_sequences_program(count: int, length: int, n_unique: int):
+  return compile_light(jax.jit(
+      lambda key: data.test_sequences(key, count, length, n_unique)).lower(
+          jax.ShapeDtypeStruct((2,), jnp.uint32)))
+
+
+def test_sequences(config: config_lib.EchoConfig, key: chex.PRNGKey
+                   ) -> chex.Array:
+  return test_sequences_program(config)(key)

@@ -1,0 +1,132 @@
+"""The compiled programs: cheaply compiled ones give the same bits, shared
+ones are compiled once."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from echo_jax import config as config_lib
+from echo_jax import data
+from echo_jax import masking
+from echo_jax import mlp
+from echo_jax import multiseed
+from echo_jax import programs
+from echo_jax import seq2seq
+from echo_jax import train
+
+TINY = config_lib.EchoConfig(
+    experiment="tiny", length=10, n_unique=12, lag=1, context=3, hidden=8,
+    batch_size=7, stateful=False, epochs=6, seeds=4, eval_sequences=30)
+
+# Every kind of initialisation the binaries compile: Keras' and Flax's LSTM
+# initialisers (uniform, orthogonal via QR, normal), one-hot and gathered
+# inputs, and the extensions' models.
+INITS = {
+    "keras_lstm": (TINY, None),
+    "flax_lstm_one_hot": (TINY.replace(init="flax", input_encoding="one_hot"),
+                          None),
+    "cell_backend_hard_sigmoid": (
+        TINY.replace(lstm_backend="cell",
+                     recurrent_activation="hard_sigmoid"), None),
+    "mlp": (TINY, mlp.mlp_task(TINY, 16).init),
+    "sequence_lstm": (TINY, seq2seq.lag_sequence_task(TINY, (1,)).init),
+    "masked_lstm": (TINY, masking.missing_value_task(TINY, "mask").init),
+}
+
+
+def both_ways(lowered):
+  """(light, default) compilations of one lowered program."""
+  return programs.compile_light(lowered), lowered.compile()
+
+
+def assert_same_bits(test, tree_a, tree_b):
+  leaves_a, leaves_b = jax.tree.leaves(tree_a), jax.tree.leaves(tree_b)
+  test.assertEqual(len(leaves_a), len(leaves_b))
+  for a, b in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+class LightCompileTest(parameterized.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.mesh = programs.seed_mesh(TINY.seeds, max_devices=2)
+    self.keys = jax.device_put(
+        np.asarray(jax.random.split(jax.random.PRNGKey(3), TINY.seeds)),
+        programs.seed_sharding(self.mesh))
+
+  def test_light_options_are_cpu_only(self):
+    self.assertEqual(jax.default_backend(), "cpu")
+    self.assertEqual(programs.light_options(),
+                     {"xla_backend_optimization_level": 1})
+
+  @parameterized.named_parameters(
+      (name, config, init) for name, (config, init) in INITS.items())
+  def test_initialisation_has_the_same_bits(self, config, init_params):
+    lowered = programs.make_init_many(config, self.mesh,
+                                      init_params).lower(self.keys)
+    light, default = both_ways(lowered)
+    assert_same_bits(self, light(self.keys), default(self.keys))
+
+  @parameterized.named_parameters(
+      ("tutorial_framing", None),
+      ("task_samples", seq2seq.lag_sequence_task(TINY, (1, 2))))
+  def test_chunk_data_have_the_same_bits(self, task):
+    if task is None:
+      chunk, variants = train.make_run_epochs(TINY, 4), None
+    else:
+      chunk = multiseed.make_run_epochs(task, 4)
+      variants = jax.device_put(np.array([1, 2, 1, 2], np.int32),
+                                programs.seed_sharding(self.mesh))
+    state = programs.make_init_many(TINY, self.mesh)(self.keys)
+    make_data = programs.per_device(
+        jax.vmap(chunk.make_data, in_axes=(0, None if task is None else 0)),
+        self.mesh, (programs.P(programs.SEED_AXIS),
+                    programs.P() if task is None
+                    else programs.P(programs.SEED_AXIS)))
+    light, default = both_ways(make_data.lower(state, variants))
+    assert_same_bits(self, light(state, variants), default(state, variants))
+
+  def test_test_sequences_match_data_and_are_compiled_once(self):
+    key = jax.random.PRNGKey(5)
+    np.testing.assert_array_equal(
+        programs.test_sequences(TINY, key),
+        data.test_sequences(key, TINY.eval_sequences, TINY.length,
+                            TINY.n_unique))
+    # Another experiment with the same test-set size shares the program.
+    other = TINY.replace(experiment="other", lag=0, context=1, hidden=4)
+    self.assertIs(programs.test_sequences_program(other),
+                  programs.test_sequences_program(TINY))
+    self.assertIsNot(
+        programs.test_sequences_program(TINY.replace(eval_sequences=31)),
+        programs.test_sequences_program(TINY))
+
+
+class TrainProgramsTest(absltest.TestCase):
+
+  def test_run_chunk_equals_one_program(self):
+    mesh = programs.seed_mesh(TINY.seeds, max_devices=2)
+    keys = jax.device_put(
+        np.asarray(jax.random.split(jax.random.PRNGKey(4), TINY.seeds)),
+        programs.seed_sharding(mesh))
+    chunk = train.make_run_epochs(TINY, 3)
+    training = programs.compile_training(TINY, chunk, mesh, keys)
+    end = np.int32(TINY.epochs)
+    state, metrics = training.run_chunk(training.init(keys), end)
+    state, more = training.run_chunk(state, end)
+    # The same two chunks as one program per chunk, data made inside it.
+    one_program = jax.jit(jax.vmap(lambda s: chunk(s, jnp.int32(6))))
+    init = programs.make_init_many(TINY, mesh)
+    reference, reference_metrics = one_program(init(keys))
+    reference, reference_more = one_program(reference)
+    np.testing.assert_allclose(state.epoch, [6] * TINY.seeds)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6,
+                                                         atol=1e-7),
+                 (state, metrics, more),
+                 (reference, reference_metrics, reference_more))
+
+
+if __name__ == "__main__":
+  absltest.main()
