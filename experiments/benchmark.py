@@ -195,7 +195,7 @@ def time_shape_sharing(config: config_lib.EchoConfig) -> dict:
           "compile_seconds": [first.compile_seconds, second.compile_seconds],
           "programs_shared": all(
               getattr(first, name) is getattr(second, name)
-              for name in ("init_many", "run_chunk", "evaluate_many"))}
+              for name in ("training", "evaluate_many"))}
 
 
 def time_reproduce_start(seeds: int | None) -> dict:
