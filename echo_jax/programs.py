@@ -130,8 +130,9 @@ def compile_training(config: config_lib.EchoConfig, chunk: train_lib.ChunkFns,
   `mesh`), each model with its entry of `variants_M` (None: no variants).
 
   The two light programs compile in a worker thread while the fit is traced
-  and compiled here (XLA releases the GIL): ~7% less wall time for echo_lag
-  on two cores.
+  and compiled here (XLA releases the GIL): on two cores, one echo_lag
+  model's programs took 2.17 s instead of 2.47 s (medians of five
+  alternated runs).
   """
   init_many = make_init_many(config, mesh, init_params)
   variant_axis = None if variants_M is None else 0
