@@ -55,15 +55,6 @@ QUICK = {"lags": "0,1,2,3,4", "contexts": "1,3,5", "hidden_sizes": "4,16,64",
 _NOT_SWEPT = {"lag": "lags", "context": "contexts", "hidden": "hidden_sizes"}
 
 
-def int_list(name: str, value: list[str] | str) -> tuple[int, ...]:
-  items = value.split(",") if isinstance(value, str) else value
-  try:
-    return tuple(int(v) for v in items)
-  except ValueError:
-    raise config_lib.ConfigError(
-        f"{name}={','.join(items)} must be comma-separated integers") from None
-
-
 def resolve():
   """(config, grid) from the flags, validated; nothing written."""
   # pylint: disable=g-import-not-at-top
@@ -76,7 +67,8 @@ def resolve():
   grid_flags = {"lags": _LAGS, "contexts": _CONTEXTS,
                 "hidden_sizes": _HIDDEN_SIZES}
   grid = sweep.Grid(**{
-      name: int_list(name, flag.value if flag.present else preset[name])
+      name: common.int_list(name, flag.value if flag.present
+                            else preset[name].split(","))
       for name, flag in grid_flags.items()})
   if flags.FLAGS.config_json:
     base = common.load_config_json(flags.FLAGS.config_json)
@@ -120,7 +112,7 @@ def run_benchmark():
   # pylint: disable=g-import-not-at-top
   from echo_jax import results
   from echo_jax import sweep
-  sizes = int_list("benchmark_sizes", _BENCHMARK_SIZES.value)
+  sizes = common.int_list("benchmark_sizes", _BENCHMARK_SIZES.value)
   if not sizes or min(sizes) < 1:
     raise config_lib.ConfigError(
         f"benchmark_sizes={','.join(map(str, sizes))} must be integers >= 1")

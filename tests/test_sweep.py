@@ -277,7 +277,7 @@ class BinaryTest(parameterized.TestCase):
 
   @parameterized.parameters(
       (["--lags="], "error: lags is empty"),
-      (["--lags=1,x"], "error: lags=1,x must be comma-separated integers"),
+      (["--lags=1,x"], "error: lags=1,x must be integers"),
       (["--contexts=0,2"], "error: contexts: 0 must be in [1, 7]"),
       (["--lags=0,5", "--contexts=3"], "error: lags: 5 must be in [0, 2]"),
       (["--seeds=0"], "error: seeds=0 must be >= 1"),
