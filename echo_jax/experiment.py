@@ -114,9 +114,7 @@ def _compile_programs(config: config_lib.EchoConfig, mesh: Mesh,
       keys_spec)
   evaluate_many = make_evaluate_many(config, mesh).lower(
       training.state_spec.params,
-      jax.ShapeDtypeStruct((config.eval_sequences, config.length),
-                           jnp.int32)).compile()
-  programs.test_sequences_program(config)  # shared: compiled once
+      programs.test_sequences_spec(config)).compile()
   return training, evaluate_many
 
 

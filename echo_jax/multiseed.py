@@ -236,10 +236,8 @@ def compile_task(task: Task, max_devices: int | None = None,
   seeds = P(programs.SEED_AXIS)
   evaluate_many = programs.per_device(
       evaluate_local, mesh, (seeds, P(), seeds)).lower(
-          training.state_spec.params,
-          jax.ShapeDtypeStruct((config.eval_sequences, config.length),
-                               jnp.int32), variants).compile()
-  programs.test_sequences_program(config)
+          training.state_spec.params, programs.test_sequences_spec(config),
+          variants).compile()
   return Compiled(task, mesh, train_keys, variants, training, evaluate_many,
                   chunk_epochs, time.perf_counter() - start, count)
 

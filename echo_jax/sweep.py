@@ -268,9 +268,7 @@ def compile_group(config: config_lib.EchoConfig, context: int, hidden: int,
   evaluate = programs.per_device(
       evaluate_local, mesh, (seeds, seeds, P())).lower(
           training.state_spec.params, lags_M,
-          jax.ShapeDtypeStruct((config.eval_sequences, config.length),
-                               jnp.int32)).compile()
-  programs.test_sequences_program(config)
+          programs.test_sequences_spec(config)).compile()
   return Group(context, hidden, tuple(lags), config.seeds, mesh, keys_M,
                lags_M, training, evaluate, chunk_epochs,
                time.perf_counter() - start, mesh.size)

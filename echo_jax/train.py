@@ -198,8 +198,7 @@ def make_run_epochs(config: config_lib.EchoConfig, num_epochs: int,
   `frame_fn` makes of a fresh sequence drawn from fold_in(data_key, e)
   (default: the config's framing); keys depend only on the epoch index, so
   any split of a run into chunks trains on the same sequences as one scan.
-  The data are the sequences alone, so runs that differ only in framing
-  share their data program."""
+  The data are the sequences alone; framing happens in the fit."""
   config_lib.validate(config)
   fit_sequence = make_fit_sequence(config)
   if frame_fn is None:
