@@ -112,10 +112,8 @@ def run_benchmark():
   # pylint: disable=g-import-not-at-top
   from echo_jax import results
   from echo_jax import sweep
-  sizes = common.int_list("benchmark_sizes", _BENCHMARK_SIZES.value)
-  if not sizes or min(sizes) < 1:
-    raise config_lib.ConfigError(
-        f"benchmark_sizes={','.join(map(str, sizes))} must be integers >= 1")
+  sizes = common.int_list("benchmark_sizes", _BENCHMARK_SIZES.value,
+                          minimum=1)
   base = config_lib.preset("echo_lag").replace(stateful=False)
   config = config_lib.validate(base.replace(experiment="sweep_benchmark",
                                             **common.flag_overrides()))
