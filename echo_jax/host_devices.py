@@ -1,4 +1,4 @@
-"""Expose one XLA host device per CPU core, before JAX initialises.
+"""Process set-up for CPUs, before JAX (or a BLAS library) initialises.
 
 Tiny LSTM matmuls keep one core busy each, so on a CPU-only machine the way
 to use every core is to split the seed axis over one host device per core
@@ -36,3 +36,23 @@ def expose_host_devices() -> int | None:
     return None
   os.environ["XLA_FLAGS"] = f"{xla_flags} {_FLAG}={count}".strip()
   return count
+
+
+BLAS_THREADS_VAR = "OPENBLAS_NUM_THREADS"
+_BLAS_MODULES = ("numpy", "scipy", "jax")
+
+
+def single_threaded_blas() -> bool:
+  """Sets OPENBLAS_NUM_THREADS=1 unless it is set or BLAS may be loaded.
+
+  jaxlib's CPU LAPACK (the QR of the orthogonal initialiser) calls SciPy's
+  OpenBLAS, whose worker threads then busy-wait for more work: under `perf`,
+  an idle OpenBLAS thread took 13% of all samples while echo_lag trained,
+  holding the core XLA would otherwise have. Its matrices here are 50 x 200,
+  too small to gain from threads. Returns whether the variable was set.
+  """
+  if BLAS_THREADS_VAR in os.environ or any(
+      name in sys.modules for name in _BLAS_MODULES):
+    return False
+  os.environ[BLAS_THREADS_VAR] = "1"
+  return True

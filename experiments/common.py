@@ -2,13 +2,15 @@
 
 Importing this module first exposes one XLA host device per CPU core (before
 JAX initialises), so every binary uses all cores by default; set
-ECHO_JAX_HOST_DEVICES=N to choose, 0 to leave XLA_FLAGS alone.
+ECHO_JAX_HOST_DEVICES=N to choose, 0 to leave XLA_FLAGS alone. It also keeps
+OpenBLAS to one thread unless OPENBLAS_NUM_THREADS is set (see host_devices).
 """
 
 # pylint: disable=g-import-not-at-top
 from echo_jax import host_devices
 
 host_devices.expose_host_devices()
+host_devices.single_threaded_blas()
 
 import contextlib
 import datetime
