@@ -96,6 +96,16 @@ class ChunkedRun(NamedTuple):
   checkpoint_seconds: float  # saving, appending metrics, waiting for saves
   resumed_from: int          # epochs already done when this process began
 
+  def timing_fields(self, compile_seconds: float, chunk_epochs: int,
+                    eval_seconds: float) -> dict[str, Any]:
+    """What a result record says of the run's time (every runner's)."""
+    return {"compile_seconds": compile_seconds,
+            "train_seconds": self.train_seconds,
+            "eval_seconds": eval_seconds,
+            "checkpoint_seconds": self.checkpoint_seconds,
+            "chunk_epochs": chunk_epochs,
+            "resumed_from_epoch": self.resumed_from}
+
 
 def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
                *, name: str, total_epochs: int, num_models: int,
