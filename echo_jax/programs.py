@@ -121,6 +121,23 @@ class TrainPrograms(NamedTuple):
                     variants_M)
 
 
+def chunk_programs(chunk: train_lib.ChunkFns, mesh: Mesh, with_variants: bool):
+  """(make_data, fit) of `chunk` for models sharded over `mesh`, jitted, not
+  yet compiled: make_data(state_M, variants_M), fit(state_M, data_M,
+  end_epoch, variants_M) donating state_M (variants_M None unless
+  `with_variants`)."""
+  variant_axis = 0 if with_variants else None
+  variant_spec = P(SEED_AXIS) if with_variants else P()
+  seeds = P(SEED_AXIS)
+  make_data = per_device(
+      jax.vmap(chunk.make_data, in_axes=(0, variant_axis)), mesh,
+      (seeds, variant_spec))
+  fit = per_device(
+      jax.vmap(chunk.fit, in_axes=(0, 0, None, variant_axis)), mesh,
+      (seeds, seeds, P(), variant_spec), donate=True)
+  return make_data, fit
+
+
 def compile_training(config: config_lib.EchoConfig, chunk: train_lib.ChunkFns,
                      mesh: Mesh, keys_M, variants_M=None,
                      init_params: Callable[[chex.PRNGKey], chex.ArrayTree]
@@ -135,15 +152,7 @@ def compile_training(config: config_lib.EchoConfig, chunk: train_lib.ChunkFns,
   alternated runs).
   """
   init_many = make_init_many(config, mesh, init_params)
-  variant_axis = None if variants_M is None else 0
-  variant_spec = P() if variants_M is None else P(SEED_AXIS)
-  seeds = P(SEED_AXIS)
-  make_data = per_device(
-      jax.vmap(chunk.make_data, in_axes=(0, variant_axis)), mesh,
-      (seeds, variant_spec))
-  fit = per_device(
-      jax.vmap(chunk.fit, in_axes=(0, 0, None, variant_axis)), mesh,
-      (seeds, seeds, P(), variant_spec), donate=True)
+  make_data, fit = chunk_programs(chunk, mesh, variants_M is not None)
   with concurrent.futures.ThreadPoolExecutor(1) as worker:
     init_lowered = init_many.lower(keys_M)
     init_compiled = worker.submit(compile_light, init_lowered)

@@ -81,11 +81,7 @@ class LightCompileTest(parameterized.TestCase):
       variants = jax.device_put(np.array([1, 2, 1, 2], np.int32),
                                 programs.seed_sharding(self.mesh))
     state = programs.make_init_many(TINY, self.mesh)(self.keys)
-    make_data = programs.per_device(
-        jax.vmap(chunk.make_data, in_axes=(0, None if task is None else 0)),
-        self.mesh, (programs.P(programs.SEED_AXIS),
-                    programs.P() if task is None
-                    else programs.P(programs.SEED_AXIS)))
+    make_data, _ = programs.chunk_programs(chunk, self.mesh, task is not None)
     light, default = both_ways(make_data.lower(state, variants))
     assert_same_bits(self, light(state, variants), default(state, variants))
 
