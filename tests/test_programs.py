@@ -3,6 +3,7 @@ ones are compiled once."""
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,6 +99,26 @@ class LightCompileTest(parameterized.TestCase):
     self.assertIsNot(
         programs.test_sequences_program(TINY.replace(eval_sequences=31)),
         programs.test_sequences_program(TINY))
+
+
+class OverModelsTest(parameterized.TestCase):
+
+  @parameterized.parameters(1, 3)
+  def test_equals_vmap(self, models):
+    def fn(params, scale, rows):
+      # A matmul with a transposed operand (what XLA:CPU lowers differently
+      # with a batch axis), a shared argument and a pytree output.
+      return {"y": jnp.tanh(rows @ params["w"].T) * scale,
+              "n": jnp.sum(params["w"])}
+
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    params = {"w": jax.random.normal(keys[0], (models, 6, 4))}
+    rows = jax.random.normal(keys[1], (models, 5, 4))
+    in_axes = (0, None, 0)
+    got = jax.jit(programs.over_models(fn, in_axes))(params, 2.0, rows)
+    want = jax.vmap(fn, in_axes=in_axes)(params, 2.0, rows)
+    chex.assert_trees_all_close(got, want, rtol=1e-6, atol=1e-6)
+    chex.assert_tree_shape_prefix(got, (models,))
 
 
 class TrainProgramsTest(absltest.TestCase):
