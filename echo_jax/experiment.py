@@ -37,6 +37,12 @@ def eval_key(config: config_lib.EchoConfig) -> chex.PRNGKey:
   return _eval_key(config.seed)
 
 
+def eval_sequences(config: config_lib.EchoConfig) -> chex.Array:
+  """The run's test set, (config.eval_sequences, length) sequences drawn
+  from `eval_key`: what every runner scores every model on."""
+  return programs.test_sequences(config, eval_key(config))
+
+
 # One small program each (op by op they were seven, ~0.3 s of a cold start).
 @functools.partial(jax.jit, static_argnums=1)
 def _model_keys(seed, count: int) -> chex.Array:
@@ -213,9 +219,7 @@ def run_compiled(compiled: CompiledExperiment, run_dir: str | None = None,
 
   start = time.perf_counter()
   evaluation = jax.tree.map(np.asarray, jax.block_until_ready(
-      compiled.evaluate_many(state.params,
-                             programs.test_sequences(config,
-                                                     eval_key(config)))))
+      compiled.evaluate_many(state.params, eval_sequences(config))))
   eval_seconds = time.perf_counter() - start
   accuracy_SxN = evaluation.accuracy_N
   trained = train_lib.TrainResult(

@@ -280,9 +280,7 @@ def run_compiled(compiled: Compiled, run_dir: str | None = None,
   state = run.state
   start = time.perf_counter()
   correct_M, weight_M = jax.block_until_ready(compiled.evaluate_many(
-      state.params,
-      programs.test_sequences(config, experiment.eval_key(config)),
-      compiled.variants))
+      state.params, experiment.eval_sequences(config), compiled.variants))
   eval_seconds = time.perf_counter() - start
   unpad = lambda x: np.asarray(x)[:v * s].reshape((v, s) + x.shape[1:])
   split = lambda x: x.reshape((v, s) + x.shape[1:])

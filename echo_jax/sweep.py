@@ -314,7 +314,7 @@ def run_group(group: Group, config: config_lib.EchoConfig,
   start = time.perf_counter()
   accuracy_M = np.asarray(group.evaluate(
       state.params, group.lags_M,
-      programs.test_sequences(config, experiment.eval_key(config))))
+      experiment.eval_sequences(config)))
   eval_seconds = time.perf_counter() - start
   unpad = lambda x: np.asarray(x)[:n * s].reshape((n, s) + x.shape[1:])
   trained = train_lib.TrainResult(jax.tree.map(unpad, state.params),
