@@ -27,6 +27,7 @@ from echo_jax import programs
 from echo_jax import results
 from echo_jax import train as train_lib
 
+
 def model_keys(config: config_lib.EchoConfig, count: int) -> chex.Array:
   """Training key of model i, for i < count: fold_in(fold_in(seed, 0), i)."""
   return _model_keys(config.seed, count)

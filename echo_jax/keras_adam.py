@@ -13,8 +13,8 @@ instead, i.e. its epsilon is Keras' divided by sqrt(1 - b2^t): the two
 differ only where sqrt(v_t) is near epsilon, and only while that factor is
 far from 1 (the first few thousand steps with b2 = 0.999). Keras' form
 is also the cheaper one: per parameter one division and one square root,
-where optax's takes three divisions and a square root. On these tiny models Adam is a third of an update, and that is
-bound by those divisions.
+where optax's takes three divisions and a square root. On these tiny models
+Adam is a third of an update, and that is bound by those divisions.
 """
 
 from typing import NamedTuple

@@ -39,7 +39,6 @@ from echo_jax import results
 from echo_jax import train as train_lib
 
 
-
 class Samples(NamedTuple):
   """One sequence framed: every leaf has the sample axis N first."""
   inputs: chex.ArrayTree  # what `apply` takes, e.g. ids (N, T)
