@@ -25,11 +25,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax import config as config_lib
-from echo_jax import experiment
-from echo_jax import programs
-from echo_jax import results
-from echo_jax import train
+from echo_jax.core import config as config_lib
+from echo_jax.report import records
+from echo_jax.report import tables
+from echo_jax.runtime import keys as keys_lib
+from echo_jax.runtime import results
+from echo_jax.runtime import runner
+from echo_jax.tasks import tutorial
 
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per measurement.")
 _SCALING_SEEDS = flags.DEFINE_list(
@@ -101,22 +103,19 @@ def flops_per_model(config: config_lib.EchoConfig) -> float:
 
 def compile_whole_runs(config: config_lib.EchoConfig, num_models: int,
                        max_devices: int | None = None):
-  """The binaries' training programs (`programs.compile_training`) for
-  `num_models` models, seeds sharded over the devices, the whole run as one
-  chunk. Returns (train(keys_M) -> (state_M, EpochMetrics_M), keys_M,
-  compile seconds: tracing, lowering and compiling all of them)."""
-  mesh = programs.seed_mesh(num_models, max_devices)
-  keys_M = jax.device_put(
-      np.asarray(experiment.model_keys(
-          config, programs.padded_models(num_models, mesh))),
-      programs.seed_sharding(mesh))
-  start = time.perf_counter()
-  training = programs.compile_training(
-      config, train.make_run_epochs(config, config.epochs), mesh, keys_M)
-  compile_seconds = time.perf_counter() - start
+  """The binaries' training programs (`runner.compile_task` of the tutorial
+  task, without evaluation) for `num_models` models, seeds sharded over the
+  devices, the whole run as one chunk. Returns (train(keys_M) -> (state_M,
+  EpochMetrics_M), keys_M, compile seconds: tracing, lowering and compiling
+  all of them)."""
+  task = tutorial.tutorial_task(config.replace(seeds=num_models))
+  # Training only, and uncached: every call is a cold compile.
+  compiled = runner.compile_task(task, max_devices, chunk_epochs=config.epochs,
+                                 with_evaluation=False)
   end_epoch = np.int32(config.epochs)
-  train_all = lambda keys: training.run_chunk(training.init(keys), end_epoch)
-  return train_all, keys_M, compile_seconds
+  train_all = lambda keys: compiled.run_chunk(compiled.training.init(keys),
+                                              end_epoch)
+  return train_all, compiled.keys_M, compiled.compile_seconds
 
 
 def time_single(config: config_lib.EchoConfig, repeats: int) -> dict:
@@ -149,7 +148,7 @@ def time_scaling(config: config_lib.EchoConfig, counts: list[int],
   rows = []
   sequential_rate = None
   for n in counts:
-    keys = np.asarray(experiment.model_keys(config, n))
+    keys = np.asarray(keys_lib.model_keys(config, n))
     timed = n <= max_sequential or sequential_rate is None
     if timed:
       sequential = median_seconds(
@@ -173,14 +172,14 @@ def time_scaling(config: config_lib.EchoConfig, counts: list[int],
 
 def time_checkpointing(config: config_lib.EchoConfig, repeats: int) -> dict:
   """Training with an orbax checkpoint after every chunk vs without."""
-  compiled = experiment.compile_experiment(config)
+  compiled = runner.compile_task(tutorial.tutorial_task(config))
   plain, saved = [], []
   for _ in range(repeats):
-    record, _ = experiment.run_compiled(compiled)
+    record = records.tutorial_record(runner.run(compiled))
     plain.append(record["train_seconds"])
     run_dir = tempfile.mkdtemp()
     try:
-      record, _ = experiment.run_compiled(compiled, run_dir=run_dir)
+      record = records.tutorial_record(runner.run(compiled, run_dir=run_dir))
       saved.append(record["train_seconds"] + record["checkpoint_seconds"])
     finally:
       shutil.rmtree(run_dir, ignore_errors=True)
@@ -194,14 +193,14 @@ def time_shape_sharing(config: config_lib.EchoConfig) -> dict:
   """Compile time of a run, then of the same run with twice the epochs and
   another seed in the same process: the second reuses the first's programs
   (the run's length and seed are data, not part of them)."""
-  first = experiment.compile_experiment(config)
-  second = experiment.compile_experiment(
-      config.replace(epochs=2 * config.epochs, seed=config.seed + 1))
+  first = runner.compile_task(tutorial.tutorial_task(config))
+  second = runner.compile_task(tutorial.tutorial_task(
+      config.replace(epochs=2 * config.epochs, seed=config.seed + 1)))
   return {"epochs": [config.epochs, 2 * config.epochs],
           "compile_seconds": [first.compile_seconds, second.compile_seconds],
           "programs_shared": all(
               getattr(first, name) is getattr(second, name)
-              for name in ("training", "evaluate_many"))}
+              for name in ("training", "evaluate"))}
 
 
 def time_reproduce_start(seeds: int | None) -> dict:
@@ -340,7 +339,7 @@ def print_report(report: dict) -> None:
                    f"({100 * row['gflops_per_second'] / peak:.1f}% of peak)",
                    fmt(peer[name]["train_seconds"] / row["train_seconds"], 1)
                    if peer else "-"])
-    print(common.format_table(
+    print(tables.format_table(
         ["one model, tutorial settings", "compile s", "train s", "updates/s",
          "GFLOP", "GFLOP/s", "torch train / ours"], rows))
     print(f"compile s: median of {report['repeats']} cold compilations; "
@@ -348,12 +347,12 @@ def print_report(report: dict) -> None:
   if "echo_lag_paths" in report:
     paths = report["echo_lag_paths"]
     base = paths["fused+gather (default)"]["train_seconds"]
-    print(common.format_table(
+    print(tables.format_table(
         ["echo_lag path", "compile s", "train s", "train s / default"],
         [[label, fmt(r["compile_seconds"]), fmt(r["train_seconds"], 3),
           fmt(r["train_seconds"] / base)] for label, r in paths.items()]))
   if "scaling" in report:
-    print(common.format_table(
+    print(tables.format_table(
         ["seeds", "devices", "sequential models/s", "one call models/s",
          "speedup"],
         [[r["seeds"], r["devices"],

@@ -11,16 +11,12 @@ Writes lag_sequence.json (one row per lag) and lag_sequence.png (accuracy per
 window step).
 """
 
-import os
-import warnings
-
-import numpy as np
 from absl import flags
 
 from experiments import common
 from experiments import extensions_common as ext
 
-from echo_jax import config as config_lib
+from echo_jax.core import config as config_lib
 
 _LAGS = flags.DEFINE_list("lags", ["1", "2", "3", "4"],
                           "Lags to echo at every step (each < --context).")
@@ -28,10 +24,8 @@ _LAGS = flags.DEFINE_list("lags", ["1", "2", "3", "4"],
 
 def lag_sequence():
   # pylint: disable=g-import-not-at-top
-  from echo_jax import multiseed
-  from echo_jax import plots
-  from echo_jax import seq2seq
-  config = ext.resolve("lag_sequence")
+  from echo_jax.studies import lag_sequence as study
+  config = ext.resolve(study.NAME)
   lags = common.int_list("lags", _LAGS.value)
   for lag in lags:
     if not 1 <= lag < config.context or (
@@ -39,34 +33,8 @@ def lag_sequence():
       raise config_lib.ConfigError(
           f"lag={lag} must be in [1, context={config.context}) and leave a "
           f"window in length={config.length}")
-  workdir = common.resolve_workdir("lag_sequence")
-  rows, _ = ext.run_task(workdir, "lag_sequence",
-                         seq2seq.lag_sequence_task(config, lags))
-  table = []
-  for row in rows:
-    per_position = np.array(
-        [np.nan if a is None else a for a in row["eval_accuracy_per_position"]],
-        float).reshape(row["eval_accuracy_per_position_shape"])
-    with warnings.catch_warnings():  # all-NaN columns: unscored steps
-      warnings.simplefilter("ignore", RuntimeWarning)
-      per_step = np.nanmean(per_position, axis=0)
-    row["eval_accuracy_per_window_step"] = [
-        None if np.isnan(a) else float(a) for a in per_step]
-    table.append([row["variant"], ext.ci_cell(row["eval_accuracy"])] + [
-        "-" if a is None else common.percent(a)
-        for a in row["eval_accuracy_per_window_step"]] + [
-            f"{row['train_seconds']:.2f}"])
-  record = multiseed.result_record("lag_sequence", config, rows)
-  ext.finish("lag_sequence", workdir, record,
-             ["variant", "accuracy [95% CI]"]
-             + [f"step {s}" for s in range(config.context)]
-             + ["train s (all lags)"], table)
-  plots.accuracy_lines(
-      os.path.join(workdir, "lag_sequence.png"),
-      f"Echo a lag sequence: accuracy per window step "
-      f"({ext.seeds_of(rows[0])} seeds)", "step s in the window",
-      [(row["variant"], list(range(config.context)),
-        row["eval_accuracy_per_window_step"]) for row in rows])
+  study.run(config, common.resolve_workdir(study.NAME), common.run_options(),
+            lags=lags)
 
 
 def main():

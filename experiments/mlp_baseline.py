@@ -8,9 +8,6 @@ Writes mlp_baseline.json (rows: lstm, mlp_<hidden>) and mlp_baseline.png
 (training accuracy per epoch).
 """
 
-import os
-
-import numpy as np
 from absl import flags
 
 from experiments import common
@@ -23,37 +20,11 @@ _MLP_HIDDEN = flags.DEFINE_list("mlp_hidden", ["50"],
 
 def mlp_baseline():
   # pylint: disable=g-import-not-at-top
-  from echo_jax import mlp
-  from echo_jax import multiseed
-  from echo_jax import plots
-  config = ext.resolve("mlp_baseline")
-  sizes = list(common.int_list("mlp_hidden", _MLP_HIDDEN.value, minimum=1))
-  workdir = common.resolve_workdir("mlp_baseline")
-  tasks = [multiseed.echo_lstm_task(f"lstm_{config.hidden}", config)] + [
-      mlp.mlp_task(config, size) for size in sizes]
-  rows = []
-  for task in tasks:
-    rows.extend(ext.run_task(workdir, "mlp_baseline", task)[0])
-  table = []
-  for row in rows:
-    reached = [e for e in row["epochs_to_99pct_train_accuracy"]
-               if e is not None]
-    table.append([
-        row["variant"], ext.ci_cell(row["eval_accuracy"]), row["params"],
-        f"{np.median(reached):.0f} ({len(reached)}/{ext.seeds_of(row)})"
-        if reached else "-",
-        f"{row['compile_seconds']:.2f}", f"{row['train_seconds']:.2f}"])
-  record = multiseed.result_record("mlp_baseline", config, rows)
-  ext.finish("mlp_baseline", workdir, record,
-             ("model", "accuracy [95% CI]", "params",
-              "median epochs to 99% (seeds)", "compile s",
-              f"train s ({ext.seeds_of(rows[0])} models)"), table)
-  plots.accuracy_lines(
-      os.path.join(workdir, "mlp_baseline.png"),
-      "Windowed echo, MLP vs LSTM: training accuracy (50-epoch mean)",
-      "epoch",
-      [(row["variant"], *ext.trailing_mean(row["train_accuracy_per_epoch"]))
-       for row in rows])
+  from echo_jax.studies import mlp_baseline as study
+  config = ext.resolve(study.NAME)
+  sizes = common.int_list("mlp_hidden", _MLP_HIDDEN.value, minimum=1)
+  study.run(config, common.resolve_workdir(study.NAME), common.run_options(),
+            mlp_hidden=sizes)
 
 
 def main():

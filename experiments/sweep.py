@@ -6,9 +6,9 @@ window of `context` values, `--seeds` models per cell, 95% CI over seeds.
   python -m experiments.sweep --quick            # a small grid, minutes
   python -m experiments.sweep --benchmark        # one vmapped call vs many
 
-Every full window is a sample (see echo_jax/sweep.py), stateless training
-(--stateful=true needs --batch_size to divide every context's row count),
-batch 5, the tutorial's 2000 epochs. Cells with lag >= context are reported
+Every full window is a sample (see echo_jax/tasks/sweep_cell.py),
+stateless training (--stateful=true needs --batch_size to divide every
+context's row count), batch 5, the tutorial's 2000 epochs. Cells with lag >= context are reported
 as impossible and not trained. All lags x seeds of one (context, hidden)
 pair train in one compiled program, sharded over the visible devices (one
 host device per core on a CPU, GPUs or a TPU slice the same way). Several
@@ -22,14 +22,13 @@ its metrics.jsonl), sweep.csv, sweep.json, heatmap.png,
 accuracy_vs_hidden.png and learning_curves.png.
 """
 
-import os
 import time
 
 from absl import flags
 
 from experiments import common
 
-from echo_jax import config as config_lib
+from echo_jax.core import config as config_lib
 
 _LAGS = flags.DEFINE_list("lags", None, "Lags to sweep (default 0..8).")
 _CONTEXTS = flags.DEFINE_list("contexts", None,
@@ -57,8 +56,7 @@ _NOT_SWEPT = {"lag": "lags", "context": "contexts", "hidden": "hidden_sizes"}
 
 def resolve():
   """(config, grid) from the flags, validated; nothing written."""
-  # pylint: disable=g-import-not-at-top
-  from echo_jax import sweep
+  from echo_jax.tasks import sweep_cell  # pylint: disable=g-import-not-at-top
   for single, plural in _NOT_SWEPT.items():
     if flags.FLAGS[single].present:
       raise config_lib.ConfigError(
@@ -66,7 +64,7 @@ def resolve():
   preset = QUICK if _QUICK.value else DEFAULTS
   grid_flags = {"lags": _LAGS, "contexts": _CONTEXTS,
                 "hidden_sizes": _HIDDEN_SIZES}
-  grid = sweep.Grid(**{
+  grid = sweep_cell.Grid(**{
       name: common.int_list(name, flag.value if flag.present
                             else preset[name].split(","))
       for name, flag in grid_flags.items()})
@@ -76,59 +74,26 @@ def resolve():
     base = config_lib.preset("echo_lag").replace(
         stateful=False, seeds=preset["seeds"], epochs=preset["epochs"])
   config = base.replace(experiment="sweep", **common.flag_overrides())
-  sweep.validate(config, grid)
+  sweep_cell.validate(config, grid)
   return config, grid
 
 
 def run_sweep():
-  # pylint: disable=g-import-not-at-top
-  from echo_jax import sweep
-  from echo_jax import sweep_plots
+  from echo_jax.studies import sweep  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   config, grid = resolve()
-  workdir = common.resolve_workdir("sweep")
-  record = sweep.run_sweep(config, grid, workdir,
-                           chunk_epochs=common.flags.FLAGS.chunk_epochs)
-  title = (f"echo X(t-lag): {config.seeds} seeds/cell, {config.epochs} "
-           f"epochs, batch {config.batch_size}, "
-           f"{'stateful' if config.stateful else 'stateless'}, "
-           f"{config.eval_sequences} test sequences")
-  record["wall_seconds_after_imports"] = time.perf_counter() - start
-  sweep.write_summary(workdir, record)
-  sweep_plots.write_all(record["rows"], workdir, title, config.n_unique)
-  ok = [r for r in record["rows"] if r["status"] == "ok"]
-  print(common.format_table(
-      ("hidden", "lag", "context", "accuracy [95% CI]", "epochs to 99%"),
-      [(r["hidden"], r["lag"], r["context"],
-        f"{common.percent(r['mean'])} [{common.percent(r['ci_low'])}, "
-        f"{common.percent(r['ci_high'])}]", r["epochs_to_99"] or "-")
-       for r in ok if r["context"] == max(grid.contexts)]))
-  print(f"{len(ok)} cells trained or reused, {record['cells_impossible']} "
-        f"impossible; {record['wall_seconds_after_imports']:.1f} s after "
-        f"imports; wrote {workdir}")
+  sweep.run(config, grid, common.resolve_workdir("sweep"),
+            common.run_options(), start)
 
 
 def run_benchmark():
-  # pylint: disable=g-import-not-at-top
-  from echo_jax import results
-  from echo_jax import sweep
+  from echo_jax.studies import sweep  # pylint: disable=g-import-not-at-top
   sizes = common.int_list("benchmark_sizes", _BENCHMARK_SIZES.value,
                           minimum=1)
   base = config_lib.preset("echo_lag").replace(stateful=False)
   config = config_lib.validate(base.replace(experiment="sweep_benchmark",
                                             **common.flag_overrides()))
-  workdir = common.resolve_workdir("sweep_benchmark")
-  rows = sweep.benchmark_vmap(config, config.lag, config.context,
-                              config.hidden, sizes)
-  results.write_json_atomic(os.path.join(workdir, "benchmark.json"), {
-      "config": config.to_dict(), "rows": rows,
-      "versions": results.versions()})
-  print(common.format_table(
-      ("models S", "devices", "one call s", "S calls s", "ratio"),
-      [(r["models"], r["devices"], f"{r['vmapped_seconds']:.2f}",
-        f"{r['sequential_seconds']:.2f}", f"{r['speedup_per_model']:.2f}")
-       for r in rows]))
-  print(f"wrote {os.path.join(workdir, 'benchmark.json')}")
+  sweep.run_benchmark(config, sizes, common.resolve_workdir("sweep_benchmark"))
 
 
 def main():

@@ -9,7 +9,7 @@ import time
 import torch
 from torch import nn
 
-from echo_jax import config as config_lib
+from echo_jax.core import config as config_lib
 
 
 class TorchEcho(nn.Module):

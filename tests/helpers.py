@@ -10,3 +10,39 @@ def make_tempdir(test) -> str:
   path = tempfile.mkdtemp()
   test.addCleanup(shutil.rmtree, path, ignore_errors=True)
   return path
+
+
+def run_tutorial(config, **kwargs):
+  """(record, trained) of a tutorial experiment through the one runner;
+  kwargs as `runner.run_task`."""
+  # pylint: disable=g-import-not-at-top
+  from echo_jax.report import records
+  from echo_jax.runtime import runner
+  from echo_jax.tasks import tutorial
+  output = runner.run_task(tutorial.tutorial_task(config), **kwargs)
+  return records.tutorial_record(output), output.trained()
+
+
+def run_compiled_tutorial(compiled, **kwargs):
+  """`run_tutorial` for programs compiled by `runner.compile_task`."""
+  # pylint: disable=g-import-not-at-top
+  from echo_jax.report import records
+  from echo_jax.runtime import runner
+  output = runner.run(compiled, **kwargs)
+  return records.tutorial_record(output), output.trained()
+
+
+def compile_tutorial(config, **kwargs):
+  # pylint: disable=g-import-not-at-top
+  from echo_jax.runtime import runner
+  from echo_jax.tasks import tutorial
+  return runner.compile_task(tutorial.tutorial_task(config), **kwargs)
+
+
+def run_framed(task, **kwargs):
+  """(rows, trained with (variant, seed) axes) of a framed task."""
+  # pylint: disable=g-import-not-at-top
+  from echo_jax.report import records
+  from echo_jax.runtime import runner
+  output = runner.run_task(task, **kwargs)
+  return records.variant_rows(output), output.trained(by_variant=True)

@@ -7,10 +7,12 @@ from absl.testing import absltest
 import chex
 import numpy as np
 
-from echo_jax import config as config_lib
-from echo_jax import experiment
-from echo_jax import results
+from echo_jax.core import config as config_lib
+from echo_jax.report import tensorboard
+from echo_jax.runtime import chunked
+from echo_jax.runtime import results
 
+import helpers
 from helpers import make_tempdir
 
 TINY = config_lib.EchoConfig(
@@ -22,17 +24,17 @@ class ResumeTest(absltest.TestCase):
 
   def test_stopped_after_k_chunks_and_resumed_equals_uninterrupted(self):
     # 23 epochs in chunks of 5: the last chunk overshoots and must stop at 23.
-    plain, plain_trained = experiment.run_experiment(TINY, chunk_epochs=5)
+    plain, plain_trained = helpers.run_tutorial(TINY, chunk_epochs=5)
     whole_dir = make_tempdir(self)
-    whole, whole_trained = experiment.run_experiment(
+    whole, whole_trained = helpers.run_tutorial(
         TINY, run_dir=whole_dir, chunk_epochs=5)
     chex.assert_trees_all_equal(whole_trained, plain_trained)
 
     run_dir = make_tempdir(self)
-    with self.assertRaises(experiment.Interrupted):
-      experiment.run_experiment(TINY, run_dir=run_dir, chunk_epochs=5,
+    with self.assertRaises(chunked.Interrupted):
+      helpers.run_tutorial(TINY, run_dir=run_dir, chunk_epochs=5,
                                 stop_after_chunks=2)
-    resumed, resumed_trained = experiment.run_experiment(
+    resumed, resumed_trained = helpers.run_tutorial(
         TINY, run_dir=run_dir, chunk_epochs=5)
     self.assertEqual(resumed["resumed_from_epoch"], 10)
     chex.assert_trees_all_equal(resumed_trained, whole_trained)
@@ -49,44 +51,44 @@ class ResumeTest(absltest.TestCase):
     # (A chunk size that does not divide the epochs adds a guard to the
     # last chunk's loop body, which XLA may compile to other roundings.)
     config = TINY.replace(epochs=20)
-    _, by_5 = experiment.run_experiment(config, chunk_epochs=5)
-    _, by_all = experiment.run_experiment(config, chunk_epochs=20)
+    _, by_5 = helpers.run_tutorial(config, chunk_epochs=5)
+    _, by_all = helpers.run_tutorial(config, chunk_epochs=20)
     chex.assert_trees_all_equal(by_5, by_all)
 
   def test_runs_differing_in_epochs_or_seed_share_their_programs(self):
     # Nothing compiled depends on the run's length (the end epoch is data)
     # except whether a chunk needs the end-of-run guard.
-    divided = experiment.compile_experiment(TINY.replace(epochs=20),
+    divided = helpers.compile_tutorial(TINY.replace(epochs=20),
                                             chunk_epochs=5)
-    longer = experiment.compile_experiment(TINY.replace(epochs=35, seed=7),
+    longer = helpers.compile_tutorial(TINY.replace(epochs=35, seed=7),
                                            chunk_epochs=5)
-    for name in ("training", "evaluate_many"):
+    for name in ("training", "evaluate"):
       self.assertIs(getattr(longer, name), getattr(divided, name))
-    guarded = experiment.compile_experiment(TINY, chunk_epochs=5)  # 23
-    shorter = experiment.compile_experiment(TINY.replace(epochs=13),
+    guarded = helpers.compile_tutorial(TINY, chunk_epochs=5)  # 23
+    shorter = helpers.compile_tutorial(TINY.replace(epochs=13),
                                             chunk_epochs=5)
     self.assertIs(shorter.training, guarded.training)
     self.assertIsNot(guarded.training, divided.training)
     # The shared program stops each run at its own end.
-    _, trained_23 = experiment.run_compiled(guarded)
-    _, trained_13 = experiment.run_compiled(shorter)
+    _, trained_23 = helpers.run_compiled_tutorial(guarded)
+    _, trained_13 = helpers.run_compiled_tutorial(shorter)
     np.testing.assert_array_equal(trained_13.loss_E,
                                   trained_23.loss_E[:, :13])
 
   def test_resume_with_another_config_is_refused(self):
     run_dir = make_tempdir(self)
-    with self.assertRaises(experiment.Interrupted):
-      experiment.run_experiment(TINY, run_dir=run_dir, chunk_epochs=5,
+    with self.assertRaises(chunked.Interrupted):
+      helpers.run_tutorial(TINY, run_dir=run_dir, chunk_epochs=5,
                                 stop_after_chunks=1)
     with self.assertRaisesRegex(config_lib.ConfigError, "differs in hidden"):
-      experiment.run_experiment(TINY.replace(hidden=9), run_dir=run_dir)
+      helpers.run_tutorial(TINY.replace(hidden=9), run_dir=run_dir)
 
 
 class ChunkCallbackTest(absltest.TestCase):
 
   def test_called_once_per_chunk_with_that_chunks_epochs(self):
     calls = []
-    _, trained = experiment.run_experiment(
+    _, trained = helpers.run_tutorial(
         TINY, chunk_epochs=10,
         on_chunk=lambda first, end, loss, accuracy: calls.append(
             (first, end, loss[:, first:end].copy())))
@@ -102,7 +104,7 @@ class ChunkCallbackTest(absltest.TestCase):
       self.skipTest("tensorboardX not installed (optional extra)")
     from experiments import common  # pylint: disable=g-import-not-at-top
     logdir = make_tempdir(self)
-    with common.tensorboard_writer(logdir) as on_chunk:
+    with tensorboard.writer(logdir) as on_chunk:
       on_chunk(0, 2, np.ones((2, 3)), np.zeros((2, 3)))
     self.assertTrue(any(name.startswith("events.out.tfevents")
                         for name in os.listdir(logdir)))
@@ -111,18 +113,18 @@ class ChunkCallbackTest(absltest.TestCase):
 class NonFiniteTest(absltest.TestCase):
 
   def test_nan_loss_names_the_epoch(self):
-    with self.assertRaisesRegex(experiment.NonFiniteLossError,
+    with self.assertRaisesRegex(chunked.NonFiniteLossError,
                                 r"non-finite training loss at epoch \d+"):
-      experiment.run_experiment(TINY.replace(learning_rate=3e38, seeds=1),
+      helpers.run_tutorial(TINY.replace(learning_rate=3e38, seeds=1),
                                 chunk_epochs=5)
 
   def test_check_finite(self):
     loss = np.ones((2, 6))
-    experiment.check_finite(loss, 0)
+    chunked.check_finite(loss, 0)
     loss[1, 4] = np.nan
-    with self.assertRaisesRegex(experiment.NonFiniteLossError,
+    with self.assertRaisesRegex(chunked.NonFiniteLossError,
                                 "at epoch 15 \\(model 1\\)"):
-      experiment.check_finite(loss, 10)
+      chunked.check_finite(loss, 10)
 
 
 class AtomicWriteTest(absltest.TestCase):

@@ -3,7 +3,7 @@
 from absl.testing import absltest
 from absl.testing import parameterized
 
-from echo_jax import config as config_lib
+from echo_jax.core import config as config_lib
 
 
 class ValidateTest(parameterized.TestCase):

@@ -6,7 +6,7 @@ import chex
 import jax
 import numpy as np
 
-from echo_jax import data
+from echo_jax.core import data
 
 
 def tutorial_windows(sequence, lag, context, n_unique):

@@ -5,9 +5,12 @@ import chex
 import jax
 import numpy as np
 
-from echo_jax import config as config_lib
-from echo_jax import experiment
-from echo_jax import train
+from echo_jax.core import config as config_lib
+from echo_jax.core import train
+from echo_jax.report import stats
+from echo_jax.runtime import keys as keys_lib
+
+import helpers
 
 TINY = config_lib.EchoConfig(
     experiment="tiny", length=10, n_unique=12, lag=1, context=3, hidden=8,
@@ -19,10 +22,10 @@ class MultiSeedTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.one_device, cls.trained = experiment.run_experiment(TINY, max_devices=1)
+    cls.one_device, cls.trained = helpers.run_tutorial(TINY, max_devices=1)
 
   def test_vmapped_seeds_equal_per_seed_training(self):
-    keys = experiment.model_keys(TINY, TINY.seeds)
+    keys = keys_lib.model_keys(TINY, TINY.seeds)
     single = jax.jit(train.make_train(TINY))
     for i in range(TINY.seeds):
       alone = single(keys[i])
@@ -32,22 +35,22 @@ class MultiSeedTest(absltest.TestCase):
 
   def test_sharded_over_four_devices_equals_one_device(self):
     self.assertGreaterEqual(jax.device_count(), 4)
-    sharded, trained = experiment.run_experiment(TINY, max_devices=4)
+    sharded, trained = helpers.run_tutorial(TINY, max_devices=4)
     self.assertEqual(sharded["devices_used"], 3)
     chex.assert_trees_all_close(trained, self.trained, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(sharded["eval_accuracy_per_seed"],
                                self.one_device["eval_accuracy_per_seed"])
 
   def test_same_seed_is_bit_identical_and_other_seed_differs(self):
-    again, trained = experiment.run_experiment(TINY, max_devices=1)
+    again, trained = helpers.run_tutorial(TINY, max_devices=1)
     chex.assert_trees_all_equal(trained, self.trained)
     self.assertEqual(again["eval_accuracy_per_seed"],
                      self.one_device["eval_accuracy_per_seed"])
-    _, other = experiment.run_experiment(TINY.replace(seed=1), max_devices=1)
+    _, other = helpers.run_tutorial(TINY.replace(seed=1), max_devices=1)
     self.assertFalse(np.array_equal(other.loss_E, self.trained.loss_E))
 
   def test_adding_seeds_keeps_earlier_models(self):
-    _, two = experiment.run_experiment(TINY.replace(seeds=2), max_devices=1)
+    _, two = helpers.run_tutorial(TINY.replace(seeds=2), max_devices=1)
     chex.assert_trees_all_close(
         two, jax.tree.map(lambda x: x[:2], self.trained), rtol=1e-5, atol=1e-6)
 
@@ -58,9 +61,9 @@ class MultiSeedTest(absltest.TestCase):
       root = jax.random.PRNGKey(seed)
       base = jax.random.fold_in(root, 0)
       np.testing.assert_array_equal(
-          experiment.model_keys(config, 5),
+          keys_lib.model_keys(config, 5),
           np.stack([jax.random.fold_in(base, i) for i in range(5)]))
-      np.testing.assert_array_equal(experiment.eval_key(config),
+      np.testing.assert_array_equal(keys_lib.eval_key(config),
                                     jax.random.fold_in(root, 1))
 
   def test_record(self):
@@ -85,20 +88,20 @@ class ConfidenceIntervalTest(absltest.TestCase):
     values = rng.normal(0.9, 0.05, 64)
     widths = []
     for n in (2, 4, 8, 16, 64):
-      _, low, high = experiment.mean_and_ci95(values[:n])
+      _, low, high = stats.mean_and_ci95(values[:n])
       widths.append(high - low)
     self.assertEqual(widths, sorted(widths, reverse=True))
 
   def test_interval_stays_within_accuracy_bounds(self):
-    mean, low, high = experiment.mean_and_ci95([1.0, 0.99, 1.0])
+    mean, low, high = stats.mean_and_ci95([1.0, 0.99, 1.0])
     self.assertLess(low, mean)
     self.assertEqual(high, 1.0)
-    self.assertEqual(experiment.mean_and_ci95([0.0, 0.01])[1], 0.0)
+    self.assertEqual(stats.mean_and_ci95([0.0, 0.01])[1], 0.0)
 
   def test_t_quantiles(self):
-    self.assertAlmostEqual(experiment.t_quantile_975(4), 2.776)
-    self.assertAlmostEqual(experiment.t_quantile_975(30), 2.042, delta=0.003)
-    self.assertAlmostEqual(experiment.t_quantile_975(1000), 1.962, delta=0.003)
+    self.assertAlmostEqual(stats.t_quantile_975(4), 2.776)
+    self.assertAlmostEqual(stats.t_quantile_975(30), 2.042, delta=0.003)
+    self.assertAlmostEqual(stats.t_quantile_975(1000), 1.962, delta=0.003)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PROBE = """
 import os, sys
 {before}
-from echo_jax import host_devices
+from echo_jax.runtime import host_devices
 print(host_devices.expose_host_devices(), host_devices.single_threaded_blas())
 print(os.environ.get("XLA_FLAGS", ""))
 print(os.environ.get("OPENBLAS_NUM_THREADS", "unset"))

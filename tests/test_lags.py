@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax import lags
-from echo_jax import masking
+from echo_jax.tasks import lags
+from echo_jax.tasks import masking
 
 SEQ = np.arange(30, 55, dtype=np.int32)  # length 25, distinct values
 

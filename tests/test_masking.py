@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax import masking
+from echo_jax.tasks import masking
 
 SEQ = np.array([7, 3, 9, 1, 4, 8, 2, 6], np.int32)
 

@@ -5,7 +5,7 @@ import chex
 import jax
 import numpy as np
 
-from echo_jax import mlp
+from echo_jax.tasks import mlp
 
 
 class WindowMLPTest(absltest.TestCase):

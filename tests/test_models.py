@@ -7,9 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax import config as config_lib
-from echo_jax import models
-from echo_jax import train
+from echo_jax.core import config as config_lib
+from echo_jax.core import models
+from echo_jax.core import train
 
 
 def keras_lstm_numpy(x_BxTxV, kernel, recurrent_kernel, bias, activation):
@@ -127,7 +127,7 @@ class FusedBackendTest(chex.TestCase, parameterized.TestCase):
 
       grads = self.variant(jax.grad(scalar, argnums=(0, 1)))(params, carry)
       logits, final = model.apply({"params": params},
-                                  train.model_inputs(config, ids), carry)
+                                  models.model_inputs(config, ids), carry)
       return logits, final, grads
 
     want, got = outputs(cell), outputs(fused)

@@ -9,12 +9,14 @@ import chex
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax import chunked
-from echo_jax import config as config_lib
-from echo_jax import lags
-from echo_jax import multiseed
-from echo_jax import seq2seq
+from echo_jax.core import config as config_lib
+from echo_jax.core import samples as samples_lib
+from echo_jax.report import stats
+from echo_jax.runtime import chunked
+from echo_jax.tasks import lags
+from echo_jax.tasks import seq2seq
 
+import helpers
 from helpers import make_tempdir
 
 TINY = config_lib.EchoConfig(length=12, n_unique=9, lag=1, context=4, hidden=4,
@@ -25,9 +27,9 @@ TINY = config_lib.EchoConfig(length=12, n_unique=9, lag=1, context=4, hidden=4,
 class BatchSamplesTest(absltest.TestCase):
 
   def test_pads_last_batch_with_zero_weight(self):
-    samples = multiseed.Samples(jnp.arange(14).reshape(7, 2), jnp.arange(7),
+    samples = samples_lib.Samples(jnp.arange(14).reshape(7, 2), jnp.arange(7),
                                 jnp.ones(7))
-    batches = multiseed.batch_samples(samples, 3)
+    batches = samples_lib.batch_samples(samples, 3)
     chex.assert_shape([batches.inputs], (3, 3, 2))
     np.testing.assert_array_equal(batches.targets.ravel()[:7], np.arange(7))
     np.testing.assert_array_equal(batches.weights.ravel(),
@@ -38,7 +40,7 @@ class EpochsToReachTest(absltest.TestCase):
 
   def test_trailing_window(self):
     accuracy = np.array([[0, 1, 1, 1, 1], [0, 0, 0, 0, 1]], float)
-    self.assertEqual(multiseed.epochs_to_reach(accuracy, 0.99, 2), [3, None])
+    self.assertEqual(stats.epochs_to_reach(accuracy, 0.99, 2), [3, None])
 
 
 def row_of(rows, value):
@@ -48,9 +50,9 @@ def row_of(rows, value):
 class VariantsTest(absltest.TestCase):
 
   def test_shared_program_equals_separate_run(self):
-    together, trained = multiseed.run_task(
+    together, trained = helpers.run_framed(
         seq2seq.lag_sequence_task(TINY, (1, 2)), max_devices=1)
-    alone, alone_trained = multiseed.run_task(
+    alone, alone_trained = helpers.run_framed(
         seq2seq.lag_sequence_task(TINY, (2,)), max_devices=1)
     self.assertEqual(row_of(together, 2)["eval_accuracy"]["per_seed"],
                      alone[0]["eval_accuracy"]["per_seed"])
@@ -62,9 +64,9 @@ class VariantsTest(absltest.TestCase):
     # With length 12, lag 5 (window 6) has 2 rows, lag 1 (window 4) 8: lag
     # 5 shares 3 batches of 3 rows, two of them padding only; it must train
     # as if alone (1 batch).
-    together, trained = multiseed.run_task(lags.lags_task(TINY, (1, 5)),
+    together, trained = helpers.run_framed(lags.lags_task(TINY, (1, 5)),
                                            max_devices=1)
-    alone, alone_trained = multiseed.run_task(lags.lags_task(TINY, (5,)),
+    alone, alone_trained = helpers.run_framed(lags.lags_task(TINY, (5,)),
                                               max_devices=1)
     chex.assert_trees_all_close(jax_tree_index(trained.params, 1),
                                 jax_tree_index(alone_trained.params, 0),
@@ -80,13 +82,13 @@ class ResumeTest(absltest.TestCase):
   def test_stopped_after_k_chunks_and_resumed_equals_uninterrupted(self):
     # 7 epochs in chunks of 3: the last chunk overshoots and must stop at 7.
     task = seq2seq.lag_sequence_task(TINY.replace(epochs=7), (1, 2))
-    whole_rows, whole = multiseed.run_task(task, chunk_epochs=3,
+    whole_rows, whole = helpers.run_framed(task, chunk_epochs=3,
                                            run_dir=make_tempdir(self))
     run_dir = make_tempdir(self)
     with self.assertRaises(chunked.Interrupted):
-      multiseed.run_task(task, chunk_epochs=3, run_dir=run_dir,
+      helpers.run_framed(task, chunk_epochs=3, run_dir=run_dir,
                          stop_after_chunks=2)
-    rows, resumed = multiseed.run_task(task, chunk_epochs=3, run_dir=run_dir)
+    rows, resumed = helpers.run_framed(task, chunk_epochs=3, run_dir=run_dir)
     self.assertEqual(rows[0]["resumed_from_epoch"], 6)
     chex.assert_trees_all_equal(resumed, whole)
     for row, whole_row in zip(rows, whole_rows):
@@ -101,10 +103,10 @@ class ResumeTest(absltest.TestCase):
   def test_resume_of_another_task_is_refused(self):
     run_dir = make_tempdir(self)
     with self.assertRaises(chunked.Interrupted):
-      multiseed.run_task(seq2seq.lag_sequence_task(TINY, (1, 2)),
+      helpers.run_framed(seq2seq.lag_sequence_task(TINY, (1, 2)),
                          chunk_epochs=2, run_dir=run_dir, stop_after_chunks=1)
     with self.assertRaisesRegex(config_lib.ConfigError, "differs in variant"):
-      multiseed.run_task(seq2seq.lag_sequence_task(TINY, (1, 3)),
+      helpers.run_framed(seq2seq.lag_sequence_task(TINY, (1, 3)),
                          run_dir=run_dir)
 
 

@@ -4,7 +4,7 @@ from absl.testing import absltest
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax import next_value
+from echo_jax.tasks import next_value
 
 
 class FrameNextValueTest(absltest.TestCase):

@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax import masking
-from echo_jax import prefix
+from echo_jax.tasks import masking
+from echo_jax.tasks import prefix
 
 SEQ = np.array([5, 0, 9, 2, 7, 7, 1], np.int32)
 

@@ -8,14 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax import config as config_lib
-from echo_jax import data
-from echo_jax import masking
-from echo_jax import mlp
-from echo_jax import multiseed
-from echo_jax import programs
-from echo_jax import seq2seq
-from echo_jax import train
+from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import train
+from echo_jax.runtime import programs
+from echo_jax.tasks import masking
+from echo_jax.tasks import mlp
+from echo_jax.tasks import seq2seq
 
 TINY = config_lib.EchoConfig(
     experiment="tiny", length=10, n_unique=12, lag=1, context=3, hidden=8,
@@ -78,7 +77,7 @@ class LightCompileTest(parameterized.TestCase):
     if task is None:
       chunk, variants = train.make_run_epochs(TINY, 4), None
     else:
-      chunk = multiseed.make_run_epochs(task, 4)
+      chunk = task.chunk(4)
       variants = jax.device_put(np.array([1, 2, 1, 2], np.int32),
                                 programs.seed_sharding(self.mesh))
     state = programs.make_init_many(TINY, self.mesh)(self.keys)

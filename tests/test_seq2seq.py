@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from echo_jax import seq2seq
+from echo_jax.tasks import seq2seq
 
 SEQ = np.arange(10, 22, dtype=np.int32)  # distinct values: index = value-10
 

@@ -6,7 +6,7 @@ from absl.testing import parameterized
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax import streaming
+from echo_jax.tasks import streaming
 
 SEQ = np.array([4, 8, 15, 16, 23, 42, 7], np.int32)
 

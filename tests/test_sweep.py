@@ -14,14 +14,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax import config as config_lib
-from echo_jax import data
-from echo_jax import evaluate
-from echo_jax import experiment
-from echo_jax import models
-from echo_jax import programs
-from echo_jax import sweep
-from echo_jax import train
+from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import evaluate
+from echo_jax.core import models
+from echo_jax.core import train
+from echo_jax.report import records
+from echo_jax.report import stats
+from echo_jax.runtime import keys as keys_lib
+from echo_jax.runtime import programs
+from echo_jax.runtime import runner
+from echo_jax.studies import sweep as sweep_study
+from echo_jax.tasks import sweep_cell
 
 from helpers import make_tempdir
 
@@ -42,7 +46,7 @@ class FramingTest(absltest.TestCase):
     sequence_L = jnp.arange(10, 20, dtype=jnp.int32)
     for lag in range(4):
       windows_NxC, targets_N = jax.jit(
-          sweep.all_windows, static_argnums=2)(sequence_L, lag, 4)
+          sweep_cell.all_windows, static_argnums=2)(sequence_L, lag, 4)
       chex.assert_shape(windows_NxC, (7, 4))
       ref_windows, ref_targets = data.frame_windows(sequence_L, lag, 4)
       np.testing.assert_array_equal(windows_NxC[lag:], ref_windows)
@@ -50,70 +54,76 @@ class FramingTest(absltest.TestCase):
       np.testing.assert_array_equal(targets_N, windows_NxC[:, 3 - lag])
 
 
+def run_group(max_devices):
+  return runner.run_task(
+      sweep_cell.group_task(TINY, CONTEXT, TINY.hidden, LAGS),
+      max_devices=max_devices)
+
+
+def accuracy_LxS(output):
+  return output.by_variant(output.evaluation)
+
+
 class GroupTest(absltest.TestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.group = sweep.compile_group(TINY, CONTEXT, TINY.hidden, LAGS,
-                                    max_devices=1)
-    cls.output = sweep.run_group(cls.group, TINY)
+    cls.output = run_group(max_devices=1)
 
   def test_grouped_models_equal_one_model_at_a_time(self):
-    shape_config = sweep.group_config(TINY, CONTEXT, TINY.hidden)
-    train_one = jax.jit(sweep.make_train_from(shape_config))
-    keys_S = experiment.model_keys(TINY, TINY.seeds)
+    shape_config = sweep_cell.group_config(TINY, CONTEXT, TINY.hidden)
+    train_one = jax.jit(sweep_cell.make_train_from(shape_config))
+    keys_S = keys_lib.model_keys(TINY, TINY.seeds)
     for i, lag in enumerate(LAGS):
       for s in range(TINY.seeds):
         init_key, data_key = train.split_key(keys_S[s])
         alone = train_one(models.init_params(shape_config, init_key),
                           data_key, lag)
         chex.assert_trees_all_close(
-            model_slice(self.output.trained, i, s), alone, rtol=1e-5,
+            model_slice(self.output.trained(by_variant=True), i, s), alone, rtol=1e-5,
             atol=1e-6)
 
   def test_lag_zero_is_the_core_training_run(self):
-    config = sweep.cell_config(TINY, 0, CONTEXT, TINY.hidden)
+    config = sweep_cell.cell_config(TINY, 0, CONTEXT, TINY.hidden)
     core = jax.jit(train.make_train(config))
-    keys_S = experiment.model_keys(TINY, TINY.seeds)
+    keys_S = keys_lib.model_keys(TINY, TINY.seeds)
     for s in range(TINY.seeds):
-      chex.assert_trees_all_close(model_slice(self.output.trained, 0, s),
+      chex.assert_trees_all_close(model_slice(self.output.trained(by_variant=True), 0, s),
                                   core(keys_S[s]), rtol=1e-5, atol=1e-6)
 
   def test_accuracy_matches_direct_prediction(self):
     predict = jax.jit(jax.vmap(
         jax.vmap(lambda p, w: jnp.argmax(
             evaluate.make_predict_logits(
-                sweep.group_config(TINY, CONTEXT, TINY.hidden))(p, w), -1),
+                sweep_cell.group_config(TINY, CONTEXT, TINY.hidden))(p, w), -1),
                  in_axes=(None, 0)), in_axes=(0, None)))
-    sequences_SxL = programs.test_sequences(TINY, experiment.eval_key(TINY))
+    sequences_SxL = programs.test_sequences(TINY, keys_lib.eval_key(TINY))
     for i, lag in enumerate(LAGS):
-      framed = [sweep.all_windows(seq, lag, CONTEXT) for seq in sequences_SxL]
+      framed = [sweep_cell.all_windows(seq, lag, CONTEXT) for seq in sequences_SxL]
       windows = jnp.stack([w for w, _ in framed])
       targets = np.stack([t for _, t in framed])
       predicted = np.asarray(predict(
-          jax.tree.map(lambda x, i=i: x[i], self.output.trained.params),
+          jax.tree.map(lambda x, i=i: x[i], self.output.trained(by_variant=True).params),
           windows))
       np.testing.assert_allclose(
-          self.output.accuracy_LxS[i],
+          accuracy_LxS(self.output)[i],
           (predicted == targets[None]).mean(axis=(1, 2)), rtol=1e-6)
 
   def test_sharded_over_four_devices_equals_one_device(self):
     self.assertGreaterEqual(jax.device_count(), 4)
-    group = sweep.compile_group(TINY, CONTEXT, TINY.hidden, LAGS,
-                                max_devices=4)
-    self.assertEqual(group.devices, 4)
-    output = sweep.run_group(group, TINY)
-    chex.assert_trees_all_close(output.trained, self.output.trained,
+    output = run_group(max_devices=4)
+    self.assertEqual(output.compiled.mesh.size, 4)
+    chex.assert_trees_all_close(output.trained(by_variant=True), self.output.trained(by_variant=True),
                                 rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(output.accuracy_LxS, self.output.accuracy_LxS)
+    np.testing.assert_allclose(accuracy_LxS(output), accuracy_LxS(self.output))
 
   def test_records(self):
-    records = sweep.cell_records(self.group, self.output, TINY)
-    self.assertEqual([r["lag"] for r in records], list(LAGS))
-    for i, record in enumerate(records):
+    cells = records.cell_records(self.output, TINY)
+    self.assertEqual([r["lag"] for r in cells], list(LAGS))
+    for i, record in enumerate(cells):
       self.assertEqual(record["status"], "ok")
-      mean, low, high = experiment.mean_and_ci95(self.output.accuracy_LxS[i])
+      mean, low, high = stats.mean_and_ci95(accuracy_LxS(self.output)[i])
       self.assertAlmostEqual(record["mean"], mean)
       self.assertEqual((record["ci_low"], record["ci_high"]), (low, high))
       self.assertLen(record["train_accuracy_per_epoch"], TINY.epochs)
@@ -124,18 +134,18 @@ class GroupTest(absltest.TestCase):
 class HelpersTest(absltest.TestCase):
 
   def test_epochs_to_level(self):
-    self.assertEqual(sweep.epochs_to_level(np.array([0.5, 0.99, 1.0])), 2)
-    self.assertIsNone(sweep.epochs_to_level(np.array([0.5, 0.98])))
+    self.assertEqual(stats.epochs_to_level(np.array([0.5, 0.99, 1.0])), 2)
+    self.assertIsNone(stats.epochs_to_level(np.array([0.5, 0.98])))
 
   def test_csv_has_the_columns_and_empty_impossible_fields(self):
-    rows = [sweep.impossible_record(3, 2, 8)]
-    lines = sweep.csv_text(rows).splitlines()
+    rows = [records.impossible_record(3, 2, 8)]
+    lines = sweep_study.csv_text(rows).splitlines()
     self.assertEqual(lines[0], "lag,context,hidden,seeds,mean,ci_low,ci_high,"
                      "status,epochs_to_99,train_seconds")
     self.assertEqual(lines[1], "3,2,8,0,,,,impossible,,")
 
   def test_information_bound(self):
-    from echo_jax import sweep_plots  # pylint: disable=g-import-not-at-top
+    from echo_jax.report import sweep_plots  # pylint: disable=g-import-not-at-top
     self.assertAlmostEqual(sweep_plots.bits_needed(2, 16), 8.0)
 
 
@@ -157,12 +167,12 @@ class ValidateTest(parameterized.TestCase):
   )
   def test_bad_grid(self, lags, contexts, hiddens, changes, message):
     with self.assertRaisesRegex(config_lib.ConfigError, "^" + _escape(message)):
-      sweep.validate(TINY.replace(**changes),
-                     sweep.Grid(lags, contexts, hiddens))
+      sweep_cell.validate(TINY.replace(**changes),
+                     sweep_cell.Grid(lags, contexts, hiddens))
 
   def test_stateful_allowed_when_the_batch_divides_every_context(self):
-    sweep.validate(TINY.replace(stateful=True, batch_size=1),
-                   sweep.Grid((0, 1), (1, 2, 3), (4,)))
+    sweep_cell.validate(TINY.replace(stateful=True, batch_size=1),
+                   sweep_cell.Grid((0, 1), (1, 2, 3), (4,)))
 
 
 def _escape(text):
@@ -173,13 +183,13 @@ def _escape(text):
 class SweepTest(absltest.TestCase):
   """Whole sweeps on a 2-context grid: 2 programs, 4 possible cells."""
 
-  GRID = sweep.Grid((0, 1, 2), (1, 3), (4,))
+  GRID = sweep_cell.Grid((0, 1, 2), (1, 3), (4,))
 
   def test_one_program_per_context_and_hidden_and_impossible_untouched(self):
     workdir = make_tempdir(self)
-    sweep.trace_counts.clear()
-    record = sweep.run_sweep(TINY, self.GRID, workdir, max_devices=4)
-    self.assertEqual(dict(sweep.trace_counts), {
+    sweep_cell.trace_counts.clear()
+    record = sweep_study.run_sweep(TINY, self.GRID, workdir, max_devices=4)
+    self.assertEqual(dict(sweep_cell.trace_counts), {
         ("train", 1, 4): 1, ("evaluate", 1, 4): 1,
         ("train", 3, 4): 1, ("evaluate", 3, 4): 1})
     statuses = {(r["lag"], r["context"]): r["status"] for r in record["rows"]}
@@ -187,7 +197,7 @@ class SweepTest(absltest.TestCase):
         (0, 1): "ok", (1, 1): "impossible", (2, 1): "impossible",
         (0, 3): "ok", (1, 3): "ok", (2, 3): "ok"})
     for lag, context in ((1, 1), (2, 1)):
-      self.assertFalse(os.path.exists(sweep.cell_path(workdir, lag, context,
+      self.assertFalse(os.path.exists(sweep_study.cell_path(workdir, lag, context,
                                                       4)))
     by_cell = {(r["lag"], r["context"]): r for r in record["rows"]}
     # Context 1 trains its one lag only: 1 lag x 2 seeds models.
@@ -198,38 +208,38 @@ class SweepTest(absltest.TestCase):
 
   def test_interrupted_sweep_resumes_without_recomputing(self):
     workdir = make_tempdir(self)
-    with self.assertRaises(sweep.Interrupted):
-      sweep.run_sweep(TINY, self.GRID, workdir, stop_after_groups=1)
-    first = sweep.cell_path(workdir, 0, 1, 4)  # context 1 runs first
+    with self.assertRaises(sweep_study.Interrupted):
+      sweep_study.run_sweep(TINY, self.GRID, workdir, stop_after_groups=1)
+    first = sweep_study.cell_path(workdir, 0, 1, 4)  # context 1 runs first
     self.assertTrue(os.path.exists(first))
-    self.assertFalse(os.path.exists(sweep.cell_path(workdir, 0, 3, 4)))
+    self.assertFalse(os.path.exists(sweep_study.cell_path(workdir, 0, 3, 4)))
     stamp = os.stat(first).st_mtime_ns
     with open(first) as f:
       before = json.load(f)
-    sweep.trace_counts.clear()
-    record = sweep.run_sweep(TINY, self.GRID, workdir)
-    self.assertEqual(sweep.trace_counts["train", 1, 4], 0)
-    self.assertEqual(sweep.trace_counts["train", 3, 4], 1)
+    sweep_cell.trace_counts.clear()
+    record = sweep_study.run_sweep(TINY, self.GRID, workdir)
+    self.assertEqual(sweep_cell.trace_counts["train", 1, 4], 0)
+    self.assertEqual(sweep_cell.trace_counts["train", 3, 4], 1)
     self.assertEqual(record["cells_reused"], 1)
     self.assertEqual(record["cells_trained_now"], 3)
     self.assertEqual(os.stat(first).st_mtime_ns, stamp)
     self.assertEqual(record["rows"][0], before)
-    again = sweep.run_sweep(TINY, self.GRID, workdir)
+    again = sweep_study.run_sweep(TINY, self.GRID, workdir)
     self.assertEqual(again["cells_trained_now"], 0)
     self.assertEqual(again["rows"], record["rows"])
 
   def test_killed_inside_a_group_resumes_bit_identically(self):
-    grid = sweep.Grid((0, 1), (3,), (4,))
-    whole = sweep.run_sweep(TINY, grid, make_tempdir(self), chunk_epochs=2)
+    grid = sweep_cell.Grid((0, 1), (3,), (4,))
+    whole = sweep_study.run_sweep(TINY, grid, make_tempdir(self), chunk_epochs=2)
     workdir = make_tempdir(self)
-    with self.assertRaises(sweep.Interrupted):
-      sweep.run_sweep(TINY, grid, workdir, chunk_epochs=2,
+    with self.assertRaises(sweep_study.Interrupted):
+      sweep_study.run_sweep(TINY, grid, workdir, chunk_epochs=2,
                       stop_after_chunks=2)
     self.assertFalse(os.path.exists(os.path.join(workdir, "cells")))
-    run_dir = sweep.group_dir(workdir, 3, 4, (0, 1))
+    run_dir = sweep_study.group_dir(workdir, 3, 4, (0, 1))
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
       self.assertLen(f.readlines(), 4)  # 2 chunks of 2 epochs
-    resumed = sweep.run_sweep(TINY, grid, workdir, chunk_epochs=2)
+    resumed = sweep_study.run_sweep(TINY, grid, workdir, chunk_epochs=2)
     timing = ("train_seconds", "group_train_seconds", "group_eval_seconds",
               "group_compile_seconds")
     for row, whole_row in zip(resumed["rows"], whole["rows"]):
@@ -241,17 +251,17 @@ class SweepTest(absltest.TestCase):
 
   def test_other_config_in_same_workdir_refused(self):
     workdir = make_tempdir(self)
-    grid = sweep.Grid((0,), (1,), (4,))
-    sweep.run_sweep(TINY, grid, workdir)
+    grid = sweep_cell.Grid((0,), (1,), (4,))
+    sweep_study.run_sweep(TINY, grid, workdir)
     with self.assertRaisesRegex(config_lib.ConfigError,
                                 "holds a sweep of another config.*epochs"):
-      sweep.run_sweep(TINY.replace(epochs=7), grid, workdir)
+      sweep_study.run_sweep(TINY.replace(epochs=7), grid, workdir)
 
   def test_ci_half_width_shrinks_with_more_seeds(self):
     widths = []
     for seeds in (2, 6):
-      record = sweep.run_sweep(TINY.replace(seeds=seeds),
-                               sweep.Grid((1,), (2,), (4,)),
+      record = sweep_study.run_sweep(TINY.replace(seeds=seeds),
+                               sweep_cell.Grid((1,), (2,), (4,)),
                                make_tempdir(self))
       (row,) = record["rows"]
       self.assertLen(row["eval_accuracy_per_seed"], seeds)

@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from echo_jax import config as config_lib
-from echo_jax import data
-from echo_jax import evaluate
-from echo_jax import models
-from echo_jax import train
+from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import evaluate
+from echo_jax.core import models
+from echo_jax.core import train
 
 # 8 samples per sequence in 4 batches of 2.
 STATEFUL = config_lib.EchoConfig(

@@ -11,10 +11,9 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from echo_jax import config as config_lib
-from echo_jax import data
-from echo_jax import models
-from echo_jax import train as train_lib
+from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import models
 
 
 def make_predict_logits(config: config_lib.EchoConfig
@@ -24,7 +23,7 @@ def make_predict_logits(config: config_lib.EchoConfig
 
   def apply(params, ids_BxC, carry):
     return model.apply({"params": params},
-                       train_lib.model_inputs(config, ids_BxC), carry)
+                       models.model_inputs(config, ids_BxC), carry)
 
   def predict_logits(params, windows_NxC):
     if not config.stateful:

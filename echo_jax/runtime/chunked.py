@@ -6,8 +6,8 @@ metrics come back with each chunk and are kept on the host. With a run folder,
 the state is saved with orbax after every chunk and the epochs' metrics are
 appended to metrics.jsonl; a rerun with the same folder resumes from the
 newest checkpoint. Epoch keys depend only on the epoch index, so a resumed
-run is bit-identical to an uninterrupted one. Used by the tutorial runner
-(`experiment`) and the extensions' runner (`multiseed`).
+run is bit-identical to an uninterrupted one. Used by the one runner
+(`runner.run`).
 """
 
 import json
@@ -19,9 +19,9 @@ from absl import logging
 import jax
 import numpy as np
 
-from echo_jax import checkpoint
-from echo_jax import config as config_lib
-from echo_jax import results
+from echo_jax.core import config as config_lib
+from echo_jax.runtime import checkpoint
+from echo_jax.runtime import results
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -58,6 +58,20 @@ def claim_run_dir(run_dir: str, identity: dict[str, Any]) -> None:
 MetricsRows = Callable[[np.ndarray, np.ndarray, int, int],
                        list[dict[str, Any]]]
 ChunkCallback = Callable[[int, int, np.ndarray, np.ndarray], None]
+
+
+def metrics_per_seed(loss_SxE: np.ndarray, accuracy_SxE: np.ndarray,
+                     first: int, end: int) -> list[dict[str, Any]]:
+  """metrics.jsonl rows of a run without variants, for epochs [first, end)
+  (numbered from 1): the mean over seeds and each seed's value."""
+  # Whole-chunk numpy conversions: per-epoch ones cost more than the saves.
+  loss_SxC, accuracy_SxC = loss_SxE[:, first:end], accuracy_SxE[:, first:end]
+  columns = zip(loss_SxC.mean(0).tolist(), accuracy_SxC.mean(0).tolist(),
+                loss_SxC.T.tolist(), accuracy_SxC.T.tolist())
+  return [{"epoch": e + 1, "loss": loss, "accuracy": accuracy,
+           "loss_per_seed": loss_S, "accuracy_per_seed": accuracy_S}
+          for e, (loss, accuracy, loss_S, accuracy_S)
+          in zip(range(first, end), columns)]
 
 
 def metrics_by_variant(names: tuple[str, ...], seeds: int) -> MetricsRows:

@@ -6,6 +6,7 @@ and raises `ConfigError` with one line naming the field and its allowed range.
 """
 
 import dataclasses
+import json
 from typing import Any, Mapping
 
 FRAMINGS = ("window", "no_context")
@@ -111,6 +112,21 @@ TUTORIAL_ACCURACY = {
     "echo_lag_no_context": 0.0,
     "echo_lag": 1.0,
 }
+
+
+def load_json(path: str, flag: str = "config_json") -> EchoConfig:
+  """A saved config: the "config" of a result JSON, or a plain config dict;
+  ConfigError naming `flag` if the file cannot be read or holds none."""
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ConfigError(f"{flag}={path!r} cannot be read: {e}") from None
+  if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
+    saved = saved["config"]
+  if not isinstance(saved, dict):
+    raise ConfigError(f"{flag}={path!r} holds no config dict")
+  return from_dict(saved)
 
 
 def preset(name: str) -> EchoConfig:

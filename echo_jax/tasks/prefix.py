@@ -9,13 +9,14 @@ for every t >= lag, so there is one accuracy per position t.
 
 import chex
 
-from echo_jax import config as config_lib
-from echo_jax import masking
-from echo_jax import multiseed
+from echo_jax.core import config as config_lib
+from echo_jax.core import samples as samples_lib
+from echo_jax.tasks import masking
+from echo_jax.tasks import task as task_lib
 
 
 def frame_prefixes(sequence_L: chex.Array, lag: int, mode: str,
-                   n_unique: int) -> multiseed.Samples:
+                   n_unique: int) -> samples_lib.Samples:
   """Rows t = lag .. L-1: the prefix X(0..t) in L slots.
 
   mode "mask": left-aligned, X(0..t) then padding, lengths t + 1 (the LSTM
@@ -27,7 +28,7 @@ def frame_prefixes(sequence_L: chex.Array, lag: int, mode: str,
 
 
 def prefix_task(config: config_lib.EchoConfig, mode: str,
-                sequences_per_epoch: int = 1) -> multiseed.Task:
+                sequences_per_epoch: int = 1) -> task_lib.Task:
   if mode not in masking.MODES:
     raise ValueError(f"mode={mode!r} must be one of {masking.MODES}")
 

@@ -14,8 +14,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from echo_jax import config as config_lib
-from echo_jax import fused_lstm
+from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import fused_lstm
 
 Carry = tuple[chex.Array, chex.Array]  # (c_BxH, h_BxH), Flax's order
 
@@ -171,3 +172,10 @@ def init_params(config: config_lib.EchoConfig, key: chex.PRNGKey
   if config.input_encoding == "one_hot":
     x_1xT = jax.nn.one_hot(x_1xT, config.n_unique)
   return model.init(key, x_1xT)["params"]
+
+
+def model_inputs(config: config_lib.EchoConfig, ids: chex.Array) -> chex.Array:
+  """What the model is fed: the ids themselves, or their one-hot codes."""
+  if config.input_encoding == "one_hot":
+    return data.one_hot_encode(ids, config.n_unique)
+  return ids

@@ -10,9 +10,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from echo_jax import config as config_lib
-from echo_jax import models
-from echo_jax import multiseed
+from echo_jax.core import config as config_lib
+from echo_jax.core import models
+from echo_jax.tasks import task as task_lib
+from echo_jax.tasks import tutorial
 
 
 class WindowMLP(nn.Module):
@@ -36,10 +37,10 @@ class WindowMLP(nn.Module):
         hidden_BxH)
 
 
-def mlp_task(config: config_lib.EchoConfig, hidden: int) -> multiseed.Task:
+def mlp_task(config: config_lib.EchoConfig, hidden: int) -> task_lib.Task:
   """The tutorial's windows (lag, context), fitted statelessly, by an MLP."""
   model = WindowMLP(hidden, config.n_unique, config.context)
-  lstm_task = multiseed.echo_lstm_task("lstm", config)
+  lstm_task = tutorial.echo_lstm_task("lstm", config)
 
   def init(key):
     return model.init(key, jnp.zeros((1, config.context), jnp.int32))["params"]
@@ -47,4 +48,4 @@ def mlp_task(config: config_lib.EchoConfig, hidden: int) -> multiseed.Task:
   def apply(params, ids_BxC):
     return model.apply({"params": params}, ids_BxC)
 
-  return multiseed.Task(f"mlp_{hidden}", config, lstm_task.frame, init, apply)
+  return task_lib.Task(f"mlp_{hidden}", config, lstm_task.frame, init, apply)

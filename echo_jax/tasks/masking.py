@@ -17,9 +17,10 @@ import chex
 import flax.linen as nn
 import jax.numpy as jnp
 
-from echo_jax import config as config_lib
-from echo_jax import models
-from echo_jax import multiseed
+from echo_jax.core import config as config_lib
+from echo_jax.core import models
+from echo_jax.core import samples as samples_lib
+from echo_jax.tasks import task as task_lib
 
 ALIGNS = ("right", "left")
 
@@ -93,7 +94,7 @@ MODES = ("special_value", "mask")
 
 
 def frame_all_rows(sequence_L: chex.Array, lag: int, context: int,
-                   n_unique: int, mode: str) -> multiseed.Samples:
+                   n_unique: int, mode: str) -> samples_lib.Samples:
   """Every row that has a target, t = lag .. L-1 (the tutorial keeps
   t >= lag + context - 1 only), its window padded for `mode`: "special_value" fills missing steps with id n_unique,
   "mask" left-aligns the present values and passes their count."""
@@ -106,7 +107,7 @@ def frame_all_rows(sequence_L: chex.Array, lag: int, context: int,
   if mode == "mask":
     inputs["lengths"] = lengths_N
   targets_N = sequence_L[ends_N - lag]
-  return multiseed.Samples(inputs, targets_N,
+  return samples_lib.Samples(inputs, targets_N,
                            jnp.ones(targets_N.shape, jnp.float32))
 
 
@@ -122,7 +123,7 @@ def padded_lstm_task(name: str, config: config_lib.EchoConfig,
                      sequences_per_epoch: int = 1,
                      variants: tuple[int, ...] = (0,),
                      variant_names: tuple[str, ...] | None = None
-                     ) -> multiseed.Task:
+                     ) -> task_lib.Task:
   """A `PaddedLSTM` on a framing whose inputs are {"ids", maybe "lengths"}."""
   model = padded_lstm(config, special_value)
 
@@ -133,12 +134,12 @@ def padded_lstm_task(name: str, config: config_lib.EchoConfig,
     return model.apply({"params": params}, inputs["ids"],
                        inputs.get("lengths"))
 
-  return multiseed.Task(name, config, frame, init, apply, sequences_per_epoch,
+  return task_lib.Task(name, config, frame, init, apply, sequences_per_epoch,
                         variants, variant_names)
 
 
 def missing_value_task(config: config_lib.EchoConfig, mode: str
-                       ) -> multiseed.Task:
+                       ) -> task_lib.Task:
   """The windowed echo on every row with a target, missing steps handled
   by `mode` (see `frame_all_rows`)."""
   if mode not in MODES:

@@ -19,10 +19,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from echo_jax import config as config_lib
-from echo_jax import data
-from echo_jax import keras_adam
-from echo_jax import models
+from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import keras_adam
+from echo_jax.core import losses
+from echo_jax.core import models
 
 
 class TrainResult(NamedTuple):
@@ -37,25 +38,6 @@ def make_optimizer(config: config_lib.EchoConfig) -> optax.GradientTransformatio
                       b2=config.adam_b2, eps=config.adam_eps)
   return keras_adam.keras_adam(config.learning_rate, b1=config.adam_b1,
                                b2=config.adam_b2, eps=config.adam_eps)
-
-
-def argmax_matches(logits_NxV: chex.Array, targets_N: chex.Array
-                   ) -> chex.Array:
-  """argmax(logits, -1) == targets, ties going to the first index as in
-  argmax (any leading shape N; logits without NaNs). Two max-reductions:
-  cheaper on a CPU than argmax's (value, index) reduction, which took ~2%
-  of a training update."""
-  target_N = jnp.take_along_axis(logits_NxV, targets_N[..., None], -1)[..., 0]
-  before_NxV = jnp.arange(logits_NxV.shape[-1]) < targets_N[..., None]
-  best_before_N = jnp.max(jnp.where(before_NxV, logits_NxV, -jnp.inf), -1)
-  return (target_N >= jnp.max(logits_NxV, -1)) & (best_before_N < target_N)
-
-
-def model_inputs(config: config_lib.EchoConfig, ids: chex.Array) -> chex.Array:
-  """What the model is fed: the ids themselves, or their one-hot codes."""
-  if config.input_encoding == "one_hot":
-    return data.one_hot_encode(ids, config.n_unique)
-  return ids
 
 
 def split_batches(config: config_lib.EchoConfig, windows_NxC: chex.Array,
@@ -82,11 +64,12 @@ def make_loss_fn(config: config_lib.EchoConfig):
 
   def loss_fn(params, ids_BxC, targets_B, weights_B, carry):
     logits_BxV, final_carry = model.apply(
-        {"params": params}, model_inputs(config, ids_BxC), carry)
+        {"params": params}, models.model_inputs(config, ids_BxC), carry)
     losses_B = optax.softmax_cross_entropy_with_integer_labels(
         logits_BxV, targets_B)
     loss = jnp.sum(losses_B * weights_B) / jnp.sum(weights_B)
-    correct_B = argmax_matches(logits_BxV, targets_B).astype(jnp.float32)
+    correct_B = losses.argmax_matches(logits_BxV, targets_B).astype(
+        jnp.float32)
     accuracy = jnp.sum(correct_B * weights_B) / jnp.sum(weights_B)
     return loss, (accuracy, final_carry)
 

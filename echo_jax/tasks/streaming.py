@@ -19,9 +19,10 @@ import chex
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax import config as config_lib
-from echo_jax import multiseed
-from echo_jax import seq2seq
+from echo_jax.core import config as config_lib
+from echo_jax.core import samples as samples_lib
+from echo_jax.tasks import seq2seq
+from echo_jax.tasks import task as task_lib
 
 
 def keras_state_source(num_samples: int, batch_size: int) -> np.ndarray:
@@ -34,7 +35,7 @@ def keras_state_source(num_samples: int, batch_size: int) -> np.ndarray:
   return source_KxB.reshape(-1)
 
 
-def frame_stream(sequence_L: chex.Array, lag) -> multiseed.Samples:
+def frame_stream(sequence_L: chex.Array, lag) -> samples_lib.Samples:
   """The whole sequence as one sample: ids (1, L), targets X(t - lag) at
   every step t, weights 1 where t >= lag (earlier steps have no target).
   `lag` may be traced."""
@@ -42,13 +43,13 @@ def frame_stream(sequence_L: chex.Array, lag) -> multiseed.Samples:
   t_L = jnp.arange(length)
   targets_L = sequence_L[jnp.clip(t_L - lag, 0, length - 1)]
   weights_L = (t_L >= lag).astype(jnp.float32)
-  return multiseed.Samples(sequence_L[None, :], targets_L[None, :],
+  return samples_lib.Samples(sequence_L[None, :], targets_L[None, :],
                            weights_L[None, :])
 
 
 def streaming_task(config: config_lib.EchoConfig, lags: tuple[int, ...],
                    sequences_per_epoch: int, truncate_bptt: bool = False
-                   ) -> multiseed.Task:
+                   ) -> task_lib.Task:
   """One task for all `lags`: a many-to-many LSTM over whole sequences, a
   batch of `config.batch_size` sequences per Adam update."""
   name = "streaming_truncated" if truncate_bptt else "streaming_full_bptt"

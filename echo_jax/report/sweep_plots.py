@@ -6,7 +6,7 @@ import math
 import os
 from typing import Any, Sequence
 
-from echo_jax import plots  # sets the Agg backend before pyplot loads
+from echo_jax.report import plots  # sets the Agg backend before pyplot loads
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import matplotlib.pyplot as plt

@@ -11,9 +11,10 @@ L's model is exactly an LSTM over its own window (tested).
 import chex
 import jax.numpy as jnp
 
-from echo_jax import config as config_lib
-from echo_jax import masking
-from echo_jax import multiseed
+from echo_jax.core import config as config_lib
+from echo_jax.core import samples as samples_lib
+from echo_jax.tasks import masking
+from echo_jax.tasks import task as task_lib
 
 
 def context_for_lag(lag, min_context: int):
@@ -22,7 +23,7 @@ def context_for_lag(lag, min_context: int):
 
 
 def frame_lag_windows(sequence_L: chex.Array, lag, min_context: int,
-                      width: int, rows: int) -> multiseed.Samples:
+                      width: int, rows: int) -> samples_lib.Samples:
   """Rows i: window of context_for_lag(lag) values ending at
   t = i + lag + context - 1, left-aligned in `width` slots; target
   X(t - lag); rows with t past the sequence have weight 0."""
@@ -34,12 +35,12 @@ def frame_lag_windows(sequence_L: chex.Array, lag, min_context: int,
   ids_NxW, lengths_N = masking.pad_windows(sequence_L, ends_N, context, width,
                                            "left", 0)
   targets_N = sequence_L[ends_N - lag]
-  return multiseed.Samples({"ids": ids_NxW, "lengths": lengths_N}, targets_N,
+  return samples_lib.Samples({"ids": ids_NxW, "lengths": lengths_N}, targets_N,
                            valid_N.astype(jnp.float32))
 
 
 def lags_task(config: config_lib.EchoConfig, lags: tuple[int, ...],
-              sequences_per_epoch: int = 1) -> multiseed.Task:
+              sequences_per_epoch: int = 1) -> task_lib.Task:
   """All `lags`, windows of at least `config.context`, hidden size
   `config.hidden`, one program."""
   width = max(int(context_for_lag(l, config.context)) for l in lags)

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # headless: no display on servers or CI
 import matplotlib.pyplot as plt
 import numpy as np
 
-from echo_jax import results
+from echo_jax.runtime import results
 
 
 def save_atomic(figure, path: str) -> None:

@@ -9,23 +9,25 @@ echo, only the target moves from X(t - lag) to X(t + 1).
 import chex
 import jax.numpy as jnp
 
-from echo_jax import config as config_lib
-from echo_jax import data
-from echo_jax import multiseed
+from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import samples as samples_lib
+from echo_jax.tasks import task as task_lib
+from echo_jax.tasks import tutorial
 
 
 def frame_next_value(sequence_L: chex.Array, context: int
-                     ) -> multiseed.Samples:
+                     ) -> samples_lib.Samples:
   """Windows X(t-C+1 .. t) for t = C-1 .. L-2, target X(t + 1)."""
   windows_NxC, _ = data.frame_windows(sequence_L[:-1], 0, context)
   targets_N = sequence_L[context:]
-  return multiseed.Samples(windows_NxC, targets_N,
+  return samples_lib.Samples(windows_NxC, targets_N,
                            jnp.ones(targets_N.shape, jnp.float32))
 
 
-def next_value_task(config: config_lib.EchoConfig) -> multiseed.Task:
+def next_value_task(config: config_lib.EchoConfig) -> task_lib.Task:
   def frame(sequence_L, variant):
     del variant
     return frame_next_value(sequence_L, config.context)
 
-  return multiseed.echo_lstm_task("predict_next", config, frame)
+  return tutorial.echo_lstm_task("predict_next", config, frame)

@@ -4,9 +4,8 @@ chunk's data, the chunk's fit and the shared test sequences.
 Every model runs the same programs on its slice of a 1-D device mesh
 (`seed_mesh`, with `shard_map`: one CPU core, many GPUs or a TPU slice,
 unchanged); within a device the models are `vmap`ped (a lone model runs
-unbatched, `over_models`). The tutorial runner
-(`experiment`), the extensions' runner (`multiseed`) and the sweep all
-compile their training with `compile_training`.
+unbatched, `over_models`). The one runner (`runner.compile_task`) compiles
+every run's training with `compile_training`.
 
 Programs that run once per run or per chunk (initialisation, data, test
 sequences) are compiled with LLVM's -O1 on CPU (`compile_light`): they are
@@ -27,10 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from echo_jax import config as config_lib
-from echo_jax import data
-from echo_jax import models
-from echo_jax import train as train_lib
+from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import models
+from echo_jax.core import train as train_lib
 
 SEED_AXIS = "seed"
 

@@ -10,9 +10,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from echo_jax import config as config_lib
-from echo_jax import models
-from echo_jax import multiseed
+from echo_jax.core import config as config_lib
+from echo_jax.core import models
+from echo_jax.core import samples as samples_lib
+from echo_jax.tasks import task as task_lib
 
 
 class _TruncatedCell(nn.RNNCellBase):
@@ -65,7 +66,7 @@ def sequence_lstm_task(name: str, config: config_lib.EchoConfig, frame,
                        width: int, sequences_per_epoch: int = 1,
                        variants: tuple[int, ...] = (0,),
                        variant_names: tuple[str, ...] | None = None,
-                       truncate_bptt: bool = False) -> multiseed.Task:
+                       truncate_bptt: bool = False) -> task_lib.Task:
   model = SequenceLSTM(config.hidden, config.n_unique, config.init,
                        config.recurrent_activation, truncate_bptt,
                        unroll=min(width, 5))
@@ -76,12 +77,12 @@ def sequence_lstm_task(name: str, config: config_lib.EchoConfig, frame,
   def apply(params, ids_BxT):
     return model.apply({"params": params}, ids_BxT)
 
-  return multiseed.Task(name, config, frame, init, apply, sequences_per_epoch,
+  return task_lib.Task(name, config, frame, init, apply, sequences_per_epoch,
                         variants, variant_names)
 
 
 def frame_lag_sequence(sequence_L: chex.Array, lag, context: int,
-                       rows: int) -> multiseed.Samples:
+                       rows: int) -> samples_lib.Samples:
   """Windows of `context` values; the target at window step s is the value
   `lag` steps before it, X(t_s - lag), scored where it lies inside the
   window (s >= lag: a stateless model never saw the others).
@@ -101,11 +102,11 @@ def frame_lag_sequence(sequence_L: chex.Array, lag, context: int,
   targets_NxC = sequence_L[jnp.clip(target_index_NxC, 0, length - 1)]
   weights_NxC = (valid_N[:, None] & (s_C[None, :] >= lag)).astype(
       jnp.float32)
-  return multiseed.Samples(ids_NxC, targets_NxC, weights_NxC)
+  return samples_lib.Samples(ids_NxC, targets_NxC, weights_NxC)
 
 
 def lag_sequence_task(config: config_lib.EchoConfig, lags: tuple[int, ...]
-                      ) -> multiseed.Task:
+                      ) -> task_lib.Task:
   """One task for all `lags` (window length `config.context`)."""
   rows = config.length - config.context - min(lags) + 1
 

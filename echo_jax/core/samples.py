@@ -1,0 +1,130 @@
+"""Training on framed samples: any framing of fresh sequences, any model.
+
+The tutorial's own fit (`train`) takes windows and the Keras carry; the
+extensions need other framings (masked windows, prefixes, a target at every
+timestep, whole sequences) and other models (an MLP). Here a framing turns a
+sequence into `Samples` (inputs, targets, weights), an epoch takes
+`sequences_per_epoch` fresh sequences, frames them into samples in order and
+fits them in batches with Adam; training is stateless (each sample starts
+from a zero state). Epochs run through `train.epoch_loop`, so epoch e trains
+on fold_in(data_key, e) and any split of a run into chunks trains on the same
+sequences. Targets may be one per sample (N,) or one per timestep (N, T);
+`weights` of the same shape say which count (0: padding or no target).
+"""
+
+from typing import Callable, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import losses
+from echo_jax.core import train as train_lib
+
+
+class Samples(NamedTuple):
+  """One sequence framed: every leaf has the sample axis N first."""
+  inputs: chex.ArrayTree  # what `apply` takes, e.g. ids (N, T)
+  targets: chex.Array     # int32 (N,) or (N, T)
+  weights: chex.Array     # float32, targets' shape; 0 = not scored
+
+
+# frame(sequence_L, variant) -> Samples; `variant` is a traced int32 scalar.
+Frame = Callable[[chex.Array, chex.Array], Samples]
+# apply(params, inputs_B...) -> logits with targets' shape plus a class axis.
+Apply = Callable[[chex.ArrayTree, chex.ArrayTree], chex.Array]
+
+
+def frame_many(config: config_lib.EchoConfig, frame: Frame,
+               key: chex.PRNGKey, count: int, variant: chex.Array) -> Samples:
+  """`count` fresh sequences framed and concatenated along the sample axis."""
+  keys = jax.random.split(key, count)
+  sequences_SxL = jax.vmap(
+      lambda k: data.generate_sequence(k, config.length,
+                                       config.n_unique))(keys)
+  framed = jax.vmap(frame, in_axes=(0, None))(sequences_SxL, variant)
+  return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), framed)
+
+
+def batch_samples(samples: Samples, batch_size: int) -> Samples:
+  """(N, ...) -> (K, B, ...) in order; a partial last batch is padded with
+  weight-0 rows so it counts like Keras' smaller last batch."""
+  n = samples.targets.shape[0]
+  k = -(-n // batch_size)
+  pad = k * batch_size - n
+
+  def split(x):
+    x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+    return x.reshape((k, batch_size) + x.shape[1:])
+
+  return jax.tree.map(split, samples)
+
+
+def make_run_epochs(config: config_lib.EchoConfig, frame: Frame, apply: Apply,
+                    sequences_per_epoch: int, batch_size: int,
+                    num_epochs: int) -> train_lib.ChunkFns:
+  """`num_epochs` more epochs as `train.ChunkFns` (weighted metrics; the
+  data are the framed, batched samples). The state is `train.TrainState`."""
+  optimizer = train_lib.make_optimizer(config)
+
+  def loss_fn(params, batch: Samples):
+    logits = apply(params, batch.inputs)
+    return losses.weighted_loss_and_accuracy(logits, batch.targets,
+                                             batch.weights)
+
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def batch_step(state, batch):
+    params, opt_state = state
+    (loss, accuracy), grads = grad_fn(params, batch)
+    updates, new_opt_state = optimizer.update(grads, opt_state, params)
+    # A batch of padding only (a variant with fewer samples than the
+    # framing's static row count) must not move Adam's moments or step.
+    has_samples = jnp.sum(batch.weights) > 0
+    keep = lambda new, old: jax.tree.map(
+        lambda n, o: jnp.where(has_samples, n, o), new, old)
+    state = (keep(optax.apply_updates(params, updates), params),
+             keep(new_opt_state, opt_state))
+    return state, (loss, accuracy, jnp.sum(batch.weights))
+
+  def epoch_data(epoch_key, variant) -> Samples:
+    return batch_samples(
+        frame_many(config, frame, epoch_key, sequences_per_epoch, variant),
+        batch_size)
+
+  def epoch_step(state: train_lib.TrainState, batches: Samples, _):
+    (params, opt_state), (loss_K, accuracy_K, weight_K) = jax.lax.scan(
+        batch_step, (state.params, state.opt_state), batches)
+    total = jnp.maximum(jnp.sum(weight_K), 1.0)
+    return (train_lib.TrainState(params, opt_state, state.data_key,
+                                 state.epoch + 1),
+            (jnp.sum(loss_K * weight_K) / total,
+             jnp.sum(accuracy_K * weight_K) / total))
+
+  return train_lib.epoch_loop(
+      epoch_data, epoch_step, num_epochs,
+      train_lib.needs_guard(config.epochs, num_epochs))
+
+
+def make_evaluate(frame: Frame, apply: Apply):
+  """evaluate(params, sequences_SxL, variant) -> (correct, weight) summed
+  over the test sequences, per sample position (targets' shape)."""
+
+  def one_sequence(params, sequence_L, variant):
+    samples = frame(sequence_L, variant)
+    predicted = jnp.argmax(apply(params, samples.inputs), -1)
+    correct = (predicted == samples.targets).astype(jnp.float32)
+    return correct * samples.weights, samples.weights
+
+  def evaluate(params, sequences_SxL, variant):
+    # lax.map in chunks, not one vmap: all test sequences of all models at
+    # once can take gigabytes.
+    correct, weight = jax.lax.map(
+        lambda seq: one_sequence(params, seq, variant), sequences_SxL,
+        batch_size=min(250, len(sequences_SxL)))
+    return correct.sum(0), weight.sum(0)
+
+  return evaluate

@@ -1,0 +1,35 @@
+"""TensorBoard summaries of training curves (optional: needs tensorboardX)."""
+
+import contextlib
+
+from echo_jax.core import config as config_lib
+
+
+@contextlib.contextmanager
+def writer(logdir: str | None):
+  """Yields an on_chunk callback writing per-epoch scalars (mean over seeds)
+  for TensorBoard into `logdir`, or None when `logdir` is None. Opt-in:
+  tensorboardX's import alone costs seconds (it imports torch if present)."""
+  if logdir is None:
+    yield None
+    return
+  try:
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise config_lib.ConfigError(
+        "tensorboard=true needs tensorboardX: pip install -r "
+        "requirements-tensorboard.txt") from None
+  summary_writer = tensorboardX.SummaryWriter(logdir)
+
+  def on_chunk(first, end, loss_SxE, accuracy_SxE):
+    for epoch in range(first, end):
+      summary_writer.add_scalar("train/loss", loss_SxE[:, epoch].mean(),
+                                epoch + 1)
+      summary_writer.add_scalar("train/accuracy",
+                                accuracy_SxE[:, epoch].mean(), epoch + 1)
+    summary_writer.flush()
+
+  try:
+    yield on_chunk
+  finally:
+    summary_writer.close()

@@ -1,0 +1,205 @@
+"""The one runner: a task's programs compiled, trained in chunks, evaluated.
+
+Every experiment (the tutorial's three, the extensions, each sweep group,
+the benchmark's timed runs) is a `tasks.task.Task`. `compile_task` compiles
+its programs for all its models (variants x seeds) sharded over a 1-D device
+mesh: initialisation, a chunk's data, a chunk's fit (`programs`) and
+evaluation on the run's test set. `run` trains them chunk by chunk
+(`chunked`: checkpoints after every chunk, bit-identical resume) and scores
+them; the `RunOutput` it returns is what the record writers
+(`report.records`) turn into each binary's files.
+"""
+
+import time
+from typing import Any, Hashable, NamedTuple
+
+import chex
+import jax
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec as P
+
+from echo_jax.core import train as train_lib
+from echo_jax.runtime import chunked
+from echo_jax.runtime import keys as keys_lib
+from echo_jax.runtime import programs
+from echo_jax.tasks import task as task_lib
+
+DEFAULT_CHUNK_EPOCHS = 1000
+
+
+def chunk_length(chunk_epochs: int | None, epochs: int) -> int:
+  """Epochs per compiled chunk: as asked (default DEFAULT_CHUNK_EPOCHS),
+  at most the whole run."""
+  return min(chunk_epochs or DEFAULT_CHUNK_EPOCHS, epochs)
+
+
+class Compiled(NamedTuple):
+  task: task_lib.Task
+  mesh: Mesh
+  keys_M: chex.Array              # sharded; padded to a multiple of devices
+  variants_M: chex.Array | None   # sharded, or None (task without variants)
+  training: programs.TrainPrograms
+  evaluate: Any  # compiled: (params_M, sequences_SxL[, variants_M]) -> tree_M
+  chunk_epochs: int
+  compile_seconds: float
+
+  @property
+  def num_models(self) -> int:
+    """Models in the program, padding included."""
+    return int(self.keys_M.shape[0])
+
+  def run_chunk(self, state_M, end_epoch):
+    return self.training.run_chunk(state_M, end_epoch, self.variants_M)
+
+
+# Compiled (training, evaluate) of tasks with a program_key, per process.
+_PROGRAMS: dict[Hashable, tuple[programs.TrainPrograms, Any]] = {}
+_MAX_CACHED = 16
+
+
+def _compile_programs(task: task_lib.Task, mesh: Mesh, chunk_epochs: int,
+                      keys_M, variants_M, with_evaluation: bool):
+  training = programs.compile_training(
+      task.config, task.chunk(chunk_epochs), mesh, keys_M, variants_M,
+      task.init)
+  if not with_evaluation:
+    return training, None
+  evaluate = task.evaluator()
+  if variants_M is None:
+    evaluate_local = jax.vmap(evaluate, in_axes=(0, None))
+    eval_specs = (P(programs.SEED_AXIS), P())
+  else:
+    evaluate_local = jax.vmap(evaluate, in_axes=(0, None, 0))
+    eval_specs = (P(programs.SEED_AXIS), P(), P(programs.SEED_AXIS))
+  eval_args = (training.state_spec.params,
+               programs.test_sequences_spec(task.config))
+  if variants_M is not None:
+    eval_args += (variants_M,)
+  evaluate_many = programs.per_device(evaluate_local, mesh,
+                                      eval_specs).lower(*eval_args).compile()
+  return training, evaluate_many
+
+
+def compile_task(task: task_lib.Task, max_devices: int | None = None,
+                 chunk_epochs: int | None = None,
+                 with_evaluation: bool = True) -> Compiled:
+  """Compiles initialisation, one chunk of `chunk_epochs`
+  epochs of training and evaluation of the task's variants x seeds models
+  (each traced once, whatever the chunk count). Tasks with a `program_key`
+  reuse the programs compiled for an earlier task of this process with the
+  same key, mesh and chunk (e.g. runs that differ only in seed or epochs).
+  `with_evaluation=False` compiles training only (the benchmark's timed
+  training runs; `run` then cannot evaluate)."""
+  config = task.config
+  chunk_epochs = chunk_length(chunk_epochs, config.epochs)
+  mesh = programs.seed_mesh(task.num_models, max_devices)
+  count = programs.padded_models(task.num_models, mesh)
+  if task.variants is None:
+    # Placed from host memory: resharding a device array compiles a program.
+    keys_M = jax.device_put(np.asarray(keys_lib.model_keys(config, count)),
+                            programs.seed_sharding(mesh))
+    variants_M = None
+  else:
+    keys_M, variants_M = jax.device_put(
+        keys_lib.variant_grid(config, task.variants, count),
+        programs.seed_sharding(mesh))
+  start = time.perf_counter()
+  key = None
+  if task.program_key is not None and with_evaluation:
+    # The run's length only decides whether a chunk needs the end-of-run
+    # guard: runs that differ in epochs otherwise share their programs.
+    key = (task.program_key, mesh, count, chunk_epochs,
+           train_lib.needs_guard(config.epochs, chunk_epochs))
+  if key is not None and key in _PROGRAMS:
+    training, evaluate = _PROGRAMS[key]
+  else:
+    training, evaluate = _compile_programs(task, mesh, chunk_epochs, keys_M,
+                                           variants_M, with_evaluation)
+    if key is not None:
+      if len(_PROGRAMS) >= _MAX_CACHED:
+        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+      _PROGRAMS[key] = (training, evaluate)
+  return Compiled(task, mesh, keys_M, variants_M, training, evaluate,
+                  chunk_epochs, time.perf_counter() - start)
+
+
+class RunOutput(NamedTuple):
+  """A finished run; per-model leaves keep the real models only (variant-
+  major: model m is variant m // seeds, seed m % seeds)."""
+  compiled: Compiled
+  state: Any                 # the final state, still sharded (padded)
+  params: chex.ArrayTree     # host arrays, (M, ...)
+  loss_MxE: np.ndarray
+  accuracy_MxE: np.ndarray
+  evaluation: Any            # the task's evaluation, host arrays (M, ...)
+  chunks: chunked.ChunkedRun
+  eval_seconds: float
+
+  @property
+  def task(self) -> task_lib.Task:
+    return self.compiled.task
+
+  def timing_fields(self) -> dict[str, Any]:
+    return self.chunks.timing_fields(self.compiled.compile_seconds,
+                                     self.compiled.chunk_epochs,
+                                     self.eval_seconds)
+
+  def by_variant(self, x: np.ndarray) -> np.ndarray:
+    """(M, ...) -> (variants, seeds, ...)."""
+    seeds = self.task.config.seeds
+    return x.reshape((-1, seeds) + x.shape[1:])
+
+  def trained(self, by_variant: bool = False) -> train_lib.TrainResult:
+    """Parameters and learning curves, (M, ...) or (variants, seeds, ...)."""
+    split = self.by_variant if by_variant else (lambda x: x)
+    return train_lib.TrainResult(jax.tree.map(split, self.params),
+                                 split(self.loss_MxE),
+                                 split(self.accuracy_MxE))
+
+
+def run(compiled: Compiled, run_dir: str | None = None,
+        stop_after_chunks: int | None = None,
+        on_chunk: chunked.ChunkCallback | None = None) -> RunOutput:
+  """Trains every model chunk by chunk, then evaluates them on the run's
+  test set (`keys.eval_sequences`).
+
+  With `run_dir`, the state is checkpointed after every chunk and a rerun
+  with the same `run_dir` resumes from the newest checkpoint, bit-identical
+  to an uninterrupted run; `metrics.jsonl` there holds the epochs so far.
+  `on_chunk(first_epoch, end_epoch, loss_MxE, accuracy_MxE)` is called after
+  each chunk (e.g. to write TensorBoard summaries).
+  """
+  task, config = compiled.task, compiled.task.config
+  num_models = task.num_models
+  if task.variants is None:
+    metrics_rows = chunked.metrics_per_seed
+  else:
+    metrics_rows = chunked.metrics_by_variant(task.row_names(), config.seeds)
+  chunks = chunked.run_chunks(
+      compiled.run_chunk, compiled.training.init(compiled.keys_M),
+      name=task.name, total_epochs=config.epochs, num_models=num_models,
+      metrics_rows=metrics_rows,
+      restore_sharding=programs.seed_sharding(compiled.mesh),
+      run_dir=run_dir, identity=task.run_identity(),
+      stop_after_chunks=stop_after_chunks, on_chunk=on_chunk)
+  state = chunks.state
+  eval_args = (state.params, keys_lib.eval_sequences(config))
+  if compiled.variants_M is not None:
+    eval_args += (compiled.variants_M,)
+  start = time.perf_counter()
+  evaluation = jax.tree.map(np.asarray, jax.block_until_ready(
+      compiled.evaluate(*eval_args)))
+  eval_seconds = time.perf_counter() - start
+  unpad = lambda x: np.asarray(x)[:num_models]
+  return RunOutput(compiled, state, jax.tree.map(unpad, state.params),
+                   chunks.loss_MxE, chunks.accuracy_MxE,
+                   jax.tree.map(unpad, evaluation), chunks, eval_seconds)
+
+
+def run_task(task: task_lib.Task, max_devices: int | None = None,
+             run_dir: str | None = None, chunk_epochs: int | None = None,
+             stop_after_chunks: int | None = None,
+             on_chunk: chunked.ChunkCallback | None = None) -> RunOutput:
+  """`compile_task`, then `run`."""
+  return run(compile_task(task, max_devices, chunk_epochs), run_dir,
+             stop_after_chunks, on_chunk)

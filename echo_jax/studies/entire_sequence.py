@@ -1,0 +1,52 @@
+"""Entire sequence as timesteps: can a stateless LSTM echo X(t-1) when each
+sample is the whole prefix X(0..t), padded to the sequence length, the
+padding masked (skipped) or marked with a special value? Accuracy per
+position t, one Adam update per sequence (all its prefixes)."""
+
+import dataclasses
+import os
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import plots
+from echo_jax.report import records
+from echo_jax.report import tables
+from echo_jax.studies import extensions as ext
+from echo_jax.studies import runs
+from echo_jax.tasks import masking
+from echo_jax.tasks import prefix
+
+NAME = "entire_sequence"
+
+
+def run(config: config_lib.EchoConfig, workdir: str,
+        options: runs.RunOptions = runs.RunOptions()) -> dict:
+  """Each padding mode of `config`; writes entire_sequence.json and .png
+  (accuracy per position t)."""
+  samples = config.length - config.lag
+  rows = []
+  for mode in masking.MODES:
+    task = dataclasses.replace(prefix.prefix_task(config, mode),
+                               batch_size=samples)
+    rows.extend(ext.run_task(workdir, NAME, task, options)[0])
+  for row in rows:
+    row["positions_t"] = list(range(config.lag, config.length))
+  record = records.result_record(NAME, config, rows)
+  table = []
+  for row in rows:
+    per_t = row["eval_accuracy_per_position"]
+    table.append([
+        row["variant"], tables.ci_cell(row["eval_accuracy"]),
+        tables.percent(min(per_t)), tables.percent(per_t[-1]),
+        row["params"], f"{row['compile_seconds']:.2f}",
+        f"{row['train_seconds']:.2f}"])
+  ext.finish(NAME, workdir, record,
+             ("variant", "accuracy [95% CI]", "worst position",
+              f"t={config.length - 1} (longest prefix)", "params",
+              "compile s", "train s"), table)
+  plots.accuracy_lines(
+      os.path.join(workdir, f"{NAME}.png"),
+      f"Whole prefix as timesteps: accuracy per position "
+      f"({ext.seeds_of(rows[0])} seeds)", "position t (prefix length t+1)",
+      [(row["variant"], row["positions_t"], row["eval_accuracy_per_position"])
+       for row in rows])
+  return record

@@ -1,0 +1,87 @@
+"""What the extension studies share: one run folder per trained program,
+the result file and its printed table, smoothed curves for plots."""
+
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import records
+from echo_jax.report import tables
+from echo_jax.runtime import results
+from echo_jax.studies import runs
+from echo_jax.tasks import task as task_lib
+
+# Every extension answer is a mean over at least 8 seeds on 1000 fresh
+# sequences (issue 4); flags may lower these for a quick look.
+EXTENSION_DEFAULTS = {"seeds": 8, "eval_sequences": 1000, "stateful": False}
+
+
+def base_config(name: str, **defaults: Any) -> config_lib.EchoConfig:
+  """The windowed echo preset with the extensions' and then the study's
+  defaults, named `name` (not validated: flags may still change it)."""
+  return config_lib.preset("echo_lag").replace(
+      experiment=name, **{**EXTENSION_DEFAULTS, **defaults})
+
+
+def run_dir(workdir: str, binary: str, part: str) -> str:
+  """<workdir>/<binary>/<part>: one run folder per trained program
+  (config.json, checkpoints/, metrics.jsonl, learning_curves.png)."""
+  return os.path.join(workdir, binary, re.sub(r"[^A-Za-z0-9_.=-]+", "_", part))
+
+
+def run_task(workdir: str, binary: str, task: task_lib.Task,
+             options: runs.RunOptions, checkpoint: bool = True):
+  """Runs (or, rerun with the same --workdir, resumes) a framed task in its
+  run folder; returns (rows, trained)."""
+  return runs.run_task_in(task, run_dir(workdir, binary, task.name), options,
+                          checkpoint)
+
+
+def run_experiment(workdir: str, binary: str, part: str,
+                   config: config_lib.EchoConfig, options: runs.RunOptions):
+  """Runs (or resumes) a tutorial experiment in its run folder; returns
+  (record, trained)."""
+  return runs.run_tutorial_in(config, run_dir(workdir, binary, part), options)
+
+
+def seeds_of(row: dict[str, Any]) -> int:
+  return len(row["eval_accuracy"]["per_seed"])
+
+
+def finish(name: str, workdir: str, record: dict[str, Any],
+           header, table_rows) -> str:
+  """Writes <name>.json, prints the table; returns the JSON path."""
+  path = os.path.join(workdir, f"{name}.json")
+  results.write_json_atomic(path, record)
+  print(tables.format_table(header, table_rows))
+  print(f"wrote {path}")
+  return path
+
+
+def trailing_mean(values, window: int = 50):
+  """(epochs, mean of the last `window` values) for a per-epoch curve; one
+  epoch's accuracy over a few samples is too noisy to plot raw."""
+  values = np.asarray(values, np.float64)
+  window = max(1, min(window, len(values)))
+  smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+  return np.arange(window, len(values) + 1), smooth
+
+
+def compare(name: str, config: config_lib.EchoConfig,
+            tasks: list[task_lib.Task], workdir: str,
+            options: runs.RunOptions = runs.RunOptions()) -> dict[str, Any]:
+  """Runs each task in its run folder and writes <name>.json with one row
+  per variant of each, and a table of their accuracies: the study of an
+  experiment that only compares models or framings."""
+  rows = []
+  for task in tasks:
+    rows.extend(run_task(workdir, name, task, options)[0])
+  record = records.result_record(name, config, rows)
+  finish(name, workdir, record,
+         ("variant", "accuracy [95% CI]", "params", "train s"),
+         [[row["variant"], tables.ci_cell(row["eval_accuracy"]),
+           row["params"], f"{row['train_seconds']:.2f}"] for row in rows])
+  return record

@@ -1,0 +1,48 @@
+"""Ignore internal state: the windowed echo trained stateful (the tutorial's
+carry across batches, reset each epoch) vs stateless (every sample starts
+from zeros), same windows, batches, epochs and seeds."""
+
+import os
+
+import numpy as np
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import plots
+from echo_jax.report import records
+from echo_jax.report import tables
+from echo_jax.studies import extensions as ext
+from echo_jax.studies import runs
+
+NAME = "ignore_state"
+
+
+def run(base: config_lib.EchoConfig, workdir: str,
+        options: runs.RunOptions = runs.RunOptions()) -> dict:
+  """Both trainings of `base`; writes ignore_state.json and .png."""
+  configs = {"stateful": base.replace(stateful=True),
+             "stateless": base.replace(stateful=False)}
+  rows = []
+  for name, config in configs.items():
+    record, trained = ext.run_experiment(workdir, NAME, name, config, options)
+    rows.append(records.experiment_row(name, record, trained))
+  record = records.result_record(NAME, base, rows)
+  table = []
+  for row in rows:
+    reached = [e for e in row["epochs_to_99pct_train_accuracy"]
+               if e is not None]
+    table.append([
+        row["variant"], tables.ci_cell(row["eval_accuracy"]),
+        f"{np.median(reached):.0f}" if reached else "-",
+        f"{len(reached)}/{ext.seeds_of(row)}",
+        f"{row['final_train_loss']['mean']:.4f}",
+        f"{row['train_seconds']:.2f}"])
+  ext.finish(NAME, workdir, record,
+             ("variant", "accuracy [95% CI]", "median epochs to 99%",
+              "seeds reaching 99%", "final train loss", "train s"), table)
+  plots.accuracy_lines(
+      os.path.join(workdir, f"{NAME}.png"),
+      f"Windowed echo: training accuracy (50-epoch mean, "
+      f"{ext.seeds_of(rows[0])} seeds)", "epoch",
+      [(row["variant"], *ext.trailing_mean(row["train_accuracy_per_epoch"]))
+       for row in rows])
+  return record

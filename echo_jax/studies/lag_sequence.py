@@ -1,0 +1,55 @@
+"""Echo a lag sequence: from each window, can a stateless LSTM output at
+every timestep s the value `lag` steps before it (a Dense layer per step,
+Keras' TimeDistributed), and how accurate is each window step? Steps whose
+target lies before the window (s < lag) are not scored. All lags in one
+program."""
+
+import os
+import warnings
+
+import numpy as np
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import plots
+from echo_jax.report import records
+from echo_jax.report import tables
+from echo_jax.studies import extensions as ext
+from echo_jax.studies import runs
+from echo_jax.tasks import seq2seq
+
+NAME = "lag_sequence"
+
+
+def run(config: config_lib.EchoConfig, workdir: str,
+        options: runs.RunOptions = runs.RunOptions(), *,
+        lags: tuple[int, ...]) -> dict:
+  """Every lag in `lags` (each in [1, context)); writes lag_sequence.json
+  and .png (accuracy per window step)."""
+  rows, _ = ext.run_task(workdir, NAME, seq2seq.lag_sequence_task(config, lags),
+                         options)
+  table = []
+  for row in rows:
+    per_position = np.array(
+        [np.nan if a is None else a for a in row["eval_accuracy_per_position"]],
+        float).reshape(row["eval_accuracy_per_position_shape"])
+    with warnings.catch_warnings():  # all-NaN columns: unscored steps
+      warnings.simplefilter("ignore", RuntimeWarning)
+      per_step = np.nanmean(per_position, axis=0)
+    row["eval_accuracy_per_window_step"] = [
+        None if np.isnan(a) else float(a) for a in per_step]
+    table.append([row["variant"], tables.ci_cell(row["eval_accuracy"])] + [
+        "-" if a is None else tables.percent(a)
+        for a in row["eval_accuracy_per_window_step"]] + [
+            f"{row['train_seconds']:.2f}"])
+  record = records.result_record(NAME, config, rows)
+  ext.finish(NAME, workdir, record,
+             ["variant", "accuracy [95% CI]"]
+             + [f"step {s}" for s in range(config.context)]
+             + ["train s (all lags)"], table)
+  plots.accuracy_lines(
+      os.path.join(workdir, f"{NAME}.png"),
+      f"Echo a lag sequence: accuracy per window step "
+      f"({ext.seeds_of(rows[0])} seeds)", "step s in the window",
+      [(row["variant"], list(range(config.context)),
+        row["eval_accuracy_per_window_step"]) for row in rows])
+  return record

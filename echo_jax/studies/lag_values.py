@@ -1,0 +1,81 @@
+"""Echo different lags: how accurately, and how fast, does a stateless LSTM
+echo X(t - lag) as the lag grows (the window grown to fit), and what is the
+smallest hidden size that reaches 99% for each lag? All lags of one hidden
+size train in one program (`tasks.lags`)."""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import plots
+from echo_jax.report import records
+from echo_jax.report import tables
+from echo_jax.studies import extensions as ext
+from echo_jax.studies import runs
+from echo_jax.tasks import lags as lags_lib
+
+NAME = "lag_values"
+
+
+def run(config: config_lib.EchoConfig, workdir: str,
+        options: runs.RunOptions = runs.RunOptions(), *,
+        lags: tuple[int, ...], hiddens: list[int],
+        sequences_per_epoch: int) -> dict:
+  """Every lag in `lags` for each hidden size in `hiddens` (ascending), each
+  Adam update on `sequences_per_epoch` fresh sequences; writes
+  lag_values.json and .png."""
+  first_rows = lags_lib.samples_per_sequence(config.length, min(lags),
+                                             config.context)
+  rows = []
+  for hidden in hiddens:
+    task = dataclasses.replace(
+        lags_lib.lags_task(config.replace(hidden=hidden), lags,
+                           sequences_per_epoch),
+        batch_size=first_rows * sequences_per_epoch)
+    for row in ext.run_task(workdir, NAME, task, options)[0]:
+      row["lag"], row["hidden"] = row["variant_value"], hidden
+      row["context"] = int(lags_lib.context_for_lag(row["lag"],
+                                                    config.context))
+      row["samples_per_sequence"] = lags_lib.samples_per_sequence(
+          config.length, row["lag"], config.context)
+      rows.append(row)
+  by_key = {(row["lag"], row["hidden"]): row for row in rows}
+  summary = []
+  table = []
+  for lag in lags:
+    accuracies = [by_key[lag, h]["eval_accuracy"]["mean"] for h in hiddens]
+    smallest = next((h for h, a in zip(hiddens, accuracies) if a >= 0.99),
+                    None)
+    largest = by_key[lag, hiddens[-1]]
+    reached = [e for e in largest["epochs_to_99pct_train_accuracy"]
+               if e is not None]
+    summary.append({"lag": lag, "smallest_hidden_reaching_99pct": smallest,
+                    "median_epochs_to_99pct_at_largest_hidden":
+                        float(np.median(reached)) if reached else None})
+    table.append(
+        [lag, largest["context"], largest["samples_per_sequence"]]
+        + [tables.ci_cell(by_key[lag, h]["eval_accuracy"]) for h in hiddens]
+        + [smallest or f">{hiddens[-1]}",
+           f"{np.median(reached):.0f} ({len(reached)}/{ext.seeds_of(largest)})"
+           if reached else "-"])
+  train_seconds = {h: by_key[lags[0], h]["train_seconds"] for h in hiddens}
+  record = records.result_record(
+      NAME, config, rows, summary=summary,
+      train_seconds_per_hidden_all_lags=train_seconds)
+  ext.finish(NAME, workdir, record,
+             ["lag", "context", "rows/seq"]
+             + [f"hidden {h} [95% CI]" for h in hiddens]
+             + ["smallest hidden >= 99%",
+                f"epochs to 99% at {hiddens[-1]} (seeds)"], table)
+  print("train seconds, all lags x seeds of one hidden size: "
+        + ", ".join(f"{h}: {s:.1f}" for h, s in train_seconds.items()))
+  plots.accuracy_lines(
+      os.path.join(workdir, f"{NAME}.png"),
+      f"Echo X(t-lag): accuracy by lag and LSTM size "
+      f"({ext.seeds_of(rows[0])} seeds)", "lag",
+      [(f"hidden {h}", lags,
+        [by_key[l, h]["eval_accuracy"]["mean"] for l in lags])
+       for h in hiddens], chance=1 / config.n_unique)
+  return record

@@ -1,0 +1,92 @@
+"""Large vocabularies: does the windowed echo still train with n_unique in
+the thousands, and what does feeding the LSTM an embedding lookup (the ids
+gather rows of the input kernel) instead of one-hot rows times the kernel
+save? The two encodings compute the same numbers: their accuracies after the
+same timing updates agree (the check), gather without the
+(batch x vocab x 4H) matmul."""
+
+import dataclasses
+import os
+from typing import Sequence
+
+import numpy as np
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import plots
+from echo_jax.report import records
+from echo_jax.report import tables
+from echo_jax.studies import extensions as ext
+from echo_jax.studies import runs
+from echo_jax.tasks import tutorial
+
+NAME = "large_vocab"
+# Stateless, 300 Adam updates at learning rate 1e-2.
+DEFAULTS = {"epochs": 300, "learning_rate": 1e-2}
+
+
+def run(config: config_lib.EchoConfig, workdir: str,
+        options: runs.RunOptions = runs.RunOptions(),
+        vocabs: Sequence[int] = (1000, 10000), sequences_per_epoch: int = 16,
+        timing_epochs: int = 10) -> dict:
+  """Per vocabulary in `vocabs`: gather for the full schedule, then gather
+  vs one_hot for `timing_epochs` updates (no run folder: timed afresh), each
+  update on the samples of `sequences_per_epoch` fresh sequences; writes
+  large_vocab.json and large_vocab.png (time per update)."""
+  per_update = config.num_samples * sequences_per_epoch
+
+  def run_variant(name, vocab, encoding, epochs, timing=False):
+    variant = config_lib.validate(config.replace(
+        n_unique=vocab, input_encoding=encoding, epochs=epochs))
+    task = dataclasses.replace(
+        tutorial.echo_lstm_task(name, variant, None, sequences_per_epoch),
+        batch_size=per_update)
+    # Timing runs are a few updates, timed afresh: no run folder to resume.
+    (row,), _ = ext.run_task(workdir, NAME, task, options,
+                             checkpoint=not timing)
+    row["vocab"], row["encoding"], row["updates"] = vocab, encoding, epochs
+    row["ms_per_update"] = 1000 * row["train_seconds"] / epochs
+    return row
+
+  rows = []
+  for vocab in vocabs:
+    rows.append(run_variant(f"V={vocab} gather", vocab, "gather",
+                            config.epochs))
+  timing = {}
+  for vocab in vocabs:
+    for encoding in ("gather", "one_hot"):
+      row = run_variant(f"V={vocab} {encoding}, {timing_epochs} updates",
+                        vocab, encoding, timing_epochs, timing=True)
+      timing[vocab, encoding] = row
+      rows.append(row)
+  for vocab in vocabs:
+    gather = timing[vocab, "gather"]["eval_accuracy"]["per_seed"]
+    one_hot = timing[vocab, "one_hot"]["eval_accuracy"]["per_seed"]
+    timing[vocab, "one_hot"]["max_abs_accuracy_diff_vs_gather"] = float(
+        np.max(np.abs(np.subtract(gather, one_hot))))
+  table = []
+  for row in rows:
+    diff = row.get("max_abs_accuracy_diff_vs_gather")
+    table.append([
+        row["variant"], tables.ci_cell(row["eval_accuracy"]), row["params"],
+        f"{row['ms_per_update']:.1f}", f"{row['compile_seconds']:.2f}",
+        f"{row['train_seconds']:.2f}",
+        "-" if diff is None else f"{100 * diff:.2f} pts"])
+  record = records.result_record(NAME, config, rows,
+                                 samples_per_update=per_update)
+  ext.finish(NAME, workdir, record,
+             ("variant", "accuracy [95% CI]", "params",
+              f"ms/update ({ext.seeds_of(rows[0])} models)", "compile s",
+              "train s", "max |gather - one_hot| per seed"), table)
+  figure, axes = plots.plt.subplots(figsize=(5, 3))
+  width = 0.38
+  x = np.arange(len(vocabs))
+  for i, encoding in enumerate(("gather", "one_hot")):
+    axes.bar(x + (i - 0.5) * width,
+             [timing[v, encoding]["ms_per_update"] for v in vocabs], width,
+             label=encoding)
+  axes.set_xticks(x, [f"V = {v}" for v in vocabs])
+  axes.set_ylabel(f"ms per update ({ext.seeds_of(rows[0])} models)")
+  axes.set_title("Embedding lookup (gather) vs one-hot matmul", fontsize=10)
+  axes.legend(fontsize=8)
+  plots.save_atomic(figure, os.path.join(workdir, f"{NAME}.png"))
+  return record

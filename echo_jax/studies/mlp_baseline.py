@@ -1,0 +1,52 @@
+"""MLP vs LSTM on the windowed echo: does a model with no recurrence, an
+MLP over the flattened one-hot window, learn the echo as well (and as fast)
+as the tutorial's LSTM on the same windows, batches, epochs and seeds?"""
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import plots
+from echo_jax.report import records
+from echo_jax.report import tables
+from echo_jax.studies import extensions as ext
+from echo_jax.studies import runs
+from echo_jax.tasks import mlp
+from echo_jax.tasks import tutorial
+
+NAME = "mlp_baseline"
+
+
+def run(config: config_lib.EchoConfig, workdir: str,
+        options: runs.RunOptions = runs.RunOptions(),
+        mlp_hidden: Sequence[int] = (50,)) -> dict:
+  """The LSTM of `config`, then one MLP per hidden size in `mlp_hidden`;
+  writes mlp_baseline.json and mlp_baseline.png."""
+  tasks = [tutorial.echo_lstm_task(f"lstm_{config.hidden}", config)] + [
+      mlp.mlp_task(config, size) for size in mlp_hidden]
+  rows = []
+  for task in tasks:
+    rows.extend(ext.run_task(workdir, NAME, task, options)[0])
+  table = []
+  for row in rows:
+    reached = [e for e in row["epochs_to_99pct_train_accuracy"]
+               if e is not None]
+    table.append([
+        row["variant"], tables.ci_cell(row["eval_accuracy"]), row["params"],
+        f"{np.median(reached):.0f} ({len(reached)}/{ext.seeds_of(row)})"
+        if reached else "-",
+        f"{row['compile_seconds']:.2f}", f"{row['train_seconds']:.2f}"])
+  record = records.result_record(NAME, config, rows)
+  ext.finish(NAME, workdir, record,
+             ("model", "accuracy [95% CI]", "params",
+              "median epochs to 99% (seeds)", "compile s",
+              f"train s ({ext.seeds_of(rows[0])} models)"), table)
+  plots.accuracy_lines(
+      os.path.join(workdir, f"{NAME}.png"),
+      "Windowed echo, MLP vs LSTM: training accuracy (50-epoch mean)",
+      "epoch",
+      [(row["variant"], *ext.trailing_mean(row["train_accuracy_per_epoch"]))
+       for row in rows])
+  return record

@@ -1,0 +1,38 @@
+"""The negative control: can the windowed model predict the next random
+integer X(t+1) from the last 5 values? It must not: the next value is
+independent of the past, so accuracy must stay at chance (1/n_unique). The
+echo X(t-1) with the same model, windows and training is the positive
+control."""
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import records
+from echo_jax.report import tables
+from echo_jax.studies import extensions as ext
+from echo_jax.studies import runs
+from echo_jax.tasks import next_value
+from echo_jax.tasks import tutorial
+
+NAME = "predict_next"
+
+
+def run(config: config_lib.EchoConfig, workdir: str,
+        options: runs.RunOptions = runs.RunOptions()) -> dict:
+  """Both tasks of `config`; writes predict_next.json."""
+  rows = []
+  for task in (next_value.next_value_task(config),
+               tutorial.echo_lstm_task("echo_control", config)):
+    rows.extend(ext.run_task(workdir, NAME, task, options)[0])
+  chance = 1 / config.n_unique
+  table = []
+  for row in rows:
+    low, high = row["eval_accuracy"]["ci95"]
+    row["ci95_contains_chance"] = bool(low <= chance <= high)
+    table.append([row["variant"], tables.ci_cell(row["eval_accuracy"]),
+                  tables.percent(chance), "yes" if row["ci95_contains_chance"]
+                  else "no", f"{row['final_train_loss']['mean']:.3f}",
+                  f"{row['train_seconds']:.2f}"])
+  record = records.result_record(NAME, config, rows, chance_accuracy=chance)
+  ext.finish(NAME, workdir, record,
+             ("variant", "accuracy [95% CI]", "chance", "CI holds chance",
+              "final train loss", "train s"), table)
+  return record

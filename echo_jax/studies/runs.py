@@ -1,0 +1,95 @@
+"""A task run in its run folder: checkpoints, metrics.jsonl, learning
+curves, optional TensorBoard summaries, and the record written.
+
+What every study (and so every binary) does with one trained program.
+`RunOptions` carries the settings the binaries share (--chunk_epochs,
+--tensorboard).
+"""
+
+import os
+from typing import Any, NamedTuple
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import plots
+from echo_jax.report import records
+from echo_jax.report import tensorboard
+from echo_jax.runtime import results
+from echo_jax.runtime import runner
+from echo_jax.tasks import task as task_lib
+from echo_jax.tasks import tutorial
+
+
+class RunOptions(NamedTuple):
+  chunk_epochs: int | None = None  # default: runner.DEFAULT_CHUNK_EPOCHS
+  tensorboard: bool = False        # summaries into <run folder>/tensorboard
+
+
+def summaries(run_dir: str, options: RunOptions):
+  """`tensorboard.writer` for a run folder: its tensorboard/ subfolder with
+  options.tensorboard, else no callback."""
+  return tensorboard.writer(
+      os.path.join(run_dir, "tensorboard") if options.tensorboard else None)
+
+
+def compile_tutorial(config: config_lib.EchoConfig,
+                     options: RunOptions = RunOptions()) -> runner.Compiled:
+  """The compiled programs of one tutorial experiment."""
+  return runner.compile_task(tutorial.tutorial_task(config),
+                             chunk_epochs=options.chunk_epochs)
+
+
+def run_tutorial_in(config: config_lib.EchoConfig, run_dir: str,
+                    options: RunOptions = RunOptions(),
+                    compiled: runner.Compiled | None = None):
+  """Runs (or resumes) one tutorial experiment in its run folder `run_dir`
+  (config, checkpoints, metrics.jsonl, learning curves, optional
+  TensorBoard), with its programs `compiled` by `compile_tutorial` (compiled
+  here if None); returns (record, trained)."""
+  if compiled is None:
+    compiled = compile_tutorial(config, options)
+  with summaries(run_dir, options) as on_chunk:
+    output = runner.run(compiled, run_dir=run_dir, on_chunk=on_chunk)
+  record, trained = records.tutorial_record(output), output.trained()
+  plots.learning_curves(
+      trained.loss_E, trained.accuracy_E,
+      os.path.join(run_dir, "learning_curves.png"),
+      f"{config.experiment}: lag {config.lag}, context {config.context}, "
+      f"hidden {config.hidden}, "
+      f"{'stateful' if config.stateful else 'stateless'}, "
+      f"batch {config.batch_size}", chance=1.0 / config.n_unique)
+  return record, trained
+
+
+def run_task_in(task: task_lib.Task, run_dir: str,
+                options: RunOptions = RunOptions(), checkpoint: bool = True):
+  """`run_tutorial_in` for a framed task: its rows (`records.variant_rows`)
+  and trained models with (variant, seed) axes; `checkpoint=False` runs
+  without a run folder (timing runs)."""
+  if not checkpoint:
+    output = runner.run_task(task, chunk_epochs=options.chunk_epochs)
+    return records.variant_rows(output), output.trained(by_variant=True)
+  with summaries(run_dir, options) as on_chunk:
+    output = runner.run_task(task, run_dir=run_dir,
+                             chunk_epochs=options.chunk_epochs,
+                             on_chunk=on_chunk)
+  rows, trained = records.variant_rows(output), output.trained(by_variant=True)
+  plots.learning_curves_by_variant(
+      {name: (trained.loss_E[i], trained.accuracy_E[i])
+       for i, name in enumerate(task.row_names())},
+      os.path.join(run_dir, "learning_curves.png"),
+      f"{task.config.experiment}: {task.name}",
+      chance=1.0 / task.config.n_unique)
+  return rows, trained
+
+
+def run_and_write(config: config_lib.EchoConfig, workdir: str,
+                  options: RunOptions = RunOptions(),
+                  compiled: runner.Compiled | None = None) -> dict[str, Any]:
+  """Runs (or resumes) one tutorial experiment with its run folder
+  `<workdir>/<experiment>/` (see `run_tutorial_in`) and writes
+  `<workdir>/<experiment>.json`."""
+  record, _ = run_tutorial_in(config, os.path.join(workdir, config.experiment),
+                              options, compiled)
+  results.write_json_atomic(
+      os.path.join(workdir, f"{config.experiment}.json"), record)
+  return record

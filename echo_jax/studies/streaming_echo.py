@@ -1,0 +1,101 @@
+"""Streaming echo: can an LSTM that sees one integer per step echo the
+integer `lag` steps back? Yes, trained many-to-many with backpropagation
+through the whole sequence (per lag). Next to it, why the tutorial's
+beginner's setup (one timestep per sample, stateful) fails: the same
+streaming model with the gradient stopped at every step's incoming state
+(truncated backpropagation, as a stateful fit has), and the beginner's setup
+itself with batch size 6 (sample j starts from the state sample j-6 left)
+and batch size 1 (the right state, gradient still truncated)."""
+
+import dataclasses
+import os
+from typing import Sequence
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import plots
+from echo_jax.report import records
+from echo_jax.report import tables
+from echo_jax.studies import extensions as ext
+from echo_jax.studies import runs
+from echo_jax.tasks import streaming
+
+NAME = "streaming_echo"
+# The streaming models' schedule: 1000 Adam updates at learning rate 1e-2.
+DEFAULTS = {"epochs": 1000, "learning_rate": 1e-2}
+
+
+def beginner_config(config: config_lib.EchoConfig, batch_size: int,
+                    epochs: int) -> config_lib.EchoConfig:
+  """The tutorial's beginner's mistake, with this run's seeds and data."""
+  return config_lib.validate(config_lib.preset("echo_lag_no_context").replace(
+      experiment=f"beginner_batch_{batch_size}", batch_size=batch_size,
+      epochs=epochs, seeds=config.seeds, seed=config.seed,
+      eval_sequences=config.eval_sequences, length=config.length,
+      n_unique=config.n_unique, hidden=config.hidden))
+
+
+def run(config: config_lib.EchoConfig, workdir: str,
+        options: runs.RunOptions = runs.RunOptions(),
+        lags: Sequence[int] = tuple(range(1, 11)),
+        sequences_per_update: int = 16,
+        beginner_epochs: int = 2000) -> dict:
+  """The streaming models for `lags` (full backprop) and lag 1 (truncated),
+  `sequences_per_update` whole sequences per Adam update, then the
+  beginner's setup at batch 6 and 1 for `beginner_epochs`; writes
+  streaming_echo.json, streaming_echo.png and streaming_echo_lags.png."""
+  beginners = [beginner_config(config, b, beginner_epochs) for b in (6, 1)]
+  sequences = sequences_per_update  # per update; each is one sample
+  rows = []
+  for task in (streaming.streaming_task(config, lags, sequences),
+               streaming.streaming_task(config, (1,), sequences,
+                                        truncate_bptt=True)):
+    task = dataclasses.replace(task, batch_size=sequences)
+    for row in ext.run_task(workdir, NAME, task, options)[0]:
+      row["lag"] = row["variant_value"]
+      row["positions_t"] = list(range(config.length))
+      rows.append(row)
+  for beginner in beginners:
+    record, trained = ext.run_experiment(workdir, NAME, beginner.experiment,
+                                         beginner, options)
+    row = records.experiment_row(beginner.experiment, record, trained)
+    row["lag"] = 1
+    # The no_context framing keeps samples t = 1 .. L-1.
+    row["positions_t"] = list(range(1, beginner.length))
+    row["keras_state_source"] = streaming.keras_state_source(
+        beginner.num_samples, beginner.batch_size).tolist()
+    rows.append(row)
+  table = []
+  for row in rows:
+    by_t = dict(zip(row["positions_t"], row["eval_accuracy_per_position"]))
+    first = row["lag"]
+    later = [a for t, a in by_t.items() if t >= first + 2 and a is not None]
+    table.append([
+        row["variant"], tables.ci_cell(row["eval_accuracy"]),
+        tables.percent(by_t[first]), tables.percent(by_t[first + 1]),
+        tables.percent(sum(later) / len(later)),
+        f"{row['train_seconds']:.2f}"])
+  record = records.result_record(NAME, config, rows)
+  ext.finish(NAME, workdir, record,
+             ("variant", "accuracy [95% CI]", "t = lag", "t = lag+1",
+              "t >= lag+2", "train s"), table)
+  for beginner in beginners:
+    source = streaming.keras_state_source(beginner.num_samples,
+                                          beginner.batch_size)
+    print(f"batch {beginner.batch_size}: sample j (t = j+1) starts from the "
+          f"state of sample {source[:8].tolist()} ... (-1: zeros)")
+  lag_one = [r for r in rows if r["lag"] == 1]
+  plots.accuracy_lines(
+      os.path.join(workdir, f"{NAME}.png"),
+      f"Echo X(t-1), one value per step: accuracy per position "
+      f"({ext.seeds_of(rows[0])} seeds)", "position t",
+      [(r["variant"], r["positions_t"], r["eval_accuracy_per_position"])
+       for r in lag_one], chance=1 / config.n_unique)
+  full = [r for r in rows if r["variant"].startswith("streaming_full_bptt")]
+  plots.accuracy_lines(
+      os.path.join(workdir, f"{NAME}_lags.png"),
+      f"Streaming echo, full backprop, {config.epochs} updates: accuracy by "
+      f"lag ({ext.seeds_of(rows[0])} seeds)", "lag",
+      [("full backprop", [r["lag"] for r in full],
+        [r["eval_accuracy"]["mean"] for r in full])],
+      chance=1 / config.n_unique)
+  return record

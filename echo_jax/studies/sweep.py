@@ -1,0 +1,278 @@
+"""The lag x context x hidden-size map, resumable, one file per cell.
+
+Every (context, hidden) pair with a possible lag is one group
+(`tasks.sweep_cell.group_task`: all its lags x seeds in one program), run by
+the one runner. Seeds are paired across cells (model s of every cell trains
+with key fold_in(fold_in(PRNGKey(seed), 0), s)) and every model is scored on
+the same `eval_sequences` fresh test sequences.
+
+Each finished cell is written to <workdir>/cells/ atomically, so an
+interrupted sweep resumes without recomputing finished cells; a group trains
+in checkpointed chunks of epochs (<workdir>/groups/), so it also resumes
+inside the group that was training, bit-identically (see `runtime.chunked`).
+"""
+
+import concurrent.futures
+import json
+import os
+import shutil
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import numpy as np
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import records
+from echo_jax.report import sweep_plots
+from echo_jax.report import tables
+from echo_jax.runtime import chunked
+from echo_jax.runtime import results
+from echo_jax.runtime import runner
+from echo_jax.studies import runs
+from echo_jax.tasks import sweep_cell
+
+# Raised after `stop_after_groups` groups or `stop_after_chunks` chunks of a
+# group: a simulated kill, for tests.
+Interrupted = chunked.Interrupted
+
+
+def cell_path(workdir: str, lag: int, context: int, hidden: int) -> str:
+  return os.path.join(workdir, "cells",
+                      f"lag{lag}_context{context}_hidden{hidden}.json")
+
+
+def _check_settings(workdir: str, config: config_lib.EchoConfig) -> None:
+  """A workdir's cells belong to one config (the grid may grow)."""
+  changed = results.claim_json(os.path.join(workdir, "sweep_config.json"),
+                               sweep_cell.sweep_settings(config))
+  if changed:
+    raise config_lib.ConfigError(
+        f"workdir={workdir!r} holds a sweep of another config (differs in "
+        f"{', '.join(changed)}): use a new --workdir")
+
+
+def _load_cell(workdir: str, lag: int, context: int, hidden: int
+               ) -> dict[str, Any] | None:
+  path = cell_path(workdir, lag, context, hidden)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def group_dir(workdir: str, context: int, hidden: int,
+              lags: tuple[int, ...]) -> str:
+  """A group's run folder (checkpoints while it trains, metrics.jsonl)."""
+  return os.path.join(workdir, "groups", f"context{context}_hidden{hidden}_"
+                      f"lags{'-'.join(map(str, lags))}")
+
+
+def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
+              workdir: str,
+              max_devices: int | None = None,
+              eval_batch: int = sweep_cell.DEFAULT_EVAL_BATCH,
+              stop_after_groups: int | None = None,
+              chunk_epochs: int | None = None,
+              stop_after_chunks: int | None = None) -> dict[str, Any]:
+  """Trains every possible cell not already in <workdir>/cells, then
+  returns the sweep record (rows for every cell, impossible ones too).
+  A group trains in chunks of `chunk_epochs`, checkpointed in its
+  `group_dir`, so a killed sweep also resumes inside a group.
+
+  The caller validates first (`validate`), so bad input writes nothing.
+  """
+  sweep_cell.validate(config, grid)
+  _check_settings(workdir, config)
+  start = time.perf_counter()
+  todo = []  # (context, hidden, lags still missing)
+  for context, hidden in grid.groups():
+    missing = tuple(l for l in sweep_cell.possible_lags(grid, context)
+                    if _load_cell(workdir, l, context, hidden) is None)
+    if missing:
+      todo.append((context, hidden, missing))
+  total = sum(len(sweep_cell.possible_lags(grid, c))
+              for c, _ in grid.groups())
+  reused = total - sum(len(m) for _, _, m in todo)
+  models_todo = sum(len(m) for _, _, m in todo) * config.seeds
+  impossible = len(grid.cells()) - total
+  logging.info("sweep: %d cells to train, %d already done, %d impossible "
+               "(lag >= context, not trained); %d programs, %d models",
+               total - reused, reused, impossible, len(todo), models_todo)
+  done, models_done, groups_run = reused, 0, 0
+  compile_seconds = train_seconds = 0.0
+  # XLA compiles on one thread while a group trains on every device: compile
+  # the next group in the background so the cores idle less.
+  compile_next = lambda i: compiler.submit(
+      runner.compile_task,
+      sweep_cell.group_task(config, *todo[i], eval_batch), max_devices,
+      chunk_epochs)
+  with concurrent.futures.ThreadPoolExecutor(1) as compiler:
+    pending = compile_next(0) if todo else None
+    for i, (context, hidden, lags) in enumerate(todo):
+      compiled = pending.result()
+      pending = compile_next(i + 1) if i + 1 < len(todo) else None
+      run_dir = group_dir(workdir, context, hidden, lags)
+      try:
+        output = runner.run(compiled, run_dir, stop_after_chunks)
+      except BaseException:
+        if pending is not None:
+          pending.cancel()
+        raise
+      compile_seconds += compiled.compile_seconds
+      train_seconds += output.chunks.train_seconds
+      models_done += len(lags) * config.seeds
+      for record in records.cell_records(output, config):
+        results.write_json_atomic(
+            cell_path(workdir, record["lag"], context, hidden), record)
+        done += 1
+        elapsed = time.perf_counter() - start
+        # Cost is about proportional to models: estimate from models done.
+        remaining = elapsed * (models_todo - models_done) / models_done
+        logging.info(
+            "cell %d/%d  lag %d context %d hidden %d: %.2f%% [%.2f, %.2f]  "
+            "elapsed %.0fs  eta %.0fs", done, total, record["lag"], context,
+            hidden, 100 * record["mean"], 100 * record["ci_low"],
+            100 * record["ci_high"], elapsed, remaining)
+      # Its cells are written: the group's checkpoints are spent.
+      shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+      groups_run += 1
+      if stop_after_groups is not None and groups_run >= stop_after_groups:
+        if pending is not None:
+          pending.cancel()
+        raise Interrupted(f"stopped after {groups_run} programs")
+  rows = []
+  for lag, context, hidden in grid.cells():
+    if not sweep_cell.is_possible(lag, context):
+      rows.append(records.impossible_record(lag, context, hidden))
+    else:
+      rows.append(_load_cell(workdir, lag, context, hidden))
+  return {
+      "experiment": "sweep",
+      "framing": sweep_cell.FRAMING,
+      "framing_note": sweep_cell.FRAMING_NOTE,
+      "settings": sweep_cell.sweep_settings(config),
+      "grid": grid.to_dict(),
+      "chance_accuracy": 1.0 / config.n_unique,
+      "cells_total": len(rows),
+      "cells_trained_now": total - reused,
+      "cells_reused": reused,
+      "cells_impossible": impossible,
+      "programs_compiled": len(todo),
+      "compile_seconds": compile_seconds,
+      "train_seconds": train_seconds,
+      "rows": rows,
+  }
+
+
+CSV_COLUMNS = ("lag", "context", "hidden", "seeds", "mean", "ci_low",
+               "ci_high", "status", "epochs_to_99", "train_seconds")
+CURVE_FIELDS = ("train_loss_per_epoch", "train_accuracy_per_epoch", "config")
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+  """sweep.csv: one line per cell; empty fields where there is no value."""
+
+  def field(value):
+    if value is None:
+      return ""
+    if isinstance(value, float):
+      return f"{value:.6g}"
+    return str(value)
+
+  lines = [",".join(CSV_COLUMNS)]
+  lines += [",".join(field(row[c]) for c in CSV_COLUMNS) for row in rows]
+  return "\n".join(lines) + "\n"
+
+
+def write_summary(workdir: str, record: dict[str, Any]) -> None:
+  """sweep.csv and sweep.json (rows without the learning curves, which
+  stay in cells/*.json), both atomic."""
+  results.write_text_atomic(os.path.join(workdir, "sweep.csv"),
+                            csv_text(record["rows"]))
+  summary = dict(record)
+  summary["rows"] = [{k: v for k, v in row.items() if k not in CURVE_FIELDS}
+                     for row in record["rows"]]
+  summary["versions"] = results.versions()
+  results.write_json_atomic(os.path.join(workdir, "sweep.json"), summary)
+
+
+def benchmark_vmap(config: config_lib.EchoConfig, lag: int, context: int,
+                   hidden: int, sizes: tuple[int, ...],
+                   max_devices: int | None = None) -> list[dict[str, Any]]:
+  """Seconds per model training S models in one call (sharded over the
+  devices, vmapped within one) vs S sequential calls of the one-model
+  program (one device); compilation excluded from both."""
+  # One chunk: the whole run is one call, as in one model's train(key).
+  group = lambda seeds, devices: runner.compile_task(
+      sweep_cell.group_task(config.replace(seeds=seeds), context, hidden,
+                            (lag,)), devices, chunk_epochs=config.epochs)
+  single = group(1, 1)
+  train = lambda compiled, keys_M: jax.block_until_ready(compiled.run_chunk(
+      compiled.training.init(keys_M), np.int32(config.epochs)))
+  train(single, single.keys_M)  # warm
+  rows = []
+  for size in sizes:
+    many = group(size, max_devices)
+    start = time.perf_counter()
+    train(many, many.keys_M)
+    vmapped = time.perf_counter() - start
+    keys_S = np.asarray(many.keys_M)[:size]
+    start = time.perf_counter()
+    for key in keys_S:
+      train(single, jax.device_put(key[None], single.keys_M.sharding))
+    sequential = time.perf_counter() - start
+    rows.append({"models": size, "devices": many.mesh.size,
+                 "vmapped_seconds": vmapped,
+                 "sequential_seconds": sequential,
+                 "vmapped_models_per_second": size / vmapped,
+                 "sequential_models_per_second": size / sequential,
+                 "speedup_per_model": sequential / vmapped})
+    logging.info("benchmark S=%d: one call %.2fs, %d calls %.2fs, ratio %.2f",
+                 size, vmapped, size, sequential, sequential / vmapped)
+  return rows
+
+
+def run(config: config_lib.EchoConfig, grid: sweep_cell.Grid, workdir: str,
+        options: runs.RunOptions = runs.RunOptions(),
+        start: float | None = None) -> dict[str, Any]:
+  """The sweep (`run_sweep`), then sweep.csv, sweep.json, the plots and a
+  table of the largest context; `start` is when the binary began."""
+  start = time.perf_counter() if start is None else start
+  record = run_sweep(config, grid, workdir, chunk_epochs=options.chunk_epochs)
+  title = (f"echo X(t-lag): {config.seeds} seeds/cell, {config.epochs} "
+           f"epochs, batch {config.batch_size}, "
+           f"{'stateful' if config.stateful else 'stateless'}, "
+           f"{config.eval_sequences} test sequences")
+  record["wall_seconds_after_imports"] = time.perf_counter() - start
+  write_summary(workdir, record)
+  sweep_plots.write_all(record["rows"], workdir, title, config.n_unique)
+  ok = [r for r in record["rows"] if r["status"] == "ok"]
+  print(tables.format_table(
+      ("hidden", "lag", "context", "accuracy [95% CI]", "epochs to 99%"),
+      [(r["hidden"], r["lag"], r["context"],
+        f"{tables.percent(r['mean'])} [{tables.percent(r['ci_low'])}, "
+        f"{tables.percent(r['ci_high'])}]", r["epochs_to_99"] or "-")
+       for r in ok if r["context"] == max(grid.contexts)]))
+  print(f"{len(ok)} cells trained or reused, {record['cells_impossible']} "
+        f"impossible; {record['wall_seconds_after_imports']:.1f} s after "
+        f"imports; wrote {workdir}")
+  return record
+
+
+def run_benchmark(config: config_lib.EchoConfig, sizes: tuple[int, ...],
+                  workdir: str) -> list[dict[str, Any]]:
+  """`benchmark_vmap` on the config's cell, written to benchmark.json."""
+  rows = benchmark_vmap(config, config.lag, config.context, config.hidden,
+                        sizes)
+  results.write_json_atomic(os.path.join(workdir, "benchmark.json"), {
+      "config": config.to_dict(), "rows": rows,
+      "versions": results.versions()})
+  print(tables.format_table(
+      ("models S", "devices", "one call s", "S calls s", "ratio"),
+      [(r["models"], r["devices"], f"{r['vmapped_seconds']:.2f}",
+        f"{r['sequential_seconds']:.2f}", f"{r['speedup_per_model']:.2f}")
+       for r in rows]))
+  print(f"wrote {os.path.join(workdir, 'benchmark.json')}")
+  return rows

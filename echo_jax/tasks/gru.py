@@ -1,0 +1,37 @@
+"""A GRU on the tutorial's windows: the worked example of adding an
+experiment (docs/architecture.md). One module: a Flax model and the task
+that pairs it with a framing; the runner, checkpoints, records and the
+binary's flags come for free."""
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from echo_jax.core import config as config_lib
+from echo_jax.tasks import task as task_lib
+from echo_jax.tasks import tutorial
+
+
+class WindowGRU(nn.Module):
+  """ids (B, C) -> logits (B, V): one-hot ids into a GRU, a Dense head on
+  its last state."""
+  hidden: int
+  vocab: int
+
+  @nn.compact
+  def __call__(self, ids_BxC: chex.Array) -> chex.Array:
+    x_BxCxV = jax.nn.one_hot(ids_BxC, self.vocab)
+    h_BxH = nn.RNN(nn.GRUCell(self.hidden))(x_BxCxV)[:, -1]
+    return nn.Dense(self.vocab)(h_BxH)
+
+
+def gru_task(config: config_lib.EchoConfig) -> task_lib.Task:
+  """The tutorial's windows of config.lag and config.context, fitted
+  statelessly by a GRU of config.hidden units."""
+  model = WindowGRU(config.hidden, config.n_unique)
+  init = lambda key: model.init(
+      key, jnp.zeros((1, config.context), jnp.int32))["params"]
+  apply = lambda params, ids_BxC: model.apply({"params": params}, ids_BxC)
+  return task_lib.Task(f"gru_{config.hidden}", config,
+                       tutorial.windows_frame(config), init, apply)

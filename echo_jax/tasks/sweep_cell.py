@@ -1,0 +1,228 @@
+"""A sweep cell's task: the lag x context x hidden-size map's framing.
+
+A cell (lag, context, hidden) asks how reliably an LSTM learns to echo
+X(t - lag) from a window of `context` values; `config.seeds` models answer it.
+
+Framing (differs from the tutorial's on purpose, see `all_windows`): every
+full window is a sample, N = length - context + 1 rows, the target X(t - lag)
+of the window ending at t. Then the lag is a traced value, not a shape, and
+every lag of one (context, hidden) pair trains for the same number of updates
+on the same rows: all lags x seeds of that pair train in one compiled program
+(a "group", `group_task`), fitted by the tutorial's own fit
+(`train.make_run_epochs` with this framing). At lag 0 this is exactly the
+tutorial's framing (tested against `train.make_train`). Cells with
+lag >= context are impossible (the target is not in the window): reported,
+never trained.
+"""
+
+import collections
+import dataclasses
+from typing import Any, Callable
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import evaluate as evaluate_lib
+from echo_jax.core import models
+from echo_jax.core import train as train_lib
+from echo_jax.tasks import task as task_lib
+
+FRAMING = "all_windows"
+FRAMING_NOTE = (
+    "every full window is a sample (length - context + 1 rows); target "
+    "X(t - lag) of the window ending at t; lags of one context share rows and "
+    "updates (the tutorial also drops the first `lag` rows; same at lag 0)")
+# Sequences per lax.map step when scoring: bounds evaluation memory (all
+# models x 1000 sequences at once can take gigabytes).
+DEFAULT_EVAL_BATCH = 50
+
+# Traces of each group's programs, by (kind, context, hidden): tests check
+# that a group compiles once, whatever its number of lags and seeds.
+trace_counts: collections.Counter = collections.Counter()
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+  lags: tuple[int, ...]
+  contexts: tuple[int, ...]
+  hidden_sizes: tuple[int, ...]
+
+  def groups(self) -> list[tuple[int, int]]:
+    """(context, hidden) pairs with at least one possible lag, context-major
+    (so the models-per-second seen early represents every hidden size)."""
+    return [(c, h) for c in sorted(self.contexts)
+            for h in sorted(self.hidden_sizes) if possible_lags(self, c)]
+
+  def cells(self) -> list[tuple[int, int, int]]:
+    """Every (lag, context, hidden), hidden-major, for tables and plots."""
+    return [(l, c, h) for h in sorted(self.hidden_sizes)
+            for c in sorted(self.contexts) for l in sorted(self.lags)]
+
+  def to_dict(self) -> dict[str, list[int]]:
+    return {"lags": list(self.lags), "contexts": list(self.contexts),
+            "hidden_sizes": list(self.hidden_sizes)}
+
+
+DEFAULT_GRID = Grid(tuple(range(9)), tuple(range(1, 11)), (4, 8, 16, 32, 64))
+
+
+def possible_lags(grid: Grid, context: int) -> tuple[int, ...]:
+  return tuple(l for l in sorted(grid.lags) if l < context)
+
+
+def is_possible(lag: int, context: int) -> bool:
+  """The target X(t - lag) is inside the window of the last `context`."""
+  return lag < context
+
+
+def cell_config(config: config_lib.EchoConfig, lag: int, context: int,
+                hidden: int) -> config_lib.EchoConfig:
+  return config.replace(lag=lag, context=context, hidden=hidden)
+
+
+def group_config(config: config_lib.EchoConfig, context: int, hidden: int
+                 ) -> config_lib.EchoConfig:
+  """The static shapes of a group. Lag 0 stands for every lag: its
+  num_samples, length - context + 1, is the all-windows row count."""
+  return cell_config(config, 0, context, hidden)
+
+
+def sweep_settings(config: config_lib.EchoConfig) -> dict[str, Any]:
+  """What a sweep's cells share: the config less the grid's three fields."""
+  settings = config.to_dict()
+  for name in ("lag", "context", "hidden"):
+    settings.pop(name)
+  return settings
+
+
+def _check_axis(name: str, values: tuple[int, ...], low: int,
+                high: int | None, why: str = "") -> None:
+  """One grid axis: non-empty, no repeats, integers in [low, high]."""
+  if not values:
+    raise config_lib.ConfigError(f"{name} is empty: give at least one value")
+  repeated = [v for v, n in collections.Counter(values).items() if n > 1]
+  if repeated:
+    raise config_lib.ConfigError(f"{name}: {repeated[0]} is given twice")
+  for v in values:
+    if isinstance(v, bool) or not isinstance(v, int):
+      raise config_lib.ConfigError(f"{name}: {v!r} must be an integer")
+    if v < low or (high is not None and v > high):
+      allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+      raise config_lib.ConfigError(f"{name}: {v} must be {allowed}{why}")
+
+
+def validate(config: config_lib.EchoConfig, grid: Grid) -> None:
+  """Raises ConfigError (one line) unless every group can be trained."""
+  if config.framing != "window":
+    raise config_lib.ConfigError(
+        f"framing={config.framing} cannot be swept: the sweep's cells are "
+        "windows of --contexts values (framing=window)")
+  # Contexts first: the lags' range depends on them.
+  _check_axis("contexts", grid.contexts, 1,
+              config.length - config.batch_size + 1,
+              f" (length={config.length} must leave batch_size="
+              f"{config.batch_size} full windows)")
+  _check_axis("hidden_sizes", grid.hidden_sizes, 1, None)
+  _check_axis("lags", grid.lags, 0, max(grid.contexts) - 1,
+              " (a lag must be below the largest context to be possible)")
+  config_lib.validate(config.replace(lag=0, context=1))
+  for context, hidden in grid.groups():
+    try:
+      config_lib.validate(group_config(config, context, hidden))
+    except config_lib.ConfigError as e:
+      raise config_lib.ConfigError(f"context={context}: {e}") from None
+
+
+def all_windows(sequence_L: chex.Array, lag: chex.Array, context: int
+                ) -> tuple[chex.Array, chex.Array]:
+  """Every full window (N = length - context + 1, oldest value first) and
+  the target X(t - lag) of the window ending at t; `lag` may be traced.
+
+  Rows lag.. are exactly `data.frame_windows(sequence_L, lag, context)`'s;
+  the tutorial's framing drops the first `lag` rows, whose target has fewer
+  than context - 1 values before it (a side effect of how it shifts data).
+  """
+  windows_NxC, _ = data.frame_windows(sequence_L, 0, context)
+  targets_N = jax.lax.dynamic_index_in_dim(windows_NxC, context - 1 - lag,
+                                           axis=1, keepdims=False)
+  return windows_NxC, targets_N
+
+
+def make_frame_fn(shape_config: config_lib.EchoConfig) -> train_lib.FrameFn:
+  """frame(sequence_L, lag) -> all windows of the sequence, with the
+  targets of a traced `lag`."""
+  return lambda sequence_L, lag: all_windows(sequence_L, lag,
+                                             shape_config.context)
+
+
+def make_train_from(shape_config: config_lib.EchoConfig
+                    ) -> Callable[..., train_lib.TrainResult]:
+  """train_from(params, data_key, lag) -> TrainResult: one model's run in
+  one call (the reference the chunked group programs are tested against):
+  `train.make_train_from_params` on all windows with a traced lag."""
+  return train_lib.make_train_from_params(shape_config,
+                                          make_frame_fn(shape_config))
+
+
+def make_accuracy(shape_config: config_lib.EchoConfig, eval_batch: int):
+  """accuracy(params, lag, sequences_SxL) -> fraction of correct echoes
+  over all windows of all sequences, scored `eval_batch` sequences at a time
+  (lax.map), so memory does not grow with the test set."""
+  predict_logits = evaluate_lib.make_predict_logits(shape_config)
+  context = shape_config.context
+
+  def accuracy(params, lag, sequences_SxL):
+
+    def correct(sequence_L):
+      windows_NxC, targets_N = all_windows(sequence_L, lag, context)
+      predicted_N = jnp.argmax(predict_logits(params, windows_NxC), -1)
+      return jnp.sum(predicted_N == targets_N, dtype=jnp.int32)
+
+    num_sequences = sequences_SxL.shape[0]
+    correct_S = jax.lax.map(correct, sequences_SxL,
+                            batch_size=min(eval_batch, num_sequences))
+    total = num_sequences * shape_config.num_samples
+    return jnp.sum(correct_S).astype(jnp.float32) / total
+
+  return accuracy
+
+
+def group_task(config: config_lib.EchoConfig, context: int, hidden: int,
+               lags: tuple[int, ...], eval_batch: int = DEFAULT_EVAL_BATCH
+               ) -> task_lib.Task:
+  """The task of one (context, hidden) pair: every lag of `lags` x
+  config.seeds models, each model's lag a traced variant."""
+  shape_config = group_config(config, context, hidden)
+  if not lags or max(lags) >= context:
+    raise ValueError(f"lags {lags} must be non-empty and < context={context}")
+  frame_fn = make_frame_fn(shape_config)
+
+  def make_chunk(task, num_epochs):
+    chunk = train_lib.make_run_epochs(shape_config, num_epochs, frame_fn)
+
+    def counted_fit(*args):
+      trace_counts["train", context, hidden] += 1
+      return chunk.fit(*args)
+
+    return chunk._replace(fit=counted_fit)
+
+  def make_evaluate(task):
+    accuracy = make_accuracy(shape_config, eval_batch)
+
+    def evaluate(params, sequences_SxL, lag):
+      trace_counts["evaluate", context, hidden] += 1
+      return accuracy(params, lag, sequences_SxL)
+
+    return evaluate
+
+  identity = {**sweep_settings(config), "context": context, "hidden": hidden,
+              "lags": list(lags)}
+  return task_lib.Task(
+      name=f"context {context} hidden {hidden}", config=shape_config,
+      frame=None, init=lambda key: models.init_params(shape_config, key),
+      apply=None, variants=tuple(lags),
+      variant_names=tuple(f"lag {l}" for l in lags), make_chunk=make_chunk,
+      make_evaluate=make_evaluate, identity=identity)
