@@ -100,7 +100,8 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
 def int_list(name: str, values: Sequence[str], minimum: int | None = None
              ) -> tuple[int, ...]:
   """A list flag's integers; one-line ConfigError naming the flag if any is
-  not an integer, or (with `minimum`) if the list is empty or one is below."""
+  not an integer, one is given twice, the list is empty, or (with
+  `minimum`) one is below it."""
   try:
     parsed = tuple(int(v) for v in values)
   except ValueError:
@@ -109,6 +110,12 @@ def int_list(name: str, values: Sequence[str], minimum: int | None = None
   if minimum is not None and (not parsed or min(parsed) < minimum):
     raise config_lib.ConfigError(
         f"{name}={','.join(values)} must be integers >= {minimum}")
+  if not parsed:
+    raise config_lib.ConfigError(f"{name} is empty: give at least one value")
+  for i, value in enumerate(parsed):
+    if value in parsed[:i]:
+      # Each value is one row of the results: a copy would train twice.
+      raise config_lib.ConfigError(f"{name}: {value} is given twice")
   return parsed
 
 
@@ -132,9 +139,10 @@ def resolve_config(experiment: str) -> config_lib.EchoConfig:
 
 def resolve_workdir(name: str) -> str:
   """--workdir (default: a fresh runs/<name>-<time>-<pid>), checked
-  writable but not created (so a run that fails leaves nothing behind)."""
+  writable and locked for this process (`workdirs.claim`: a run that fails
+  before writing leaves nothing behind)."""
   from echo_jax.runtime import workdirs  # pylint: disable=g-import-not-at-top
-  return workdirs.check_writable(_WORKDIR.value or workdirs.fresh_name(name))
+  return workdirs.claim(_WORKDIR.value or workdirs.fresh_name(name))
 
 
 def run_main(body: Callable[[], None]) -> None:
@@ -166,6 +174,9 @@ def run_main(body: Callable[[], None]) -> None:
       fail(str(e))
     except FloatingPointError as e:
       fail(str(e).splitlines()[0], status=1)
+    except KeyboardInterrupt:
+      from echo_jax.runtime import chunked  # pylint: disable=g-import-not-at-top
+      fail(chunked.interrupted_message(), status=130)
 
   app.run(main, flags_parser=parse_flags)
 

@@ -16,7 +16,9 @@ from experiments import extensions_common as ext
 def entire_sequence():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import entire_sequence as study
-  config = ext.resolve(study.NAME, epochs=1000, learning_rate=1e-2)
+  config = ext.resolve(
+      study.NAME, {"context": "its samples are whole prefixes"},
+      windowless=True, epochs=1000, learning_rate=1e-2)
   study.run(config, common.resolve_workdir(study.NAME), common.run_options())
 
 

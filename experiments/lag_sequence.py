@@ -25,7 +25,7 @@ _LAGS = flags.DEFINE_list("lags", ["1", "2", "3", "4"],
 def lag_sequence():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import lag_sequence as study
-  config = ext.resolve(study.NAME)
+  config = ext.resolve(study.NAME, {"lag": "give --lags"})
   lags = common.int_list("lags", _LAGS.value)
   for lag in lags:
     if not 1 <= lag < config.context or (

@@ -30,7 +30,8 @@ def lag_values():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import lag_values as study
   from echo_jax.tasks import lags as lags_lib
-  config = ext.resolve(study.NAME, epochs=600, learning_rate=1e-2)
+  config = ext.resolve(study.NAME, {"lag": "give --lags"}, epochs=600,
+                       learning_rate=1e-2)
   lags = common.int_list(_LAGS.name, _LAGS.value, minimum=1)
   hiddens = sorted(common.int_list(_HIDDENS.name, _HIDDENS.value, minimum=1))
   if _SEQUENCES.value < 1:

@@ -32,7 +32,8 @@ _TIMING_EPOCHS = flags.DEFINE_integer(
 def large_vocab():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import large_vocab as study
-  config = ext.resolve(study.NAME, **study.DEFAULTS)
+  config = ext.resolve(study.NAME, {"n_unique": "give --vocabs"},
+                       **study.DEFAULTS)
   vocabs = common.int_list("vocabs", _VOCABS.value, minimum=2)
   if _SEQUENCES.value < 1 or _TIMING_EPOCHS.value < 1:
     raise config_lib.ConfigError(

@@ -36,7 +36,7 @@ _BEGINNER_EPOCHS = flags.DEFINE_integer(
 def streaming_echo():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import streaming_echo as study
-  config = ext.resolve(study.NAME, **study.DEFAULTS)
+  config = ext.resolve(study.NAME, {"lag": "give --lags"}, **study.DEFAULTS)
   lags = common.int_list("lags", _LAGS.value)
   if _SEQUENCES.value < 1:
     raise config_lib.ConfigError(

@@ -144,7 +144,7 @@ class ArchitectureDocTest(absltest.TestCase):
     self.assertEqual([r["variant"] for r in record["rows"]],
                      ["lstm", "gru_4"])
     self.assertCountEqual(os.listdir(os.path.join(workdir, "gru_echo")),
-                          ["lstm", "gru_4"])
+                          ["lstm", "gru_4", "study.json"])
 
   def test_python_snippet_runs(self):
     snippet = doc_blocks(self.DOC)[0].replace("epochs=20", "epochs=2")

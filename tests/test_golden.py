@@ -183,8 +183,12 @@ def check_extension(test, name, workdir, stdout, seeds=2, epochs=3):
   test.assertIn(f"wrote {os.path.join(workdir, name + '.json')}", stdout)
   test.assertCountEqual(os.listdir(workdir), [f"{name}.json", name] + pngs)
   # One resumable run folder per trained program.
-  for part in os.listdir(os.path.join(workdir, name)):
+  parts = sorted(os.listdir(os.path.join(workdir, name)))
+  test.assertIn("study.json", parts)  # claimed before any run trains
+  for part in parts:
     run_dir = os.path.join(workdir, name, part)
+    if not os.path.isdir(run_dir):
+      continue
     test.assertContainsSubset(
         ["config.json", "checkpoints", "metrics.jsonl",
          "learning_curves.png"], os.listdir(run_dir))

@@ -7,6 +7,7 @@ and raises `ConfigError` with one line naming the field and its allowed range.
 
 import dataclasses
 import json
+import math
 from typing import Any, Mapping
 
 FRAMINGS = ("window", "no_context")
@@ -155,6 +156,8 @@ def _check_positive_float(config: EchoConfig, name: str, upper: float | None):
   value = getattr(config, name)
   if isinstance(value, bool) or not isinstance(value, (int, float)):
     raise ConfigError(f"{name}={value!r} must be a number")
+  if not math.isfinite(value):
+    raise ConfigError(f"{name}={value} must be a finite number")
   if not value > 0 or (upper is not None and not value < upper):
     allowed = "> 0" if upper is None else f"in (0, {upper})"
     raise ConfigError(f"{name}={value} must be {allowed}")

@@ -63,12 +63,50 @@ def make_evaluate(config: config_lib.EchoConfig
                                                 config.context)
     return targets_N, data.one_hot_decode(predict_logits(params, windows_NxC))
 
+  def correct(params, sequence_L):
+    targets_N, predicted_N = predict(params, sequence_L)
+    return (predicted_N == targets_N).astype(jnp.int32)
+
   def evaluate(params, sequences_SxL):
     chex.assert_shape(sequences_SxL, (None, config.length))
-    targets_SxN, predicted_SxN = jax.vmap(predict, in_axes=(None, 0))(
-        params, sequences_SxL)
-    accuracy_N = jnp.mean((predicted_SxN == targets_SxN).astype(jnp.float32),
-                          axis=0)
-    return Evaluation(accuracy_N, targets_SxN[0], predicted_SxN[0])
+    count_N = sum_over_sequences(lambda seq: correct(params, seq),
+                                 sequences_SxL)
+    # Exact integer counts: the same float32 means as averaging 0/1 values.
+    accuracy_N = count_N.astype(jnp.float32) / sequences_SxL.shape[0]
+    targets_N, predicted_N = predict(params, sequences_SxL[0])
+    return Evaluation(accuracy_N, targets_N, predicted_N)
 
   return evaluate
+
+
+# Test sequences scored together: bounds evaluation memory (logits of all
+# models x all sequences at once can take gigabytes), whatever the test set.
+EVAL_BATCH = 250
+
+
+def sum_over_sequences(fn: Callable[[chex.Array], chex.ArrayTree],
+                       sequences_SxL: chex.Array,
+                       batch: int = EVAL_BATCH) -> chex.ArrayTree:
+  """sum over s of fn(sequences_SxL[s]), `batch` sequences at a time (a
+  scan over vmapped batches, the last padded and masked): memory does not
+  grow with S. fn's outputs must be sums of counts (integers, or floats
+  holding integers), so the order of the additions cannot change them."""
+  num = sequences_SxL.shape[0]
+  batch = min(batch, num)
+  steps = -(-num // batch)
+  padded = jnp.pad(sequences_SxL, ((0, steps * batch - num), (0, 0)))
+  valid_KxB = (jnp.arange(steps * batch) < num).reshape(steps, batch)
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape[1:], s.dtype),
+                       jax.eval_shape(jax.vmap(fn), sequences_SxL[:1]))
+
+  def step(total, chunk):
+    sequences_BxL, valid_B = chunk
+    values = jax.vmap(fn)(sequences_BxL)
+    masked = jax.tree.map(
+        lambda v: jnp.where(valid_B.reshape((-1,) + (1,) * (v.ndim - 1)),
+                            v, jnp.zeros_like(v)), values)
+    return jax.tree.map(lambda t, v: t + v.sum(0), total, masked), None
+
+  total, _ = jax.lax.scan(
+      step, zeros, (padded.reshape(steps, batch, -1), valid_KxB))
+  return total

@@ -21,6 +21,7 @@ import optax
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import data
+from echo_jax.core import evaluate as evaluate_lib
 from echo_jax.core import losses
 from echo_jax.core import train as train_lib
 
@@ -120,11 +121,9 @@ def make_evaluate(frame: Frame, apply: Apply):
     return correct * samples.weights, samples.weights
 
   def evaluate(params, sequences_SxL, variant):
-    # lax.map in chunks, not one vmap: all test sequences of all models at
-    # once can take gigabytes.
-    correct, weight = jax.lax.map(
-        lambda seq: one_sequence(params, seq, variant), sequences_SxL,
-        batch_size=min(250, len(sequences_SxL)))
-    return correct.sum(0), weight.sum(0)
+    # In batches (evaluate.sum_over_sequences): all test sequences of all
+    # models at once can take gigabytes. Sums of 0/1 values: exact.
+    return evaluate_lib.sum_over_sequences(
+        lambda seq: one_sequence(params, seq, variant), sequences_SxL)
 
   return evaluate

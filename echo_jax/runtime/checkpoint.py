@@ -6,8 +6,10 @@ the caller shards it again.
 """
 
 import os
+import time
 from typing import Any
 
+from absl import logging
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -17,6 +19,7 @@ class Checkpointer:
   """Keeps the last `max_to_keep` states of one run under `directory`."""
 
   def __init__(self, directory: str, max_to_keep: int = 3):
+    self._directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
         os.path.abspath(directory),
         options=ocp.CheckpointManagerOptions(
@@ -34,15 +37,33 @@ class Checkpointer:
     self._manager.save(step, args=ocp.args.StandardSave(host_state))
 
   def restore_latest(self, like: Any) -> Any | None:
-    """The newest complete state (shaped like `like`), or None."""
-    step = self._manager.latest_step()
-    if step is None:
-      return None
+    """The newest intact state (shaped like `like`), or None. A checkpoint
+    that cannot be restored (truncated or corrupted files, e.g. a disk that
+    filled up) is moved aside into `damaged/` beside the checkpoints, with
+    one warning line, and the one before it is tried."""
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), like)
-    restored = self._manager.restore(
-        step, args=ocp.args.StandardRestore(abstract))
-    return jax.tree.map(np.asarray, restored)
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        restored = self._manager.restore(
+            step, args=ocp.args.StandardRestore(abstract))
+        return jax.tree.map(np.asarray, restored)
+      except Exception as e:  # pylint: disable=broad-except
+        # Orbax and TensorStore raise many types for damaged data.
+        moved = self._move_aside(step)
+        logging.warning(
+            "checkpoint %d is damaged (%s: %s); moved to %s, trying the one "
+            "before it", step, type(e).__name__,
+            str(e).splitlines()[0][:200] if str(e) else "", moved)
+    return None
+
+  def _move_aside(self, step: int) -> str:
+    damaged = os.path.join(os.path.dirname(self._directory), "damaged")
+    os.makedirs(damaged, exist_ok=True)
+    target = os.path.join(damaged, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.rename(os.path.join(self._directory, str(step)), target)
+    self._manager.reload()
+    return target
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -32,6 +32,19 @@ class Interrupted(Exception):
   """Raised after `stop_after_chunks` chunks: a simulated kill, for tests."""
 
 
+# The run this process is training and its epochs done (checkpointed when
+# it has a run folder), for the line a Ctrl-C ends with.
+_progress = {"name": None, "epoch": 0, "total": 0}
+
+
+def interrupted_message() -> str:
+  """What an interrupted binary says: where it stopped, how to go on."""
+  if _progress["name"] is None:
+    return "interrupted before training began; rerun the same command"
+  return (f"interrupted at epoch {_progress['epoch']}/{_progress['total']} "
+          f"of {_progress['name']}; rerun the same command to resume")
+
+
 def check_finite(loss_MxE: np.ndarray, first_epoch: int) -> None:
   bad = ~np.isfinite(loss_MxE)
   if bad.any():
@@ -42,14 +55,62 @@ def check_finite(loss_MxE: np.ndarray, first_epoch: int) -> None:
         "--debug_nans to find the operation")
 
 
-def claim_run_dir(run_dir: str, identity: dict[str, Any]) -> None:
-  """A run folder belongs to one run (`identity`: its config as a flat
-  JSON dict): writes it on first use; resuming another run is an error."""
-  changed = results.claim_json(os.path.join(run_dir, "config.json"), identity)
+TIMING_FILE = "timing.json"
+
+
+def read_timing(run_dir: str) -> dict[str, float]:
+  """The training and checkpoint seconds of a run folder's earlier
+  processes (empty if none recorded them: a folder from before timing.json,
+  or one whose file is damaged, counts from zero)."""
+  path = os.path.join(run_dir, TIMING_FILE)
+  try:
+    saved = results.read_json(path)
+  except results.UnreadableStateError:
+    return {}
+  return {k: float(v) for k, v in saved.items()
+          if k in ("train_seconds", "checkpoint_seconds")}
+
+
+def has_trained(run_dir: str) -> bool:
+  """Whether a run folder holds a checkpoint: until then, nothing of the
+  run it was claimed for would be lost by starting another."""
+  folder = os.path.join(run_dir, "checkpoints")
+  return os.path.isdir(folder) and any(
+      name.isdigit() for name in os.listdir(folder))
+
+
+def check_run_dir(run_dir: str, identity: dict[str, Any],
+                  claim_file: str = "config.json",
+                  trained: bool | None = None) -> None:
+  """Raises ConfigError if `run_dir` holds a trained run (`trained`,
+  default: a checkpoint there) of another identity (saved in `claim_file`);
+  reads only, so a study can check every folder it will claim before
+  training any."""
+  path = os.path.join(run_dir, claim_file)
+  if trained is None:
+    trained = has_trained(run_dir)
+  if not os.path.exists(path) or not trained:
+    return
+  identity = json.loads(json.dumps(identity))  # tuples -> lists, as saved
+  saved = results.read_json(path)
+  changed = sorted(k for k in set(saved) | set(identity)
+                   if saved.get(k) != identity.get(k))
   if changed:
     raise config_lib.ConfigError(
         f"workdir holds a run of another config ({run_dir}; differs in "
         f"{', '.join(changed)}): use a new --workdir to start afresh")
+
+
+def claim_run_dir(run_dir: str, identity: dict[str, Any]) -> None:
+  """A run folder belongs to one run (`identity`: its config as a flat
+  JSON dict): writes it on first use; resuming another run is an error. A
+  folder claimed by a run that failed before its first checkpoint is
+  claimed afresh."""
+  check_run_dir(run_dir, identity)
+  path = os.path.join(run_dir, "config.json")
+  if os.path.exists(path) and not has_trained(run_dir):
+    os.remove(path)
+  results.claim_json(path, identity)
 
 
 # metrics_rows(loss_MxE, accuracy_MxE, first, end) -> metrics.jsonl rows for
@@ -106,15 +167,18 @@ class ChunkedRun(NamedTuple):
   state: Any                 # the final state, still sharded (padded)
   loss_MxE: np.ndarray       # per real model and epoch
   accuracy_MxE: np.ndarray
-  train_seconds: float       # this process's training time
+  train_seconds: float       # the run's training time, all processes
   checkpoint_seconds: float  # saving, appending metrics, waiting for saves
   resumed_from: int          # epochs already done when this process began
+  train_seconds_this_process: float = 0.0
 
   def timing_fields(self, compile_seconds: float, chunk_epochs: int,
                     eval_seconds: float) -> dict[str, Any]:
     """What a result record says of the run's time (every runner's)."""
     return {"compile_seconds": compile_seconds,
+            # A rerun of a finished run keeps the run's own time.
             "train_seconds": self.train_seconds,
+            "train_seconds_this_process": self.train_seconds_this_process,
             "eval_seconds": eval_seconds,
             "checkpoint_seconds": self.checkpoint_seconds,
             "chunk_epochs": chunk_epochs,
@@ -138,6 +202,7 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
   checkpointed after every chunk and a rerun resumes; restored states are
   placed with `restore_sharding`."""
   checkpointer = None
+  earlier: dict[str, float] = {}  # timings of earlier processes of the run
   resumed_from = 0
   checkpoint_seconds = 0.0
   loss_MxE = np.zeros((num_models, total_epochs), np.float32)
@@ -153,12 +218,14 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
       resumed_from = int(restored["state"].epoch[0])
       logging.info("%s: resuming at epoch %d/%d from %s", name, resumed_from,
                    total_epochs, run_dir)
+    earlier = read_timing(run_dir) if resumed_from else {}
     # The checkpoint is the truth: drop rows a kill left beyond it (or a
     # torn last line), then append one chunk at a time.
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     results.write_jsonl_atomic(metrics_path, metrics_rows(
         loss_MxE, accuracy_MxE, 0, resumed_from))
   epoch = resumed_from
+  _progress.update(name=name, epoch=epoch, total=total_epochs)
   end_epoch = np.int32(total_epochs)
   train_seconds = 0.0
   chunks = 0
@@ -189,6 +256,11 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
           f.writelines(json.dumps(row) + "\n" for row in metrics_rows(
               loss_MxE, accuracy_MxE, epoch_before, done))
         checkpoint_seconds += time.perf_counter() - start
+        results.write_json_atomic(os.path.join(run_dir, TIMING_FILE), {
+            "train_seconds": earlier.get("train_seconds", 0.0) + train_seconds,
+            "checkpoint_seconds": (earlier.get("checkpoint_seconds", 0.0)
+                                   + checkpoint_seconds)})
+      _progress["epoch"] = done
       if on_chunk is not None:
         on_chunk(epoch_before, done, loss_MxE, accuracy_MxE)
       chunks += 1
@@ -200,5 +272,8 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
       checkpointer.wait()
       checkpointer.close()
       checkpoint_seconds += time.perf_counter() - start
-  return ChunkedRun(state, loss_MxE, accuracy_MxE, train_seconds,
-                    checkpoint_seconds, resumed_from)
+  return ChunkedRun(
+      state, loss_MxE, accuracy_MxE,
+      earlier.get("train_seconds", 0.0) + train_seconds,
+      earlier.get("checkpoint_seconds", 0.0) + checkpoint_seconds,
+      resumed_from, train_seconds)

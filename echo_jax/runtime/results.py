@@ -7,6 +7,8 @@ import platform
 import tempfile
 from typing import Any, Iterable, Iterator
 
+from echo_jax.core import config as config_lib
+
 
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
@@ -54,10 +56,28 @@ def claim_json(path: str, value: dict[str, Any]) -> list[str]:
   if not os.path.exists(path):
     write_json_atomic(path, value)
     return []
-  with open(path) as f:
-    saved = json.load(f)
+  saved = read_json(path)
   return sorted(k for k in set(saved) | set(value)
                 if saved.get(k) != value.get(k))
+
+
+class UnreadableStateError(config_lib.ConfigError):
+  """A file a run depends on cannot be read (an unusable workdir, exit 2);
+  the message names it."""
+
+
+def read_json(path: str) -> Any:
+  """A state file's JSON; UnreadableStateError (one line naming the file)
+  if it cannot be read or parsed, e.g. truncated by a crash or a full
+  disk."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    reason = e.strerror if isinstance(e, OSError) else str(e)
+    raise UnreadableStateError(
+        f"{path} cannot be read ({reason}): restore or delete it (a rerun "
+        "then starts that part afresh)") from None
 
 
 def versions() -> dict[str, str]:

@@ -15,22 +15,38 @@ from typing import Any, Hashable, NamedTuple
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
+from echo_jax.core import evaluate as evaluate_lib
 from echo_jax.core import train as train_lib
 from echo_jax.runtime import chunked
 from echo_jax.runtime import keys as keys_lib
+from echo_jax.runtime import memory
 from echo_jax.runtime import programs
 from echo_jax.tasks import task as task_lib
 
 DEFAULT_CHUNK_EPOCHS = 1000
+# Model-updates a device runs per chunk by default: a chunk (and so a
+# progress line and a checkpoint) every few seconds on a CPU core for the
+# tutorial's sizes, so a long epoch (e.g. --length=100000: 20,000 updates)
+# does not mean an hour without a word.
+CHUNK_MODEL_UPDATES = 200_000
 
 
-def chunk_length(chunk_epochs: int | None, epochs: int) -> int:
-  """Epochs per compiled chunk: as asked (default DEFAULT_CHUNK_EPOCHS),
-  at most the whole run."""
-  return min(chunk_epochs or DEFAULT_CHUNK_EPOCHS, epochs)
+def chunk_length(chunk_epochs: int | None, epochs: int,
+                 default: int = DEFAULT_CHUNK_EPOCHS) -> int:
+  """Epochs per compiled chunk: as asked (else `default`), at most the
+  whole run."""
+  return min(chunk_epochs or default, epochs)
+
+
+def default_chunk_epochs(task: task_lib.Task, models_per_device: int) -> int:
+  """DEFAULT_CHUNK_EPOCHS, fewer where an epoch's updates times a device's
+  models exceed CHUNK_MODEL_UPDATES per chunk."""
+  updates = task.updates_per_epoch * models_per_device
+  return max(1, min(DEFAULT_CHUNK_EPOCHS, CHUNK_MODEL_UPDATES // updates))
 
 
 class Compiled(NamedTuple):
@@ -80,6 +96,28 @@ def _compile_programs(task: task_lib.Task, mesh: Mesh, chunk_epochs: int,
   return training, evaluate_many
 
 
+def check_memory(task: task_lib.Task, chunk_epochs: int, num_models: int,
+                 mesh: Mesh) -> int:
+  """`memory.check` of the task's models: ConfigError (one line naming the
+  flags to change) before anything compiles if they cannot fit."""
+  config = task.config
+  key_spec = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  init_state = train_lib.make_init_state(config)
+  state = jax.eval_shape(lambda k: init_state(task.init(k), k), key_spec)
+  variant = (None if task.variants is None
+             else jax.ShapeDtypeStruct((), jnp.int32))
+  data = jax.eval_shape(task.chunk(chunk_epochs).make_data, state, variant)
+  logit = 4 * config.n_unique  # float32 bytes per predicted step
+  per_model = memory.per_model_bytes(
+      state.params, data,
+      batch_logits_bytes=task.samples_per_update * config.context * logit,
+      eval_logits_bytes=(evaluate_lib.EVAL_BATCH * config.length
+                         * config.context * logit))
+  return memory.check(config, num_models, per_model,
+                      4 * config.eval_sequences * config.length,
+                      list(mesh.devices.flat))
+
+
 def compile_task(task: task_lib.Task, max_devices: int | None = None,
                  chunk_epochs: int | None = None,
                  with_evaluation: bool = True) -> Compiled:
@@ -91,9 +129,12 @@ def compile_task(task: task_lib.Task, max_devices: int | None = None,
   `with_evaluation=False` compiles training only (the benchmark's timed
   training runs; `run` then cannot evaluate)."""
   config = task.config
-  chunk_epochs = chunk_length(chunk_epochs, config.epochs)
   mesh = programs.seed_mesh(task.num_models, max_devices)
   count = programs.padded_models(task.num_models, mesh)
+  chunk_epochs = chunk_length(
+      chunk_epochs, config.epochs,
+      default_chunk_epochs(task, count // mesh.size))
+  check_memory(task, chunk_epochs, count, mesh)
   if task.variants is None:
     # Placed from host memory: resharding a device array compiles a program.
     keys_M = jax.device_put(np.asarray(keys_lib.model_keys(config, count)),

@@ -22,6 +22,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
         options: runs.RunOptions = runs.RunOptions()) -> dict:
   """Each padding mode of `config`; writes entire_sequence.json and .png
   (accuracy per position t)."""
+  ext.claim_study(workdir, NAME, config)
   samples = config.length - config.lag
   rows = []
   for mode in masking.MODES:

@@ -10,6 +10,7 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
 from echo_jax.report import tables
+from echo_jax.runtime import chunked
 from echo_jax.runtime import results
 from echo_jax.studies import runs
 from echo_jax.tasks import task as task_lib
@@ -24,6 +25,28 @@ def base_config(name: str, **defaults: Any) -> config_lib.EchoConfig:
   defaults, named `name` (not validated: flags may still change it)."""
   return config_lib.preset("echo_lag").replace(
       experiment=name, **{**EXTENSION_DEFAULTS, **defaults})
+
+
+def claim_study(workdir: str, name: str, config: config_lib.EchoConfig,
+                **params: Any) -> None:
+  """Claims <workdir>/<name>/ for this study's config and parameters before
+  any of its runs trains (study.json): a rerun with other settings is
+  refused at once, not after the runs before the first that differs. A
+  claim with nothing trained yet is replaced."""
+  folder = os.path.join(workdir, name)
+  identity = {"config": config.to_dict(), **params}
+  chunked.check_run_dir(folder, identity, "study.json",
+                        trained=_any_trained(folder))
+  path = os.path.join(folder, "study.json")
+  if os.path.exists(path) and not _any_trained(folder):
+    os.remove(path)
+  results.claim_json(path, identity)
+
+
+def _any_trained(folder: str) -> bool:
+  return os.path.isdir(folder) and any(
+      chunked.has_trained(os.path.join(folder, part))
+      for part in os.listdir(folder))
 
 
 def run_dir(workdir: str, binary: str, part: str) -> str:
@@ -76,6 +99,7 @@ def compare(name: str, config: config_lib.EchoConfig,
   """Runs each task in its run folder and writes <name>.json with one row
   per variant of each, and a table of their accuracies: the study of an
   experiment that only compares models or framings."""
+  claim_study(workdir, name, config, tasks=[task.name for task in tasks])
   rows = []
   for task in tasks:
     rows.extend(run_task(workdir, name, task, options)[0])

@@ -19,6 +19,7 @@ NAME = "ignore_state"
 def run(base: config_lib.EchoConfig, workdir: str,
         options: runs.RunOptions = runs.RunOptions()) -> dict:
   """Both trainings of `base`; writes ignore_state.json and .png."""
+  ext.claim_study(workdir, NAME, base)
   configs = {"stateful": base.replace(stateful=True),
              "stateless": base.replace(stateful=False)}
   rows = []

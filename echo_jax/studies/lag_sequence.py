@@ -25,6 +25,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
         lags: tuple[int, ...]) -> dict:
   """Every lag in `lags` (each in [1, context)); writes lag_sequence.json
   and .png (accuracy per window step)."""
+  ext.claim_study(workdir, NAME, config, lags=list(lags))
   rows, _ = ext.run_task(workdir, NAME, seq2seq.lag_sequence_task(config, lags),
                          options)
   table = []

@@ -26,6 +26,8 @@ def run(config: config_lib.EchoConfig, workdir: str,
   """Every lag in `lags` for each hidden size in `hiddens` (ascending), each
   Adam update on `sequences_per_epoch` fresh sequences; writes
   lag_values.json and .png."""
+  ext.claim_study(workdir, NAME, config, lags=list(lags), hiddens=list(hiddens),
+                  sequences_per_epoch=sequences_per_epoch)
   first_rows = lags_lib.samples_per_sequence(config.length, min(lags),
                                              config.context)
   rows = []

@@ -32,6 +32,9 @@ def run(config: config_lib.EchoConfig, workdir: str,
   vs one_hot for `timing_epochs` updates (no run folder: timed afresh), each
   update on the samples of `sequences_per_epoch` fresh sequences; writes
   large_vocab.json and large_vocab.png (time per update)."""
+  ext.claim_study(workdir, NAME, config, vocabs=list(vocabs),
+                  sequences_per_epoch=sequences_per_epoch,
+                  timing_epochs=timing_epochs)
   per_update = config.num_samples * sequences_per_epoch
 
   def run_variant(name, vocab, encoding, epochs, timing=False):

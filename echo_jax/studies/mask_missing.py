@@ -22,6 +22,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
         options: runs.RunOptions = runs.RunOptions()) -> dict:
   """Drop vs each masking mode of `config`; writes mask_missing.json and
   .png (accuracy per position t)."""
+  ext.claim_study(workdir, NAME, config)
   tasks = [tutorial.echo_lstm_task("drop", config)] + [
       masking.missing_value_task(config, mode) for mode in masking.MODES]
   rows = []

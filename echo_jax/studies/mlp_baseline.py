@@ -24,6 +24,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
         mlp_hidden: Sequence[int] = (50,)) -> dict:
   """The LSTM of `config`, then one MLP per hidden size in `mlp_hidden`;
   writes mlp_baseline.json and mlp_baseline.png."""
+  ext.claim_study(workdir, NAME, config, mlp_hidden=list(mlp_hidden))
   tasks = [tutorial.echo_lstm_task(f"lstm_{config.hidden}", config)] + [
       mlp.mlp_task(config, size) for size in mlp_hidden]
   rows = []

@@ -18,6 +18,7 @@ NAME = "predict_next"
 def run(config: config_lib.EchoConfig, workdir: str,
         options: runs.RunOptions = runs.RunOptions()) -> dict:
   """Both tasks of `config`; writes predict_next.json."""
+  ext.claim_study(workdir, NAME, config)
   rows = []
   for task in (next_value.next_value_task(config),
                tutorial.echo_lstm_task("echo_control", config)):

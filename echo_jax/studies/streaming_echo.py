@@ -44,6 +44,9 @@ def run(config: config_lib.EchoConfig, workdir: str,
   beginner's setup at batch 6 and 1 for `beginner_epochs`; writes
   streaming_echo.json, streaming_echo.png and streaming_echo_lags.png."""
   beginners = [beginner_config(config, b, beginner_epochs) for b in (6, 1)]
+  ext.claim_study(workdir, NAME, config, lags=list(lags),
+                  sequences_per_update=sequences_per_update,
+                  beginner_epochs=beginner_epochs)
   sequences = sequences_per_update  # per update; each is one sample
   rows = []
   for task in (streaming.streaming_task(config, lags, sequences),

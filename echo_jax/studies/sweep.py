@@ -58,8 +58,7 @@ def _load_cell(workdir: str, lag: int, context: int, hidden: int
   path = cell_path(workdir, lag, context, hidden)
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  return results.read_json(path)
 
 
 def group_dir(workdir: str, context: int, hidden: int,

@@ -8,6 +8,7 @@ from typing import Sequence
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import tables
+from echo_jax.runtime import chunked
 from echo_jax.runtime import results
 from echo_jax.studies import runs
 
@@ -32,6 +33,11 @@ def reproduce(configs: Sequence[config_lib.EchoConfig], workdir: str,
   """The three experiments in order, then reproduce.json (the records and
   the wall time since `start`) and the table."""
   start = time.perf_counter() if start is None else start
+  # Every run folder is checked before any experiment trains: a workdir
+  # holding another config is refused with nothing written.
+  for config in configs:
+    chunked.check_run_dir(os.path.join(workdir, config.experiment),
+                          config.to_dict())
   # One worker compiles the experiments' programs in order while earlier
   # experiments train, evaluate and write their files (XLA releases the
   # GIL); each experiment waits only for its own programs.

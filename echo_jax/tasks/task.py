@@ -66,6 +66,16 @@ class Task:
     return self.batch_size or self.config.batch_size
 
   @property
+  def updates_per_epoch(self) -> int:
+    """Adam updates per model per epoch; for a framing other than the
+    tutorial's windows an estimate (sequences x length / samples per
+    update), which sizes the default chunk."""
+    if self.make_chunk is not None:
+      return self.config.num_batches
+    rows = self.sequences_per_epoch * self.config.length
+    return max(1, -(-rows // self.samples_per_update))
+
+  @property
   def num_models(self) -> int:
     return len(self.variants or (0,)) * self.config.seeds
 

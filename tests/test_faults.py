@@ -1,0 +1,259 @@
+"""Faults a long run meets: each ends with one line and its exit code, loses
+nothing, and a resumed run equals an uninterrupted one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import numpy as np
+
+from echo_jax.core import config as config_lib
+from echo_jax.runtime import runner
+from echo_jax.tasks import tutorial
+
+import helpers
+from helpers import make_tempdir
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = ["--epochs=4", "--seeds=2", "--hidden=4", "--eval_sequences=4",
+        "--compilation_cache="]
+TINY = config_lib.preset("echo_lag").replace(epochs=6, seeds=2, hidden=4,
+                                            eval_sequences=4)
+
+
+def env(**extra):
+  variables = dict(os.environ, ECHO_JAX_HOST_DEVICES="2", **extra)
+  variables.pop("XLA_FLAGS", None)
+  return variables
+
+
+def run_binary(name, *args, timeout=240, **extra_env):
+  return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args],
+                        cwd=REPO, env=env(**extra_env), capture_output=True,
+                        text=True, timeout=timeout, check=False)
+
+
+def start_binary(name, *args):
+  return subprocess.Popen(
+      [sys.executable, "-m", f"experiments.{name}", *args], cwd=REPO,
+      env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, process, seconds=120):
+  deadline = time.time() + seconds
+  while time.time() < deadline and process.poll() is None:
+    if predicate():
+      return True
+    time.sleep(0.02)
+  return predicate()
+
+
+def one_line(test, result, code, prefix):
+  test.assertEqual(result.returncode, code, result.stderr[-2000:])
+  lines = result.stderr.strip().splitlines()
+  test.assertNotIn("Traceback", result.stderr)
+  test.assertStartsWith(lines[-1], prefix)
+  return lines[-1]
+
+
+def checkpoint_steps(run_dir):
+  folder = os.path.join(run_dir, "checkpoints")
+  return sorted(int(n) for n in os.listdir(folder) if n.isdigit())
+
+
+class BadInputTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      ("echo_lag", ["--learning_rate=inf"],
+       "error: learning_rate=inf must be a finite number"),
+      ("lag_sequence", ["--lags="], "error: lags is empty"),
+      ("mlp_baseline", ["--mlp_hidden=50,50"],
+       "error: mlp_hidden: 50 is given twice"),
+      ("large_vocab", ["--vocabs=100,100"], "error: vocabs: 100 is given twice"),
+      ("lag_values", ["--lags=1,1"], "error: lags: 1 is given twice"),
+      ("lag_values", ["--lag=3"],
+       "error: --lag is not used by lag_values: give --lags"),
+      ("entire_sequence", ["--context=3"],
+       "error: --context is not used by entire_sequence"),
+  )
+  def test_refused_in_one_line(self, binary, flags, message):
+    workdir = os.path.join(make_tempdir(self), "out")
+    result = run_binary(binary, *flags, f"--workdir={workdir}")
+    one_line(self, result, 2, message)
+    self.assertLen(result.stderr.strip().splitlines(), 1)
+    self.assertFalse(os.path.exists(workdir))
+
+  def test_oversized_run_refused_before_compiling(self):
+    workdir = os.path.join(make_tempdir(self), "out")
+    start = time.time()
+    result = run_binary(
+        "echo_lag", "--n_unique=1000000", "--hidden=4096", "--epochs=50",
+        "--seeds=2", "--eval_sequences=50", f"--workdir={workdir}")
+    line = one_line(self, result, 2, "error: the run needs about")
+    self.assertIn("--hidden (=4096)", line)
+    self.assertLess(time.time() - start, 60)
+    self.assertFalse(os.path.exists(workdir))
+
+  def test_memory_limit(self):
+    workdir = os.path.join(make_tempdir(self), "out")
+    result = run_binary("echo_lag", *FAST, f"--workdir={workdir}",
+                        ECHO_JAX_MEMORY_BYTES="100000")
+    one_line(self, result, 2, "error: the run needs about")
+    self.assertFalse(os.path.exists(workdir))
+
+  def test_entire_sequence_takes_any_lag_the_sequence_allows(self):
+    result = run_binary("entire_sequence", "--lag=25",
+                        f"--workdir={make_tempdir(self)}/out")
+    one_line(self, result, 2, "error: lag=25 must be in [0, length=25)")
+
+
+class StateFileTest(absltest.TestCase):
+
+  def test_truncated_config_json_named(self):
+    workdir = make_tempdir(self)
+    first = run_binary("echo_lag", *FAST, "--chunk_epochs=2",
+                       f"--workdir={workdir}")
+    self.assertEqual(first.returncode, 0, first.stderr[-2000:])
+    path = os.path.join(workdir, "echo_lag", "config.json")
+    with open(path, "r+") as f:
+      f.truncate(10)
+    result = run_binary("echo_lag", *FAST, "--chunk_epochs=2",
+                        f"--workdir={workdir}")
+    line = one_line(self, result, 2, "error: ")
+    self.assertIn(path, line)
+
+  def test_truncated_sweep_files_named(self):
+    workdir = make_tempdir(self)
+    args = ["--length=9", "--n_unique=6", "--batch_size=3", "--epochs=2",
+            "--seeds=1", "--eval_sequences=2", "--hidden_sizes=4",
+            "--lags=0", "--contexts=2", "--compilation_cache=",
+            f"--workdir={workdir}"]
+    first = run_binary("sweep", *args)
+    self.assertEqual(first.returncode, 0, first.stderr[-2000:])
+    for rel in ("cells/lag0_context2_hidden4.json", "sweep_config.json"):
+      path = os.path.join(workdir, rel)
+      with open(path, "r+") as f:
+        f.truncate(5)
+      result = run_binary("sweep", *args)
+      self.assertIn(path, one_line(self, result, 2, "error: "))
+      os.remove(path)
+
+  def test_run_that_failed_before_a_checkpoint_does_not_hold_its_config(self):
+    workdir = make_tempdir(self)
+    failed = run_binary("echo_lag", *FAST, "--learning_rate=3e38",
+                        "--seeds=1", f"--workdir={workdir}")
+    one_line(self, failed, 1, "error: non-finite training loss")
+    sane = run_binary("echo_lag", *FAST, f"--workdir={workdir}")
+    self.assertEqual(sane.returncode, 0, sane.stderr[-2000:])
+
+  def test_reproduce_checks_every_run_folder_before_training(self):
+    workdir = make_tempdir(self)
+    other = run_binary("echo_lag", *FAST, "--hidden=5", f"--workdir={workdir}")
+    self.assertEqual(other.returncode, 0, other.stderr[-2000:])
+    result = run_binary("reproduce", *FAST, f"--workdir={workdir}")
+    one_line(self, result, 2, "error: workdir holds a run of another config")
+    self.assertCountEqual(os.listdir(workdir), ["echo_lag", "echo_lag.json"])
+
+  def test_rerun_of_a_finished_run_keeps_its_timings(self):
+    workdir = make_tempdir(self)
+    records = []
+    for _ in range(2):
+      result = run_binary("echo_lag", *FAST, f"--workdir={workdir}")
+      self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+      with open(os.path.join(workdir, "echo_lag.json")) as f:
+        records.append(json.load(f))
+    self.assertGreater(records[0]["train_seconds"], 0)
+    self.assertEqual(records[1]["train_seconds"], records[0]["train_seconds"])
+    self.assertEqual(records[1]["train_seconds_this_process"], 0.0)
+    self.assertEqual(records[1]["resumed_from_epoch"], 4)
+
+
+class DamagedCheckpointTest(absltest.TestCase):
+
+  def test_falls_back_to_the_newest_intact_checkpoint(self):
+    clean, clean_trained = helpers.run_tutorial(TINY, chunk_epochs=2)
+    run_dir = os.path.join(make_tempdir(self), "run")
+    task = tutorial.tutorial_task(TINY)
+    with self.assertRaises(Exception):
+      runner.run_task(task, run_dir=run_dir, chunk_epochs=2,
+                      stop_after_chunks=2)
+    self.assertEqual(checkpoint_steps(run_dir), [2, 4])
+    # Truncate the largest file of the newest checkpoint.
+    newest = os.path.join(run_dir, "checkpoints", "4")
+    files = [os.path.join(root, name) for root, _, names in os.walk(newest)
+             for name in names]
+    largest = max(files, key=os.path.getsize)
+    with open(largest, "r+b") as f:
+      f.truncate(os.path.getsize(largest) // 2)
+    with self.assertLogs(level="WARNING") as logs:
+      resumed, resumed_trained = helpers.run_tutorial(
+          TINY, run_dir=run_dir, chunk_epochs=2)
+    self.assertTrue(any("checkpoint 4 is damaged" in line
+                        for line in logs.output))
+    self.assertEqual(resumed["resumed_from_epoch"], 2)
+    damaged = os.listdir(os.path.join(run_dir, "damaged"))
+    self.assertLen(damaged, 1)
+    self.assertStartsWith(damaged[0], "4-")
+    for key in ("eval_accuracy_per_seed", "train_loss_per_epoch", "example"):
+      self.assertEqual(resumed[key], clean[key])
+    np.testing.assert_array_equal(resumed_trained.loss_E, clean_trained.loss_E)
+
+
+class ProcessTest(absltest.TestCase):
+
+  # Many small chunks: the run lasts long enough to be raced or interrupted.
+  LONG = ["--epochs=3000", "--chunk_epochs=20", "--seeds=2", "--hidden=8",
+          "--eval_sequences=10", "--compilation_cache="]
+
+  def test_one_writer_per_workdir_and_stale_lock_ignored(self):
+    workdir = make_tempdir(self)
+    first = start_binary("echo_lag", *self.LONG, f"--workdir={workdir}")
+    self.addCleanup(first.kill)
+    lock = os.path.join(workdir, ".echo_jax.lock")
+    self.assertTrue(wait_for(lambda: os.path.exists(lock), first))
+    second = run_binary("echo_lag", *self.LONG, f"--workdir={workdir}",
+                        timeout=60)
+    line = one_line(self, second, 2, "error: workdir=")
+    self.assertIn(f"in use by another run (pid {first.pid})", line)
+    first.kill()  # SIGKILL: the lock file stays, the kernel drops the lock
+    first.wait()
+    self.assertTrue(os.path.exists(lock))
+    rerun = run_binary("echo_lag", *self.LONG, f"--workdir={workdir}")
+    self.assertEqual(rerun.returncode, 0, rerun.stderr[-2000:])
+    self.assertFalse(os.path.exists(lock))
+
+  def test_sigint_ends_with_one_line_and_resumes(self):
+    workdir = make_tempdir(self)
+    process = start_binary("echo_lag", *self.LONG, f"--workdir={workdir}")
+    self.addCleanup(process.kill)
+    checkpoints = os.path.join(workdir, "echo_lag", "checkpoints")
+    self.assertTrue(wait_for(lambda: os.path.isdir(checkpoints) and any(
+        n.isdigit() for n in os.listdir(checkpoints)), process))
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    self.assertEqual(process.returncode, 130, stderr[-2000:])
+    self.assertNotIn("Traceback", stderr)
+    last = stderr.strip().splitlines()[-1]
+    self.assertRegex(last, r"^error: interrupted at epoch \d+/3000 of "
+                     r"echo_lag; rerun the same command to resume$")
+    self.assertFalse(os.path.exists(os.path.join(workdir, "echo_lag.json")))
+    self.assertFalse(os.path.exists(os.path.join(workdir, ".echo_jax.lock")))
+
+
+class DefaultChunkTest(absltest.TestCase):
+
+  def test_long_epochs_get_short_chunks(self):
+    task = tutorial.tutorial_task(
+        config_lib.preset("echo_lag").replace(length=100000))
+    self.assertLessEqual(runner.default_chunk_epochs(task, 2), 10)
+    self.assertEqual(runner.default_chunk_epochs(
+        tutorial.tutorial_task(config_lib.preset("echo_lag")), 2), 1000)
+
+
+if __name__ == "__main__":
+  absltest.main()
