@@ -111,7 +111,7 @@ def check_memory(task: task_lib.Task, chunk_epochs: int, num_models: int,
   per_model = memory.per_model_bytes(
       state.params, data,
       batch_logits_bytes=task.samples_per_update * config.context * logit,
-      eval_logits_bytes=(evaluate_lib.EVAL_BATCH * config.length
+      eval_logits_bytes=(evaluate_lib.TUTORIAL_EVAL_BATCH * config.length
                          * config.context * logit))
   return memory.check(config, num_models, per_model,
                       4 * config.eval_sequences * config.length,
