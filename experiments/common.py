@@ -28,41 +28,16 @@ _CONFIG_JSON = flags.DEFINE_string(
     "config_json", None,
     "A saved config (the 'config' of a result JSON, or a plain config dict) "
     "to rerun; other flags given override it.")
-_INT_FLAGS = {
-    "seed": "Base random seed (model i uses fold_in(seed, i)).",
-    "seeds": "Number of independently trained models (seeds).",
-    "epochs": "Epochs; each is one fit over one fresh random sequence.",
-    "hidden": "LSTM hidden size (memory units).",
-    "batch_size": "Samples per Adam update.",
-    "length": "Random sequence length.",
-    "n_unique": "Number of distinct integers (classes).",
-    "lag": "Echo the value this many steps before the window's last step.",
-    "context": "Timesteps per sample (window length).",
-    "eval_sequences": "Fresh random sequences to evaluate each model on.",
-}
-for _name, _help in _INT_FLAGS.items():
-  flags.DEFINE_integer(_name, None, _help)
-_STRING_FLAGS = {
-    "init": "Initialisation: keras or flax.",
-    "recurrent_activation": "Gate activation: sigmoid or hard_sigmoid "
-                            "(Keras 2).",
-    "framing": "window or no_context.",
-    "input_encoding": "gather (ids index the kernel) or one_hot (matmul).",
-    "lstm_backend": "fused (hand-written backward, default) or cell (the "
-                    "Flax cell scanned by nn.RNN, autodiff).",
-    "optimizer": "keras_adam (Adam as Keras computes it, the tutorial's; "
-                 "default) or optax_adam (optax.adam: epsilon added after "
-                 "the bias correction).",
-}
-for _name, _help in _STRING_FLAGS.items():
-  flags.DEFINE_string(_name, None, _help)
-flags.DEFINE_boolean("stateful", None,
-                     "Carry LSTM state across batches (Keras stateful=True).")
-flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
+# One flag per documented config field, typed as the field.
+_DEFINE = {int: flags.DEFINE_integer, str: flags.DEFINE_string,
+           bool: flags.DEFINE_boolean, float: flags.DEFINE_float}
+for _name, _help in config_lib.FIELD_HELP.items():
+  _DEFINE[config_lib.field_type(_name)](_name, None, _help)
 _CHUNK_EPOCHS = flags.DEFINE_integer(
     "chunk_epochs", None,
     "Epochs per compiled chunk; the run is checkpointed (orbax) after each "
-    "and a rerun with the same --workdir resumes. Default: 1000.")
+    "and a rerun with the same --workdir resumes. Default: 1000, fewer when "
+    "a chunk would exceed ~200,000 model-updates per device.")
 _COMPILATION_CACHE = flags.DEFINE_string(
     "compilation_cache", None,
     "Folder for JAX's persistent compilation cache, so reruns skip XLA "
@@ -75,8 +50,7 @@ _TENSORBOARD = flags.DEFINE_boolean(
 _DEBUG_NANS = flags.DEFINE_boolean(
     "debug_nans", False, "Turn on jax_debug_nans (slow; finds the NaN op).")
 
-CONFIG_FLAGS = (tuple(_INT_FLAGS) + ("stateful",) + tuple(_STRING_FLAGS)
-                + ("learning_rate",))
+CONFIG_FLAGS = tuple(config_lib.FIELD_HELP)
 
 
 def fail(message: str, status: int = 2) -> None:

@@ -85,6 +85,38 @@ class EchoConfig:
     return dataclasses.asdict(self)
 
 
+# The fields a binary's flags may set, with their help (flag order).
+FIELD_HELP = {
+    "seed": "Base random seed (model i uses fold_in(seed, i)).",
+    "seeds": "Number of independently trained models (seeds).",
+    "epochs": "Epochs; each is one fit over one fresh random sequence.",
+    "hidden": "LSTM hidden size (memory units).",
+    "batch_size": "Samples per Adam update.",
+    "length": "Random sequence length.",
+    "n_unique": "Number of distinct integers (classes).",
+    "lag": "Echo the value this many steps before the window's last step.",
+    "context": "Timesteps per sample (window length).",
+    "eval_sequences": "Fresh random sequences to evaluate each model on.",
+    "init": "Initialisation: keras or flax.",
+    "recurrent_activation": "Gate activation: sigmoid or hard_sigmoid "
+                            "(Keras 2).",
+    "framing": "window or no_context.",
+    "input_encoding": "gather (ids index the kernel) or one_hot (matmul).",
+    "lstm_backend": "fused (hand-written backward, default) or cell (the "
+                    "Flax cell scanned by nn.RNN, autodiff).",
+    "optimizer": "keras_adam (Adam as Keras computes it, the tutorial's; "
+                 "default) or optax_adam (optax.adam: epsilon added after "
+                 "the bias correction).",
+    "stateful": "Carry LSTM state across batches (Keras stateful=True).",
+    "learning_rate": "Adam learning rate.",
+}
+
+
+def field_type(name: str) -> type:
+  """The Python type of a config field (int, float, bool or str)."""
+  return type(getattr(EchoConfig(), name))
+
+
 def field_names() -> set[str]:
   return {f.name for f in dataclasses.fields(EchoConfig)}
 

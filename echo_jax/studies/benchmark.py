@@ -1,0 +1,348 @@
+"""Speed, measured side by side in one process: compile and training time,
+update and model throughput, fast paths, FLOPs against the machine's matmul
+peak, checkpoint overhead, cold/warm start and a peer (the binary passes the
+PyTorch port, experiments/torch_peer.py, when torch is installed).
+
+Timings are medians of `repeats` runs; ratios compare numbers measured in
+this same process.
+"""
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import records
+from echo_jax.report import tables
+from echo_jax.runtime import keys as keys_lib
+from echo_jax.runtime import results
+from echo_jax.runtime import runner
+from echo_jax.tasks import tutorial
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+SECTIONS = ("one_model", "paths", "scaling", "shape_sharing", "checkpointing")
+EXPERIMENTS = ("echo_current", "echo_lag_no_context", "echo_lag")
+
+
+def median_seconds(fn, repeats: int) -> float:
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def matmul_peak_gflops(repeats: int, n: int = 2048) -> float:
+  """Large float32 matmul on one device: the machine's practical peak."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  matmul = jax.jit(jnp.dot)
+  jax.block_until_ready(matmul(a, a))
+  return 2 * n**3 / median_seconds(lambda: matmul(a, a), repeats) / 1e9
+
+
+def flops_per_model(config: config_lib.EchoConfig) -> float:
+  """Matmul FLOPs of one training run (elementwise work excluded).
+
+  Per sample and step: recurrent h @ U forward, plus dh and dU backward
+  (3 x 2*H*4H); one-hot input x @ W forward and dW backward (2 x 2*V*4H; a
+  gather does no FLOPs); per sample once: the head h @ W, dh and dW
+  (3 x 2*H*V).
+  """
+  h, v, t = config.hidden, config.n_unique, config.context
+  per_step = 3 * 2 * h * 4 * h
+  if config.input_encoding == "one_hot":
+    per_step += 2 * 2 * v * 4 * h
+  per_sample = t * per_step + 3 * 2 * h * v
+  samples = config.num_batches * config.batch_size  # padded rows are computed
+  return float(per_sample * samples * config.epochs)
+
+
+def compile_whole_runs(config: config_lib.EchoConfig, num_models: int,
+                       max_devices: int | None = None):
+  """The binaries' training programs (`runner.compile_task` of the tutorial
+  task, without evaluation) for `num_models` models, seeds sharded over the
+  devices, the whole run as one chunk. Returns (train(keys_M) -> (state_M,
+  EpochMetrics_M), keys_M, compile seconds: tracing, lowering and compiling
+  all of them)."""
+  task = tutorial.tutorial_task(config.replace(seeds=num_models))
+  # Training only, and uncached: every call is a cold compile.
+  compiled = runner.compile_task(task, max_devices, chunk_epochs=config.epochs,
+                                 with_evaluation=False)
+  end_epoch = np.int32(config.epochs)
+  train_all = lambda keys: compiled.run_chunk(compiled.training.init(keys),
+                                              end_epoch)
+  return train_all, compiled.keys_M, compiled.compile_seconds
+
+
+def time_single(config: config_lib.EchoConfig, repeats: int) -> dict:
+  """Compile and training time of one model, the whole run as one call of
+  the training programs (initialisation, data, fit). Compile time is the
+  median of `repeats` cold compilations (new functions each time, so
+  nothing is reused; the persistent cache is off)."""
+  compiles = [compile_whole_runs(config, 1, 1) for _ in range(repeats)]
+  train_one, keys, _ = compiles[-1]
+  jax.block_until_ready(train_one(keys))  # first call: allocation, warm caches
+  train_seconds = median_seconds(lambda: train_one(keys), repeats)
+  updates = config.epochs * config.num_batches
+  compile_all = [seconds for _, _, seconds in compiles]
+  return {"compile_seconds": statistics.median(compile_all),
+          "compile_seconds_all": compile_all,
+          "train_seconds": train_seconds,
+          "updates_per_second": updates / train_seconds,
+          "gflop": flops_per_model(config) / 1e9,
+          "gflops_per_second": flops_per_model(config) / train_seconds / 1e9}
+
+
+def time_scaling(config: config_lib.EchoConfig, counts: list[int],
+                 repeats: int, max_sequential: int) -> list[dict]:
+  """models/s: N sequential calls of one compiled model vs one call that
+  trains all N (vmapped, seeds sharded over every device). Sequential calls
+  are timed up to N = max_sequential; a larger N is compared with the rate
+  of the largest N timed."""
+  train_one, one_key, _ = compile_whole_runs(config, 1, 1)
+  jax.block_until_ready(train_one(one_key))  # allocation, warm caches
+  rows = []
+  sequential_rate = None
+  for n in counts:
+    keys = np.asarray(keys_lib.model_keys(config, n))
+    timed = n <= max_sequential or sequential_rate is None
+    if timed:
+      sequential = median_seconds(
+          lambda keys=keys, n=n: [train_one(keys[i:i + 1]) for i in range(n)],
+          max(1, repeats - 1))
+      sequential_rate = n / sequential
+    train_many, sharded_keys, compile_seconds = compile_whole_runs(config, n)
+    jax.block_until_ready(train_many(sharded_keys))
+    together = median_seconds(lambda: train_many(sharded_keys), repeats)
+    devices = len(sharded_keys.sharding.device_set)
+    rows.append({"seeds": n, "devices": devices,
+                 "sequential_models_per_second":
+                     sequential_rate if timed else None,
+                 "one_call_models_per_second": n / together,
+                 "one_call_compile_seconds": compile_seconds,
+                 "speedup": n / together / sequential_rate})
+    logging.info("scaling N=%d: %s vs %.2f models/s", n,
+                 f"{sequential_rate:.2f}" if timed else "-", n / together)
+  return rows
+
+
+def time_checkpointing(config: config_lib.EchoConfig, repeats: int) -> dict:
+  """Training with an orbax checkpoint after every chunk vs without."""
+  compiled = runner.compile_task(tutorial.tutorial_task(config))
+  plain, saved = [], []
+  for _ in range(repeats):
+    record = records.tutorial_record(runner.run(compiled))
+    plain.append(record["train_seconds"])
+    run_dir = tempfile.mkdtemp()
+    try:
+      record = records.tutorial_record(runner.run(compiled, run_dir=run_dir))
+      saved.append(record["train_seconds"] + record["checkpoint_seconds"])
+    finally:
+      shutil.rmtree(run_dir, ignore_errors=True)
+  without, with_ = statistics.median(plain), statistics.median(saved)
+  return {"seeds": config.seeds, "chunk_epochs": compiled.chunk_epochs,
+          "train_seconds_without": without, "train_seconds_with": with_,
+          "overhead_fraction": with_ / without - 1}
+
+
+def time_shape_sharing(config: config_lib.EchoConfig) -> dict:
+  """Compile time of a run, then of the same run with twice the epochs and
+  another seed in the same process: the second reuses the first's programs
+  (the run's length and seed are data, not part of them)."""
+  first = runner.compile_task(tutorial.tutorial_task(config))
+  second = runner.compile_task(tutorial.tutorial_task(
+      config.replace(epochs=2 * config.epochs, seed=config.seed + 1)))
+  return {"epochs": [config.epochs, 2 * config.epochs],
+          "compile_seconds": [first.compile_seconds, second.compile_seconds],
+          "programs_shared": all(
+              getattr(first, name) is getattr(second, name)
+              for name in ("training", "evaluate"))}
+
+
+def time_reproduce_start(seeds: int | None) -> dict:
+  """Process wall time of the reproduction: cold (empty compilation cache),
+  then warm (the cache the cold run filled)."""
+  cache = tempfile.mkdtemp()
+  out = {}
+  try:
+    for label in ("cold", "warm"):
+      workdir = tempfile.mkdtemp()
+      cmd = [sys.executable, "-m", "experiments.reproduce",
+             f"--workdir={workdir}", f"--compilation_cache={cache}"]
+      if seeds:
+        cmd.append(f"--seeds={seeds}")
+      start = time.perf_counter()
+      subprocess.run(cmd, check=True, capture_output=True,
+                     cwd=REPO)
+      out[f"{label}_seconds"] = time.perf_counter() - start
+      shutil.rmtree(workdir, ignore_errors=True)
+  finally:
+    shutil.rmtree(cache, ignore_errors=True)
+  return out
+
+
+def time_peer(train_and_evaluate, eval_sequences: int, seeds: int,
+              info: dict) -> dict:
+  """The peer (`train_and_evaluate(config, seed=, eval_sequences=)` -> dict
+  with train_seconds, seconds, eval_accuracy; `info` e.g. its version):
+  `seeds` models per experiment, one after another."""
+  out = {**info, "seeds": seeds}
+  for name in EXPERIMENTS:
+    runs = [train_and_evaluate(config_lib.preset(name), seed=s,
+                               eval_sequences=eval_sequences)
+            for s in range(seeds)]
+    out[name] = {
+        "train_seconds": statistics.median(r["train_seconds"] for r in runs),
+        "seconds": sum(r["seconds"] for r in runs),
+        "eval_accuracy": statistics.mean(r["eval_accuracy"] for r in runs)}
+    logging.info("peer %s: %s", name, out[name])
+  out["all_three_seconds"] = sum(out[n]["seconds"] for n in EXPERIMENTS)
+  return out
+
+
+def fmt(x: float, digits: int = 2) -> str:
+  return f"{x:.{digits}f}"
+
+
+def run(workdir: str, sections, repeats: int, counts: list[int],
+        gpu_counts, scaling_epochs: int, max_sequential: int,
+        start_up: bool, peer=None, peer_seeds: int = 4,
+        peer_info: dict | None = None) -> dict:
+  """Times the `sections` (see SECTIONS), optionally the reproduction's
+  start-up and the `peer` (see `time_peer`; None: not timed), writes
+  benchmark.json into `workdir` and prints the tables."""
+  # In-process compile times are cold: no persistent cache here.
+  jax.config.update("jax_enable_compilation_cache", False)
+  counts = list(counts)
+  if jax.default_backend() == "gpu":
+    counts += [n for n in gpu_counts if n not in counts]
+  report = {"versions": results.versions(), "repeats": repeats,
+            "backend": jax.default_backend(),
+            "devices": [str(d) for d in jax.devices()],
+            "matmul_peak_gflops": matmul_peak_gflops(repeats)}
+  logging.info("matmul peak %.1f GFLOP/s", report["matmul_peak_gflops"])
+  if "one_model" in sections:
+    single = {}
+    for name in EXPERIMENTS:
+      config = config_lib.preset(name)
+      row = time_single(config, repeats)
+      single[name] = row
+      logging.info("%s: %s", name, row)
+    report["one_model"] = single
+
+  lag = config_lib.preset("echo_lag")
+  if "paths" in sections:
+    variants = {}
+    for label, changes in (("fused+gather (default)", {}),
+                           ("fused+gather, optax_adam",
+                            {"optimizer": "optax_adam"}),
+                           ("fused+one_hot", {"input_encoding": "one_hot"}),
+                           ("cell+gather", {"lstm_backend": "cell"}),
+                           ("cell+one_hot", {"lstm_backend": "cell",
+                                             "input_encoding": "one_hot"})):
+      row = time_single(lag.replace(**changes), repeats)
+      variants[label] = row
+      logging.info("echo_lag %s: %s", label, row)
+    report["echo_lag_paths"] = variants
+
+  if "scaling" in sections:
+    report["scaling"] = time_scaling(
+        lag.replace(epochs=scaling_epochs), counts, repeats, max_sequential)
+  if "shape_sharing" in sections:
+    # Three seeds: a shape no earlier step compiled.
+    report["shape_sharing"] = time_shape_sharing(lag.replace(seeds=3))
+  if "checkpointing" in sections:
+    report["checkpointing"] = time_checkpointing(lag, repeats)
+  if start_up:
+    report["reproduce_one_seed"] = time_reproduce_start(seeds=1)
+    report["reproduce_default"] = time_reproduce_start(seeds=None)
+  report["peer"] = (time_peer(peer, lag.eval_sequences, peer_seeds,
+                              peer_info or {})
+                    if peer is not None else None)
+
+  path = os.path.join(workdir, "benchmark.json")
+  results.write_json_atomic(path, report)
+  print_report(report)
+  print(f"wrote {path}")
+  return report
+
+
+def print_report(report: dict) -> None:
+  peak = report["matmul_peak_gflops"]
+  peer = report.get("peer")
+  print(f"backend {report['backend']}: {', '.join(report['devices'])}")
+  print(f"matmul peak (2048^2 float32, one device): {fmt(peak, 1)} GFLOP/s")
+  if "one_model" in report:
+    rows = []
+    for name, row in report["one_model"].items():
+      rows.append([name, fmt(row["compile_seconds"]),
+                   fmt(row["train_seconds"], 3),
+                   fmt(row["updates_per_second"], 0), fmt(row["gflop"], 1),
+                   f"{fmt(row['gflops_per_second'], 1)} "
+                   f"({100 * row['gflops_per_second'] / peak:.1f}% of peak)",
+                   fmt(peer[name]["train_seconds"] / row["train_seconds"], 1)
+                   if peer else "-"])
+    print(tables.format_table(
+        ["one model, tutorial settings", "compile s", "train s", "updates/s",
+         "GFLOP", "GFLOP/s", "torch train / ours"], rows))
+    print(f"compile s: median of {report['repeats']} cold compilations; "
+          f"train s: median of {report['repeats']} runs")
+  if "echo_lag_paths" in report:
+    paths = report["echo_lag_paths"]
+    base = paths["fused+gather (default)"]["train_seconds"]
+    print(tables.format_table(
+        ["echo_lag path", "compile s", "train s", "train s / default"],
+        [[label, fmt(r["compile_seconds"]), fmt(r["train_seconds"], 3),
+          fmt(r["train_seconds"] / base)] for label, r in paths.items()]))
+  if "scaling" in report:
+    print(tables.format_table(
+        ["seeds", "devices", "sequential models/s", "one call models/s",
+         "speedup"],
+        [[r["seeds"], r["devices"],
+          "-" if r["sequential_models_per_second"] is None
+          else fmt(r["sequential_models_per_second"]),
+          fmt(r["one_call_models_per_second"]), fmt(r["speedup"])]
+         for r in report["scaling"]]))
+  if "shape_sharing" in report:
+    sharing = report["shape_sharing"]
+    print(f"shape sharing (echo_lag, 3 seeds): compile for "
+          f"{sharing['epochs'][0]} epochs "
+          f"{fmt(sharing['compile_seconds'][0])} s, then for "
+          f"{sharing['epochs'][1]} epochs and another seed "
+          f"{fmt(sharing['compile_seconds'][1], 3)} s (programs shared: "
+          f"{sharing['programs_shared']})")
+  if "checkpointing" in report:
+    ck = report["checkpointing"]
+    print(f"checkpoint every {ck['chunk_epochs']} epochs (echo_lag, "
+          f"{ck['seeds']} seeds): {fmt(ck['train_seconds_without'])} s -> "
+          f"{fmt(ck['train_seconds_with'])} s "
+          f"({100 * ck['overhead_fraction']:.1f}% overhead)")
+  for key, label, seeds in (("reproduce_one_seed", "reproduce --seeds=1", 1),
+                            ("reproduce_default", "reproduce (4 seeds)", 4)):
+    if key in report:
+      r = report[key]
+      line = (f"{label}: cold {fmt(r['cold_seconds'], 1)} s, warm "
+              f"{fmt(r['warm_seconds'], 1)} s (process wall)")
+      if peer and peer["seeds"] == seeds:
+        line += (f"; torch, the same three experiments x {seeds} seeds: "
+                 f"{fmt(peer['all_three_seconds'], 1)} s -> ours is "
+                 f"{fmt(peer['all_three_seconds'] / r['cold_seconds'], 1)}x "
+                 f"faster cold, "
+                 f"{fmt(peer['all_three_seconds'] / r['warm_seconds'], 1)}x warm")
+      print(line)
+  if peer:
+    print(f"peer: torch {peer['torch']} ({peer['threads']} threads), "
+          f"{peer['seeds']} seeds per experiment; accuracy "
+          + ", ".join(f"{n} {100 * peer[n]['eval_accuracy']:.2f}%"
+                      for n in EXPERIMENTS))
