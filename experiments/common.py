@@ -13,6 +13,7 @@ host_devices.expose_host_devices()
 host_devices.single_threaded_blas()
 
 import logging
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -149,8 +150,18 @@ def run_main(body: Callable[[], None]) -> None:
     except FloatingPointError as e:
       fail(str(e).splitlines()[0], status=1)
     except KeyboardInterrupt:
-      from echo_jax.runtime import chunked  # pylint: disable=g-import-not-at-top
-      fail(chunked.interrupted_message(), status=130)
+      # pylint: disable=g-import-not-at-top
+      from echo_jax.runtime import chunked
+      from echo_jax.runtime import workdirs
+      print(f"error: {chunked.interrupted_message()}", file=sys.stderr)
+      sys.stderr.flush()
+      sys.stdout.flush()
+      workdirs.release_all()
+      # Not sys.exit: a save the interrupt cut short can leave orbax's
+      # worker thread waiting, and the interpreter would wait for it. An
+      # unfinished save is never read (resume takes the newest complete
+      # checkpoint), so ending here loses nothing.
+      os._exit(130)  # pylint: disable=protected-access
 
   app.run(main, flags_parser=parse_flags)
 

@@ -85,6 +85,13 @@ class WorkdirLock:
         os.rmdir(created)
 
 
+def release_all() -> None:
+  """Releases every workdir this process holds (for an exit that skips
+  atexit)."""
+  for lock in _held.values():
+    lock.release()
+
+
 def claim(workdir: str) -> str:
   """Checks `workdir` writable and takes its lock for this process (one
   writer per workdir: a second run on it exits with one line naming the
