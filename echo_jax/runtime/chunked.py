@@ -91,24 +91,25 @@ def check_run_dir(run_dir: str, identity: dict[str, Any],
     trained = has_trained(run_dir)
   if not os.path.exists(path) or not trained:
     return
-  identity = json.loads(json.dumps(identity))  # tuples -> lists, as saved
-  saved = results.read_json(path)
-  changed = sorted(k for k in set(saved) | set(identity)
-                   if saved.get(k) != identity.get(k))
+  changed = results.changed_keys(results.read_json(path), identity)
   if changed:
     raise config_lib.ConfigError(
         f"workdir holds a run of another config ({run_dir}; differs in "
         f"{', '.join(changed)}): use a new --workdir to start afresh")
 
 
-def claim_run_dir(run_dir: str, identity: dict[str, Any]) -> None:
+def claim_run_dir(run_dir: str, identity: dict[str, Any],
+                  claim_file: str = "config.json",
+                  trained: bool | None = None) -> None:
   """A run folder belongs to one run (`identity`: its config as a flat
-  JSON dict): writes it on first use; resuming another run is an error. A
-  folder claimed by a run that failed before its first checkpoint is
-  claimed afresh."""
-  check_run_dir(run_dir, identity)
-  path = os.path.join(run_dir, "config.json")
-  if os.path.exists(path) and not has_trained(run_dir):
+  JSON dict, saved in `claim_file`): writes it on first use; resuming
+  another run is an error. A folder claimed by a run that failed before it
+  trained (`trained`, default: a checkpoint there) is claimed afresh."""
+  if trained is None:
+    trained = has_trained(run_dir)
+  check_run_dir(run_dir, identity, claim_file, trained)
+  path = os.path.join(run_dir, claim_file)
+  if os.path.exists(path) and not trained:
     os.remove(path)
   results.claim_json(path, identity)
 

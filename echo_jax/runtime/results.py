@@ -52,11 +52,16 @@ def claim_json(path: str, value: dict[str, Any]) -> list[str]:
   """Writes `value` to `path` on first use; later, the keys in which `value`
   differs from what is saved there (empty when it is the same). How a run
   folder or a sweep's workdir is tied to one config."""
-  value = json.loads(json.dumps(value))  # tuples -> lists, as saved
   if not os.path.exists(path):
     write_json_atomic(path, value)
     return []
-  saved = read_json(path)
+  return changed_keys(read_json(path), value)
+
+
+def changed_keys(saved: dict[str, Any], value: dict[str, Any]) -> list[str]:
+  """The keys in which `value` differs from `saved` (as JSON: tuples are
+  the lists they are saved as)."""
+  value = json.loads(json.dumps(value))
   return sorted(k for k in set(saved) | set(value)
                 if saved.get(k) != value.get(k))
 

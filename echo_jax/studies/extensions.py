@@ -34,13 +34,8 @@ def claim_study(workdir: str, name: str, config: config_lib.EchoConfig,
   refused at once, not after the runs before the first that differs. A
   claim with nothing trained yet is replaced."""
   folder = os.path.join(workdir, name)
-  identity = {"config": config.to_dict(), **params}
-  chunked.check_run_dir(folder, identity, "study.json",
-                        trained=_any_trained(folder))
-  path = os.path.join(folder, "study.json")
-  if os.path.exists(path) and not _any_trained(folder):
-    os.remove(path)
-  results.claim_json(path, identity)
+  chunked.claim_run_dir(folder, {"config": config.to_dict(), **params},
+                        "study.json", trained=_any_trained(folder))
 
 
 def _any_trained(folder: str) -> bool:
