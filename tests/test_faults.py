@@ -10,9 +10,13 @@ import time
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import jax
 import numpy as np
 
 from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import evaluate
+from echo_jax.core import models
 from echo_jax.runtime import runner
 from echo_jax.tasks import tutorial
 
@@ -243,6 +247,58 @@ class ProcessTest(absltest.TestCase):
                      r"echo_lag; rerun the same command to resume$")
     self.assertFalse(os.path.exists(os.path.join(workdir, "echo_lag.json")))
     self.assertFalse(os.path.exists(os.path.join(workdir, ".echo_jax.lock")))
+
+
+class EvaluationMemoryTest(absltest.TestCase):
+
+  def test_test_set_of_keys_scores_the_same_sequences(self):
+    # 2500 sequences: three batches of 1000, the last overlapping.
+    config = TINY.replace(eval_sequences=2500)
+    key = jax.random.PRNGKey(7)
+    params = models.init_params(config, jax.random.PRNGKey(0))
+    evaluate_fn = jax.jit(evaluate.make_evaluate(config))
+    from_keys = evaluate_fn(params, data.test_set(
+        key, config.eval_sequences, config.length, config.n_unique))
+    from_array = evaluate_fn(params, data.test_sequences(
+        key, config.eval_sequences, config.length, config.n_unique))
+    for got, want in zip(from_keys, from_array):
+      np.testing.assert_array_equal(got, want)
+
+
+class EvaluationProgressTest(absltest.TestCase):
+
+  def _sum(self, num):
+    sequences = np.arange(num * 3, dtype=np.int32).reshape(num, 3)
+    fn = lambda seq: seq.sum()
+    return sequences, jax.jit(
+        lambda s: evaluate.sum_over_sequences(fn, s, batch=1))
+
+  def test_long_evaluation_reports_progress(self):
+    num = evaluate.PROGRESS_MIN_BATCHES + 5
+    sequences, summed = self._sum(num)
+    with self.assertLogs(level="INFO") as logs:
+      evaluate._last_report.update(time=0.0, done=0)
+      total = summed(sequences)
+      jax.effects_barrier()
+    self.assertEqual(int(total), int(sequences.sum()))
+    self.assertTrue(any(f"evaluating: batch 1/{num}" in line
+                        for line in logs.output), logs.output)
+
+  def test_batches_count_every_sequence_once(self):
+    # 1003 = 4 x 250 + 3: the last batch overlaps the one before it.
+    sequences = np.random.RandomState(0).randint(0, 100, (1003, 5))
+    fn = lambda seq: ((seq % 7 == 0).astype(np.float32),
+                      (seq > 50).astype(np.int32).sum())
+    batched = jax.jit(lambda s: evaluate.sum_over_sequences(fn, s, 250))(
+        sequences)
+    whole = jax.tree.map(lambda v: v.sum(0), jax.vmap(fn)(sequences))
+    for got, want in zip(batched, whole):
+      np.testing.assert_array_equal(got, want)
+
+  def test_short_evaluation_compiles_without_callbacks(self):
+    sequences, summed = self._sum(evaluate.PROGRESS_MIN_BATCHES - 1)
+    self.assertNotIn("callback", str(jax.make_jaxpr(summed)(sequences)))
+    self.assertEqual(int(summed(sequences)), int(sequences.sum()))
 
 
 class DefaultChunkTest(absltest.TestCase):

@@ -5,8 +5,10 @@ A sequence is predicted the way the tutorial's `model.predict` does after
 model carrying row i of each batch into row i of the next.
 """
 
+import time
 from typing import Callable, NamedTuple
 
+from absl import logging
 import chex
 import jax
 import jax.numpy as jnp
@@ -53,7 +55,7 @@ class Evaluation(NamedTuple):
 def make_evaluate(config: config_lib.EchoConfig
                   ) -> Callable[[chex.ArrayTree, chex.Array], Evaluation]:
   """evaluate(params, sequences_SxL) -> Evaluation over S test sequences
-  (e.g. `data.test_sequences`): accuracy at each of the N sample positions
+  (`data.test_sequences`, or the same as a `data.TestSet`): accuracy at each of the N sample positions
   (its mean is the overall accuracy, every sequence having N samples), plus
   the tutorial's Expected/Predicted check on the first of them."""
   predict_logits = make_predict_logits(config)
@@ -68,12 +70,14 @@ def make_evaluate(config: config_lib.EchoConfig
     return (predicted_N == targets_N).astype(jnp.int32)
 
   def evaluate(params, sequences_SxL):
-    chex.assert_shape(sequences_SxL, (None, config.length))
+    first_L = data.sequences_of(jax.tree.map(lambda x: x[0], sequences_SxL))
+    chex.assert_shape(first_L, (config.length,))
     count_N = sum_over_sequences(lambda seq: correct(params, seq),
                                  sequences_SxL, TUTORIAL_EVAL_BATCH)
     # Exact integer counts: the same float32 means as averaging 0/1 values.
-    accuracy_N = count_N.astype(jnp.float32) / sequences_SxL.shape[0]
-    targets_N, predicted_N = predict(params, sequences_SxL[0])
+    accuracy_N = (count_N.astype(jnp.float32)
+                  / data.num_sequences(sequences_SxL))
+    targets_N, predicted_N = predict(params, first_L)
     return Evaluation(accuracy_N, targets_N, predicted_N)
 
   return evaluate
@@ -86,33 +90,66 @@ EVAL_BATCH = 250
 # is one batch, one vmap as before (a scan over batches compiled ~10%
 # slower in a cold reproduce).
 TUTORIAL_EVAL_BATCH = 1000
+# From this many batches on, evaluation reports progress from inside its
+# scan (a host callback per batch, cheap beside a batch): 10 million test
+# sequences take minutes and must not look like a hang. Below it the
+# compiled programs are the same as without progress.
+PROGRESS_MIN_BATCHES = 100
+PROGRESS_SECONDS = 30.0
+
+_last_report = {"time": 0.0, "done": 0}
+
+
+def _report_progress(done, total):
+  # Called once per model and batch (vmapped, on every device): throttled
+  # to a line every PROGRESS_SECONDS, and monotone (devices run at their
+  # own pace; the line gives the furthest batch reached).
+  done, now = int(done), time.monotonic()
+  if done < _last_report["done"] and done <= 1:
+    _last_report["done"] = 0  # a new evaluation
+  _last_report["done"] = max(_last_report["done"], done)
+  if now - _last_report["time"] >= PROGRESS_SECONDS:
+    _last_report["time"] = now
+    logging.info("evaluating: batch %d/%d", _last_report["done"], int(total))
 
 
 def sum_over_sequences(fn: Callable[[chex.Array], chex.ArrayTree],
-                       sequences_SxL: chex.Array,
-                       batch: int = EVAL_BATCH) -> chex.ArrayTree:
-  """sum over s of fn(sequences_SxL[s]), `batch` sequences at a time (a
-  scan over vmapped batches, the last padded and masked): memory does not
-  grow with S. fn's outputs must be sums of counts (integers, or floats
-  holding integers), so the order of the additions cannot change them."""
-  num = sequences_SxL.shape[0]
+                       sequences_SxL, batch: int = EVAL_BATCH
+                       ) -> chex.ArrayTree:
+  """sum over s of fn(sequence s) for an (S, L) array of sequences or a
+  `data.TestSet`, `batch` sequences at a time (a scan over vmapped batches;
+  a TestSet's batch is drawn from its keys when scored): memory does not
+  grow with S beyond the array itself (a TestSet's keys). fn's outputs must
+  be sums of counts (integers, or floats holding integers), so the order of
+  the additions cannot change them."""
+  num = data.num_sequences(sequences_SxL)
   batch = min(batch, num)
   steps = -(-num // batch)
+  score = lambda items: jax.vmap(fn)(data.sequences_of(items))
   if steps == 1:
-    return jax.tree.map(lambda v: v.sum(0), jax.vmap(fn)(sequences_SxL))
-  padded = jnp.pad(sequences_SxL, ((0, steps * batch - num), (0, 0)))
-  valid_KxB = (jnp.arange(steps * batch) < num).reshape(steps, batch)
+    return jax.tree.map(lambda v: v.sum(0), score(sequences_SxL))
+  first = jax.tree.map(lambda x: x[:1], sequences_SxL)
   zeros = jax.tree.map(lambda s: jnp.zeros(s.shape[1:], s.dtype),
-                       jax.eval_shape(jax.vmap(fn), sequences_SxL[:1]))
+                       jax.eval_shape(score, first))
+  with_progress = steps >= PROGRESS_MIN_BATCHES
 
-  def step(total, chunk):
-    sequences_BxL, valid_B = chunk
-    values = jax.vmap(fn)(sequences_BxL)
+  def step(total, index):
+    if with_progress:
+      jax.debug.callback(_report_progress, index + 1, steps)
+    # Slices, not a padded copy of the test set: the last batch starts
+    # early enough to be whole, and rows an earlier batch counted are
+    # masked out.
+    first = index * batch
+    start = jnp.minimum(first, num - batch)
+    items = jax.tree.map(
+        lambda x: jax.lax.dynamic_slice_in_dim(x, start, batch),
+        sequences_SxL)
+    valid_B = start + jnp.arange(batch) >= first
+    values = score(items)
     masked = jax.tree.map(
         lambda v: jnp.where(valid_B.reshape((-1,) + (1,) * (v.ndim - 1)),
                             v, jnp.zeros_like(v)), values)
     return jax.tree.map(lambda t, v: t + v.sum(0), total, masked), None
 
-  total, _ = jax.lax.scan(
-      step, zeros, (padded.reshape(steps, batch, -1), valid_KxB))
+  total, _ = jax.lax.scan(step, zeros, jnp.arange(steps))
   return total

@@ -32,6 +32,12 @@ def eval_sequences(config: config_lib.EchoConfig) -> chex.Array:
   return programs.test_sequences(config, eval_key(config))
 
 
+def eval_test_set(config: config_lib.EchoConfig):
+  """`eval_sequences` as a `data.TestSet`: the same sequences, held as
+  their keys and drawn batch by batch when scored."""
+  return programs.test_set(config, eval_key(config))
+
+
 # One small program each (op by op they were seven, ~0.3 s of a cold start).
 @functools.partial(jax.jit, static_argnums=1)
 def _model_keys(seed, count: int) -> chex.Array:

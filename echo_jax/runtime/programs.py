@@ -209,8 +209,23 @@ def test_sequences(config: config_lib.EchoConfig, key: chex.PRNGKey
   return test_sequences_program(config)(key)
 
 
-def test_sequences_spec(config: config_lib.EchoConfig) -> jax.ShapeDtypeStruct:
-  """What `test_sequences` returns, to lower evaluation programs with;
-  compiles the shared program (once per process) on the way."""
-  out = test_sequences_program(config).out_info
-  return jax.ShapeDtypeStruct(out.shape, out.dtype)
+@functools.lru_cache(maxsize=8)
+def _test_keys_program(count: int):
+  return compile_light(jax.jit(
+      lambda key: jax.random.split(key, count)).lower(
+          jax.ShapeDtypeStruct((2,), jnp.uint32)))
+
+
+def test_set(config: config_lib.EchoConfig, key: chex.PRNGKey
+             ) -> data.TestSet:
+  """`test_sequences(config, key)` as a `data.TestSet` (keys; what the
+  runner evaluates on: its memory is 8 bytes per sequence)."""
+  return data.TestSet(_test_keys_program(config.eval_sequences)(key),
+                      config.length, config.n_unique)
+
+
+def test_set_spec(config: config_lib.EchoConfig) -> data.TestSet:
+  """What `test_set` returns, to lower evaluation programs with."""
+  return data.TestSet(
+      jax.ShapeDtypeStruct((config.eval_sequences, 2), jnp.uint32),
+      config.length, config.n_unique)

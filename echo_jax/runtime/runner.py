@@ -55,7 +55,7 @@ class Compiled(NamedTuple):
   keys_M: chex.Array              # sharded; padded to a multiple of devices
   variants_M: chex.Array | None   # sharded, or None (task without variants)
   training: programs.TrainPrograms
-  evaluate: Any  # compiled: (params_M, sequences_SxL[, variants_M]) -> tree_M
+  evaluate: Any  # compiled: (params_M, data.TestSet[, variants_M]) -> tree_M
   chunk_epochs: int
   compile_seconds: float
 
@@ -88,7 +88,7 @@ def _compile_programs(task: task_lib.Task, mesh: Mesh, chunk_epochs: int,
     evaluate_local = jax.vmap(evaluate, in_axes=(0, None, 0))
     eval_specs = (P(programs.SEED_AXIS), P(), P(programs.SEED_AXIS))
   eval_args = (training.state_spec.params,
-               programs.test_sequences_spec(task.config))
+               programs.test_set_spec(task.config))
   if variants_M is not None:
     eval_args += (variants_M,)
   evaluate_many = programs.per_device(evaluate_local, mesh,
@@ -113,8 +113,10 @@ def check_memory(task: task_lib.Task, chunk_epochs: int, num_models: int,
       batch_logits_bytes=task.samples_per_update * config.context * logit,
       eval_logits_bytes=(evaluate_lib.TUTORIAL_EVAL_BATCH * config.length
                          * config.context * logit))
+  # The test set's keys (8 bytes a sequence), drawn on one device and
+  # replicated on every device of the mesh; sequences are drawn per batch.
   return memory.check(config, num_models, per_model,
-                      4 * config.eval_sequences * config.length,
+                      (mesh.size + 1) * 8 * config.eval_sequences,
                       list(mesh.devices.flat))
 
 
@@ -202,7 +204,7 @@ def run(compiled: Compiled, run_dir: str | None = None,
         stop_after_chunks: int | None = None,
         on_chunk: chunked.ChunkCallback | None = None) -> RunOutput:
   """Trains every model chunk by chunk, then evaluates them on the run's
-  test set (`keys.eval_sequences`).
+  test set (`keys.eval_test_set`).
 
   With `run_dir`, the state is checkpointed after every chunk and a rerun
   with the same `run_dir` resumes from the newest checkpoint, bit-identical
@@ -224,7 +226,7 @@ def run(compiled: Compiled, run_dir: str | None = None,
       run_dir=run_dir, identity=task.run_identity(),
       stop_after_chunks=stop_after_chunks, on_chunk=on_chunk)
   state = chunks.state
-  eval_args = (state.params, keys_lib.eval_sequences(config))
+  eval_args = (state.params, keys_lib.eval_test_set(config))
   if compiled.variants_M is not None:
     eval_args += (compiled.variants_M,)
   start = time.perf_counter()

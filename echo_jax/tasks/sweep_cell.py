@@ -177,11 +177,13 @@ def make_accuracy(shape_config: config_lib.EchoConfig, eval_batch: int):
   def accuracy(params, lag, sequences_SxL):
 
     def correct(sequence_L):
+      # An item of a TestSet is drawn here, inside the batch.
+      sequence_L = data.sequences_of(sequence_L)
       windows_NxC, targets_N = all_windows(sequence_L, lag, context)
       predicted_N = jnp.argmax(predict_logits(params, windows_NxC), -1)
       return jnp.sum(predicted_N == targets_N, dtype=jnp.int32)
 
-    num_sequences = sequences_SxL.shape[0]
+    num_sequences = data.num_sequences(sequences_SxL)
     correct_S = jax.lax.map(correct, sequences_SxL,
                             batch_size=min(eval_batch, num_sequences))
     total = num_sequences * shape_config.num_samples
