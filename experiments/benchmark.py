@@ -14,6 +14,7 @@ from experiments import common  # first: exposes one host device per core
 from absl import flags
 
 from echo_jax.core import config as config_lib
+from echo_jax.studies import benchmark as study
 
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per measurement.")
 _SCALING_SEEDS = flags.DEFINE_list(
@@ -40,7 +41,7 @@ _MAX_SEQUENTIAL = flags.DEFINE_integer(
     "Largest N whose N sequential calls are timed; above it only the one "
     "call is (N calls of one compiled program run at the rate measured for "
     "the largest N timed, which the speedup is taken against).")
-SECTIONS = ("one_model", "paths", "scaling", "shape_sharing", "checkpointing")
+SECTIONS = study.SECTIONS
 _SECTIONS = flags.DEFINE_list(
     "sections", list(SECTIONS),
     f"What to time, any of {', '.join(SECTIONS)} (with --start_up and --peer: "
@@ -48,19 +49,18 @@ _SECTIONS = flags.DEFINE_list(
 
 
 def peer():
-  """(train_and_evaluate, info) of the PyTorch port, or (None, None)."""
+  """(the PyTorch port's module, info), or (None, None)."""
   # pylint: disable=g-import-not-at-top
   try:
     import torch
   except ImportError:
     return None, None
   from experiments import torch_peer
-  return torch_peer.train_and_evaluate, {
+  return torch_peer, {
       "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
 def benchmark():
-  from echo_jax.studies import benchmark as study  # pylint: disable=g-import-not-at-top
   counts = common.int_list("scaling_seeds", _SCALING_SEEDS.value, minimum=1)
   gpu_counts = common.int_list("gpu_seeds", _GPU_SEEDS.value, minimum=1)
   for name, value in (("repeats", _REPEATS.value),
@@ -72,11 +72,13 @@ def benchmark():
     raise config_lib.ConfigError(
         f"sections={','.join(_SECTIONS.value)}: {unknown[0]!r} is not one "
         f"of {', '.join(SECTIONS)}")
-  train_peer, info = peer() if _PEER.value else (None, None)
+  port, info = peer() if _PEER.value else (None, None)
   study.run(common.resolve_workdir("benchmark"), list(_SECTIONS.value),
             _REPEATS.value, list(counts), gpu_counts, _SCALING_EPOCHS.value,
-            _MAX_SEQUENTIAL.value, _START_UP.value, train_peer,
-            _PEER_SEEDS.value, info)
+            _MAX_SEQUENTIAL.value, _START_UP.value,
+            port.train_and_evaluate if port else None, _PEER_SEEDS.value,
+            info, port.train_many if port else None,
+            tuple(n for n in (8, 64) if n in counts))
 
 
 def main():

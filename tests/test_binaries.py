@@ -126,7 +126,8 @@ class BenchmarkTest(absltest.TestCase):
     # N is compared with the rate of the largest N timed.
     workdir = make_tempdir(self)
     result = run_binary(
-        "benchmark", f"--workdir={workdir}", "--sections=scaling,shape_sharing",
+        "benchmark", f"--workdir={workdir}",
+        "--sections=scaling,shape_sharing,cost_model",
         "--scaling_seeds=1,3", "--max_sequential_seeds=1",
         "--scaling_epochs=2", "--repeats=1", "--peer=false",
         "--start_up=false")
@@ -145,6 +146,12 @@ class BenchmarkTest(absltest.TestCase):
     self.assertIn("| 3     | 2       | -", result.stdout)
     # A longer run with another seed reuses every compiled program.
     self.assertTrue(report["shape_sharing"]["programs_shared"])
+    # The cost model of the largest run: 3 models on 2 devices.
+    cost = report["cost_model"]
+    self.assertEqual(cost["models_per_device"], 2)
+    self.assertEqual(cost["params"], 35300)
+    self.assertGreater(cost["fraction_device"], 0)
+    self.assertIn("of limit", result.stdout)
 
 
 class KillAndResumeTest(absltest.TestCase):

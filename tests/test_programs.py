@@ -102,8 +102,8 @@ class LightCompileTest(parameterized.TestCase):
 
 class OverModelsTest(parameterized.TestCase):
 
-  @parameterized.parameters(1, 3)
-  def test_equals_vmap(self, models):
+  @parameterized.parameters((1, None), (3, None), (4, 2), (4, 1), (3, 2))
+  def test_equals_vmap(self, models, block):
     def fn(params, scale, rows):
       # A matmul with a transposed operand (what XLA:CPU lowers differently
       # with a batch axis), a shared argument and a pytree output.
@@ -114,7 +114,7 @@ class OverModelsTest(parameterized.TestCase):
     params = {"w": jax.random.normal(keys[0], (models, 6, 4))}
     rows = jax.random.normal(keys[1], (models, 5, 4))
     in_axes = (0, None, 0)
-    got = jax.jit(programs.over_models(fn, in_axes))(params, 2.0, rows)
+    got = jax.jit(programs.over_models(fn, in_axes, block))(params, 2.0, rows)
     want = jax.vmap(fn, in_axes=in_axes)(params, 2.0, rows)
     chex.assert_trees_all_close(got, want, rtol=1e-6, atol=1e-6)
     chex.assert_tree_shape_prefix(got, (models,))

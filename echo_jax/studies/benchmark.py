@@ -26,11 +26,13 @@ from echo_jax.report import tables
 from echo_jax.runtime import keys as keys_lib
 from echo_jax.runtime import results
 from echo_jax.runtime import runner
+from echo_jax.studies import cost_model
 from echo_jax.tasks import tutorial
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-SECTIONS = ("one_model", "paths", "scaling", "shape_sharing", "checkpointing")
+SECTIONS = ("one_model", "paths", "scaling", "shape_sharing", "checkpointing",
+            "cost_model")
 EXPERIMENTS = ("echo_current", "echo_lag_no_context", "echo_lag")
 
 
@@ -211,6 +213,48 @@ def time_peer(train_and_evaluate, eval_sequences: int, seeds: int,
   return out
 
 
+def time_peer_many(train_many, config: config_lib.EchoConfig,
+                   counts: list[int]) -> list[dict]:
+  """The peer training N models at once (`train_many(config, n)` -> dict
+  with models_per_second), for each N of `counts`."""
+  rows = []
+  for n in counts:
+    row = train_many(config, n)
+    rows.append(row)
+    logging.info("peer, %d models at once: %.2f models/s", n,
+                 row["models_per_second"])
+  return rows
+
+
+def time_cost_model(config: config_lib.EchoConfig, report: dict,
+                    repeats: int) -> dict:
+  """The cost model (`cost_model.measure`) of one echo_lag model and of the
+  largest one-call run of the scaling section, with the fraction of the
+  limit each reaches (from the one_model and scaling sections' times)."""
+  devices = len(jax.devices())
+  largest = max(report.get("scaling", []), key=lambda r: r["seeds"],
+                default=None)
+  per_device = -(-largest["seeds"] // largest["devices"]) if largest else 1
+  out = cost_model.measure(config, per_device, repeats)
+  if "one_model" in report:
+    lag = config_lib.preset("echo_lag")
+    seconds = (report["one_model"]["echo_lag"]["train_seconds"]
+               / (lag.epochs * lag.num_batches))
+    out["measured_seconds_per_update_one_model"] = seconds
+    out["fraction_one_model"] = cost_model.fraction(
+        out["limit_seconds_per_update_one_model"], seconds)
+  if largest:
+    # One update of every model of a device, all devices in parallel.
+    seconds = (largest["seeds"] / largest["one_call_models_per_second"]
+               / (config.epochs * config.num_batches))
+    out["device_models_of_run"] = largest["seeds"]
+    out["measured_seconds_per_update_device"] = seconds
+    out["fraction_device"] = cost_model.fraction(
+        out["limit_seconds_per_update_device"], seconds)
+  out["devices"] = devices
+  return out
+
+
 def fmt(x: float, digits: int = 2) -> str:
   return f"{x:.{digits}f}"
 
@@ -218,10 +262,12 @@ def fmt(x: float, digits: int = 2) -> str:
 def run(workdir: str, sections, repeats: int, counts: list[int],
         gpu_counts, scaling_epochs: int, max_sequential: int,
         start_up: bool, peer=None, peer_seeds: int = 4,
-        peer_info: dict | None = None) -> dict:
+        peer_info: dict | None = None, peer_many=None,
+        peer_many_counts: tuple[int, ...] = (8, 64)) -> dict:
   """Times the `sections` (see SECTIONS), optionally the reproduction's
-  start-up and the `peer` (see `time_peer`; None: not timed), writes
-  benchmark.json into `workdir` and prints the tables."""
+  start-up, the `peer` (see `time_peer`; None: not timed) and `peer_many`
+  (see `time_peer_many`, with the scaling section), writes benchmark.json
+  into `workdir` and prints the tables."""
   # In-process compile times are cold: no persistent cache here.
   jax.config.update("jax_enable_compilation_cache", False)
   counts = list(counts)
@@ -259,6 +305,12 @@ def run(workdir: str, sections, repeats: int, counts: list[int],
   if "scaling" in sections:
     report["scaling"] = time_scaling(
         lag.replace(epochs=scaling_epochs), counts, repeats, max_sequential)
+  if "cost_model" in sections:
+    report["cost_model"] = time_cost_model(
+        lag.replace(epochs=scaling_epochs), report, repeats)
+  if peer_many is not None and "scaling" in sections:
+    report["peer_many"] = time_peer_many(
+        peer_many, lag.replace(epochs=scaling_epochs), list(peer_many_counts))
   if "shape_sharing" in sections:
     # Three seeds: a shape no earlier step compiled.
     report["shape_sharing"] = time_shape_sharing(lag.replace(seeds=3))
@@ -314,6 +366,18 @@ def print_report(report: dict) -> None:
           else fmt(r["sequential_models_per_second"]),
           fmt(r["one_call_models_per_second"]), fmt(r["speedup"])]
          for r in report["scaling"]]))
+  if report.get("peer_many"):
+    ours = {r["seeds"]: r["one_call_models_per_second"]
+            for r in report.get("scaling", [])}
+    print(tables.format_table(
+        ["models at once (echo_lag, 200 epochs)", "ours models/s",
+         "torch.func vmap models/s", "ours / torch.func"],
+        [[r["models"], fmt(ours[r["models"]]) if r["models"] in ours else "-",
+          fmt(r["models_per_second"]),
+          fmt(ours[r["models"]] / r["models_per_second"], 1)
+          if r["models"] in ours else "-"] for r in report["peer_many"]]))
+  if "cost_model" in report:
+    print_cost_model(report["cost_model"])
   if "shape_sharing" in report:
     sharing = report["shape_sharing"]
     print(f"shape sharing (echo_lag, 3 seeds): compile for "
@@ -346,3 +410,27 @@ def print_report(report: dict) -> None:
           f"{peer['seeds']} seeds per experiment; accuracy "
           + ", ".join(f"{n} {100 * peer[n]['eval_accuracy']:.2f}%"
                       for n in EXPERIMENTS))
+
+
+def print_cost_model(cost: dict) -> None:
+  us = lambda seconds: fmt(seconds * 1e6, 1)
+  rows = [["one model", 1, fmt(cost["stream_gbytes_one_model"], 1),
+           us(cost["limit_seconds_per_update_one_model"]),
+           us(cost["measured_seconds_per_update_one_model"])
+           if "fraction_one_model" in cost else "-",
+           f"{100 * cost['fraction_one_model']:.0f}%"
+           if "fraction_one_model" in cost else "-"]]
+  if "fraction_device" in cost:
+    rows.append([f"{cost['device_models_of_run']} models, "
+                 f"{cost['devices']} devices", cost["models_per_device"],
+                 fmt(cost["stream_gbytes_device_models"], 1),
+                 us(cost["limit_seconds_per_update_device"]),
+                 us(cost["measured_seconds_per_update_device"]),
+                 f"{100 * cost['fraction_device']:.0f}%"])
+  print(f"cost model (echo_lag update): {fmt(cost['matmul_flops_per_update'] / 1e6)} "
+        f"MFLOP of matmuls, {fmt(cost['bytes_per_update'] / 1e6)} MB moved "
+        f"({cost['params']} parameters); matmul at its shape "
+        f"{fmt(cost['matmul_gflops_at_shape'], 1)} GFLOP/s")
+  print(tables.format_table(
+      ["run", "models per device", "stream GB/s at working set",
+       "limit us/update (device)", "measured us/update", "of limit"], rows))
