@@ -114,7 +114,7 @@ def _batches(rows: Sequence[Row]) -> list[str]:
 def difference_heatmap(rows: Sequence[Row], path: str, title: str) -> None:
   """Stateful minus stateless accuracy (percentage points) per lag (rows)
   and window (columns), one panel per batch size; impossible cells marked
-  x, batch sizes that do not divide the window's samples marked '-'."""
+  x, batch sizes that do not divide the cell's samples marked n/d."""
   lags = sorted({r["lag"] for r in rows})
   windows = sorted({r["window"] for r in rows})
   batches = _batches(rows)
@@ -138,7 +138,7 @@ def difference_heatmap(rows: Sequence[Row], path: str, title: str) -> None:
       if r["status"] == "ok":
         grid_LxW[i, j] = 100 * r["difference"]["mean"]
       else:
-        marks[i, j] = "x" if r["status"] == "impossible" else "-"
+        marks[i, j] = "x" if r["status"] == "impossible" else "n/d"
     image = ax.imshow(grid_LxW, origin="lower", cmap="RdBu", vmin=-100,
                       vmax=100, aspect="auto")
     for i in range(len(lags)):
@@ -146,10 +146,11 @@ def difference_heatmap(rows: Sequence[Row], path: str, title: str) -> None:
         value = grid_LxW[i, j]
         if np.isnan(value):
           ax.text(j, i, marks.get((i, j), ""), ha="center", va="center",
-                  fontsize=7, color="0.4")
+                  fontsize=6, color="0.35")
         else:
-          ax.text(j, i, f"{value:+.0f}" if abs(value) >= 0.5 else "0",
-                  ha="center", va="center", fontsize=7,
+          text = (f"{value:+.0f}" if abs(value) >= 9.95 else
+                  f"{value:+.1f}" if abs(value) >= 0.05 else "0")
+          ax.text(j, i, text, ha="center", va="center", fontsize=7,
                   color="white" if abs(value) > 60 else "black")
     ax.set_xticks(range(len(windows)), windows, fontsize=7)
     ax.set_yticks(range(len(lags)), lags, fontsize=7)
