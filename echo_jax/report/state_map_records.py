@@ -118,7 +118,7 @@ def difference_heatmap(rows: Sequence[Row], path: str, title: str) -> None:
   lags = sorted({r["lag"] for r in rows})
   windows = sorted({r["window"] for r in rows})
   batches = _batches(rows)
-  columns = min(4, len(batches))
+  columns = min(6, len(batches))
   lines = math.ceil(len(batches) / columns)
   figure, axes = plt.subplots(
       lines, columns, squeeze=False,
