@@ -7,9 +7,9 @@ kinds of model evaluated both ways.
   python -m experiments.state_map [--lags=1,3 --windows=5,7 \
       --batch_sizes=1,4,5,whole --seeds=8 --workdir=DIR]
 
-The full grid (hours on a 2-core CPU, see docs/extensions.md#state_map):
-  python -m experiments.state_map --lags=0,1,2,3,4 \
-      --windows=1,2,3,4,5,6,7,8 --batch_sizes=1,2,...,24,whole
+The full grid (120 cells, an estimated 1.5-2 hours on the 2-core CPU, see
+docs/extensions.md#state_map): --lags=0,1,2,3,4 --windows=1,2,...,8
+--batch_sizes=1,2,...,25 (every divisor of every cell's samples).
 
 Writes into --workdir: cells/*.json (one per finished cell: a rerun with
 the same --workdir resumes), runs/<cell>/ (checkpoints while it trains),

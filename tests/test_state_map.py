@@ -96,12 +96,12 @@ class StateCellTest(parameterized.TestCase):
     # A model whose state holds the last input: the probe reads window
     # j - 1's last value from it far above chance, its first value not.
     config = state_cell.cell_config(
-        TINY.replace(hidden=50, n_unique=10, eval_sequences=400), 0, 2, 1)
+        TINY.replace(hidden=16, n_unique=10, eval_sequences=200), 0, 2, 1)
     params = models.init_params(config, jax.random.PRNGKey(7))
     sequences = jax.random.randint(jax.random.PRNGKey(8),
-                                   (400, config.length), 0, config.n_unique)
-    out = state_cell.make_evaluate(config, 50, 200)(params, sequences, 1)
-    rows = 200 * (config.num_samples - 1)
+                                   (200, config.length), 0, config.n_unique)
+    out = state_cell.make_evaluate(config, 50, 100)(params, sequences, 1)
+    rows = 100 * (config.num_samples - 1)
     probe = np.asarray(out["probe_correct_P"]) / rows
     self.assertGreater(probe[-2], 0.9)    # window j - 1's last value
     self.assertLess(probe[0], probe[-2])  # its first, further back
@@ -145,7 +145,6 @@ class StateMapBinaryTest(parameterized.TestCase):
       ("--batch_sizes=two", "error: batch_sizes=two must be integers"),
       ("--windows=0", "error: windows: 0 must be in [1, 25]"),
       ("--lag=3", "error: --lag is not used by state_map: give --lags"),
-      ("--lags=7", "error: lags: 7 must be in [0, 6]"),
   )
   def test_bad_flag_one_line_exit_2(self, flag, message):
     workdir = os.path.join(make_tempdir(self), "out")
