@@ -77,31 +77,43 @@ def make_loss_fn(config: config_lib.EchoConfig):
 
 
 def make_fit_sequence(config: config_lib.EchoConfig):
-  """fit_sequence(params, opt_state, windows_NxC, targets_N) -> (params,
-  opt_state, loss_K, accuracy_K): one Keras `fit` epoch over one sequence,
-  batch by batch in order, from a zero LSTM state."""
+  """fit_sequence(params, opt_state, windows_NxC, targets_N[, stateful]) ->
+  (params, opt_state, loss_K, accuracy_K): one Keras `fit` epoch over one
+  sequence, batch by batch in order, from a zero LSTM state; a traced
+  `stateful` overrides config.stateful."""
   optimizer = make_optimizer(config)
   grad_fn = jax.value_and_grad(make_loss_fn(config), has_aux=True)
   # Made inside the traced functions: built eagerly here, the zeros would
   # compile two tiny programs of their own.
   zero_carry = lambda: models.zero_carry(config.batch_size, config.hidden)
 
-  def batch_step(state, batch):
+  def next_carry(final_carry, stateful):
+    # Keras carries the state forward as a constant; stateless restarts.
+    if stateful is None:
+      return (jax.lax.stop_gradient(final_carry) if config.stateful
+              else zero_carry())
+    # A traced choice (the state map trains both kinds in one program).
+    return jax.tree.map(
+        lambda final, zero: jnp.where(stateful, final, zero),
+        jax.lax.stop_gradient(final_carry), zero_carry())
+
+  def batch_step(state, batch, stateful=None):
     params, opt_state, carry = state
     ids_BxC, targets_B, weights_B = batch
     (loss, (accuracy, final_carry)), grads = grad_fn(
         params, ids_BxC, targets_B, weights_B, carry)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
-    # Keras carries the state forward as a constant; stateless restarts.
-    carry = (jax.lax.stop_gradient(final_carry) if config.stateful
-             else zero_carry())
+    carry = next_carry(final_carry, stateful)
     return (params, opt_state, carry), (loss, accuracy)
 
-  def fit_sequence(params, opt_state, windows_NxC, targets_N):
+  def fit_sequence(params, opt_state, windows_NxC, targets_N, stateful=None):
+    """`stateful`: None for config.stateful, else a traced bool."""
     batches = split_batches(config, windows_NxC, targets_N)
+    step = batch_step if stateful is None else (
+        lambda state, batch: batch_step(state, batch, stateful))
     (params, opt_state, _), (loss_K, accuracy_K) = jax.lax.scan(
-        batch_step, (params, opt_state, zero_carry()), batches)
+        step, (params, opt_state, zero_carry()), batches)
     return params, opt_state, loss_K, accuracy_K
 
   return fit_sequence
@@ -176,12 +188,16 @@ class ChunkFns(NamedTuple):
 
 
 def make_run_epochs(config: config_lib.EchoConfig, num_epochs: int,
-                    frame_fn: FrameFn | None = None) -> ChunkFns:
+                    frame_fn: FrameFn | None = None,
+                    stateful_fn: Callable[[Any], Any] | None = None
+                    ) -> ChunkFns:
   """`num_epochs` more epochs as `ChunkFns`. Epoch e trains on the rows
   `frame_fn` makes of a fresh sequence drawn from fold_in(data_key, e)
   (default: the config's framing); keys depend only on the epoch index, so
   any split of a run into chunks trains on the same sequences as one scan.
-  The data are the sequences alone; framing happens in the fit."""
+  The data are the sequences alone; framing happens in the fit.
+  `stateful_fn(variant)`, if given, is a traced bool that decides per model
+  whether the carry crosses batches (instead of config.stateful)."""
   config_lib.validate(config)
   fit_sequence = make_fit_sequence(config)
   if frame_fn is None:
@@ -193,8 +209,9 @@ def make_run_epochs(config: config_lib.EchoConfig, num_epochs: int,
 
   def epoch_step(state: TrainState, sequence_L, variant):
     windows_NxC, targets_N = frame_fn(sequence_L, variant)
+    stateful = None if stateful_fn is None else stateful_fn(variant)
     params, opt_state, loss_K, accuracy_K = fit_sequence(
-        state.params, state.opt_state, windows_NxC, targets_N)
+        state.params, state.opt_state, windows_NxC, targets_N, stateful)
     return (TrainState(params, opt_state, state.data_key, state.epoch + 1),
             (loss_K.mean(), accuracy_K.mean()))
 

@@ -1,0 +1,165 @@
+"""The state map's records: one per (lag, window, batch) cell, from its
+run (`tasks.state_cell.cell_task`), and the map's difference figure."""
+
+import math
+from typing import Any, Sequence
+
+from echo_jax.report import plots  # sets the Agg backend before pyplot loads
+from echo_jax.report import stats
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import matplotlib.pyplot as plt
+import numpy as np
+
+from echo_jax.tasks import state_cell
+
+Row = dict[str, Any]
+# Fields of a cell file left out of the map's summary (learning curves).
+CURVE_FIELDS = ("train_accuracy_per_epoch",)
+
+
+def _ratio(count_S: np.ndarray, total: int) -> np.ndarray | None:
+  return None if total == 0 else np.asarray(count_S, np.float64) / total
+
+
+def cell_record(output, probe_sequences: int) -> Row:
+  """A finished cell's record: per training mode (stateful, stateless) its
+  accuracy evaluated its own way and the other way, epochs to 99%, losses,
+  the carried state's norms and probe decodes; the paired difference."""
+  config = output.task.config
+  n, b = config.num_samples, config.batch_size
+  sequences = config.eval_sequences
+  probe = min(probe_sequences, sequences // 2)
+  evaluation = {k: output.by_variant(v) for k, v in output.evaluation.items()}
+  trained = output.trained(by_variant=True)
+  carried_rows = sequences * (n - b)
+  record = {"lag": config.lag, "window": config.context, "batch_size": b,
+            "samples_per_sequence": n, "status": "ok",
+            "seeds": config.seeds}
+  own = {}
+  for i, name in enumerate(output.task.variant_names):
+    stateful = output.task.variants[i] == state_cell.STATEFUL
+    carried = evaluation["correct_carried"][i] / (sequences * n)
+    zero = evaluation["correct_zero"][i] / (sequences * n)
+    own[name] = carried if stateful else zero
+    reached = stats.epochs_to_reach(trained.accuracy_E[i], 0.99, 50)
+    hits = [e for e in reached if e is not None]
+    h_norm = _ratio(evaluation["h_norm"][i], carried_rows)
+    c_norm = _ratio(evaluation["c_norm"][i], carried_rows)
+    probe_SxP = _ratio(evaluation["probe_correct_P"][i], probe * (n - b))
+    record[name] = {
+        "accuracy": stats.summarise(own[name]),
+        # Cross-evaluation: a stateful-trained model from a zero state, a
+        # stateless-trained one with the carry across batches.
+        "accuracy_other_way": stats.summarise(zero if stateful else carried),
+        "accuracy_zero_state": stats.summarise(zero),
+        "accuracy_carried_state": stats.summarise(carried),
+        "epochs_to_99_per_seed": reached,
+        "epochs_to_99_median": float(np.median(hits)) if hits else None,
+        "seeds_reaching_99": len(hits),
+        "final_train_loss": stats.summarise(trained.loss_E[i, :, -1]),
+        # The carried state at the start of windows j >= batch (the final
+        # state of window j - batch, rolled out with the carry).
+        "carried_h_norm": None if h_norm is None else stats.summarise(h_norm),
+        "carried_c_norm": None if c_norm is None else stats.summarise(c_norm),
+        # Held-out linear-probe accuracy: window j - batch's values by
+        # position (oldest first), then window j's target.
+        "probe_previous_window": None if probe_SxP is None else [
+            float(v) for v in probe_SxP[:, :-1].mean(0)],
+        "probe_previous_window_mean": None if probe_SxP is None else
+                                      stats.summarise(probe_SxP[:, :-1]
+                                                      .mean(1)),
+        "probe_target": None if probe_SxP is None else
+                        stats.summarise(probe_SxP[:, -1]),
+        "train_accuracy_per_epoch": np.round(
+            trained.accuracy_E[i].mean(0).astype(np.float64), 6).tolist(),
+    }
+  # Seeds are paired (same initialisation and data): a paired interval.
+  record["difference"] = stats.summarise(own["stateful"] - own["stateless"])
+  record["difference"]["ci95"] = list(stats.mean_and_ci95(
+      own["stateful"] - own["stateless"], (-1.0, 1.0))[1:])
+  record.update({
+      "probe_sequences": probe,
+      "chance_accuracy": 1.0 / config.n_unique,
+      "train_seconds": output.chunks.train_seconds,
+      "eval_seconds": output.eval_seconds,
+      "compile_seconds": output.compiled.compile_seconds,
+      "models_in_program": output.compiled.num_models,
+      "config": config.to_dict(),
+  })
+  return record
+
+
+def summary_row(cell: Row | None, lag: int, window: int, spec: int,
+                status: str) -> Row:
+  """A map row for (lag, window, batch spec): the cell without its curves,
+  or its status (impossible, not_divisor)."""
+  row = {"lag": lag, "window": window,
+         "batch": state_cell.batch_name(spec)}
+  if cell is None:
+    return {**row, "status": status}
+  trimmed = {k: v for k, v in cell.items() if k != "config"}
+  for name in ("stateful", "stateless"):
+    trimmed[name] = {k: v for k, v in cell[name].items()
+                     if k not in CURVE_FIELDS}
+  return {**row, **trimmed}
+
+
+def _batches(rows: Sequence[Row]) -> list[str]:
+  names = {r["batch"] for r in rows}
+  numbers = sorted(int(n) for n in names if n != "whole")
+  return [str(n) for n in numbers] + (["whole"] if "whole" in names else [])
+
+
+def difference_heatmap(rows: Sequence[Row], path: str, title: str) -> None:
+  """Stateful minus stateless accuracy (percentage points) per lag (rows)
+  and window (columns), one panel per batch size; impossible cells marked
+  x, batch sizes that do not divide the cell's samples marked n/d."""
+  lags = sorted({r["lag"] for r in rows})
+  windows = sorted({r["window"] for r in rows})
+  batches = _batches(rows)
+  columns = min(6, len(batches))
+  lines = math.ceil(len(batches) / columns)
+  figure, axes = plt.subplots(
+      lines, columns, squeeze=False,
+      figsize=(0.55 * len(windows) * columns + 2.2,
+               (0.45 * len(lags) + 1.1) * lines + 0.6))
+  image = None
+  for ax in axes.flat[len(batches):]:
+    ax.set_visible(False)
+  for ax, batch in zip(axes.flat, batches):
+    ax.set_facecolor("0.85")
+    grid_LxW = np.full((len(lags), len(windows)), np.nan)
+    marks = {}
+    for r in rows:
+      if r["batch"] != batch:
+        continue
+      i, j = lags.index(r["lag"]), windows.index(r["window"])
+      if r["status"] == "ok":
+        grid_LxW[i, j] = 100 * r["difference"]["mean"]
+      else:
+        marks[i, j] = "x" if r["status"] == "impossible" else "n/d"
+    image = ax.imshow(grid_LxW, origin="lower", cmap="RdBu", vmin=-100,
+                      vmax=100, aspect="auto")
+    for i in range(len(lags)):
+      for j in range(len(windows)):
+        value = grid_LxW[i, j]
+        if np.isnan(value):
+          ax.text(j, i, marks.get((i, j), ""), ha="center", va="center",
+                  fontsize=6, color="0.35")
+        else:
+          text = (f"{value:+.0f}" if abs(value) >= 9.95 else
+                  f"{value:+.1f}" if abs(value) >= 0.05 else "0")
+          ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                  color="white" if abs(value) > 60 else "black")
+    ax.set_xticks(range(len(windows)), windows, fontsize=7)
+    ax.set_yticks(range(len(lags)), lags, fontsize=7)
+    ax.set_xlabel("window", fontsize=8)
+    ax.set_ylabel("lag", fontsize=8)
+    ax.set_title(f"batch {batch}", fontsize=9)
+  figure.suptitle(title, fontsize=9)
+  figure.tight_layout(rect=(0, 0, 0.9, 0.95))
+  if image is not None:
+    bar = figure.colorbar(image, ax=axes.ravel().tolist(), fraction=0.04)
+    bar.set_label("stateful - stateless accuracy (points)", fontsize=8)
+  plots.save_atomic(figure, path)

@@ -1,0 +1,184 @@
+"""The state map: stateful vs stateless training of the windowed echo over
+batch size, lag and window, with what the carried state holds.
+
+Every (lag, window, batch) cell is one program (`tasks.state_cell`: the
+tutorial's framing fixes N by lag and window, so only a cell's stateful and
+stateless models x seeds share a shape), trained by the one runner in
+checkpointed chunks (<workdir>/runs/<cell>/) while the next cell compiles in
+the background. Each finished cell is written to <workdir>/cells/
+atomically, so a rerun with the same --workdir resumes without retraining
+finished cells (and inside the cell that was training). Then
+state_map.json (every cell, impossible and non-dividing ones too, without
+learning curves), state_map.png (stateful minus stateless per cell, one
+panel per batch size) and a table.
+"""
+
+import concurrent.futures
+import os
+import shutil
+import time
+from typing import Any
+
+from absl import logging
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import state_map_records
+from echo_jax.report import tables
+from echo_jax.runtime import chunked
+from echo_jax.runtime import results
+from echo_jax.runtime import runner
+from echo_jax.studies import runs
+from echo_jax.tasks import state_cell
+
+NAME = "state_map"
+Interrupted = chunked.Interrupted
+
+
+def cell_name(lag: int, window: int, batch: int) -> str:
+  return f"lag{lag}_window{window}_batch{batch}"
+
+
+def _settings(config: config_lib.EchoConfig, probe_sequences: int
+              ) -> dict[str, Any]:
+  """What a map's cells share: the config less the mapped fields."""
+  settings = config.to_dict()
+  for name in ("lag", "context", "batch_size", "stateful", "experiment"):
+    settings.pop(name)
+  return {**settings, "probe_sequences": probe_sequences}
+
+
+def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
+            workdir: str, options: runs.RunOptions = runs.RunOptions(),
+            probe_sequences: int = state_cell.DEFAULT_PROBE_SEQUENCES,
+            stop_after_cells: int | None = None) -> dict[str, Any]:
+  """Trains every cell not already in <workdir>/cells; returns the map's
+  record. The caller validates first (`state_cell.validate`)."""
+  state_cell.validate(config, grid)
+  changed = results.claim_json(os.path.join(workdir, "state_map_config.json"),
+                               _settings(config, probe_sequences))
+  if changed:
+    raise config_lib.ConfigError(
+        f"workdir={workdir!r} holds a state map of another config (differs "
+        f"in {', '.join(changed)}): use a new --workdir")
+  start = time.perf_counter()
+  path = lambda cell: os.path.join(workdir, "cells", f"{cell_name(*cell)}.json")
+  all_cells = state_cell.cells(config, grid)
+  todo = [cell for cell in all_cells if not os.path.exists(path(cell))]
+  logging.info("state map: %d cells to train, %d already done",
+               len(todo), len(all_cells) - len(todo))
+  compile_next = lambda i: compiler.submit(
+      runner.compile_task,
+      state_cell.cell_task(config, *todo[i], probe_sequences=probe_sequences),
+      None, options.chunk_epochs)
+  trained_now = 0
+  with concurrent.futures.ThreadPoolExecutor(1) as compiler:
+    # XLA compiles on one thread while a cell trains on every device.
+    pending = compile_next(0) if todo else None
+    for i, cell in enumerate(todo):
+      compiled = pending.result()
+      pending = compile_next(i + 1) if i + 1 < len(todo) else None
+      run_dir = os.path.join(workdir, "runs", cell_name(*cell))
+      try:
+        output = runner.run(compiled, run_dir)
+      except BaseException:
+        if pending is not None:
+          pending.cancel()
+        raise
+      record = state_map_records.cell_record(output, probe_sequences)
+      results.write_json_atomic(path(cell), record)
+      shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+      trained_now += 1
+      logging.info(
+          "cell %d/%d  lag %d window %d batch %d: stateful %.2f%%, "
+          "stateless %.2f%%  elapsed %.0fs", i + 1, len(todo), *cell,
+          100 * record["stateful"]["accuracy"]["mean"],
+          100 * record["stateless"]["accuracy"]["mean"],
+          time.perf_counter() - start)
+      if stop_after_cells is not None and trained_now >= stop_after_cells:
+        if pending is not None:
+          pending.cancel()
+        raise Interrupted(f"stopped after {trained_now} cells")
+  rows = []
+  for window in sorted(grid.windows):
+    for lag in sorted(grid.lags):
+      for spec in grid.batch_sizes:
+        status = state_cell.cell_status(config, lag, window, spec)
+        cell = None
+        if status == "ok":
+          batch = state_cell.batch_of(config, lag, window, spec)
+          cell = results.read_json(path((lag, window, batch)))
+        rows.append(state_map_records.summary_row(cell, lag, window, spec,
+                                                  status))
+  return {
+      "experiment": NAME,
+      "framing": "tutorial windows (data.frame_windows): N = length - lag "
+                 "- window + 1 samples per sequence",
+      "settings": _settings(config, probe_sequences),
+      "config": config.to_dict(),
+      "grid": grid.to_dict(),
+      "chance_accuracy": 1.0 / config.n_unique,
+      "cells_trained": len(all_cells),
+      "cells_trained_now": trained_now,
+      "rows": rows,
+  }
+
+
+def _percent_or_dash(summary):
+  return "-" if summary is None else tables.percent(summary["mean"])
+
+
+def _epochs(mode):
+  median = mode["epochs_to_99_median"]
+  return f"{median:.0f} ({mode['seeds_reaching_99']})" if median else "-"
+
+
+def table_rows(rows):
+  """The printed (and documented) table: one line per trained cell."""
+  out = []
+  for r in rows:
+    if r["status"] != "ok":
+      continue
+    full, free = r["stateful"], r["stateless"]
+    out.append([
+        r["lag"], r["window"], r["batch"], tables.ci_cell(full["accuracy"]),
+        tables.ci_cell(free["accuracy"]),
+        f"{100 * r['difference']['mean']:+.2f}",
+        _epochs(full), _epochs(free),
+        tables.percent(full["accuracy_other_way"]["mean"]),
+        tables.percent(free["accuracy_other_way"]["mean"]),
+        "-" if full["carried_h_norm"] is None
+        else f"{full['carried_h_norm']['mean']:.2f}",
+        _percent_or_dash(full["probe_previous_window_mean"]),
+        _percent_or_dash(full["probe_target"])])
+  return out
+
+
+TABLE_HEADER = (
+    "lag", "window", "batch", "stateful [95% CI]", "stateless [95% CI]",
+    "diff (points)", "stateful epochs to 99% (seeds)",
+    "stateless epochs to 99% (seeds)", "stateful-trained, zero state",
+    "stateless-trained, carried", "carried |h|", "probe: previous window",
+    "probe: target")
+
+
+def run(config: config_lib.EchoConfig, grid: state_cell.Grid, workdir: str,
+        options: runs.RunOptions = runs.RunOptions(),
+        start: float | None = None) -> dict[str, Any]:
+  """The map (`run_map`), then state_map.json, state_map.png and the
+  table; `start` is when the binary began."""
+  start = time.perf_counter() if start is None else start
+  record = run_map(config, grid, workdir, options)
+  record["wall_seconds_after_imports"] = time.perf_counter() - start
+  record["versions"] = results.versions()
+  results.write_json_atomic(os.path.join(workdir, f"{NAME}.json"), record)
+  state_map_records.difference_heatmap(
+      record["rows"], os.path.join(workdir, f"{NAME}.png"),
+      f"stateful - stateless test accuracy: {config.seeds} seeds/cell, "
+      f"hidden {config.hidden}, {config.epochs} epochs, "
+      f"{config.eval_sequences} test sequences")
+  print(tables.format_table(TABLE_HEADER, table_rows(record["rows"])))
+  ok = sum(r["status"] == "ok" for r in record["rows"])
+  print(f"{ok} cells (rows), {record['cells_trained']} programs; "
+        f"{record['wall_seconds_after_imports']:.1f} s after imports; "
+        f"wrote {workdir}")
+  return record

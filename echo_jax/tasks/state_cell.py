@@ -1,0 +1,320 @@
+"""A state-map cell's task: the windowed echo trained stateful and
+stateless at one (lag, window, batch size), plus the measurements that
+explain the difference.
+
+Framing: the tutorial's own (`data.frame_windows`: N = length - lag -
+window + 1 rows, those whose target has a full window behind it), so the
+lag 1 / window 5 / batch 5 cell is exactly `ignore_state`'s point and any
+cell is `python -m experiments.echo_lag --lag=L --context=W --batch_size=B`.
+The lag changes N, so each (lag, window, batch) is its own shape: its
+stateful and stateless models (variant 1 and 0) x seeds train in one
+compiled program with the tutorial's fit (`train.make_run_epochs`: Keras'
+carry, row i of batch k into row i of batch k + 1, a constant to the
+gradient, reset each epoch), whether the carry crosses batches a traced
+choice per model. Seeds are paired: stateful and stateless model s share
+initialisation and data.
+
+Evaluation (`make_evaluate`) scores every model on the test sequences both
+ways: from a zero state (stateless prediction) and with the carry across
+batches of the same size (the tutorial's `predict` after `reset_states()`),
+and measures the carried state at the start of each window j >= batch (the
+final state of window j - batch): its mean norms and how much of window
+j - batch's values and of window j's target a linear probe (ridge regression
+onto one-hot values, fitted on test sequences [0, P), scored on [P, 2P))
+decodes from it.
+"""
+
+import collections
+import dataclasses
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import models
+from echo_jax.core import train as train_lib
+from echo_jax.tasks import sweep_cell
+from echo_jax.tasks import task as task_lib
+
+# In a batch-size list: the whole sequence as one batch (N differs by cell).
+WHOLE = 0
+# Sequences per step of the evaluation loop (bounds its memory).
+DEFAULT_EVAL_BATCH = 100
+# Test sequences the probe is fitted on, and as many it is scored on (at
+# most half the test set each); accuracies use every test sequence.
+DEFAULT_PROBE_SEQUENCES = 200
+# Sequences per step of the probe's passes (their one-hot values and
+# decoded logits are large: small steps stay in cache).
+PROBE_BATCH = 10
+# Ridge penalty of the probe, relative to the mean diagonal of F^T F.
+PROBE_RIDGE = 1e-3
+# Newton-Schulz iterations of the probe's inverse (matmuls only: no batched
+# LAPACK call under vmap, which hung on two host devices, see FINDINGS).
+PROBE_ITERATIONS = 40
+
+trace_counts: collections.Counter = collections.Counter()
+
+
+def batch_name(spec: int) -> str:
+  return "whole" if spec == WHOLE else str(spec)
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+  lags: tuple[int, ...]
+  windows: tuple[int, ...]
+  batch_sizes: tuple[int, ...]  # WHOLE: the whole sequence
+
+  def to_dict(self) -> dict[str, list[Any]]:
+    return {"lags": list(self.lags), "windows": list(self.windows),
+            "batch_sizes": [batch_name(b) for b in self.batch_sizes]}
+
+
+def samples_per_sequence(config: config_lib.EchoConfig, lag: int,
+                         window: int) -> int:
+  return config.replace(lag=lag, context=window).num_samples
+
+
+def batch_of(config: config_lib.EchoConfig, lag: int, window: int,
+             spec: int) -> int:
+  n = samples_per_sequence(config, lag, window)
+  return n if spec == WHOLE else spec
+
+
+def cell_status(config: config_lib.EchoConfig, lag: int, window: int,
+                spec: int) -> str:
+  """ok; impossible (lag >= window: the target is not in the window); or
+  not_divisor (stateful training needs the batch to divide the N rows)."""
+  if lag >= window:
+    return "impossible"
+  n = samples_per_sequence(config, lag, window)
+  batch = batch_of(config, lag, window, spec)
+  return "ok" if batch <= n and n % batch == 0 else "not_divisor"
+
+
+def cells(config: config_lib.EchoConfig, grid: Grid
+          ) -> list[tuple[int, int, int]]:
+  """(lag, window, batch) of every cell to train, one program each; a batch
+  size named twice (whole and its N) trains once."""
+  out = []
+  for window in sorted(grid.windows):
+    for lag in sorted(grid.lags):
+      out.extend(sorted({
+          (lag, window, batch_of(config, lag, window, s))
+          for s in grid.batch_sizes
+          if cell_status(config, lag, window, s) == "ok"}))
+  return out
+
+
+def validate(config: config_lib.EchoConfig, grid: Grid) -> None:
+  """Raises ConfigError (one line) unless the grid can be trained."""
+  if config.framing != "window":
+    raise config_lib.ConfigError(
+        f"framing={config.framing} cannot be mapped: the map's cells are "
+        "windows (framing=window)")
+  check = sweep_cell._check_axis  # pylint: disable=protected-access
+  check("windows", grid.windows, 1, config.length,
+        f" (length={config.length})")
+  check("lags", grid.lags, 0, max(grid.windows) - 1,
+        " (a lag must be below the largest window)")
+  check("batch_sizes", grid.batch_sizes, 0, config.length,
+        f" (0 or whole: the whole sequence; length={config.length})")
+  config_lib.validate(config.replace(lag=0, context=1))
+  if config.eval_sequences < 2:
+    raise config_lib.ConfigError(
+        f"eval_sequences={config.eval_sequences} must be >= 2 (the probe "
+        "fits on some test sequences and is scored on others)")
+  for lag in grid.lags:
+    for window in grid.windows:
+      if lag < window and samples_per_sequence(config, lag, window) < 1:
+        raise config_lib.ConfigError(
+            f"windows: {window} with lag {lag} leaves no sample in a "
+            f"sequence of length={config.length}")
+  if not cells(config, grid):
+    raise config_lib.ConfigError(
+        "batch_sizes: none divides the samples per sequence of any "
+        "possible (lag, window) cell")
+
+
+def cell_config(config: config_lib.EchoConfig, lag: int, window: int,
+                batch: int) -> config_lib.EchoConfig:
+  """A cell's static shapes; stateful so that validation checks that the
+  batch divides N (each model's carry is chosen by its variant)."""
+  return config.replace(lag=lag, context=window, batch_size=batch,
+                        stateful=True)
+
+
+STATEFUL, STATELESS = 1, 0
+VARIANTS = (STATEFUL, STATELESS)
+VARIANT_NAMES = ("stateful", "stateless")
+
+
+def make_rollout(shape_config: config_lib.EchoConfig):
+  """rollout(params, windows_NxC) -> (logits from a zero state (N, V),
+  logits with the carry across batches (N, V), carried state at each
+  window's start (c_NxH, h_NxH)) for one sequence."""
+  model = models.make_model(shape_config)
+  n, b = shape_config.num_samples, shape_config.batch_size
+  k, hidden = n // b, shape_config.hidden
+
+  def apply(params, ids_BxC, carry):
+    return model.apply({"params": params},
+                       models.model_inputs(shape_config, ids_BxC), carry)
+
+  def rollout(params, windows_NxC):
+    zero_logits_NxV, _ = apply(params, windows_NxC, None)
+
+    def step(carry, ids_BxC):
+      logits_BxV, final = apply(params, ids_BxC, carry)
+      return final, (logits_BxV, carry)
+
+    _, (logits_KxBxV, (c_KxBxH, h_KxBxH)) = jax.lax.scan(
+        step, models.zero_carry(b, hidden), windows_NxC.reshape(k, b, -1))
+    return (zero_logits_NxV, logits_KxBxV.reshape(n, -1),
+            (c_KxBxH.reshape(n, hidden), h_KxBxH.reshape(n, hidden)))
+
+  return rollout
+
+
+def _inverse_spd(a_FxF: chex.Array) -> chex.Array:
+  """Newton-Schulz inverse of a symmetric positive definite matrix."""
+  eye = jnp.eye(a_FxF.shape[0], dtype=a_FxF.dtype)
+  x = eye / jnp.trace(a_FxF)
+  return jax.lax.fori_loop(0, PROBE_ITERATIONS,
+                           lambda _, x: x @ (2 * eye - a_FxF @ x), x)
+
+
+def make_evaluate(shape_config: config_lib.EchoConfig, eval_batch: int,
+                  probe_sequences: int = DEFAULT_PROBE_SEQUENCES):
+  """evaluate(params, sequences_SxL, variant) -> dict of counts and sums
+  (see the module docstring); `probe_correct_P` holds, for the window's C
+  positions of window j - batch (oldest first) and then window j's target,
+  the held-out probe's correct decodes."""
+  rollout = make_rollout(shape_config)
+  n, b, c = shape_config.num_samples, shape_config.batch_size, \
+      shape_config.context
+  vocab, hidden = shape_config.n_unique, shape_config.hidden
+  features = 2 * hidden + 1
+  carried_rows = jnp.arange(n) >= b  # windows whose start state is carried
+
+  def one_sequence(params, sequence_L):
+    windows_NxC, targets_N = data.frame_windows(sequence_L,
+                                                shape_config.lag, c)
+    zero_NxV, carried_NxV, (c_NxH, h_NxH) = rollout(params, windows_NxC)
+    f_NxF = jnp.concatenate([h_NxH, c_NxH, jnp.ones((n, 1))], -1)
+    # Values to decode from row j's start state: window j - b, then the
+    # target of window j (rows j < b are masked out).
+    source_NxC = jnp.roll(windows_NxC, b, axis=0)
+    values_NxP = jnp.concatenate([source_NxC, targets_N[:, None]], -1)
+    return {
+        "correct_zero": jnp.sum(jnp.argmax(zero_NxV, -1) == targets_N),
+        "correct_carried": jnp.sum(jnp.argmax(carried_NxV, -1) == targets_N),
+        "h_norm": jnp.sum(jnp.linalg.norm(h_NxH, axis=-1) * carried_rows),
+        "c_norm": jnp.sum(jnp.linalg.norm(c_NxH, axis=-1) * carried_rows),
+    }, f_NxF, values_NxP
+
+  def batches(sequences_SxL, fn, init, size=eval_batch):
+    """Sums fn(batch of sequences, valid mask) over the sequences, `size`
+    at a time (padded and masked)."""
+    num = sequences_SxL.shape[0]
+    size = min(size, num)
+    steps = -(-num // size)
+    padded = jnp.pad(sequences_SxL, ((0, steps * size - num), (0, 0)))
+    valid = (jnp.arange(steps * size) < num).reshape(steps, size)
+    total, _ = jax.lax.scan(
+        lambda total, chunk: (jax.tree.map(jnp.add, total, fn(*chunk)), None),
+        init, (padded.reshape(steps, size, -1), valid))
+    return total
+
+  def evaluate(params, sequences_SxL, variant):
+    del variant  # both ways, whichever way the model was trained
+    trace_counts["evaluate", shape_config.lag, c, b] += 1
+    framed = lambda seqs: jax.vmap(
+        lambda s: one_sequence(params, s))(seqs)
+
+    def scores(sums_B, valid_B):
+      return jax.tree.map(
+          lambda v: jnp.sum(jnp.where(valid_B, v, 0), 0), sums_B)
+
+    def fit_stats(seqs_BxL, valid_B):
+      sums_B, f_BxNxF, values_BxNxP = framed(seqs_BxL)
+      mask_BxN = (valid_B[:, None] & carried_rows[None]).astype(jnp.float32)
+      f_BxNxF = f_BxNxF * mask_BxN[..., None]
+      onehot_BxNxPxV = jax.nn.one_hot(values_BxNxP, vocab)
+      return (scores(sums_B, valid_B),
+              jnp.einsum("bnf,bng->fg", f_BxNxF, f_BxNxF),
+              jnp.einsum("bnf,bnpv->pvf", f_BxNxF, onehot_BxNxPxV))
+
+    def probe_scores(w_PxFxV):
+      def fn(seqs_BxL, valid_B):
+        sums_B, f_BxNxF, values_BxNxP = framed(seqs_BxL)
+        decoded_BxNxP = jnp.argmax(
+            jnp.einsum("bnf,pfv->bnpv", f_BxNxF, w_PxFxV), -1)
+        hits_BxNxP = ((decoded_BxNxP == values_BxNxP)
+                      & valid_B[:, None, None] & carried_rows[None, :, None])
+        return scores(sums_B, valid_B), jnp.sum(hits_BxNxP, (0, 1))
+      return fn
+
+    def accuracy_only(seqs_BxL, valid_B):
+      return scores(framed(seqs_BxL)[0], valid_B)
+
+    zero_sums = jax.tree.map(
+        lambda x: jnp.zeros(x.shape[1:], x.dtype),
+        jax.eval_shape(framed, sequences_SxL[:1])[0])
+    num = sequences_SxL.shape[0]
+    probe = min(probe_sequences, num // 2)
+    sums_a, ftf_FxF, fty_PxVxF = batches(
+        sequences_SxL[:probe], fit_stats,
+        (zero_sums, jnp.zeros((features, features)),
+         jnp.zeros((c + 1, vocab, features))), PROBE_BATCH)
+    ridge = PROBE_RIDGE * jnp.trace(ftf_FxF) / features + 1e-6
+    inverse_FxF = _inverse_spd(ftf_FxF + ridge * jnp.eye(features))
+    w_PxFxV = jnp.einsum("fg,pvg->pfv", inverse_FxF, fty_PxVxF)
+    sums_b, probe_correct_P = batches(
+        sequences_SxL[probe:2 * probe], probe_scores(w_PxFxV),
+        (zero_sums, jnp.zeros((c + 1,), jnp.int32)), PROBE_BATCH)
+    out = jax.tree.map(jnp.add, sums_a, sums_b)
+    if num > 2 * probe:
+      out = jax.tree.map(jnp.add, out, batches(
+          sequences_SxL[2 * probe:], accuracy_only, zero_sums))
+    out["probe_correct_P"] = probe_correct_P
+    return out
+
+  return evaluate
+
+
+def cell_task(config: config_lib.EchoConfig, lag: int, window: int,
+              batch: int, eval_batch: int = DEFAULT_EVAL_BATCH,
+              probe_sequences: int = DEFAULT_PROBE_SEQUENCES
+              ) -> task_lib.Task:
+  """The task of one (lag, window, batch) cell: a stateful and a stateless
+  model per seed (variants 1 and 0, paired seeds)."""
+  shape_config = cell_config(config, lag, window, batch)
+  config_lib.validate(shape_config)
+
+  def make_chunk(task, num_epochs):
+    del task
+    chunk = train_lib.make_run_epochs(
+        shape_config, num_epochs, None,
+        lambda variant: variant == STATEFUL)
+
+    def counted_fit(*args):
+      trace_counts["train", lag, window, batch] += 1
+      return chunk.fit(*args)
+
+    return chunk._replace(fit=counted_fit)
+
+  identity = {**shape_config.to_dict(), "task": "state_map_cell",
+              "variants": list(VARIANT_NAMES),
+              "probe_sequences": probe_sequences}
+  return task_lib.Task(
+      name=f"lag {lag} window {window} batch {batch}", config=shape_config,
+      frame=None, init=lambda key: models.init_params(shape_config, key),
+      apply=None, variants=VARIANTS, variant_names=VARIANT_NAMES,
+      make_chunk=make_chunk,
+      make_evaluate=lambda task: make_evaluate(shape_config, eval_batch,
+                                               probe_sequences),
+      identity=identity)
