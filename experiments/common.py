@@ -4,6 +4,10 @@ Importing this module first exposes one XLA host device per CPU core (before
 JAX initialises), so every binary uses all cores by default; set
 ECHO_JAX_HOST_DEVICES=N to choose, 0 to leave XLA_FLAGS alone. It also keeps
 OpenBLAS to one thread unless OPENBLAS_NUM_THREADS is set (see host_devices).
+
+Every binary runs as N cooperating processes (one per host: docs/scaling.md)
+when a launcher starts it (SLURM, Open MPI, a Cloud TPU pod: detected) or
+with --coordinator_address, --num_processes and --process_id.
 """
 
 # pylint: disable=g-import-not-at-top
@@ -15,6 +19,7 @@ host_devices.single_threaded_blas()
 import logging
 import os
 import sys
+import traceback
 from typing import Any, Callable, Sequence
 
 from absl import app
@@ -50,6 +55,26 @@ _TENSORBOARD = flags.DEFINE_boolean(
     "extra: pip install -r requirements-tensorboard.txt).")
 _DEBUG_NANS = flags.DEFINE_boolean(
     "debug_nans", False, "Turn on jax_debug_nans (slow; finds the NaN op).")
+# A multi-process run (docs/scaling.md). Unset, each falls back to
+# $ECHO_JAX_<NAME in capitals>, so one command line can serve every process.
+_COORDINATOR_ADDRESS = flags.DEFINE_string(
+    "coordinator_address", None,
+    "HOST:PORT of process 0, where the processes of a multi-process run meet "
+    "(jax.distributed). Give it with --num_processes and --process_id; "
+    "default: detected from SLURM, Open MPI or a Cloud TPU pod, else one "
+    "process.")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Processes of a multi-process run (>= 1).")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None,
+    "This process's index in [0, --num_processes); process 0 writes the "
+    "results.")
+_DISTRIBUTED_TIMEOUT = flags.DEFINE_integer(
+    "distributed_timeout", 60,
+    "Seconds a process of a multi-process run waits for the others: to "
+    "start, and at each gather or checkpoint; then it exits with one line.")
+# Flags that may differ between the processes of one run.
+PER_PROCESS_FLAGS = ("process_id", "compilation_cache")
 
 CONFIG_FLAGS = tuple(config_lib.FIELD_HELP)
 
@@ -57,8 +82,59 @@ CONFIG_FLAGS = tuple(config_lib.FIELD_HELP)
 def fail(message: str, status: int = 2) -> None:
   """One line on stderr and a non-zero exit: 2 for bad input (how every
   invalid flag or config ends), 1 for a run that failed."""
+  from echo_jax.runtime import distributed  # pylint: disable=g-import-not-at-top
+  if distributed.is_multiprocess():
+    # Not sys.exit: jax's shutdown would wait for every peer, and a peer
+    # still training waits for this one at its next gather.
+    from echo_jax.runtime import workdirs  # pylint: disable=g-import-not-at-top
+    workdirs.release_all()
+    distributed.exit_now(message, status)
   print(f"error: {message}", file=sys.stderr)
   sys.exit(status)
+
+
+def _launch_value(flag):
+  """A multi-process flag's value, else $ECHO_JAX_<NAME>, else None."""
+  if flag.value is not None:
+    return flag.value
+  text = os.environ.get(f"ECHO_JAX_{flag.name.upper()}")
+  if text is None or text == "":
+    return None
+  if flag.name != "coordinator_address":
+    try:
+      return int(text)
+    except ValueError:
+      raise config_lib.ConfigError(
+          f"ECHO_JAX_{flag.name.upper()}={text!r} must be an integer"
+      ) from None
+  return text
+
+
+def start_processes() -> None:
+  """Joins a multi-process run if one was asked for or launched (every
+  process then checks that all were given the same flags); its processes
+  other than 0 write no logs and print nothing."""
+  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging
+  from echo_jax.runtime import distributed
+  if not distributed.initialize(
+      _launch_value(_COORDINATOR_ADDRESS), _launch_value(_NUM_PROCESSES),
+      _launch_value(_PROCESS_ID), _DISTRIBUTED_TIMEOUT.value):
+    return
+  if not distributed.is_writer():
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    sys.stdout = open(os.devnull, "w")  # pylint: disable=consider-using-with
+  given = sorted(f"{name}={flags.FLAGS[name].value!r}" for name in flags.FLAGS
+                 if flags.FLAGS[name].present and name not in PER_PROCESS_FLAGS)
+  distributed.check_same_everywhere(
+      "\n".join([os.path.basename(sys.argv[0])] + given), "the flags given",
+      "start every process with the same command (only --process_id may "
+      "differ)")
+  if not _WORKDIR.value:
+    # The default is a fresh name per process (it carries the pid).
+    raise config_lib.ConfigError(
+        "a multi-process run needs --workdir: one folder every process sees "
+        "(a shared file system)")
 
 
 def parse_flags(argv: Sequence[str]) -> list[str]:
@@ -116,7 +192,11 @@ def resolve_workdir(name: str) -> str:
   """--workdir (default: a fresh runs/<name>-<time>-<pid>), checked
   writable and locked for this process (`workdirs.claim`: a run that fails
   before writing leaves nothing behind)."""
-  from echo_jax.runtime import workdirs  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from echo_jax.runtime import distributed
+  from echo_jax.runtime import workdirs
+  if not distributed.is_writer():
+    return _WORKDIR.value  # process 0 checks and locks it; we only read
   return workdirs.claim(_WORKDIR.value or workdirs.fresh_name(name))
 
 
@@ -128,12 +208,14 @@ def run_main(body: Callable[[], None]) -> None:
     # JAX reports each absent accelerator plugin at INFO, orbax every step
     # of every save: keep INFO for our progress lines.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    logging.getLogger("jax._src.distributed").setLevel(logging.WARNING)
     logging.getLogger("absl").addFilter(
         lambda record: "/orbax/" not in record.pathname)
     try:
       if _CHUNK_EPOCHS.value is not None and _CHUNK_EPOCHS.value < 1:
         raise config_lib.ConfigError(
             f"chunk_epochs={_CHUNK_EPOCHS.value} must be >= 1")
+      start_processes()
       # pylint: disable=g-import-not-at-top
       from echo_jax.runtime import compilation_cache
       cache = _COMPILATION_CACHE.value
@@ -149,6 +231,17 @@ def run_main(body: Callable[[], None]) -> None:
       fail(str(e))
     except FloatingPointError as e:
       fail(str(e).splitlines()[0], status=1)
+    except Exception as e:  # pylint: disable=broad-except
+      # pylint: disable=g-import-not-at-top
+      from echo_jax.runtime import distributed
+      if isinstance(e, distributed.PeerLostError):
+        fail(str(e), status=1)
+      if not distributed.is_multiprocess():
+        raise
+      # A bug: its traceback, then out without jax's shutdown, which would
+      # wait for peers that may be waiting for this process.
+      traceback.print_exc()
+      fail(f"{type(e).__name__} (traceback above)", status=1)
     except KeyboardInterrupt:
       # pylint: disable=g-import-not-at-top
       from echo_jax.runtime import chunked
