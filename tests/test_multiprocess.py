@@ -20,11 +20,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 240  # seconds per command: a bound, not an expectation
 # Short enough to keep the tests bounded, long enough for a loaded machine.
 DISTRIBUTED_TIMEOUT = "--distributed_timeout=20"
-ECHO = ["--seeds=4", "--epochs=300", "--hidden=8", "--eval_sequences=20",
-        "--chunk_epochs=20", "--compilation_cache="]
+# Chunks of 40 epochs, each checkpointed: long enough to be killed between.
+ECHO = ["--seeds=4", "--epochs=400", "--hidden=8", "--eval_sequences=10",
+        "--chunk_epochs=40", "--compilation_cache="]
 SWEEP = ["--length=9", "--n_unique=6", "--batch_size=3", "--epochs=20",
          "--seeds=2", "--eval_sequences=10", "--hidden_sizes=4",
-         "--lags=0,1,2", "--contexts=2,3", "--chunk_epochs=10",
+         "--lags=0,1,2", "--contexts=3", "--chunk_epochs=10",
          "--compilation_cache="]
 
 
@@ -112,31 +113,40 @@ def wait_for_checkpoint(run_dir, processes, seconds=TIMEOUT):
   return False
 
 
-_REFERENCE = {}
-
-
-def echo_reference(test):
-  """echo_lag's files as 1 process x 2 devices (once per test process)."""
-  if "echo" not in _REFERENCE:
-    workdir = os.path.join(make_tempdir(test), "one")
-    result = one_process("echo_lag", ECHO, workdir)
-    test.assertEqual(result.returncode, 0, result.stderr[-3000:])
-    _REFERENCE["echo"] = results(workdir, "resumed_from_epoch")
-  return _REFERENCE["echo"]
-
-
 class SameBitsTest(absltest.TestCase):
 
   def test_echo_lag_two_processes_equal_one_process_two_devices(self):
-    workdir = os.path.join(make_tempdir(self), "two")
-    run_processes(self, "echo_lag", ECHO, workdir)
-    got = results(workdir, "resumed_from_epoch")
-    want = echo_reference(self)
-    self.assertEqual(got, want)
-    with open(os.path.join(workdir, "echo_lag.json")) as f:
-      record = json.load(f)
-    self.assertLen(record["eval_accuracy_per_seed"], 4)
-    self.assertLen(record["versions"]["devices"], 2)
+    # One test, three runs against one reference: each launch costs seconds
+    # of start-up and compilation.
+    tmp = make_tempdir(self)
+    one = one_process("echo_lag", ECHO, os.path.join(tmp, "one"))
+    self.assertEqual(one.returncode, 0, one.stderr[-3000:])
+    want = results(os.path.join(tmp, "one"), "resumed_from_epoch")
+    # The 2-process runs share a fresh compilation cache: it halved their
+    # compile seconds here (the 1-process programs are others).
+    two = ECHO + [f"--compilation_cache={os.path.join(tmp, 'cache')}"]
+    with self.subTest("uninterrupted"):
+      workdir = os.path.join(tmp, "two")
+      run_processes(self, "echo_lag", two, workdir)
+      self.assertEqual(results(workdir, "resumed_from_epoch"), want)
+      with open(os.path.join(workdir, "echo_lag.json")) as f:
+        record = json.load(f)
+      self.assertLen(record["eval_accuracy_per_seed"], 4)
+      self.assertLen(record["versions"]["devices"], 2)
+    with self.subTest("both killed after a checkpoint, then resumed"):
+      workdir = os.path.join(tmp, "killed")
+      processes = start_processes("echo_lag", two, workdir)
+      self.addCleanup(lambda: [p.kill() for p in processes])
+      self.assertTrue(wait_for_checkpoint(os.path.join(workdir, "echo_lag"),
+                                          processes))
+      for p in processes:
+        p.kill()
+        p.wait()
+      self.assertFalse(os.path.exists(os.path.join(workdir, "echo_lag.json")))
+      run_processes(self, "echo_lag", two, workdir)
+      with open(os.path.join(workdir, "echo_lag.json")) as f:
+        self.assertGreater(json.load(f)["resumed_from_epoch"], 0)
+      self.assertEqual(results(workdir, "resumed_from_epoch"), want)
 
   def test_sweep_two_processes_equal_one_process_cell_for_cell(self):
     tmp = make_tempdir(self)
@@ -146,32 +156,13 @@ class SameBitsTest(absltest.TestCase):
     want, got = (results(os.path.join(tmp, name), "wall_seconds_after_imports")
                  for name in ("one", "two"))
     cells = sorted(k for k in want if k.startswith("cells/"))
-    self.assertLen(cells, 5)  # lags 0-2 in window 3, lags 0-1 in window 2
+    self.assertLen(cells, 3)  # lags 0-2 in windows of 3
     self.assertEqual(got, want)
-
-  def test_both_killed_after_a_checkpoint_resume_to_the_same_bits(self):
-    workdir = os.path.join(make_tempdir(self), "two")
-    processes = start_processes("echo_lag", ECHO, workdir)
-    self.addCleanup(lambda: [p.kill() for p in processes])
-    self.assertTrue(wait_for_checkpoint(os.path.join(workdir, "echo_lag"),
-                                        processes))
-    for p in processes:
-      p.kill()
-      p.wait()
-    self.assertFalse(os.path.exists(os.path.join(workdir, "echo_lag.json")))
-    resumed = start_processes("echo_lag", ECHO, workdir)
-    ended = finish(self, resumed)
-    for code, stderr in ended:
-      self.assertEqual(code, 0, stderr[-3000:])
-    with open(os.path.join(workdir, "echo_lag.json")) as f:
-      self.assertGreater(json.load(f)["resumed_from_epoch"], 0)
-    self.assertEqual(results(workdir, "resumed_from_epoch"),
-                     echo_reference(self))
 
 
 class LostProcessTest(parameterized.TestCase):
 
-  LONG = ["--seeds=2", "--epochs=20000", "--hidden=8", "--eval_sequences=10",
+  LONG = ["--seeds=2", "--epochs=20000", "--hidden=4", "--eval_sequences=4",
           "--chunk_epochs=20", "--compilation_cache="]
 
   def test_survivor_exits_with_one_line_and_no_result_files(self):
@@ -185,8 +176,11 @@ class LostProcessTest(parameterized.TestCase):
     (code, stderr), _ = finish(self, processes, timeout=60)
     self.assertLess(time.time() - killed, 40)
     line = last_error_line(self, code, stderr, 1)
-    self.assertRegex(line, r"^error: .*another process died or left the run"
-                     r".*rerun the same command on every process to resume$")
+    # Seen at the next gather (the connection closes), or by the bounded
+    # wait if the survivor was waiting in a checkpoint's barrier.
+    self.assertRegex(line, r"^error: .*(another process died or left the run|"
+                     r"a process died or hangs).*rerun the same command on "
+                     r"every process to resume$")
     self.assertFalse(os.path.exists(os.path.join(workdir, "echo_lag.json")))
     self.assertFalse(any(n.startswith(".tmp-") for n in os.listdir(run_dir)))
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:

@@ -99,7 +99,6 @@ def initialize(coordinator_address: str | None = None,
   given. Returns whether this is a multi-process run. Must come before
   anything initialises a JAX backend. ConfigError (one line) if the
   coordinator does not answer within `timeout_seconds`."""
-  import jax  # pylint: disable=g-import-not-at-top
   explicit = check_launch(coordinator_address, num_processes, process_id)
   launcher = None if explicit or coordinator_address else detected_launcher()
   if not explicit and launcher is None:
@@ -107,6 +106,7 @@ def initialize(coordinator_address: str | None = None,
   if timeout_seconds < 1:
     raise config_lib.ConfigError(
         f"distributed_timeout={timeout_seconds} must be >= 1")
+  import jax  # pylint: disable=g-import-not-at-top
   _timeout["seconds"] = timeout_seconds
   # Gloo is jax's CPU default; set it so a CPU run never depends on that.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -224,9 +224,14 @@ def to_host(tree: Any) -> Any:
       lambda x: x.sharding.update(spec=jax.sharding.PartitionSpec())
       if hasattr(x, "sharding") else None, tree)
   with bounded("a gather of results"):
-    gathered = jax.jit(lambda t: t, out_shardings=replicated)(tree)
+    # A module-level function: jit's cache then holds one program per tree.
+    gathered = jax.jit(_identity, out_shardings=replicated)(tree)
     return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)),
                         gathered)
+
+
+def _identity(tree: Any) -> Any:
+  return tree
 
 
 def put(tree: Any, sharding: Any) -> Any:
@@ -256,7 +261,9 @@ def check_same_everywhere(text: str, what: str, advice: str) -> None:
   differing = [i for i in range(jax.process_count())
                if not np.array_equal(digests[i], digests[0])]
   if differing:
+    several = len(differing) > 1
     raise config_lib.ConfigError(
-        f"process{'es' if len(differing) > 1 else ''} "
-        f"{', '.join(map(str, differing))} differ{'' if len(differing) > 1 else 's'}"
-        f" from process 0 in {what}: {advice}")
+        f"{'processes' if several else 'process'} "
+        f"{', '.join(map(str, differing))} "
+        f"{'differ' if several else 'differs'} from process 0 in {what}: "
+        f"{advice}")
