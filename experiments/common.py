@@ -6,8 +6,7 @@ ECHO_JAX_HOST_DEVICES=N to choose, 0 to leave XLA_FLAGS alone. It also keeps
 OpenBLAS to one thread unless OPENBLAS_NUM_THREADS is set (see host_devices).
 
 Every binary runs as N cooperating processes (one per host: docs/scaling.md)
-when a launcher starts it (SLURM, Open MPI, a Cloud TPU pod: detected) or
-with --coordinator_address, --num_processes and --process_id.
+when a launcher starts it or with the flags of `experiments.processes`.
 """
 
 # pylint: disable=g-import-not-at-top
@@ -26,6 +25,7 @@ from absl import app
 from absl import flags
 
 from echo_jax.core import config as config_lib
+from experiments import processes
 
 # Flags left unset (None) keep the experiment's preset value.
 _WORKDIR = flags.DEFINE_string(
@@ -55,27 +55,6 @@ _TENSORBOARD = flags.DEFINE_boolean(
     "extra: pip install -r requirements-tensorboard.txt).")
 _DEBUG_NANS = flags.DEFINE_boolean(
     "debug_nans", False, "Turn on jax_debug_nans (slow; finds the NaN op).")
-# A multi-process run (docs/scaling.md). Unset, each falls back to
-# $ECHO_JAX_<NAME in capitals>, so one command line can serve every process.
-_COORDINATOR_ADDRESS = flags.DEFINE_string(
-    "coordinator_address", None,
-    "HOST:PORT of process 0, where the processes of a multi-process run meet "
-    "(jax.distributed). Give it with --num_processes and --process_id; "
-    "default: detected from SLURM, Open MPI or a Cloud TPU pod, else one "
-    "process.")
-_NUM_PROCESSES = flags.DEFINE_integer(
-    "num_processes", None, "Processes of a multi-process run (>= 1).")
-_PROCESS_ID = flags.DEFINE_integer(
-    "process_id", None,
-    "This process's index in [0, --num_processes); process 0 writes the "
-    "results.")
-_DISTRIBUTED_TIMEOUT = flags.DEFINE_integer(
-    "distributed_timeout", 60,
-    "Seconds a process of a multi-process run waits for the others: to "
-    "start, and at each gather or checkpoint; then it exits with one line.")
-# Flags that may differ between the processes of one run.
-PER_PROCESS_FLAGS = ("process_id", "compilation_cache")
-
 CONFIG_FLAGS = tuple(config_lib.FIELD_HELP)
 
 
@@ -91,50 +70,6 @@ def fail(message: str, status: int = 2) -> None:
     distributed.exit_now(message, status)
   print(f"error: {message}", file=sys.stderr)
   sys.exit(status)
-
-
-def _launch_value(flag):
-  """A multi-process flag's value, else $ECHO_JAX_<NAME>, else None."""
-  if flag.value is not None:
-    return flag.value
-  text = os.environ.get(f"ECHO_JAX_{flag.name.upper()}")
-  if text is None or text == "":
-    return None
-  if flag.name != "coordinator_address":
-    try:
-      return int(text)
-    except ValueError:
-      raise config_lib.ConfigError(
-          f"ECHO_JAX_{flag.name.upper()}={text!r} must be an integer"
-      ) from None
-  return text
-
-
-def start_processes() -> None:
-  """Joins a multi-process run if one was asked for or launched (every
-  process then checks that all were given the same flags); its processes
-  other than 0 write no logs and print nothing."""
-  # pylint: disable=g-import-not-at-top
-  from absl import logging as absl_logging
-  from echo_jax.runtime import distributed
-  if not distributed.initialize(
-      _launch_value(_COORDINATOR_ADDRESS), _launch_value(_NUM_PROCESSES),
-      _launch_value(_PROCESS_ID), _DISTRIBUTED_TIMEOUT.value):
-    return
-  if not distributed.is_writer():
-    absl_logging.set_verbosity(absl_logging.ERROR)
-    sys.stdout = open(os.devnull, "w")  # pylint: disable=consider-using-with
-  given = sorted(f"{name}={flags.FLAGS[name].value!r}" for name in flags.FLAGS
-                 if flags.FLAGS[name].present and name not in PER_PROCESS_FLAGS)
-  distributed.check_same_everywhere(
-      "\n".join([os.path.basename(sys.argv[0])] + given), "the flags given",
-      "start every process with the same command (only --process_id may "
-      "differ)")
-  if not _WORKDIR.value:
-    # The default is a fresh name per process (it carries the pid).
-    raise config_lib.ConfigError(
-        "a multi-process run needs --workdir: one folder every process sees "
-        "(a shared file system)")
 
 
 def parse_flags(argv: Sequence[str]) -> list[str]:
@@ -215,7 +150,7 @@ def run_main(body: Callable[[], None]) -> None:
       if _CHUNK_EPOCHS.value is not None and _CHUNK_EPOCHS.value < 1:
         raise config_lib.ConfigError(
             f"chunk_epochs={_CHUNK_EPOCHS.value} must be >= 1")
-      start_processes()
+      processes.start(workdir_given=bool(_WORKDIR.value))
       # pylint: disable=g-import-not-at-top
       from echo_jax.runtime import compilation_cache
       cache = _COMPILATION_CACHE.value
