@@ -4,6 +4,9 @@ Importing this module first exposes one XLA host device per CPU core (before
 JAX initialises), so every binary uses all cores by default; set
 ECHO_JAX_HOST_DEVICES=N to choose, 0 to leave XLA_FLAGS alone. It also keeps
 OpenBLAS to one thread unless OPENBLAS_NUM_THREADS is set (see host_devices).
+
+Every binary runs as N cooperating processes (one per host: docs/scaling.md)
+when a launcher starts it or with the flags of `experiments.processes`.
 """
 
 # pylint: disable=g-import-not-at-top
@@ -15,12 +18,14 @@ host_devices.single_threaded_blas()
 import logging
 import os
 import sys
+import traceback
 from typing import Any, Callable, Sequence
 
 from absl import app
 from absl import flags
 
 from echo_jax.core import config as config_lib
+from experiments import processes
 
 # Flags left unset (None) keep the experiment's preset value.
 _WORKDIR = flags.DEFINE_string(
@@ -50,13 +55,19 @@ _TENSORBOARD = flags.DEFINE_boolean(
     "extra: pip install -r requirements-tensorboard.txt).")
 _DEBUG_NANS = flags.DEFINE_boolean(
     "debug_nans", False, "Turn on jax_debug_nans (slow; finds the NaN op).")
-
 CONFIG_FLAGS = tuple(config_lib.FIELD_HELP)
 
 
 def fail(message: str, status: int = 2) -> None:
   """One line on stderr and a non-zero exit: 2 for bad input (how every
   invalid flag or config ends), 1 for a run that failed."""
+  from echo_jax.runtime import distributed  # pylint: disable=g-import-not-at-top
+  if distributed.is_multiprocess():
+    # Not sys.exit: jax's shutdown would wait for every peer, and a peer
+    # still training waits for this one at its next gather.
+    from echo_jax.runtime import workdirs  # pylint: disable=g-import-not-at-top
+    workdirs.release_all()
+    distributed.exit_now(message, status)
   print(f"error: {message}", file=sys.stderr)
   sys.exit(status)
 
@@ -116,7 +127,11 @@ def resolve_workdir(name: str) -> str:
   """--workdir (default: a fresh runs/<name>-<time>-<pid>), checked
   writable and locked for this process (`workdirs.claim`: a run that fails
   before writing leaves nothing behind)."""
-  from echo_jax.runtime import workdirs  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from echo_jax.runtime import distributed
+  from echo_jax.runtime import workdirs
+  if not distributed.is_writer():
+    return _WORKDIR.value  # process 0 checks and locks it; we only read
   return workdirs.claim(_WORKDIR.value or workdirs.fresh_name(name))
 
 
@@ -128,12 +143,14 @@ def run_main(body: Callable[[], None]) -> None:
     # JAX reports each absent accelerator plugin at INFO, orbax every step
     # of every save: keep INFO for our progress lines.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    logging.getLogger("jax._src.distributed").setLevel(logging.WARNING)
     logging.getLogger("absl").addFilter(
         lambda record: "/orbax/" not in record.pathname)
     try:
       if _CHUNK_EPOCHS.value is not None and _CHUNK_EPOCHS.value < 1:
         raise config_lib.ConfigError(
             f"chunk_epochs={_CHUNK_EPOCHS.value} must be >= 1")
+      processes.start(workdir_given=bool(_WORKDIR.value))
       # pylint: disable=g-import-not-at-top
       from echo_jax.runtime import compilation_cache
       cache = _COMPILATION_CACHE.value
@@ -149,6 +166,17 @@ def run_main(body: Callable[[], None]) -> None:
       fail(str(e))
     except FloatingPointError as e:
       fail(str(e).splitlines()[0], status=1)
+    except Exception as e:  # pylint: disable=broad-except
+      # pylint: disable=g-import-not-at-top
+      from echo_jax.runtime import distributed
+      if isinstance(e, distributed.PeerLostError):
+        fail(str(e), status=1)
+      if not distributed.is_multiprocess():
+        raise
+      # A bug: its traceback, then out without jax's shutdown, which would
+      # wait for peers that may be waiting for this process.
+      traceback.print_exc()
+      fail(f"{type(e).__name__} (traceback above)", status=1)
     except KeyboardInterrupt:
       # pylint: disable=g-import-not-at-top
       from echo_jax.runtime import chunked

@@ -12,8 +12,9 @@ context's row count), batch 5, the tutorial's 2000 epochs. Cells with lag >= con
 as impossible and not trained. All lags x seeds of one (context, hidden)
 pair train in one compiled program, sharded over the visible devices (one
 host device per core on a CPU, GPUs or a TPU slice the same way). Several
-hosts (jax.distributed.initialize() first, the same command on each) are
-untested.
+processes or hosts (the same command on each, with --coordinator_address,
+--num_processes and --process_id, or started by SLURM or on a TPU pod) run
+it as one program: docs/scaling.md.
 
 Writes into --workdir: cells/*.json (one per finished cell: rerunning with
 the same --workdir resumes), groups/<group>/ (checkpoints of the group in

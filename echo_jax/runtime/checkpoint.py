@@ -1,8 +1,12 @@
 """Checkpoints of a multi-seed run's TrainState, with orbax.
 
-The state is saved as host numpy arrays (gathered from all devices), so a run
+The state is saved as host numpy arrays (gathered from all devices, and of
+a multi-process run from every process: `distributed.to_host`), so a run
 can resume on another device layout; `restore_latest` returns numpy too and
-the caller shards it again.
+the caller shards it again. Of a multi-process run every process calls
+save and restore (orbax's multi-process mode: it synchronises them, and
+process 0 writes the numpy arrays every process holds), so the checkpoint
+folder must be one folder every process sees (a shared file system).
 """
 
 import os
@@ -13,6 +17,8 @@ from absl import logging
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from echo_jax.runtime import distributed
 
 
 class Checkpointer:
@@ -33,8 +39,9 @@ class Checkpointer:
   def save(self, step: int, state: Any) -> None:
     # Host copies: the save is asynchronous, and the caller may reuse (or
     # donate) the arrays as soon as this returns.
-    host_state = jax.tree.map(np.array, state)
-    self._manager.save(step, args=ocp.args.StandardSave(host_state))
+    host_state = jax.tree.map(np.array, distributed.to_host(state))
+    with distributed.bounded("a checkpoint's save"):
+      self._manager.save(step, args=ocp.args.StandardSave(host_state))
 
   def restore_latest(self, like: Any) -> Any | None:
     """The newest intact state (shaped like `like`), or None. A checkpoint
@@ -58,6 +65,8 @@ class Checkpointer:
     return None
 
   def _move_aside(self, step: int) -> str:
+    if not distributed.is_writer():
+      return "damaged/ (by process 0)"  # the others skip it the same way
     damaged = os.path.join(os.path.dirname(self._directory), "damaged")
     os.makedirs(damaged, exist_ok=True)
     target = os.path.join(damaged, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -16,11 +16,11 @@ import time
 from typing import Any, Callable, NamedTuple
 
 from absl import logging
-import jax
 import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.runtime import checkpoint
+from echo_jax.runtime import distributed
 from echo_jax.runtime import results
 
 
@@ -109,7 +109,7 @@ def claim_run_dir(run_dir: str, identity: dict[str, Any],
     trained = has_trained(run_dir)
   check_run_dir(run_dir, identity, claim_file, trained)
   path = os.path.join(run_dir, claim_file)
-  if os.path.exists(path) and not trained:
+  if os.path.exists(path) and not trained and distributed.is_writer():
     os.remove(path)
   results.claim_json(path, identity)
 
@@ -210,15 +210,21 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
   accuracy_MxE = np.zeros((num_models, total_epochs), np.float32)
   if run_dir is not None:
     claim_run_dir(run_dir, identity or {})
-    checkpointer = checkpoint.Checkpointer(os.path.join(run_dir, "checkpoints"))
-    restored = checkpointer.restore_latest(
-        {"state": state, "loss_E": loss_MxE, "accuracy_E": accuracy_MxE})
+    # Orbax synchronises the processes of a multi-process run here.
+    with distributed.bounded("opening the checkpoints"):
+      checkpointer = checkpoint.Checkpointer(
+          os.path.join(run_dir, "checkpoints"))
+      restored = checkpointer.restore_latest(
+          {"state": state, "loss_E": loss_MxE, "accuracy_E": accuracy_MxE})
     if restored is not None:
-      state = jax.device_put(restored["state"], restore_sharding)
+      state = distributed.put(restored["state"], restore_sharding)
       loss_MxE, accuracy_MxE = restored["loss_E"], restored["accuracy_E"]
       resumed_from = int(restored["state"].epoch[0])
       logging.info("%s: resuming at epoch %d/%d from %s", name, resumed_from,
                    total_epochs, run_dir)
+    distributed.check_same_everywhere(
+        str(resumed_from), f"the checkpoint it resumes {name} from",
+        "put --workdir on a file system every process shares")
     earlier = read_timing(run_dir) if resumed_from else {}
     # The checkpoint is the truth: drop rows a kill left beyond it (or a
     # torn last line), then append one chunk at a time.
@@ -230,18 +236,19 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
   end_epoch = np.int32(total_epochs)
   train_seconds = 0.0
   chunks = 0
+  peer_lost = False
   try:
     while epoch < total_epochs:
       start = time.perf_counter()
       state, metrics = run_chunk(state, end_epoch)
       # Waits for the chunk; read on the host (indexing the sharded
-      # array would compile a program).
-      done = int(np.asarray(state.epoch)[0])
+      # array would compile a program), gathered from every process.
+      epoch_M, loss_MxC, accuracy_MxC = distributed.to_host(
+          (state.epoch, metrics.loss_C, metrics.accuracy_C))
+      done = int(epoch_M[0])
       train_seconds += time.perf_counter() - start
-      loss_MxE[:, epoch:done] = np.asarray(metrics.loss_C)[
-          :num_models, :done - epoch]
-      accuracy_MxE[:, epoch:done] = np.asarray(metrics.accuracy_C)[
-          :num_models, :done - epoch]
+      loss_MxE[:, epoch:done] = loss_MxC[:num_models, :done - epoch]
+      accuracy_MxE[:, epoch:done] = accuracy_MxC[:num_models, :done - epoch]
       check_finite(loss_MxE[:, epoch:done], epoch)
       remaining = (total_epochs - done) * train_seconds / (done - resumed_from)
       logging.info(
@@ -253,9 +260,10 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
         start = time.perf_counter()
         checkpointer.save(done, {"state": state, "loss_E": loss_MxE,
                                  "accuracy_E": accuracy_MxE})
-        with open(metrics_path, "a") as f:
-          f.writelines(json.dumps(row) + "\n" for row in metrics_rows(
-              loss_MxE, accuracy_MxE, epoch_before, done))
+        if distributed.is_writer():
+          with open(metrics_path, "a") as f:
+            f.writelines(json.dumps(row) + "\n" for row in metrics_rows(
+                loss_MxE, accuracy_MxE, epoch_before, done))
         checkpoint_seconds += time.perf_counter() - start
         results.write_json_atomic(os.path.join(run_dir, TIMING_FILE), {
             "train_seconds": earlier.get("train_seconds", 0.0) + train_seconds,
@@ -267,11 +275,15 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
       chunks += 1
       if stop_after_chunks is not None and chunks >= stop_after_chunks:
         raise Interrupted(f"stopped after {chunks} chunks at epoch {done}")
+  except distributed.PeerLostError:
+    peer_lost = True  # a save in flight waits for the lost process: skip it
+    raise
   finally:
-    if checkpointer is not None:
+    if checkpointer is not None and not peer_lost:
       start = time.perf_counter()
-      checkpointer.wait()
-      checkpointer.close()
+      with distributed.bounded("the last checkpoint's save"):
+        checkpointer.wait()
+        checkpointer.close()
       checkpoint_seconds += time.perf_counter() - start
   return ChunkedRun(
       state, loss_MxE, accuracy_MxE,

@@ -33,7 +33,9 @@ def available_bytes(devices) -> tuple[int, str]:
   """(bytes the run's models may use in all, what that is) on `devices`."""
   if LIMIT_ENV in os.environ:
     return int(os.environ[LIMIT_ENV]), f"${LIMIT_ENV}"
-  device = devices[0]
+  # One this process holds: another process's device has no stats here.
+  device = next((d for d in devices if d.process_index == jax.process_index()),
+                devices[0])
   if device.platform != "cpu":
     stats = device.memory_stats() or {}
     if "bytes_limit" in stats:

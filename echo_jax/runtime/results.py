@@ -4,17 +4,31 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 from typing import Any, Iterable, Iterator
 
 from echo_jax.core import config as config_lib
+from echo_jax.runtime import distributed
 
 
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
   """Yields a temp path beside `path`; renames it onto `path` only if the
   block succeeds, so a reader (or a crash) never sees a truncated file and a
-  failed write leaves the previous file intact."""
+  failed write leaves the previous file intact.
+
+  Of a multi-process run, only process 0 keeps its files: the others,
+  which compute the same values, write into a scratch folder that is
+  removed (so every process takes the same path through a study).
+  """
+  if not distributed.is_writer():
+    scratch = tempfile.mkdtemp(prefix="echo_jax-not-written-")
+    try:
+      yield os.path.join(scratch, os.path.basename(path))
+    finally:
+      shutil.rmtree(scratch, ignore_errors=True)
+    return
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   suffix = os.path.splitext(path)[1]

@@ -17,11 +17,12 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from echo_jax.core import evaluate as evaluate_lib
 from echo_jax.core import train as train_lib
 from echo_jax.runtime import chunked
+from echo_jax.runtime import distributed
 from echo_jax.runtime import keys as keys_lib
 from echo_jax.runtime import memory
 from echo_jax.runtime import programs
@@ -139,11 +140,11 @@ def compile_task(task: task_lib.Task, max_devices: int | None = None,
   check_memory(task, chunk_epochs, count, mesh)
   if task.variants is None:
     # Placed from host memory: resharding a device array compiles a program.
-    keys_M = jax.device_put(np.asarray(keys_lib.model_keys(config, count)),
-                            programs.seed_sharding(mesh))
+    keys_M = distributed.put(np.asarray(keys_lib.model_keys(config, count)),
+                             programs.seed_sharding(mesh))
     variants_M = None
   else:
-    keys_M, variants_M = jax.device_put(
+    keys_M, variants_M = distributed.put(
         keys_lib.variant_grid(config, task.variants, count),
         programs.seed_sharding(mesh))
   start = time.perf_counter()
@@ -226,15 +227,21 @@ def run(compiled: Compiled, run_dir: str | None = None,
       run_dir=run_dir, identity=task.run_identity(),
       stop_after_chunks=stop_after_chunks, on_chunk=on_chunk)
   state = chunks.state
-  eval_args = (state.params, keys_lib.eval_test_set(config))
+  test_set = keys_lib.eval_test_set(config)
+  if distributed.is_multiprocess():
+    # Computed on each process's own device: placed on the whole mesh.
+    test_set = distributed.put(jax.tree.map(np.asarray, test_set),
+                               NamedSharding(compiled.mesh, P()))
+  eval_args = (state.params, test_set)
   if compiled.variants_M is not None:
     eval_args += (compiled.variants_M,)
   start = time.perf_counter()
-  evaluation = jax.tree.map(np.asarray, jax.block_until_ready(
+  evaluation = distributed.to_host(jax.block_until_ready(
       compiled.evaluate(*eval_args)))
   eval_seconds = time.perf_counter() - start
-  unpad = lambda x: np.asarray(x)[:num_models]
-  return RunOutput(compiled, state, jax.tree.map(unpad, state.params),
+  unpad = lambda x: x[:num_models]
+  return RunOutput(compiled, state,
+                   jax.tree.map(unpad, distributed.to_host(state.params)),
                    chunks.loss_MxE, chunks.accuracy_MxE,
                    jax.tree.map(unpad, evaluation), chunks, eval_seconds)
 

@@ -13,6 +13,7 @@ from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
 from echo_jax.report import tensorboard
+from echo_jax.runtime import distributed
 from echo_jax.runtime import results
 from echo_jax.runtime import runner
 from echo_jax.tasks import task as task_lib
@@ -27,8 +28,9 @@ class RunOptions(NamedTuple):
 def summaries(run_dir: str, options: RunOptions):
   """`tensorboard.writer` for a run folder: its tensorboard/ subfolder with
   options.tensorboard, else no callback."""
+  wanted = options.tensorboard and distributed.is_writer()  # process 0's
   return tensorboard.writer(
-      os.path.join(run_dir, "tensorboard") if options.tensorboard else None)
+      os.path.join(run_dir, "tensorboard") if wanted else None)
 
 
 def compile_tutorial(config: config_lib.EchoConfig,

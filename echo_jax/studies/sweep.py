@@ -28,6 +28,7 @@ from echo_jax.report import records
 from echo_jax.report import sweep_plots
 from echo_jax.report import tables
 from echo_jax.runtime import chunked
+from echo_jax.runtime import distributed
 from echo_jax.runtime import results
 from echo_jax.runtime import runner
 from echo_jax.studies import runs
@@ -91,6 +92,11 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
                     if _load_cell(workdir, l, context, hidden) is None)
     if missing:
       todo.append((context, hidden, missing))
+  # Every process must train the same groups: it reads the same cells only
+  # if the workdir is one folder they all see.
+  distributed.check_same_everywhere(
+      repr(todo), "the finished cells it sees in --workdir",
+      "put --workdir on a file system every process shares")
   total = sum(len(sweep_cell.possible_lags(grid, c))
               for c, _ in grid.groups())
   reused = total - sum(len(m) for _, _, m in todo)
@@ -100,6 +106,9 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
                "(lag >= context, not trained); %d programs, %d models",
                total - reused, reused, impossible, len(todo), models_todo)
   done, models_done, groups_run = reused, 0, 0
+  # The cells trained now, as their files read back: the rows below do not
+  # read them (process 0 writes them; the others may not see them yet).
+  trained_now = {}
   compile_seconds = train_seconds = 0.0
   # XLA compiles on one thread while a group trains on every device: compile
   # the next group in the background so the cores idle less.
@@ -125,6 +134,8 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
       for record in records.cell_records(output, config):
         results.write_json_atomic(
             cell_path(workdir, record["lag"], context, hidden), record)
+        trained_now[record["lag"], context, hidden] = json.loads(
+            json.dumps(record))
         done += 1
         elapsed = time.perf_counter() - start
         # Cost is about proportional to models: estimate from models done.
@@ -135,7 +146,9 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
             hidden, 100 * record["mean"], 100 * record["ci_low"],
             100 * record["ci_high"], elapsed, remaining)
       # Its cells are written: the group's checkpoints are spent.
-      shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+      if distributed.is_writer():
+        shutil.rmtree(os.path.join(run_dir, "checkpoints"),
+                      ignore_errors=True)
       groups_run += 1
       if stop_after_groups is not None and groups_run >= stop_after_groups:
         if pending is not None:
@@ -145,6 +158,8 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
   for lag, context, hidden in grid.cells():
     if not sweep_cell.is_possible(lag, context):
       rows.append(records.impossible_record(lag, context, hidden))
+    elif (lag, context, hidden) in trained_now:
+      rows.append(trained_now[lag, context, hidden])
     else:
       rows.append(_load_cell(workdir, lag, context, hidden))
   return {

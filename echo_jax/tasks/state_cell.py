@@ -232,6 +232,9 @@ def make_evaluate(shape_config: config_lib.EchoConfig, eval_batch: int,
   def evaluate(params, sequences_SxL, variant):
     del variant  # both ways, whichever way the model was trained
     trace_counts["evaluate", shape_config.lag, c, b] += 1
+    # The probe splits the test set three ways: drawn whole from its keys
+    # (a data.TestSet; 1000 sequences by default).
+    sequences_SxL = data.sequences_of(sequences_SxL)
     framed = lambda seqs: jax.vmap(
         lambda s: one_sequence(params, s))(seqs)
 
