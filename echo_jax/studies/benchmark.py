@@ -25,14 +25,21 @@ from echo_jax.report import records
 from echo_jax.report import tables
 from echo_jax.runtime import keys as keys_lib
 from echo_jax.runtime import results
+from echo_jax.runtime import programs
 from echo_jax.runtime import runner
 from echo_jax.studies import cost_model
+from echo_jax.tasks import sweep_cell
 from echo_jax.tasks import tutorial
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SECTIONS = ("one_model", "paths", "scaling", "shape_sharing", "checkpointing",
-            "cost_model")
+            "cost_model", "layouts")
+# Programs the layouts section times: (name, task of `seeds` seeds), 200
+# epochs each: the windowed echo with 64 models, and two sweep groups of
+# 9 lags x 8 seeds (hidden 64: 4 MB of optimizer state per 5 models;
+# hidden 8: all 36 of a device's models in 2.5 MB).
+LAYOUT_BLOCKS = (None, 1, 2, 4, 6, 8, 16)
 EXPERIMENTS = ("echo_current", "echo_lag_no_context", "echo_lag")
 
 
@@ -255,6 +262,59 @@ def time_cost_model(config: config_lib.EchoConfig, report: dict,
   return out
 
 
+def layout_tasks(epochs: int) -> dict:
+  lag = config_lib.preset("echo_lag").replace(epochs=epochs)
+  group = lambda hidden: sweep_cell.group_task(
+      lag.replace(stateful=False, seeds=8, experiment="sweep"), 10, hidden,
+      tuple(range(9)))
+  return {"echo_lag, 64 models": tutorial.tutorial_task(lag.replace(seeds=64)),
+          "sweep group, context 10, hidden 64": group(64),
+          "sweep group, context 10, hidden 8": group(8)}
+
+
+def time_layouts(epochs: int, repeats: int,
+                 blocks=LAYOUT_BLOCKS) -> list[dict]:
+  """models/s of each `layout_tasks` program with a device's models in
+  vmapped blocks of b (`programs.BLOCK_ENV`; None: all vmapped together),
+  for the b dividing its models per device; one call of the whole run,
+  the layouts alternated `repeats` times, medians."""
+  rows = []
+  saved = os.environ.get(programs.BLOCK_ENV)
+  try:
+    for name, task in layout_tasks(epochs).items():
+      runs = {}
+      for block in blocks:
+        if block is None:
+          os.environ.pop(programs.BLOCK_ENV, None)
+        else:
+          os.environ[programs.BLOCK_ENV] = str(block)
+        compiled = runner.compile_task(task, chunk_epochs=epochs,
+                                       with_evaluation=False)
+        per_device = compiled.keys_M.shape[0] // compiled.mesh.size
+        if block is not None and (block >= per_device or per_device % block):
+          continue
+        end = np.int32(epochs)
+        train = lambda c=compiled: c.run_chunk(c.training.init(c.keys_M), end)
+        jax.block_until_ready(train())  # first call: allocation
+        runs[block] = (train, compiled.keys_M.shape[0])
+      times = {block: [] for block in runs}
+      for _ in range(repeats):
+        for block, (train, _) in runs.items():
+          times[block].append(median_seconds(train, 1))
+      for block, (_, models) in runs.items():
+        rows.append({"program": name, "block": block, "models": models,
+                     "models_per_second": models
+                     / statistics.median(times[block])})
+        logging.info("layout %s, block %s: %.2f models/s", name, block,
+                     rows[-1]["models_per_second"])
+  finally:
+    if saved is None:
+      os.environ.pop(programs.BLOCK_ENV, None)
+    else:
+      os.environ[programs.BLOCK_ENV] = saved
+  return rows
+
+
 def fmt(x: float, digits: int = 2) -> str:
   return f"{x:.{digits}f}"
 
@@ -308,6 +368,8 @@ def run(workdir: str, sections, repeats: int, counts: list[int],
   if "cost_model" in sections:
     report["cost_model"] = time_cost_model(
         lag.replace(epochs=scaling_epochs), report, repeats)
+  if "layouts" in sections:
+    report["layouts"] = time_layouts(scaling_epochs, repeats)
   if peer_many is not None and "scaling" in sections:
     report["peer_many"] = time_peer_many(
         peer_many, lag.replace(epochs=scaling_epochs), list(peer_many_counts))
@@ -378,6 +440,15 @@ def print_report(report: dict) -> None:
           if r["models"] in ours else "-"] for r in report["peer_many"]]))
   if "cost_model" in report:
     print_cost_model(report["cost_model"])
+  if "layouts" in report:
+    names = list(dict.fromkeys(r["program"] for r in report["layouts"]))
+    rate = {(r["program"], r["block"]): r["models_per_second"]
+            for r in report["layouts"]}
+    print(tables.format_table(
+        ["models/s by block (2 devices)", "all vmapped"]
+        + [f"blocks of {b}" for b in LAYOUT_BLOCKS[1:]],
+        [[name] + [fmt(rate[name, b]) if (name, b) in rate else "-"
+                   for b in LAYOUT_BLOCKS] for name in names]))
   if "shape_sharing" in report:
     sharing = report["shape_sharing"]
     print(f"shape sharing (echo_lag, 3 seeds): compile for "
