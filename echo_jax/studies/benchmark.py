@@ -35,21 +35,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SECTIONS = ("one_model", "paths", "scaling", "shape_sharing", "checkpointing",
             "cost_model", "layouts")
-# Programs the layouts section times: (name, task of `seeds` seeds), 200
-# epochs each: the windowed echo with 64 models, and two sweep groups of
-# 9 lags x 8 seeds (hidden 64: 4 MB of optimizer state per 5 models;
-# hidden 8: all 36 of a device's models in 2.5 MB).
+# Models per block the layouts section tries (None: all vmapped together).
 LAYOUT_BLOCKS = (None, 1, 2, 4, 6, 8, 16)
 EXPERIMENTS = ("echo_current", "echo_lag_no_context", "echo_lag")
 
 
-def median_seconds(fn, repeats: int) -> float:
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+median_seconds = cost_model.median_seconds
 
 
 def matmul_peak_gflops(repeats: int, n: int = 2048) -> float:
@@ -263,6 +254,10 @@ def time_cost_model(config: config_lib.EchoConfig, report: dict,
 
 
 def layout_tasks(epochs: int) -> dict:
+  """The programs the layouts section times: the windowed echo with 64
+  models, and two sweep groups of 9 lags x 8 seeds (hidden 64: 4 MB of
+  optimizer state per 5 models; hidden 8: all 36 of a device's models in
+  2.5 MB)."""
   lag = config_lib.preset("echo_lag").replace(epochs=epochs)
   group = lambda hidden: sweep_cell.group_task(
       lag.replace(stateful=False, seeds=8, experiment="sweep"), 10, hidden,

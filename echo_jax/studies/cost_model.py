@@ -71,8 +71,11 @@ def update_cost(config: config_lib.EchoConfig) -> UpdateCost:
       activation_bytes=float(ACTIVATION_PASSES * FLOAT_BYTES * b * t * 6 * h))
 
 
-def _median_seconds(fn, repeats: int) -> float:
-  jax.block_until_ready(fn())  # compile and warm
+def median_seconds(fn, repeats: int, warm: bool = False) -> float:
+  """Median wall time of `repeats` calls of fn (after one untimed call
+  with `warm`: compilation, allocation)."""
+  if warm:
+    jax.block_until_ready(fn())
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
@@ -94,7 +97,7 @@ def matmul_gflops(batch: int, hidden: int, repeats: int = 3,
     # skipped or batched together.
     return jax.lax.fori_loop(0, steps, lambda _, x: (x @ u)[:, :hidden], x)
 
-  seconds = _median_seconds(lambda: chain(x, u), repeats)
+  seconds = median_seconds(lambda: chain(x, u), repeats, warm=True)
   return 2 * batch * hidden * 4 * hidden * steps / seconds / 1e9
 
 
@@ -114,7 +117,7 @@ def stream_gbytes(working_set_bytes: float, repeats: int = 3,
     # a: 3 arrays moved per pass.
     return jax.lax.fori_loop(0, passes, lambda _, a: a * 0.999 + 1e-3 * c, b)
 
-  seconds = _median_seconds(lambda: triad(b, c), repeats)
+  seconds = median_seconds(lambda: triad(b, c), repeats, warm=True)
   return 3 * FLOAT_BYTES * n * passes / seconds / 1e9
 
 
