@@ -1,6 +1,7 @@
 """Shared by the test modules (absltest's create_tempdir needs parsed absl
 flags, which pytest does not provide)."""
 
+import os
 import shutil
 import tempfile
 
@@ -10,6 +11,15 @@ def make_tempdir(test) -> str:
   path = tempfile.mkdtemp()
   test.addCleanup(shutil.rmtree, path, ignore_errors=True)
   return path
+
+
+def assert_refused(test, result, message: str, workdir: str) -> None:
+  """Bad input's contract: exit 2, exactly one line on stderr starting with
+  `message`, and `workdir` not created."""
+  test.assertEqual(result.returncode, 2, result.stderr[-2000:])
+  test.assertLen(result.stderr.strip().splitlines(), 1, result.stderr)
+  test.assertStartsWith(result.stderr.strip(), message)
+  test.assertFalse(os.path.exists(workdir))
 
 
 def run_tutorial(config, **kwargs):

@@ -9,6 +9,7 @@ import time
 from absl.testing import absltest
 from absl.testing import parameterized
 
+import helpers
 from helpers import make_tempdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,11 +48,7 @@ class BadInputTest(parameterized.TestCase):
   def test_one_line_exit_2_nothing_written(self, binary, flag, message):
     workdir = os.path.join(make_tempdir(self), "out")
     result = run_binary(binary, flag, f"--workdir={workdir}")
-    self.assertEqual(result.returncode, 2, result.stderr)
-    self.assertEqual(result.stderr.strip().splitlines(), [
-        result.stderr.strip()])
-    self.assertStartsWith(result.stderr.strip(), message)
-    self.assertFalse(os.path.exists(workdir))
+    helpers.assert_refused(self, result, message, workdir)
 
   def test_existing_workdir_untouched_by_bad_input(self):
     workdir = make_tempdir(self)

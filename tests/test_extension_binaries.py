@@ -11,6 +11,8 @@ import tempfile
 from absl.testing import absltest
 from absl.testing import parameterized
 
+import helpers
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--seeds=2", "--eval_sequences=4", "--hidden=4", "--epochs=2",
         "--compilation_cache="]
@@ -62,10 +64,7 @@ class ExtensionBinaryTest(parameterized.TestCase):
   def test_bad_flag_one_line_exit_2(self, name, flag, message):
     workdir = os.path.join(self.make_workdir(), "out")
     result = run_binary(name, flag, f"--workdir={workdir}")
-    self.assertEqual(result.returncode, 2, result.stderr[-2000:])
-    self.assertLen(result.stderr.strip().splitlines(), 1, result.stderr)
-    self.assertStartsWith(result.stderr.strip(), message)
-    self.assertFalse(os.path.exists(workdir))
+    helpers.assert_refused(self, result, message, workdir)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from echo_jax.core import evaluate as evaluate_lib
 from echo_jax.core import models
 from echo_jax.core import train
 from echo_jax.tasks import state_cell
+import helpers
 from helpers import make_tempdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -149,10 +150,7 @@ class StateMapBinaryTest(parameterized.TestCase):
   def test_bad_flag_one_line_exit_2(self, flag, message):
     workdir = os.path.join(make_tempdir(self), "out")
     result = run_binary(flag, f"--workdir={workdir}")
-    self.assertEqual(result.returncode, 2, result.stderr[-2000:])
-    self.assertLen(result.stderr.strip().splitlines(), 1, result.stderr)
-    self.assertStartsWith(result.stderr.strip(), message)
-    self.assertFalse(os.path.exists(workdir))
+    helpers.assert_refused(self, result, message, workdir)
 
 
 if __name__ == "__main__":
