@@ -85,19 +85,19 @@ class LightCompileTest(parameterized.TestCase):
     light, default = both_ways(make_data.lower(state, variants))
     assert_same_bits(self, light(state, variants), default(state, variants))
 
-  def test_test_sequences_match_data_and_are_compiled_once(self):
+  def test_test_set_matches_data_and_is_compiled_once(self):
     key = jax.random.PRNGKey(5)
     np.testing.assert_array_equal(
-        programs.test_sequences(TINY, key),
+        data.sequences_of(programs.test_set(TINY, key)),
         data.test_sequences(key, TINY.eval_sequences, TINY.length,
                             TINY.n_unique))
     # Another experiment with the same test-set size shares the program.
     other = TINY.replace(experiment="other", lag=0, context=1, hidden=4)
-    self.assertIs(programs.test_sequences_program(other),
-                  programs.test_sequences_program(TINY))
+    self.assertIs(programs.test_keys_program(other),
+                  programs.test_keys_program(TINY))
     self.assertIsNot(
-        programs.test_sequences_program(TINY.replace(eval_sequences=31)),
-        programs.test_sequences_program(TINY))
+        programs.test_keys_program(TINY.replace(eval_sequences=31)),
+        programs.test_keys_program(TINY))
 
 
 class OverModelsTest(parameterized.TestCase):

@@ -22,7 +22,6 @@ from echo_jax.core import train
 from echo_jax.report import records
 from echo_jax.report import stats
 from echo_jax.runtime import keys as keys_lib
-from echo_jax.runtime import programs
 from echo_jax.runtime import runner
 from echo_jax.studies import sweep as sweep_study
 from echo_jax.tasks import sweep_cell
@@ -98,7 +97,7 @@ class GroupTest(absltest.TestCase):
             evaluate.make_predict_logits(
                 sweep_cell.group_config(TINY, CONTEXT, TINY.hidden))(p, w), -1),
                  in_axes=(None, 0)), in_axes=(0, None)))
-    sequences_SxL = programs.test_sequences(TINY, keys_lib.eval_key(TINY))
+    sequences_SxL = data.sequences_of(keys_lib.eval_test_set(TINY))
     for i, lag in enumerate(LAGS):
       framed = [sweep_cell.all_windows(seq, lag, CONTEXT) for seq in sequences_SxL]
       windows = jnp.stack([w for w, _ in framed])

@@ -26,15 +26,11 @@ def eval_key(config: config_lib.EchoConfig) -> chex.PRNGKey:
   return _eval_key(config.seed)
 
 
-def eval_sequences(config: config_lib.EchoConfig) -> chex.Array:
-  """The run's test set, (config.eval_sequences, length) sequences drawn
-  from `eval_key`: what every model of a run is scored on."""
-  return programs.test_sequences(config, eval_key(config))
-
-
 def eval_test_set(config: config_lib.EchoConfig):
-  """`eval_sequences` as a `data.TestSet`: the same sequences, held as
-  their keys and drawn batch by batch when scored."""
+  """The run's test set, config.eval_sequences sequences drawn from
+  `eval_key` (`data.test_sequences`), as a `data.TestSet`: held as their
+  keys and drawn batch by batch when scored. Every model of a run is
+  scored on it."""
   return programs.test_set(config, eval_key(config))
 
 

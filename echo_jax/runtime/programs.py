@@ -222,23 +222,10 @@ def compile_training(config: config_lib.EchoConfig, chunk: train_lib.ChunkFns,
                          state_spec)
 
 
-def test_sequences_program(config: config_lib.EchoConfig):
-  """Compiled key -> `data.test_sequences` of the config's test-set size;
-  compiled once per process for each (count, length, n_unique)."""
-  return _test_sequences_program(config.eval_sequences, config.length,
-                                 config.n_unique)
-
-
-@functools.lru_cache(maxsize=8)
-def _test_sequences_program(count: int, length: int, n_unique: int):
-  return compile_light(jax.jit(
-      lambda key: data.test_sequences(key, count, length, n_unique)).lower(
-          jax.ShapeDtypeStruct((2,), jnp.uint32)))
-
-
-def test_sequences(config: config_lib.EchoConfig, key: chex.PRNGKey
-                   ) -> chex.Array:
-  return test_sequences_program(config)(key)
+def test_keys_program(config: config_lib.EchoConfig):
+  """Compiled key -> the keys of the config's test set (split(key, S));
+  compiled once per process for each test-set size S."""
+  return _test_keys_program(config.eval_sequences)
 
 
 @functools.lru_cache(maxsize=8)
@@ -250,10 +237,11 @@ def _test_keys_program(count: int):
 
 def test_set(config: config_lib.EchoConfig, key: chex.PRNGKey
              ) -> data.TestSet:
-  """`test_sequences(config, key)` as a `data.TestSet` (keys; what the
-  runner evaluates on: its memory is 8 bytes per sequence)."""
-  return data.TestSet(_test_keys_program(config.eval_sequences)(key),
-                      config.length, config.n_unique)
+  """`data.test_sequences(key, ...)` of the config's size as a
+  `data.TestSet` (keys: what the runner evaluates on, 8 bytes a
+  sequence)."""
+  return data.TestSet(test_keys_program(config)(key), config.length,
+                      config.n_unique)
 
 
 def test_set_spec(config: config_lib.EchoConfig) -> data.TestSet:

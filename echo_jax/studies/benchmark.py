@@ -277,17 +277,18 @@ def time_layouts(epochs: int, repeats: int,
   saved = os.environ.get(programs.BLOCK_ENV)
   try:
     for name, task in layout_tasks(epochs).items():
+      mesh = programs.seed_mesh(task.num_models)
+      per_device = programs.padded_models(task.num_models, mesh) // mesh.size
       runs = {}
       for block in blocks:
+        if block is not None and (block >= per_device or per_device % block):
+          continue  # over_models would vmap them all: a duplicate row
         if block is None:
           os.environ.pop(programs.BLOCK_ENV, None)
         else:
           os.environ[programs.BLOCK_ENV] = str(block)
         compiled = runner.compile_task(task, chunk_epochs=epochs,
                                        with_evaluation=False)
-        per_device = compiled.keys_M.shape[0] // compiled.mesh.size
-        if block is not None and (block >= per_device or per_device % block):
-          continue
         end = np.int32(epochs)
         train = lambda c=compiled: c.run_chunk(c.training.init(c.keys_M), end)
         jax.block_until_ready(train())  # first call: allocation
