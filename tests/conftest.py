@@ -6,3 +6,31 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                              " --xla_force_host_platform_device_count=4")
+
+
+def pytest_configure(config):
+  # The session's compilation cache (helpers.SUITE_CACHE): made by the
+  # controlling process before it starts xdist's workers, which inherit
+  # the path through the environment and so share one cache. The tests'
+  # own processes use it too: many tests compile the same small programs
+  # from fresh closures (same HLO), and a cached program is the same
+  # executable, so no result changes.
+  if not (hasattr(config, "workerinput")
+          or os.environ.get("ECHO_JAX_TEST_CACHE")):
+    import tempfile  # pylint: disable=g-import-not-at-top
+    path = tempfile.mkdtemp(prefix="echo_jax_test_cache_")
+    os.environ["ECHO_JAX_TEST_CACHE"] = path
+    config.echo_jax_test_cache = path
+  if os.environ.get("ECHO_JAX_TEST_CACHE") and not config.getoption(
+      "collectonly", False):
+    # pylint: disable=g-import-not-at-top
+    from echo_jax.runtime import compilation_cache
+    compilation_cache.enable(os.environ["ECHO_JAX_TEST_CACHE"])
+
+
+def pytest_unconfigure(config):
+  path = getattr(config, "echo_jax_test_cache", None)
+  if path:
+    import shutil  # pylint: disable=g-import-not-at-top
+    shutil.rmtree(path, ignore_errors=True)
+    os.environ.pop("ECHO_JAX_TEST_CACHE", None)

@@ -5,6 +5,15 @@ import os
 import shutil
 import tempfile
 
+# One persistent compilation cache for the whole test session (conftest.py
+# creates it and removes it at the end; its xdist workers inherit the path):
+# subprocess tests that run a binary with the same small config again (the
+# fault, rerun and resume tests) then skip recompiling it. A cached program
+# is the same executable, so results do not change; tests that compare bits
+# across processes or pin goldens still compile from scratch.
+SUITE_CACHE = os.environ.get("ECHO_JAX_TEST_CACHE") or tempfile.mkdtemp(
+    prefix="echo_jax_test_cache_")
+
 
 def make_tempdir(test) -> str:
   """A fresh directory, removed when `test` (a unittest.TestCase) ends."""

@@ -20,6 +20,7 @@ from echo_jax.runtime import keys as keys_lib
 from echo_jax.runtime import runner
 from echo_jax.tasks import tutorial
 
+import helpers
 from helpers import make_tempdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,7 +132,7 @@ class ArchitectureDocTest(absltest.TestCase):
   def test_worked_example_binary_runs(self):
     workdir = os.path.join(make_tempdir(self), "out")
     env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2",
-               ECHO_JAX_COMPILATION_CACHE="")
+               ECHO_JAX_COMPILATION_CACHE=helpers.SUITE_CACHE)
     env.pop("XLA_FLAGS", None)
     result = subprocess.run(
         [sys.executable, "-m", "experiments.gru_echo", "--seeds=2",

@@ -16,9 +16,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--epochs=3", "--seeds=2", "--eval_sequences=10"]
 
 
-def run_binary(name, *args, cache=""):
-  # The persistent compilation cache only where a test gives it a tempdir
-  # (reruns of one config then skip compiling); never the user's cache.
+def run_binary(name, *args, cache=None):
+  # The suite's compilation cache unless a test gives its own (never the
+  # user's cache).
+  cache = helpers.SUITE_CACHE if cache is None else cache
   env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2",
              ECHO_JAX_COMPILATION_CACHE=cache)
   env.pop("XLA_FLAGS", None)

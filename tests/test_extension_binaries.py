@@ -15,7 +15,7 @@ import helpers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--seeds=2", "--eval_sequences=4", "--hidden=4", "--epochs=2",
-        "--compilation_cache="]
+        f"--compilation_cache={helpers.SUITE_CACHE}"]
 
 
 def run_binary(name, *args):

@@ -25,7 +25,7 @@ from helpers import make_tempdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--epochs=4", "--seeds=2", "--hidden=4", "--eval_sequences=4",
-        "--compilation_cache="]
+        f"--compilation_cache={helpers.SUITE_CACHE}"]
 TINY = config_lib.preset("echo_lag").replace(epochs=6, seeds=2, hidden=4,
                                             eval_sequences=4)
 
@@ -134,7 +134,7 @@ class StateFileTest(absltest.TestCase):
     workdir = make_tempdir(self)
     args = ["--length=9", "--n_unique=6", "--batch_size=3", "--epochs=2",
             "--seeds=1", "--eval_sequences=2", "--hidden_sizes=4",
-            "--lags=0", "--contexts=2", "--compilation_cache=",
+            "--lags=0", "--contexts=2", f"--compilation_cache={helpers.SUITE_CACHE}",
             f"--workdir={workdir}"]
     first = run_binary("sweep", *args)
     self.assertEqual(first.returncode, 0, first.stderr[-2000:])
@@ -211,7 +211,7 @@ class ProcessTest(absltest.TestCase):
 
   # Many small chunks: the run lasts long enough to be raced or interrupted.
   LONG = ["--epochs=3000", "--chunk_epochs=20", "--seeds=2", "--hidden=8",
-          "--eval_sequences=10", "--compilation_cache="]
+          "--eval_sequences=10", f"--compilation_cache={helpers.SUITE_CACHE}"]
 
   def test_one_writer_per_workdir_and_stale_lock_ignored(self):
     workdir = make_tempdir(self)

@@ -72,6 +72,14 @@ EXTENSION_SHAPES = {
     "large_vocab": (3, ["large_vocab.png"]),
     "predict_next": (2, []),
 }
+# Every binary on 1 device; on 2 devices (models sharded; reproduce's three
+# seeds padded to four) the tutorial's binaries, the sweep and one extension
+# (ignore_state: variants x seeds). The other extensions run the same
+# runner path, and each 2-device run costs the suite 15-30 s of start-up
+# and compilation (the suite is kept near 10 minutes on 2 cores).
+TWO_DEVICE_CASES = ("reproduce", "echo_lag", "sweep", "ignore_state")
+GOLDEN_RUNS = ([(case, 1) for case in sorted(CASES)]
+               + [(case, 2) for case in sorted(TWO_DEVICE_CASES)])
 TUTORIAL = ("echo_current", "echo_lag_no_context", "echo_lag")
 
 # Fields that measure time, name versions or hold paths: not results.
@@ -227,7 +235,8 @@ def check_reproduce(test, workdir, stdout):
 
 class GoldenOutputTest(parameterized.TestCase):
 
-  @parameterized.product(case=sorted(CASES), devices=(1, 2))
+  @parameterized.named_parameters(
+      (f"_{case}_{devices}dev", case, devices) for case, devices in GOLDEN_RUNS)
   def test_outputs_match_golden(self, case, devices):
     binary, args = CASES[case]
     workdir = os.path.join(make_tempdir(self), "out")

@@ -26,6 +26,7 @@ from echo_jax.runtime import runner
 from echo_jax.studies import sweep as sweep_study
 from echo_jax.tasks import sweep_cell
 
+import helpers
 from helpers import make_tempdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -270,7 +271,7 @@ class SweepTest(absltest.TestCase):
 
 def run_binary(*args):
   env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2",
-             ECHO_JAX_COMPILATION_CACHE="")
+             ECHO_JAX_COMPILATION_CACHE=helpers.SUITE_CACHE)
   env.pop("XLA_FLAGS", None)
   return subprocess.run([sys.executable, "-m", "experiments.sweep", *args],
                         cwd=REPO, env=env, capture_output=True, text=True,
