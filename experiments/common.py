@@ -150,6 +150,9 @@ def run_main(body: Callable[[], None]) -> None:
       if _CHUNK_EPOCHS.value is not None and _CHUNK_EPOCHS.value < 1:
         raise config_lib.ConfigError(
             f"chunk_epochs={_CHUNK_EPOCHS.value} must be >= 1")
+      # pylint: disable=g-import-not-at-top
+      from echo_jax.runtime import programs
+      programs.models_per_block()  # a bad $ECHO_JAX_MODELS_PER_BLOCK: here
       processes.start(workdir_given=bool(_WORKDIR.value))
       # pylint: disable=g-import-not-at-top
       from echo_jax.runtime import compilation_cache

@@ -1,6 +1,9 @@
 """The compiled programs: cheaply compiled ones give the same bits, shared
 ones are compiled once."""
 
+import os
+from unittest import mock
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import chex
@@ -118,6 +121,47 @@ class OverModelsTest(parameterized.TestCase):
     want = jax.vmap(fn, in_axes=in_axes)(params, 2.0, rows)
     chex.assert_trees_all_close(got, want, rtol=1e-6, atol=1e-6)
     chex.assert_tree_shape_prefix(got, (models,))
+
+
+class CacheBlockTest(parameterized.TestCase):
+
+  MB = 2**20
+
+  @parameterized.parameters(
+      (36, 70_000, None),   # 36 hidden-8 models, 2.5 MB: all vmapped
+      (32, 420_000, 8),     # echo_lag models: 9 fit, 8 divides 32
+      (36, 900_000, 4),     # 4 fit and divide 36
+      (35, 900_000, 1),     # 4 fit, none of 2-4 divides 35
+      (3, 8 * 2**20, 1),    # one model is over the budget alone
+  )
+  def test_largest_dividing_block_within_the_budget(self, count, size, want):
+    self.assertEqual(programs.cache_block(count, size), want)
+
+  def test_env_overrides_and_bad_values(self):
+    cases = {"": None, "all": None, " ALL ": None, "auto": programs.AUTO,
+             "6": 6}
+    with mock.patch.dict(os.environ):
+      for value, want in cases.items():
+        os.environ[programs.BLOCK_ENV] = value
+        self.assertEqual(programs.models_per_block(), want, value)
+      for value in ("0", "-2", "x", "1.5"):
+        os.environ[programs.BLOCK_ENV] = value
+        with self.assertRaisesRegex(config_lib.ConfigError,
+                                    "ECHO_JAX_MODELS_PER_BLOCK="):
+          programs.models_per_block()
+
+  def test_auto_blocks_only_what_exceeds_the_budget(self):
+    # The jaxpr shows the layout: a block loop (lax.map's scan) appears
+    # only when a device's models' state is over CACHE_BLOCK_BYTES.
+    fn = lambda w, x: jnp.tanh(x @ w)
+    per_model = programs.CACHE_BLOCK_BYTES // 4 // 4  # floats: 4 fit
+    side = int(per_model ** 0.5)
+    for models, blocked in ((4, False), (8, True)):
+      w = jnp.zeros((models, side, side))
+      x = jnp.zeros((models, 2, side))
+      jaxpr = str(jax.make_jaxpr(programs.over_models(
+          fn, (0, 0), programs.AUTO))(w, x))
+      self.assertEqual("scan" in jaxpr, blocked, models)
 
 
 class TrainProgramsTest(absltest.TestCase):

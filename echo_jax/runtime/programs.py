@@ -21,6 +21,7 @@ import math
 import os
 from typing import Any, Callable, NamedTuple
 
+from absl import logging
 import chex
 import jax
 import jax.numpy as jnp
@@ -140,24 +141,58 @@ def chunk_programs(chunk: train_lib.ChunkFns, mesh: Mesh, with_variants: bool):
   return make_data, fit
 
 
-# Models per block of a device's fit (see `over_models`): None vmaps all of a
-# device's models together (today's layout); b runs them in vmapped blocks
-# of b, one block after another. ECHO_JAX_MODELS_PER_BLOCK sets it, for
-# measuring layouts.
+# Models per block of a device's fit (see `over_models`), from
+# ECHO_JAX_MODELS_PER_BLOCK: unset or "all" vmaps all of a device's models
+# together (the default: every results table was measured so); "auto" (AUTO)
+# runs a CPU device's models in the largest vmapped blocks whose training
+# state fits CACHE_BLOCK_BYTES (`cache_block`) and vmaps all on other
+# backends (a GPU is fastest so: 1,495 models/s at 1,024 models on an
+# H200); b runs blocks of b. Blocks move results in their last bits, so AUTO
+# becomes the CPU default only with the tables re-measured (issue #14).
 BLOCK_ENV = "ECHO_JAX_MODELS_PER_BLOCK"
+AUTO = "auto"
+
+# The training state (parameters and Adam's two moments) a block of models
+# should keep within, so that an update's streaming stays in a core's cache.
+# Measured (benchmark `layouts`, docs/performance.md): blocks of up to ~4 MB
+# (8 echo_lag models, 4-6 hidden-64 sweep models) trained 1.7-1.8x faster
+# than vmapping a device's 32-36 models together, and where all of a
+# device's models fit (36 hidden-8 models, 2.5 MB) one vmap stayed fastest.
+CACHE_BLOCK_BYTES = 4 * 2**20
 
 
-def models_per_block() -> int | None:
-  value = os.environ.get(BLOCK_ENV, "").strip()
-  return int(value) if value else None
+def models_per_block() -> int | str | None:
+  """ECHO_JAX_MODELS_PER_BLOCK: None (unset or "all"), AUTO, or b >= 1."""
+  value = os.environ.get(BLOCK_ENV, "").strip().lower()
+  if value in ("", "all"):
+    return None
+  if value == AUTO:
+    return AUTO
+  if not value.isdigit() or int(value) < 1:
+    raise config_lib.ConfigError(
+        f"{BLOCK_ENV}={value} must be 'all', 'auto' or an integer >= 1")
+  return int(value)
+
+
+def cache_block(count: int, bytes_per_model: int) -> int | None:
+  """The block size AUTO picks for `count` models on a CPU device whose
+  training state is `bytes_per_model` each: None (all vmapped) when they all
+  fit CACHE_BLOCK_BYTES, else the largest divisor of `count` that does
+  (at least 1)."""
+  if count * bytes_per_model <= CACHE_BLOCK_BYTES:
+    return None
+  fit = max(1, CACHE_BLOCK_BYTES // max(1, bytes_per_model))
+  return max(d for d in range(1, min(fit, count) + 1) if count % d == 0)
 
 
 def over_models(fn, in_axes: tuple[int | None, ...],
-                block: int | None = None):
+                block: int | str | None = None):
   """jax.vmap(fn, in_axes) over a device's models, except that a device
   holding one model runs it unbatched, and with `block` (dividing the
   device's model count) the models run in vmapped blocks of `block`, one
-  block after another (`lax.map`; block 1: one model at a time).
+  block after another (`lax.map`; block 1: one model at a time). AUTO
+  chooses the block on CPU by the size of the first per-model argument
+  (the training state; `cache_block`) and vmaps all elsewhere.
 
   A size-1 batch axis is not free on XLA:CPU: one echo_lag model trained
   ~10% faster unbatched (alternated runs, 0.53-0.57 s vs 0.58-0.67 s
@@ -172,15 +207,27 @@ def over_models(fn, in_axes: tuple[int | None, ...],
   def run(*args):
     per_model = [arg for arg, axis in zip(args, in_axes) if axis == 0]
     count = jax.tree.leaves(per_model)[0].shape[0]
+    size = block
+    if size == AUTO:
+      size = None
+      if jax.default_backend() == "cpu":
+        state_bytes = sum(x.size * x.dtype.itemsize
+                          for x in jax.tree.leaves(per_model[0]))
+        size = cache_block(count, state_bytes // count)
+        if size is not None:
+          logging.info("training %d models per device in vmapped blocks of "
+                       "%d (%.1f MB of training state per block)", count,
+                       size, size * state_bytes / count / 2**20)
     if count == 1:
       squeezed = [jax.tree.map(lambda x: x[0], arg) if axis == 0 else arg
                   for arg, axis in zip(args, in_axes)]
       return jax.tree.map(lambda x: x[None], fn(*squeezed))
-    if block is None or block >= count or count % block:
+    if size is None or size >= count or count % size:
       return vmapped(*args)
-    # Per-model arguments split into (count / block, block, ...) and mapped
-    # over their first axis; each block runs as `run` of `block` models.
-    blocked = [jax.tree.map(lambda x: x.reshape((-1, block) + x.shape[1:]),
+    # Per-model arguments split into (count / size, size, ...) and mapped
+    # over their first axis; each block runs as `run` of `size` models
+    # (whose state fits: AUTO then vmaps them).
+    blocked = [jax.tree.map(lambda x: x.reshape((-1, size) + x.shape[1:]),
                             arg) for arg, axis in zip(args, in_axes)
                if axis == 0]
 

@@ -153,7 +153,8 @@ def compile_task(task: task_lib.Task, max_devices: int | None = None,
     # The run's length only decides whether a chunk needs the end-of-run
     # guard: runs that differ in epochs otherwise share their programs.
     key = (task.program_key, mesh, count, chunk_epochs,
-           train_lib.needs_guard(config.epochs, chunk_epochs))
+           train_lib.needs_guard(config.epochs, chunk_epochs),
+           programs.models_per_block())
   if key is not None and key in _PROGRAMS:
     training, evaluate = _PROGRAMS[key]
   else:

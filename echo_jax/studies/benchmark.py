@@ -270,7 +270,7 @@ def layout_tasks(epochs: int) -> dict:
 def time_layouts(epochs: int, repeats: int,
                  blocks=LAYOUT_BLOCKS) -> list[dict]:
   """models/s of each `layout_tasks` program with a device's models in
-  vmapped blocks of b (`programs.BLOCK_ENV`; None: all vmapped together),
+  vmapped blocks of b (`programs.BLOCK_ENV`; None: all vmapped together, the default),
   for the b dividing its models per device; one call of the whole run,
   the layouts alternated `repeats` times, medians."""
   rows = []
@@ -283,10 +283,7 @@ def time_layouts(epochs: int, repeats: int,
       for block in blocks:
         if block is not None and (block >= per_device or per_device % block):
           continue  # over_models would vmap them all: a duplicate row
-        if block is None:
-          os.environ.pop(programs.BLOCK_ENV, None)
-        else:
-          os.environ[programs.BLOCK_ENV] = str(block)
+        os.environ[programs.BLOCK_ENV] = "all" if block is None else str(block)
         compiled = runner.compile_task(task, chunk_epochs=epochs,
                                        with_evaluation=False)
         end = np.int32(epochs)
