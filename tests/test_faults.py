@@ -1,12 +1,14 @@
 """Faults a long run meets: each ends with one line and its exit code, loses
 nothing, and a resumed run equals an uninterrupted one."""
 
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -17,6 +19,8 @@ from echo_jax.core import config as config_lib
 from echo_jax.core import data
 from echo_jax.core import evaluate
 from echo_jax.core import models
+from echo_jax.runtime import memory
+from echo_jax.runtime import programs
 from echo_jax.runtime import runner
 from echo_jax.tasks import tutorial
 
@@ -108,6 +112,24 @@ class BadInputTest(parameterized.TestCase):
                         ECHO_JAX_MEMORY_BYTES="100000")
     one_line(self, result, 2, "error: the run needs about")
     self.assertFalse(os.path.exists(workdir))
+
+  def test_estimate_counts_each_evaluators_batch(self):
+    # large_vocab's default V = 10,000 run (8 models, shared samples
+    # evaluator scoring evaluate.EVAL_BATCH sequences at once) fits this
+    # machine's 20 GB; counted at the tutorial's 1000-sequence batch it
+    # was estimated at 44.5 GB and refused.
+    config = config_lib.validate(config_lib.preset("echo_lag").replace(
+        n_unique=10000, seeds=8, eval_sequences=1000))
+    task = dataclasses.replace(
+        tutorial.echo_lstm_task("v", config, None, 16),
+        batch_size=config.num_samples * 16)
+    mesh = programs.seed_mesh(task.num_models, 2)
+    with mock.patch.dict(os.environ, {memory.LIMIT_ENV: str(10**12)}):
+      need = runner.check_memory(task, 100, task.num_models, mesh)
+    # 14.5 GB here (8 models' 250-sequence evaluation batches of 10,000
+    # logits dominate); the run fits the 20 GB this machine allows.
+    self.assertLess(need, 20e9)
+    self.assertGreater(need, 5e9)
 
   def test_entire_sequence_takes_any_lag_the_sequence_allows(self):
     result = run_binary("entire_sequence", "--lag=25",

@@ -109,11 +109,17 @@ def check_memory(task: task_lib.Task, chunk_epochs: int, num_models: int,
              else jax.ShapeDtypeStruct((), jnp.int32))
   data = jax.eval_shape(task.chunk(chunk_epochs).make_data, state, variant)
   logit = 4 * config.n_unique  # float32 bytes per predicted step
+  # Sequences one evaluation batch scores at once: the shared samples
+  # evaluator's EVAL_BATCH; a task's own evaluator is counted at the
+  # tutorial's (larger) batch. Counting every task at the tutorial's
+  # refused large_vocab's default run (V = 10,000: 44.5 GB estimated).
+  eval_batch = min(config.eval_sequences,
+                   evaluate_lib.EVAL_BATCH if task.make_evaluate is None
+                   else evaluate_lib.TUTORIAL_EVAL_BATCH)
   per_model = memory.per_model_bytes(
       state.params, data,
       batch_logits_bytes=task.samples_per_update * config.context * logit,
-      eval_logits_bytes=(evaluate_lib.TUTORIAL_EVAL_BATCH * config.length
-                         * config.context * logit))
+      eval_logits_bytes=eval_batch * config.length * config.context * logit)
   # The test set's keys (8 bytes a sequence), drawn on one device and
   # replicated on every device of the mesh; sequences are drawn per batch.
   return memory.check(config, num_models, per_model,
