@@ -21,8 +21,11 @@ def pytest_configure(config):
     path = tempfile.mkdtemp(prefix="echo_jax_test_cache_")
     os.environ["ECHO_JAX_TEST_CACHE"] = path
     config.echo_jax_test_cache = path
-  if os.environ.get("ECHO_JAX_TEST_CACHE") and not config.getoption(
-      "collectonly", False):
+  # Only processes that run tests compile: not xdist's controller.
+  distributing = (not hasattr(config, "workerinput")
+                  and bool(config.getoption("numprocesses", None)))
+  if (os.environ.get("ECHO_JAX_TEST_CACHE") and not distributing
+      and not config.getoption("collectonly", False)):
     # pylint: disable=g-import-not-at-top
     from echo_jax.runtime import compilation_cache
     compilation_cache.enable(os.environ["ECHO_JAX_TEST_CACHE"])

@@ -156,7 +156,8 @@ class StateFileTest(absltest.TestCase):
     workdir = make_tempdir(self)
     args = ["--length=9", "--n_unique=6", "--batch_size=3", "--epochs=2",
             "--seeds=1", "--eval_sequences=2", "--hidden_sizes=4",
-            "--lags=0", "--contexts=2", f"--compilation_cache={helpers.SUITE_CACHE}",
+            "--lags=0", "--contexts=2",
+            f"--compilation_cache={helpers.SUITE_CACHE}",
             f"--workdir={workdir}"]
     first = run_binary("sweep", *args)
     self.assertEqual(first.returncode, 0, first.stderr[-2000:])

@@ -125,8 +125,6 @@ class OverModelsTest(parameterized.TestCase):
 
 class CacheBlockTest(parameterized.TestCase):
 
-  MB = 2**20
-
   @parameterized.parameters(
       (36, 70_000, None),   # 36 hidden-8 models, 2.5 MB: all vmapped
       (32, 420_000, 8),     # echo_lag models: 9 fit, 8 divides 32

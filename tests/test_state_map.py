@@ -32,8 +32,9 @@ def run_binary(*args):
   env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2")
   env.pop("XLA_FLAGS", None)
   return subprocess.run(
-      [sys.executable, "-m", "experiments.state_map", f"--compilation_cache={helpers.SUITE_CACHE}",
-       *args], cwd=REPO, env=env, capture_output=True, text=True,
+      [sys.executable, "-m", "experiments.state_map",
+       f"--compilation_cache={helpers.SUITE_CACHE}", *args],
+      cwd=REPO, env=env, capture_output=True, text=True,
       timeout=300, check=False)
 
 

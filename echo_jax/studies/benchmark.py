@@ -270,9 +270,9 @@ def layout_tasks(epochs: int) -> dict:
 def time_layouts(epochs: int, repeats: int,
                  blocks=LAYOUT_BLOCKS) -> list[dict]:
   """models/s of each `layout_tasks` program with a device's models in
-  vmapped blocks of b (`programs.BLOCK_ENV`; None: all vmapped together, the default),
-  for the b dividing its models per device; one call of the whole run,
-  the layouts alternated `repeats` times, medians."""
+  vmapped blocks of b (`programs.BLOCK_ENV`; None: all vmapped together,
+  the default), for the b dividing its models per device; one call of the
+  whole run, the layouts alternated `repeats` times, medians."""
   rows = []
   saved = os.environ.get(programs.BLOCK_ENV)
   try:
