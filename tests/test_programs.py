@@ -136,7 +136,8 @@ class CacheBlockTest(parameterized.TestCase):
     self.assertEqual(programs.cache_block(count, size), want)
 
   def test_env_overrides_and_bad_values(self):
-    cases = {"": None, "all": None, " ALL ": None, "auto": programs.AUTO,
+    cases = {"": programs.AUTO, "auto": programs.AUTO, " AUTO ": programs.AUTO,
+             "all": None, " ALL ": None,
              "6": 6}
     with mock.patch.dict(os.environ):
       for value, want in cases.items():

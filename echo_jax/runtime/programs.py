@@ -142,13 +142,13 @@ def chunk_programs(chunk: train_lib.ChunkFns, mesh: Mesh, with_variants: bool):
 
 
 # Models per block of a device's fit (see `over_models`), from
-# ECHO_JAX_MODELS_PER_BLOCK: unset or "all" vmaps all of a device's models
-# together (the default: every results table was measured so); "auto" (AUTO)
-# runs a CPU device's models in the largest vmapped blocks whose training
-# state fits CACHE_BLOCK_BYTES (`cache_block`) and vmaps all on other
-# backends (a GPU is fastest so: 1,495 models/s at 1,024 models on an
-# H200); b runs blocks of b. Blocks move results in their last bits, so AUTO
-# becomes the CPU default only with the tables re-measured (issue #14).
+# ECHO_JAX_MODELS_PER_BLOCK: unset or "auto" (AUTO, the default) runs a CPU
+# device's models in the largest vmapped blocks whose training state fits
+# CACHE_BLOCK_BYTES (`cache_block`) and vmaps all on other backends (a GPU
+# is fastest so: 1,495 models/s at 1,024 models on an H200); "all" vmaps all
+# of a device's models together on every backend (the layout before AUTO);
+# b runs blocks of b. Blocks move results in their last bits: every results
+# table was re-measured with AUTO when it became the default (issue #14).
 BLOCK_ENV = "ECHO_JAX_MODELS_PER_BLOCK"
 AUTO = "auto"
 
@@ -162,12 +162,13 @@ CACHE_BLOCK_BYTES = 4 * 2**20
 
 
 def models_per_block() -> int | str | None:
-  """ECHO_JAX_MODELS_PER_BLOCK: None (unset or "all"), AUTO, or b >= 1."""
+  """ECHO_JAX_MODELS_PER_BLOCK: AUTO (unset or "auto"), None ("all": all
+  vmapped), or b >= 1."""
   value = os.environ.get(BLOCK_ENV, "").strip().lower()
-  if value in ("", "all"):
-    return None
-  if value == AUTO:
+  if value in ("", AUTO):
     return AUTO
+  if value == "all":
+    return None
   if not value.isdigit() or int(value) < 1:
     raise config_lib.ConfigError(
         f"{BLOCK_ENV}={value} must be 'all', 'auto' or an integer >= 1")

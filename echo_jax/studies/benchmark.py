@@ -271,7 +271,7 @@ def time_layouts(epochs: int, repeats: int,
                  blocks=LAYOUT_BLOCKS) -> list[dict]:
   """models/s of each `layout_tasks` program with a device's models in
   vmapped blocks of b (`programs.BLOCK_ENV`; None: all vmapped together,
-  the default), for the b dividing its models per device; one call of the
+  "all"), for the b dividing its models per device; one call of the
   whole run, the layouts alternated `repeats` times, medians."""
   rows = []
   saved = os.environ.get(programs.BLOCK_ENV)
