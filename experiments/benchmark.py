@@ -36,6 +36,10 @@ _GPU_SEEDS = flags.DEFINE_list(
     "gpu_seeds", ["1024"],
     "Seed counts added to --scaling_seeds when JAX's default backend is a "
     "GPU.")
+_GPU_CHECK_SEEDS = flags.DEFINE_list(
+    "gpu_check_seeds", ["1024", "8192", "65536"],
+    "Model counts of the gpu_command_buffers section (on a GPU only: one "
+    "subprocess per command-buffer setting, each bounded in time).")
 _MAX_SEQUENTIAL = flags.DEFINE_integer(
     "max_sequential_seeds", 64,
     "Largest N whose N sequential calls are timed; above it only the one "
@@ -63,6 +67,8 @@ def peer():
 def benchmark():
   counts = common.int_list("scaling_seeds", _SCALING_SEEDS.value, minimum=1)
   gpu_counts = common.int_list("gpu_seeds", _GPU_SEEDS.value, minimum=1)
+  check_counts = common.int_list("gpu_check_seeds", _GPU_CHECK_SEEDS.value,
+                                 minimum=1)
   for name, value in (("repeats", _REPEATS.value),
                       ("max_sequential_seeds", _MAX_SEQUENTIAL.value)):
     if value < 1:
@@ -78,7 +84,7 @@ def benchmark():
             _MAX_SEQUENTIAL.value, _START_UP.value,
             port.train_and_evaluate if port else None, _PEER_SEEDS.value,
             info, port.train_many if port else None,
-            tuple(n for n in (8, 64) if n in counts))
+            tuple(n for n in (8, 64) if n in counts), check_counts)
 
 
 def main():

@@ -7,6 +7,7 @@ Timings are medians of `repeats` runs; ratios compare numbers measured in
 this same process.
 """
 
+import functools
 import os
 import shutil
 import statistics
@@ -28,13 +29,14 @@ from echo_jax.runtime import results
 from echo_jax.runtime import programs
 from echo_jax.runtime import runner
 from echo_jax.studies import cost_model
+from echo_jax.studies import gpu_check
 from echo_jax.tasks import sweep_cell
 from echo_jax.tasks import tutorial
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SECTIONS = ("one_model", "paths", "scaling", "shape_sharing", "checkpointing",
-            "cost_model", "layouts")
+            "cost_model", "layouts", "gpu_command_buffers")
 # Models per block the layouts section tries (None: all vmapped together).
 LAYOUT_BLOCKS = (None, 1, 2, 4, 6, 8, 16)
 EXPERIMENTS = ("echo_current", "echo_lag_no_context", "echo_lag")
@@ -43,10 +45,12 @@ EXPERIMENTS = ("echo_current", "echo_lag_no_context", "echo_lag")
 median_seconds = cost_model.median_seconds
 
 
-def matmul_peak_gflops(repeats: int, n: int = 2048) -> float:
-  """Large float32 matmul on one device: the machine's practical peak."""
+def matmul_peak_gflops(repeats: int, n: int = 2048,
+                       precision: jax.lax.Precision | None = None) -> float:
+  """Large float32 matmul on one device: the machine's practical peak (at
+  the default precision, which on a GPU may use TF32; HIGHEST: float32)."""
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-  matmul = jax.jit(jnp.dot)
+  matmul = jax.jit(functools.partial(jnp.dot, precision=precision))
   jax.block_until_ready(matmul(a, a))
   return 2 * n**3 / median_seconds(lambda: matmul(a, a), repeats) / 1e9
 
@@ -316,10 +320,12 @@ def run(workdir: str, sections, repeats: int, counts: list[int],
         gpu_counts, scaling_epochs: int, max_sequential: int,
         start_up: bool, peer=None, peer_seeds: int = 4,
         peer_info: dict | None = None, peer_many=None,
-        peer_many_counts: tuple[int, ...] = (8, 64)) -> dict:
+        peer_many_counts: tuple[int, ...] = (8, 64),
+        gpu_check_counts=gpu_check.GPU_CHECK_SEEDS) -> dict:
   """Times the `sections` (see SECTIONS), optionally the reproduction's
   start-up, the `peer` (see `time_peer`; None: not timed) and `peer_many`
-  (see `time_peer_many`, with the scaling section), writes benchmark.json
+  (see `time_peer_many`, with the scaling section) and, on a GPU, the
+  command-buffer check for `gpu_check_counts` models (`gpu_check`), writes benchmark.json
   into `workdir` and prints the tables."""
   # In-process compile times are cold: no persistent cache here.
   jax.config.update("jax_enable_compilation_cache", False)
@@ -329,8 +335,12 @@ def run(workdir: str, sections, repeats: int, counts: list[int],
   report = {"versions": results.versions(), "repeats": repeats,
             "backend": jax.default_backend(),
             "devices": [str(d) for d in jax.devices()],
-            "matmul_peak_gflops": matmul_peak_gflops(repeats)}
-  logging.info("matmul peak %.1f GFLOP/s", report["matmul_peak_gflops"])
+            "matmul_peak_gflops": matmul_peak_gflops(repeats),
+            "matmul_peak_gflops_fp32": matmul_peak_gflops(
+                repeats, precision=jax.lax.Precision.HIGHEST)}
+  logging.info("matmul peak %.1f GFLOP/s (precision HIGHEST %.1f)",
+               report["matmul_peak_gflops"],
+               report["matmul_peak_gflops_fp32"])
   if "one_model" in sections:
     single = {}
     for name in EXPERIMENTS:
@@ -371,6 +381,9 @@ def run(workdir: str, sections, repeats: int, counts: list[int],
     report["shape_sharing"] = time_shape_sharing(lag.replace(seeds=3))
   if "checkpointing" in sections:
     report["checkpointing"] = time_checkpointing(lag, repeats)
+  if "gpu_command_buffers" in sections:
+    report["gpu_command_buffers"] = gpu_check.time_command_buffers(
+        gpu_check_counts, scaling_epochs, repeats)
   if start_up:
     report["reproduce_one_seed"] = time_reproduce_start(seeds=1)
     report["reproduce_default"] = time_reproduce_start(seeds=None)
@@ -442,6 +455,8 @@ def print_report(report: dict) -> None:
         + [f"blocks of {b}" for b in LAYOUT_BLOCKS[1:]],
         [[name] + [fmt(rate[name, b]) if (name, b) in rate else "-"
                    for b in LAYOUT_BLOCKS] for name in names]))
+  if "gpu_command_buffers" in report:
+    gpu_check.print_command_buffers(report["gpu_command_buffers"])
   if "shape_sharing" in report:
     sharing = report["shape_sharing"]
     print(f"shape sharing (echo_lag, 3 seeds): compile for "

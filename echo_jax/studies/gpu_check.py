@@ -1,0 +1,129 @@
+"""The benchmark's GPU check: models/s of N echo_lag models trained in one
+call, with XLA's command buffers (CUDA graphs) for loops on and off, and
+the fraction of the GPU's float32 matmul peak the training reaches.
+
+XLA reads XLA_FLAGS once per process, so each setting runs the benchmark's
+scaling section (`benchmark.time_scaling`) in a subprocess of its own with
+the setting's flags appended; every subprocess has a time bound. The
+training's loops are `lax.scan`s (a `while` in XLA, with a `conditional`
+for the end-of-run guard): without command buffers for them every
+iteration's kernels are launched from the host one by one, which is what
+limits small models on a GPU.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl import logging
+import jax
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import tables
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+# Name -> flags appended to XLA_FLAGS. "" is XLA's own default set.
+COMMAND_BUFFER_SETTINGS = {
+    "XLA default": "",
+    "off": "--xla_gpu_enable_command_buffer=",
+    "loops on": "--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL",
+}
+# Default model counts (the issue's range: 1,024 to 65,536).
+GPU_CHECK_SEEDS = (1024, 8192, 65536)
+# Seconds one setting's subprocess may take before it is stopped.
+SETTING_TIMEOUT_SECONDS = 600
+
+
+def settings_command(workdir: str, counts, epochs: int, repeats: int
+                     ) -> list[str]:
+  """The scaling section alone: N = 1 first (its one sequential call is
+  the baseline every larger N is compared with), then one call per N."""
+  counts = [1] + [n for n in counts if n != 1]
+  return [sys.executable, "-m", "experiments.benchmark",
+          f"--workdir={workdir}", "--sections=scaling", "--peer=false",
+          "--start_up=false", f"--repeats={repeats}",
+          f"--scaling_seeds={','.join(str(n) for n in counts)}",
+          "--gpu_seeds=" + ",".join(str(n) for n in counts),
+          "--max_sequential_seeds=1", f"--scaling_epochs={epochs}"]
+
+
+def run_setting(flags: str, counts, epochs: int, repeats: int,
+                timeout: float = SETTING_TIMEOUT_SECONDS) -> dict:
+  """One setting's benchmark.json (scaling rows, matmul peaks), or
+  {"error": one line} when its subprocess failed or ran out of time."""
+  workdir = tempfile.mkdtemp()
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = " ".join(x for x in (env.get("XLA_FLAGS", ""), flags)
+                              if x)
+  try:
+    done = subprocess.run(settings_command(workdir, counts, epochs, repeats),
+                          cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if done.returncode:
+      last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+      return {"error": f"exit {done.returncode}: {last}"}
+    with open(os.path.join(workdir, "benchmark.json")) as f:
+      return json.load(f)
+  except subprocess.TimeoutExpired:
+    return {"error": f"stopped after {timeout:g} s"}
+  finally:
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def time_command_buffers(counts=GPU_CHECK_SEEDS, epochs: int = 200,
+                         repeats: int = 1, settings=None,
+                         timeout: float = SETTING_TIMEOUT_SECONDS,
+                         require_gpu: bool = True) -> dict:
+  """models/s per N and setting (`COMMAND_BUFFER_SETTINGS`), each with the
+  fraction of its process's measured float32 matmul peak (precision
+  HIGHEST: no TF32) and of its default-precision peak that the training's
+  matmul FLOPs reach. Without a GPU (and `require_gpu`): {"skipped": why}."""
+  if require_gpu and jax.default_backend() != "gpu":
+    return {"skipped": f"no GPU visible (backend {jax.default_backend()})"}
+  from echo_jax.studies import benchmark  # pylint: disable=g-import-not-at-top
+  flops = benchmark.flops_per_model(
+      config_lib.preset("echo_lag").replace(epochs=epochs))
+  rows = []
+  for name, flags in (settings or COMMAND_BUFFER_SETTINGS).items():
+    report = run_setting(flags, counts, epochs, repeats, timeout)
+    if "error" in report:
+      logging.warning("GPU check, %s: %s", name, report["error"])
+      rows.append({"setting": name, "flags": flags, "error": report["error"]})
+      continue
+    for r in report["scaling"]:
+      if r["seeds"] not in counts:
+        continue  # the N = 1 baseline
+      rate = r["one_call_models_per_second"]
+      rows.append({
+          "setting": name, "flags": flags, "models": r["seeds"],
+          "models_per_second": rate,
+          "gflops_per_second": rate * flops / 1e9,
+          "fraction_of_fp32_peak":
+              rate * flops / 1e9 / report["matmul_peak_gflops_fp32"],
+          "fraction_of_default_peak":
+              rate * flops / 1e9 / report["matmul_peak_gflops"],
+          "fp32_peak_gflops": report["matmul_peak_gflops_fp32"],
+          "device": report["devices"][0]})
+      logging.info("GPU check, %s, N=%d: %.1f models/s", name, r["seeds"],
+                   rate)
+  return {"epochs": epochs, "rows": rows}
+
+
+def print_command_buffers(check: dict) -> None:
+  if "skipped" in check:
+    print(f"GPU check (command buffers): skipped, {check['skipped']}")
+    return
+  print(tables.format_table(
+      [f"echo_lag models at once ({check['epochs']} epochs)", "setting",
+       "models/s", "GFLOP/s", "of fp32 peak", "of default-precision peak"],
+      [[r.get("models", "-"), r["setting"],
+        r["error"] if "error" in r else f"{r['models_per_second']:.1f}",
+        "-" if "error" in r else f"{r['gflops_per_second']:.0f}",
+        "-" if "error" in r else f"{100 * r['fraction_of_fp32_peak']:.1f}%",
+        "-" if "error" in r
+        else f"{100 * r['fraction_of_default_peak']:.1f}%"]
+       for r in check["rows"]]))

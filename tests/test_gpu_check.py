@@ -1,0 +1,39 @@
+"""The benchmark's GPU check (command buffers on and off), run here on the
+CPU through the same subprocesses: the flags reach XLA, rows come back,
+failures and time-outs are one line each."""
+
+from absl.testing import absltest
+
+from echo_jax.studies import gpu_check
+
+
+class GpuCheckTest(absltest.TestCase):
+
+  def test_skipped_without_a_gpu(self):
+    check = gpu_check.time_command_buffers()
+    self.assertIn("no GPU visible", check["skipped"])
+
+  def test_each_setting_in_its_own_process(self):
+    settings = {"loops on": gpu_check.COMMAND_BUFFER_SETTINGS["loops on"],
+                "bad flag": "--xla_no_such_flag=1"}
+    check = gpu_check.time_command_buffers(
+        counts=(2,), epochs=3, repeats=1, settings=settings, timeout=300,
+        require_gpu=False)
+    good, bad = check["rows"]
+    self.assertEqual((good["setting"], good["models"]), ("loops on", 2))
+    self.assertGreater(good["models_per_second"], 0)
+    self.assertGreater(good["fraction_of_fp32_peak"], 0)
+    self.assertLess(good["fraction_of_fp32_peak"], 1)
+    # XLA refuses an unknown flag: the row says how it failed, in one line.
+    self.assertEqual(bad["setting"], "bad flag")
+    self.assertRegex(bad["error"], r"^exit -?\d+: ")
+    self.assertNotIn("\n", bad["error"])
+    gpu_check.print_command_buffers(check)
+
+  def test_a_setting_out_of_time_is_stopped(self):
+    row = gpu_check.run_setting("", (2,), epochs=3, repeats=1, timeout=0.5)
+    self.assertEqual(row, {"error": "stopped after 0.5 s"})
+
+
+if __name__ == "__main__":
+  absltest.main()
