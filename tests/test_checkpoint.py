@@ -55,6 +55,28 @@ class ResumeTest(absltest.TestCase):
     _, by_all = helpers.run_tutorial(config, chunk_epochs=20)
     chex.assert_trees_all_equal(by_5, by_all)
 
+  def test_chunk_evaluations_are_the_runs_and_survive_a_resume(self):
+    # Scoring after every chunk: the last score is the run's evaluation;
+    # a run stopped after 2 chunks and resumed has the same scores.
+    from echo_jax.runtime import runner  # pylint: disable=g-import-not-at-top
+    from echo_jax.tasks import tutorial  # pylint: disable=g-import-not-at-top
+    task = tutorial.tutorial_task(TINY)
+    whole = runner.run_task(task, chunk_epochs=5, evaluate_chunks=True)
+    self.assertEqual(list(whole.chunk_evaluations), [5, 10, 15, 20, 23])
+    last = whole.chunk_evaluations[23]
+    np.testing.assert_array_equal(last[0], whole.evaluation.accuracy_N)
+    run_dir = make_tempdir(self)
+    with self.assertRaises(chunked.Interrupted):
+      runner.run_task(task, run_dir=run_dir, chunk_epochs=5,
+                      stop_after_chunks=2, evaluate_chunks=True)
+    saved = results.read_json(
+        os.path.join(run_dir, runner.CHUNK_EVALUATIONS_FILE))
+    self.assertEqual(list(saved), ["5", "10"])
+    resumed = runner.run_task(task, run_dir=run_dir, chunk_epochs=5,
+                              evaluate_chunks=True)
+    self.assertEqual(resumed.chunks.resumed_from, 10)
+    self.assertEqual(resumed.chunk_evaluations, whole.chunk_evaluations)
+
   def test_runs_differing_in_epochs_or_seed_share_their_programs(self):
     # Nothing compiled depends on the run's length (the end epoch is data)
     # except whether a chunk needs the end-of-run guard.

@@ -57,6 +57,13 @@ class ExtensionBinaryTest(parameterized.TestCase):
       ("lag_values", "--lags=30", "error: lag=30 leaves no complete window"),
       ("lag_sequence", "--lags=5", "error: lag=5 must be in [1, context=5)"),
       ("streaming_echo", "--lags=x", "error: lags=x must be integers"),
+      ("streaming_budget", "--recipes=chrono,fast",
+       "error: recipes=chrono,fast must be distinct names from tutorial, "
+       "chrono"),
+      ("streaming_budget", "--eval_every=3",
+       "error: updates=16000 must be a multiple of eval_every=3"),
+      ("streaming_budget", "--hidden=8",
+       "error: --hidden is not used by streaming_budget: give --hiddens"),
       ("large_vocab", "--vocabs=1", "error: vocabs=1 must be integers >= 2"),
       ("mlp_baseline", "--mlp_hidden=0", "error: mlp_hidden=0 must be"),
       ("mask_missing", "--seeds=0", "error: seeds=0 must be >= 1"),

@@ -47,6 +47,9 @@ CASES = {
     "lag_sequence": ("lag_sequence", _EXT + ["--lags=1,3"]),
     "streaming_echo": ("streaming_echo", _EXT + [
         "--lags=1,2", "--beginner_epochs=2", "--length=13"]),
+    "streaming_budget": ("streaming_budget", [
+        "--seeds=2", "--eval_sequences=4", "--hiddens=4", "--updates=4",
+        "--eval_every=2", "--lags=1,2", "--length=13"]),
     "mlp_baseline": ("mlp_baseline", _EXT + ["--mlp_hidden=3"]),
     "large_vocab": ("large_vocab", _EXT + [
         "--vocabs=30", "--timing_epochs=1", "--sequences_per_epoch=2"]),
@@ -68,6 +71,7 @@ EXTENSION_SHAPES = {
     "lag_sequence": (2, ["lag_sequence.png"]),
     "streaming_echo": (5, ["streaming_echo.png", "streaming_echo_lags.png"],
                        2),  # its beginner run: --beginner_epochs=2
+    "streaming_budget": (4, ["streaming_budget.png"], 4),  # 4 updates
     "mlp_baseline": (2, ["mlp_baseline.png"]),
     "large_vocab": (3, ["large_vocab.png"]),
     "predict_next": (2, []),

@@ -92,6 +92,23 @@ class InitTest(absltest.TestCase):
     np.testing.assert_array_equal(cell["bias"], 0.0)
 
 
+  def test_chrono_init_spreads_the_forget_bias(self):
+    # Tallec & Ollivier: forget bias log(u), u ~ U(1, T_max - 1); input
+    # bias its negative; cell and output biases zero; kernels as Keras'.
+    config = small_config(hidden=64, n_unique=16, init="chrono")
+    cell = models.init_params(config, jax.random.PRNGKey(0))["lstm"]
+    bias = np.asarray(cell["bias"])
+    forget = bias[64:128]
+    self.assertGreaterEqual(forget.min(), 0.0)
+    self.assertLessEqual(forget.max(), np.log(models.CHRONO_T_MAX - 1))
+    self.assertGreater(forget.std(), 0.3)  # spread, not one value
+    np.testing.assert_array_equal(bias[:64], -forget)
+    np.testing.assert_array_equal(bias[128:], 0.0)
+    keras = models.init_params(config.replace(init="keras"),
+                               jax.random.PRNGKey(0))["lstm"]
+    np.testing.assert_array_equal(cell["recurrent_kernel"],
+                                  keras["recurrent_kernel"])
+
 def random_params(config, seed=0, scale=1.0):
   """Random weights (not the init) so that every gate is exercised."""
   params = models.init_params(config, jax.random.PRNGKey(seed))

@@ -11,7 +11,7 @@ import math
 from typing import Any, Mapping
 
 FRAMINGS = ("window", "no_context")
-INITS = ("keras", "flax")
+INITS = ("keras", "chrono", "flax")
 RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 INPUT_ENCODINGS = ("gather", "one_hot")
 LSTM_BACKENDS = ("fused", "cell")

@@ -40,10 +40,32 @@ def keras_lstm_bias_init(key, shape, dtype=jnp.float32):
   return jnp.zeros(shape, dtype).at[hidden:2 * hidden].set(1.0)
 
 
+# Chrono initialisation's T_max: the longest dependency a model is expected
+# to learn. The tutorial's sequences are 25 steps, so no dependency in them
+# is longer.
+CHRONO_T_MAX = 25
+
+
+def chrono_lstm_bias_init(key, shape, dtype=jnp.float32):
+  """Chrono initialisation (Tallec & Ollivier, ICLR 2018): forget-gate bias
+  log(u), u ~ U(1, T_max - 1), and input-gate bias its negative, so units
+  start out keeping their cell for 1 to T_max steps instead of the ~2-3
+  steps of a forget bias of 1; the other biases zero."""
+  (four_h,) = shape
+  hidden = four_h // 4
+  forget_H = jnp.log(jax.random.uniform(key, (hidden,), dtype, 1.0,
+                                        CHRONO_T_MAX - 1.0))
+  return (jnp.zeros(shape, dtype).at[:hidden].set(-forget_H)
+          .at[hidden:2 * hidden].set(forget_H))
+
+
 # name -> (input kernel, recurrent kernel, bias, head kernel) initialisers.
 INITIALIZERS = {
     "keras": (nn.initializers.glorot_uniform(), nn.initializers.orthogonal(),
               keras_lstm_bias_init, nn.initializers.glorot_uniform()),
+    # Keras' kernels with the chrono gate biases.
+    "chrono": (nn.initializers.glorot_uniform(), nn.initializers.orthogonal(),
+               chrono_lstm_bias_init, nn.initializers.glorot_uniform()),
     # Flax's own defaults (LSTMCell and Dense): no forget-gate bias.
     "flax": (nn.initializers.lecun_normal(), nn.initializers.orthogonal(),
              nn.initializers.zeros_init(), nn.initializers.lecun_normal()),
@@ -56,7 +78,7 @@ class KerasLSTMCell(nn.RNNCellBase):
   Attributes:
     features: hidden size H.
     vocab: input size V (number of distinct integers).
-    init_scheme: "keras" or "flax" (see INITIALIZERS).
+    init_scheme: "keras", "chrono" or "flax" (see INITIALIZERS).
     recurrent_activation: "sigmoid" or "hard_sigmoid" (Keras 2).
     one_hot_input: inputs are one-hot rows (B, V), not ids (B,).
   """

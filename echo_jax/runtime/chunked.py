@@ -120,6 +120,9 @@ def claim_run_dir(run_dir: str, identity: dict[str, Any],
 MetricsRows = Callable[[np.ndarray, np.ndarray, int, int],
                        list[dict[str, Any]]]
 ChunkCallback = Callable[[int, int, np.ndarray, np.ndarray], None]
+# on_state(epoch, state): the state at a chunk's end, or the state resumed
+# from; done with it on return (the next chunk donates it).
+StateCallback = Callable[[int, Any], None]
 
 
 def metrics_per_seed(loss_SxE: np.ndarray, accuracy_SxE: np.ndarray,
@@ -193,7 +196,8 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
                run_dir: str | None = None,
                identity: dict[str, Any] | None = None,
                stop_after_chunks: int | None = None,
-               on_chunk: ChunkCallback | None = None) -> ChunkedRun:
+               on_chunk: ChunkCallback | None = None,
+               on_state: StateCallback | None = None) -> ChunkedRun:
   """Runs run_chunk(state, end_epoch) -> (state, EpochMetrics_M) (end_epoch:
   an int32 scalar, as the compiled programs take it) from
   `state` (epoch_M; the first `num_models` models are real, the rest
@@ -201,7 +205,9 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
   stopping with NonFiniteLossError on a non-finite loss. With `run_dir`
   (claimed for `identity`), the state and the metrics so far are
   checkpointed after every chunk and a rerun resumes; restored states are
-  placed with `restore_sharding`."""
+  placed with `restore_sharding`. `on_state(epoch, state)` is called with
+  the state after each chunk (after its checkpoint) and with a resumed
+  state."""
   checkpointer = None
   earlier: dict[str, float] = {}  # timings of earlier processes of the run
   resumed_from = 0
@@ -232,6 +238,8 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
     results.write_jsonl_atomic(metrics_path, metrics_rows(
         loss_MxE, accuracy_MxE, 0, resumed_from))
   epoch = resumed_from
+  if on_state is not None and resumed_from:
+    on_state(resumed_from, state)
   _progress.update(name=name, epoch=epoch, total=total_epochs)
   end_epoch = np.int32(total_epochs)
   train_seconds = 0.0
@@ -270,6 +278,8 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
             "checkpoint_seconds": (earlier.get("checkpoint_seconds", 0.0)
                                    + checkpoint_seconds)})
       _progress["epoch"] = done
+      if on_state is not None:
+        on_state(done, state)
       if on_chunk is not None:
         on_chunk(epoch_before, done, loss_MxE, accuracy_MxE)
       chunks += 1

@@ -10,6 +10,8 @@ them; the `RunOutput` it returns is what the record writers
 (`report.records`) turn into each binary's files.
 """
 
+import json
+import os
 import time
 from typing import Any, Hashable, NamedTuple
 
@@ -26,6 +28,7 @@ from echo_jax.runtime import distributed
 from echo_jax.runtime import keys as keys_lib
 from echo_jax.runtime import memory
 from echo_jax.runtime import programs
+from echo_jax.runtime import results
 from echo_jax.tasks import task as task_lib
 
 DEFAULT_CHUNK_EPOCHS = 1000
@@ -185,6 +188,10 @@ class RunOutput(NamedTuple):
   evaluation: Any            # the task's evaluation, host arrays (M, ...)
   chunks: chunked.ChunkedRun
   eval_seconds: float
+  # With `run(..., evaluate_chunks=True)`: end epoch of each chunk -> the
+  # task's evaluation of the models then, as JSON holds it (nested lists,
+  # models first); else empty.
+  chunk_evaluations: dict[int, Any] = {}
 
   @property
   def task(self) -> task_lib.Task:
@@ -208,9 +215,39 @@ class RunOutput(NamedTuple):
                                  split(self.accuracy_MxE))
 
 
+# The evaluations of `run(..., evaluate_chunks=True)`, kept in the run
+# folder so that a resumed run has its earlier chunks' too.
+CHUNK_EVALUATIONS_FILE = "chunk_evaluations.json"
+
+
+def _chunk_evaluator(compiled: Compiled, evaluate, run_dir: str | None):
+  """(evaluations, on_state) for `chunked.run_chunks`: each chunk's end state
+  scored by `evaluate(params)` on the run's test set, recorded by end epoch
+  (in `run_dir`'s CHUNK_EVALUATIONS_FILE, written atomically, when given)."""
+  path = run_dir and os.path.join(run_dir, CHUNK_EVALUATIONS_FILE)
+  evaluations = {}
+  if path and os.path.exists(path):
+    evaluations = {int(epoch): tree
+                   for epoch, tree in results.read_json(path).items()}
+  unpad = lambda x: np.asarray(x)[:compiled.task.num_models].tolist()
+
+  def on_state(epoch, state):
+    if epoch in evaluations:
+      return  # resumed: scored before (the same bits)
+    # As JSON holds it (a NamedTuple becomes a list), fresh or resumed.
+    evaluations[epoch] = json.loads(json.dumps(jax.tree.map(
+        unpad, distributed.to_host(evaluate(state.params)))))
+    if path and distributed.is_writer():
+      results.write_json_atomic(
+          path, {str(e): evaluations[e] for e in sorted(evaluations)})
+
+  return evaluations, on_state
+
+
 def run(compiled: Compiled, run_dir: str | None = None,
         stop_after_chunks: int | None = None,
-        on_chunk: chunked.ChunkCallback | None = None) -> RunOutput:
+        on_chunk: chunked.ChunkCallback | None = None,
+        evaluate_chunks: bool = False) -> RunOutput:
   """Trains every model chunk by chunk, then evaluates them on the run's
   test set (`keys.eval_test_set`).
 
@@ -218,7 +255,9 @@ def run(compiled: Compiled, run_dir: str | None = None,
   with the same `run_dir` resumes from the newest checkpoint, bit-identical
   to an uninterrupted run; `metrics.jsonl` there holds the epochs so far.
   `on_chunk(first_epoch, end_epoch, loss_MxE, accuracy_MxE)` is called after
-  each chunk (e.g. to write TensorBoard summaries).
+  each chunk (e.g. to write TensorBoard summaries). With `evaluate_chunks`
+  the models are also scored on the test set after every chunk (learning
+  curves on fresh sequences; `RunOutput.chunk_evaluations`).
   """
   task, config = compiled.task, compiled.task.config
   num_models = task.num_models
@@ -226,37 +265,43 @@ def run(compiled: Compiled, run_dir: str | None = None,
     metrics_rows = chunked.metrics_per_seed
   else:
     metrics_rows = chunked.metrics_by_variant(task.row_names(), config.seeds)
+  test_set = keys_lib.eval_test_set(config)
+  if distributed.is_multiprocess():
+    # Computed on each process's own device: placed on the whole mesh.
+    test_set = distributed.put(jax.tree.map(np.asarray, test_set),
+                               NamedSharding(compiled.mesh, P()))
+  extra = () if compiled.variants_M is None else (compiled.variants_M,)
+  evaluate = lambda params: compiled.evaluate(params, test_set, *extra)
+  chunk_evaluations, on_state = {}, None
+  if evaluate_chunks:
+    chunk_evaluations, on_state = _chunk_evaluator(compiled, evaluate,
+                                                   run_dir)
   chunks = chunked.run_chunks(
       compiled.run_chunk, compiled.training.init(compiled.keys_M),
       name=task.name, total_epochs=config.epochs, num_models=num_models,
       metrics_rows=metrics_rows,
       restore_sharding=programs.seed_sharding(compiled.mesh),
       run_dir=run_dir, identity=task.run_identity(),
-      stop_after_chunks=stop_after_chunks, on_chunk=on_chunk)
+      stop_after_chunks=stop_after_chunks, on_chunk=on_chunk,
+      on_state=on_state)
   state = chunks.state
-  test_set = keys_lib.eval_test_set(config)
-  if distributed.is_multiprocess():
-    # Computed on each process's own device: placed on the whole mesh.
-    test_set = distributed.put(jax.tree.map(np.asarray, test_set),
-                               NamedSharding(compiled.mesh, P()))
-  eval_args = (state.params, test_set)
-  if compiled.variants_M is not None:
-    eval_args += (compiled.variants_M,)
   start = time.perf_counter()
   evaluation = distributed.to_host(jax.block_until_ready(
-      compiled.evaluate(*eval_args)))
+      evaluate(state.params)))
   eval_seconds = time.perf_counter() - start
   unpad = lambda x: x[:num_models]
   return RunOutput(compiled, state,
                    jax.tree.map(unpad, distributed.to_host(state.params)),
                    chunks.loss_MxE, chunks.accuracy_MxE,
-                   jax.tree.map(unpad, evaluation), chunks, eval_seconds)
+                   jax.tree.map(unpad, evaluation), chunks, eval_seconds,
+                   dict(sorted(chunk_evaluations.items())))
 
 
 def run_task(task: task_lib.Task, max_devices: int | None = None,
              run_dir: str | None = None, chunk_epochs: int | None = None,
              stop_after_chunks: int | None = None,
-             on_chunk: chunked.ChunkCallback | None = None) -> RunOutput:
+             on_chunk: chunked.ChunkCallback | None = None,
+             evaluate_chunks: bool = False) -> RunOutput:
   """`compile_task`, then `run`."""
   return run(compile_task(task, max_devices, chunk_epochs), run_dir,
-             stop_after_chunks, on_chunk)
+             stop_after_chunks, on_chunk, evaluate_chunks)

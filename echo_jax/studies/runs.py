@@ -69,19 +69,30 @@ def run_task_in(task: task_lib.Task, run_dir: str,
   without a run folder (timing runs)."""
   if not checkpoint:
     output = runner.run_task(task, chunk_epochs=options.chunk_epochs)
-    return records.variant_rows(output), output.trained(by_variant=True)
+  else:
+    output = run_framed_in(task, run_dir, options)
+  return records.variant_rows(output), output.trained(by_variant=True)
+
+
+def run_framed_in(task: task_lib.Task, run_dir: str,
+                  options: RunOptions = RunOptions(),
+                  evaluate_chunks: bool = False) -> runner.RunOutput:
+  """Runs (or resumes) a framed task in its run folder (checkpoints,
+  metrics.jsonl, learning curves, optional TensorBoard; with
+  `evaluate_chunks`, a test-set score after every chunk)."""
   with summaries(run_dir, options) as on_chunk:
     output = runner.run_task(task, run_dir=run_dir,
                              chunk_epochs=options.chunk_epochs,
-                             on_chunk=on_chunk)
-  rows, trained = records.variant_rows(output), output.trained(by_variant=True)
+                             on_chunk=on_chunk,
+                             evaluate_chunks=evaluate_chunks)
+  trained = output.trained(by_variant=True)
   plots.learning_curves_by_variant(
       {name: (trained.loss_E[i], trained.accuracy_E[i])
        for i, name in enumerate(task.row_names())},
       os.path.join(run_dir, "learning_curves.png"),
       f"{task.config.experiment}: {task.name}",
       chance=1.0 / task.config.n_unique)
-  return rows, trained
+  return output
 
 
 def run_and_write(config: config_lib.EchoConfig, workdir: str,

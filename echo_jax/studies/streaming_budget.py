@@ -1,0 +1,178 @@
+"""Streaming echo at every lag: the budget at which it is learned.
+
+`streaming_echo` trains every lag for one fixed budget (1000 updates of 16
+sequences) and reports what that gives. This study asks, per lag, what it
+takes: each (hidden size, recipe) trains all its lags in one program for up
+to `--updates` Adam updates, and after every `--eval_every` updates scores
+every model on the run's 1000 fresh test sequences (`runner.run`'s
+`evaluate_chunks`). The budget to 99% is the first scored point whose mean
+over seeds reaches 99%; where none does, the curve shows where it stalls,
+and the end point is split by position (t = lag, lag + 1, later).
+
+Recipes (`RECIPES`): the streaming model's own (Keras' initialisation,
+Adam at 1e-2, constant) and that with one principled change, chrono
+initialisation of the gate biases (Tallec & Ollivier 2018,
+`models.chrono_lstm_bias_init`): a forget bias of 1 makes a unit keep its
+cell for about e steps, too short to carry a value 10 steps; chrono spreads
+the units' initial memory over 1 to 25 steps, the sequence's length.
+"""
+
+import dataclasses
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from echo_jax.core import config as config_lib
+from echo_jax.report import plots
+from echo_jax.report import records
+from echo_jax.report import stats
+from echo_jax.report import tables
+from echo_jax.runtime import distributed
+from echo_jax.runtime import runner
+from echo_jax.studies import extensions as ext
+from echo_jax.studies import runs
+from echo_jax.tasks import streaming
+
+NAME = "streaming_budget"
+# The streaming models' schedule (as streaming_echo): Adam at 1e-2.
+DEFAULTS = {"learning_rate": 1e-2, "seeds": 8}
+# Recipe -> config changes.
+RECIPES = {"tutorial": {}, "chrono": {"init": "chrono"}}
+LEVEL = 0.99
+
+
+def recipe_config(config: config_lib.EchoConfig, hidden: int, recipe: str,
+                  updates: int) -> config_lib.EchoConfig:
+  return config_lib.validate(config.replace(
+      experiment=f"{NAME}_h{hidden}_{recipe}", hidden=hidden, epochs=updates,
+      **RECIPES[recipe]))
+
+
+def accuracy_per_seed(evaluation, seeds: int) -> np.ndarray:
+  """(variants, seeds) accuracy from a samples evaluation (correct, weight),
+  per model summed over positions."""
+  correct_M, weight_M = (np.asarray(x, np.float64) for x in evaluation)
+  axes = tuple(range(1, correct_M.ndim))
+  return (correct_M.sum(axes) / weight_M.sum(axes)).reshape(-1, seeds)
+
+
+def curve_rows(output: runner.RunOutput, hidden: int, recipe: str,
+               sequences: int) -> list[dict[str, Any]]:
+  """Per lag: the test-accuracy curve (mean and 95% interval over seeds at
+  every scored update), the updates to LEVEL, and the end point by
+  position."""
+  seeds = output.task.config.seeds
+  updates = list(output.chunk_evaluations)
+  per_point = [accuracy_per_seed(output.chunk_evaluations[u], seeds)
+               for u in updates]
+  rows = []
+  for i, row in enumerate(records.variant_rows(output)):
+    curve = [stats.summarise(point[i]) for point in per_point]
+    reached = next((u for u, c in zip(updates, curve)
+                    if c["mean"] >= LEVEL), None)
+    rows.append({
+        "variant": f"lag {row['variant_value']}, hidden {hidden}, {recipe}",
+        "eval_accuracy": row["eval_accuracy"],
+        "lag": row["variant_value"], "hidden": hidden, "recipe": recipe,
+        "updates": updates, "curve": curve,
+        "updates_to_99pct": reached,
+        "sequences_to_99pct": None if reached is None
+                              else reached * sequences,
+        "at_99pct": None if reached is None
+                    else curve[updates.index(reached)],
+        "final_per_position": row["eval_accuracy_per_position"],
+        "train_seconds": row["train_seconds"]})
+  return rows
+
+
+def run(config: config_lib.EchoConfig, workdir: str,
+        options: runs.RunOptions = runs.RunOptions(),
+        lags: Sequence[int] = tuple(range(1, 11)),
+        hiddens: Sequence[int] = (50, 100),
+        recipes: Sequence[str] = tuple(RECIPES),
+        updates: int = 16_000, eval_every: int = 500,
+        sequences_per_update: int = 16) -> dict:
+  """Trains each (hidden, recipe) for `updates` updates of
+  `sequences_per_update` sequences, scoring the test set every `eval_every`
+  updates; writes streaming_budget.json and streaming_budget.png."""
+  configs = {(h, r): recipe_config(config, h, r, updates)
+             for h in hiddens for r in recipes}
+  ext.claim_study(workdir, NAME, config, lags=list(lags),
+                  hiddens=list(hiddens), recipes=list(recipes),
+                  updates=updates, eval_every=eval_every,
+                  sequences_per_update=sequences_per_update)
+  rows = []
+  for (hidden, recipe), run_config in configs.items():
+    task = dataclasses.replace(
+        streaming.streaming_task(run_config, tuple(lags),
+                                 sequences_per_update),
+        name=f"hidden {hidden} {recipe}", batch_size=sequences_per_update)
+    output = runs.run_framed_in(
+        task, ext.run_dir(workdir, NAME, task.name),
+        options._replace(chunk_epochs=eval_every), evaluate_chunks=True)
+    rows += curve_rows(output, hidden, recipe, sequences_per_update)
+  rows.sort(key=lambda r: (r["lag"], r["hidden"], r["recipe"]))
+  record = records.result_record(NAME, config, rows, updates=updates,
+                                 eval_every=eval_every,
+                                 sequences_per_update=sequences_per_update)
+  ext.finish(NAME, workdir, record, TABLE_HEADER,
+             [table_row(r) for r in rows])
+  if distributed.is_writer():
+    plot(os.path.join(workdir, f"{NAME}.png"), rows, sequences_per_update,
+         config.seeds)
+  return record
+
+
+TABLE_HEADER = ("lag", "hidden", "recipe", "updates to 99%",
+                "accuracy there [95% CI]", "at the end [95% CI]",
+                "end: t = lag", "t = lag+1", "t >= lag+2", "train s")
+
+
+def table_row(row: dict[str, Any]) -> list[Any]:
+  lag, by_t = row["lag"], row["final_per_position"]
+  later = [a for t, a in enumerate(by_t) if t >= lag + 2 and a is not None]
+  reached = row["updates_to_99pct"]
+  return [lag, row["hidden"], row["recipe"],
+          "not reached" if reached is None else reached,
+          "-" if reached is None else tables.ci_cell(row["at_99pct"]),
+          tables.ci_cell(row["eval_accuracy"]), tables.percent(by_t[lag]),
+          tables.percent(by_t[lag + 1]),
+          tables.percent(sum(later) / len(later)),
+          f"{row['train_seconds']:.0f}"]
+
+
+def plot(path: str, rows: list[dict[str, Any]], sequences: int,
+         seeds: int) -> None:
+  """Test accuracy against updates, one panel per lag, a line per (hidden,
+  recipe) with its 95% band."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  lags = sorted({r["lag"] for r in rows})
+  columns = min(5, len(lags))
+  lines = -(-len(lags) // columns)
+  figure, axes = plt.subplots(lines, columns, figsize=(3 * columns,
+                                                       2.6 * lines),
+                              squeeze=False, sharex=True, sharey=True)
+  for ax, lag in zip(axes.flat, lags):
+    for r in (r for r in rows if r["lag"] == lag):
+      mean = [100 * c["mean"] for c in r["curve"]]
+      low = [100 * c["ci95"][0] for c in r["curve"]]
+      high = [100 * c["ci95"][1] for c in r["curve"]]
+      line, = ax.plot(r["updates"], mean, lw=1.2,
+                      label=f"hidden {r['hidden']}, {r['recipe']}")
+      ax.fill_between(r["updates"], low, high, alpha=0.2,
+                      color=line.get_color())
+    ax.axhline(100 * LEVEL, color="grey", ls=":", lw=1)
+    ax.set_title(f"lag {lag}", fontsize=9)
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+  for ax in axes.flat[len(lags):]:
+    ax.set_visible(False)
+  for ax in axes[-1]:
+    ax.set_xlabel(f"updates ({sequences} sequences each)")
+  for ax in axes[:, 0]:
+    ax.set_ylabel("test accuracy (%)")
+  axes.flat[0].legend(fontsize=6, loc="lower right")
+  figure.suptitle(f"Streaming echo: test accuracy (1000 fresh sequences, "
+                  f"mean of {seeds} seeds, 95% band) against the budget")
+  plots.save_atomic(figure, path)
