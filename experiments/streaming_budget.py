@@ -13,7 +13,8 @@ the same command.
       --workdir=DIR]
 
 Writes streaming_budget.json and streaming_budget.png (test accuracy
-against updates, one panel per lag).
+against updates, one panel per lag). With --combine=DIR1,DIR2,... it trains
+nothing and merges those runs' results into one table and figure.
 """
 
 from absl import flags
@@ -34,11 +35,19 @@ _EVAL_EVERY = flags.DEFINE_integer(
     "eval_every", 500, "Updates between scorings on the test sequences.")
 _SEQUENCES = flags.DEFINE_integer(
     "sequences_per_update", 16, "Whole sequences per Adam update.")
+_COMBINE = flags.DEFINE_list(
+    "combine", [],
+    "Instead of training: workdirs of earlier runs whose results are merged "
+    "into one table and figure in --workdir.")
 
 
 def streaming_budget():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import streaming_budget as study
+  if _COMBINE.value:
+    loaded = study.load_runs(list(_COMBINE.value))  # checked before writing
+    study.combine(loaded, common.resolve_workdir(study.NAME))
+    return
   config = ext.resolve(
       study.NAME, {"lag": "give --lags", "hidden": "give --hiddens",
                    "epochs": "give --updates",

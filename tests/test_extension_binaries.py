@@ -52,6 +52,37 @@ class ExtensionBinaryTest(parameterized.TestCase):
                   "train_accuracy_per_epoch", "final_train_loss"):
         self.assertEqual(row[key], row_before[key])
 
+  def test_streaming_budget_combines_runs_into_one_table(self):
+    run = os.path.join(self.make_workdir(), "run")
+    result = run_binary(
+        "streaming_budget", "--seeds=2", "--eval_sequences=4", "--hiddens=4",
+        "--recipes=tutorial", "--lags=1", "--updates=2", "--eval_every=1",
+        "--length=13", f"--compilation_cache={helpers.SUITE_CACHE}",
+        f"--workdir={run}")
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    merged = os.path.join(self.make_workdir(), "merged")
+    result = run_binary("streaming_budget", f"--combine={run}",
+                        f"--workdir={merged}")
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    with open(os.path.join(merged, "streaming_budget.json")) as f:
+      record = json.load(f)
+    (row,) = record["rows"]
+    self.assertEqual((row["lag"], row["run_updates"], row["updates"]),
+                     (1, 2, [1, 2]))
+    self.assertTrue(os.path.exists(os.path.join(merged,
+                                                "streaming_budget.png")))
+    again = os.path.join(self.make_workdir(), "again")
+    helpers.assert_refused(
+        self, run_binary("streaming_budget", f"--combine={run},{run}",
+                         f"--workdir={again}"),
+        "error: combine: two runs hold the same lag, hidden, recipe and "
+        "budget", again)
+    helpers.assert_refused(
+        self, run_binary("streaming_budget", f"--combine={again}",
+                         f"--workdir={again}"),
+        f"error: combine={again}: {again} holds no streaming_budget.json",
+        again)
+
   @parameterized.parameters(
       ("lag_values", "--lags=0", "error: lags=0 must be integers >= 1"),
       ("lag_values", "--lags=30", "error: lag=30 leaves no complete window"),

@@ -14,13 +14,15 @@ from echo_jax.core import losses
 LR, B1, B2 = 1e-2, 0.9, 0.999
 
 
-def keras_reference(params, grads_per_step, eps):
-  """Keras 2's Adam.get_updates, step by step in float64."""
+def keras_reference(params, grads_per_step, eps, decay=0.0):
+  """Keras 2's Adam.get_updates, step by step in float64 (`decay`: its
+  time-based decay of the learning rate)."""
   p = {k: np.asarray(v, np.float64) for k, v in params.items()}
   m = {k: np.zeros_like(v) for k, v in p.items()}
   v = {k: np.zeros_like(x) for k, x in p.items()}
   for t, grads in enumerate(grads_per_step, start=1):
-    lr_t = LR * np.sqrt(1 - B2**t) / (1 - B1**t)
+    lr = LR / (1 + decay * (t - 1))  # decayed by the updates done before
+    lr_t = lr * np.sqrt(1 - B2**t) / (1 - B1**t)
     for k in p:
       g = np.asarray(grads[k], np.float64)
       m[k] = B1 * m[k] + (1 - B1) * g
@@ -55,6 +57,19 @@ class KerasAdamTest(chex.TestCase):
     got = self.variant(lambda p, g: run(optimizer, p, g))(params,
                                                           grads_per_step)
     want = keras_reference(params, grads_per_step, eps=1e-7)
+    for k in want:
+      np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-7)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_time_decay_matches_keras_formula(self):
+    params = random_tree(jax.random.PRNGKey(0))
+    grads_per_step = [random_tree(jax.random.PRNGKey(s)) for s in range(6)]
+    decay = 0.3  # large, so that every step's rate differs
+    optimizer = keras_adam.keras_adam(keras_adam.time_decay(LR, decay), B1,
+                                      B2, eps=1e-7)
+    got = self.variant(lambda p, g: run(optimizer, p, g))(params,
+                                                          grads_per_step)
+    want = keras_reference(params, grads_per_step, eps=1e-7, decay=decay)
     for k in want:
       np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-7)
 

@@ -15,7 +15,7 @@ INITS = ("keras", "chrono", "flax")
 RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 INPUT_ENCODINGS = ("gather", "one_hot")
 LSTM_BACKENDS = ("fused", "cell")
-OPTIMIZERS = ("keras_adam", "optax_adam")
+OPTIMIZERS = ("keras_adam", "optax_adam", "keras_adam_decay")
 
 
 class ConfigError(ValueError):
@@ -97,7 +97,8 @@ FIELD_HELP = {
     "lag": "Echo the value this many steps before the window's last step.",
     "context": "Timesteps per sample (window length).",
     "eval_sequences": "Fresh random sequences to evaluate each model on.",
-    "init": "Initialisation: keras or flax.",
+    "init": "Initialisation: keras, chrono (Keras' kernels, chrono gate "
+            "biases, Tallec & Ollivier 2018) or flax.",
     "recurrent_activation": "Gate activation: sigmoid or hard_sigmoid "
                             "(Keras 2).",
     "framing": "window or no_context.",
@@ -105,8 +106,9 @@ FIELD_HELP = {
     "lstm_backend": "fused (hand-written backward, default) or cell (the "
                     "Flax cell scanned by nn.RNN, autodiff).",
     "optimizer": "keras_adam (Adam as Keras computes it, the tutorial's; "
-                 "default) or optax_adam (optax.adam: epsilon added after "
-                 "the bias correction).",
+                 "default), optax_adam (optax.adam: epsilon added after "
+                 "the bias correction) or keras_adam_decay (keras_adam with "
+                 "Keras' time-based decay, lr / (1 + t / 1000) at update t).",
     "stateful": "Carry LSTM state across batches (Keras stateful=True).",
     "learning_rate": "Adam learning rate.",
 }

@@ -36,7 +36,10 @@ def make_optimizer(config: config_lib.EchoConfig) -> optax.GradientTransformatio
   if config.optimizer == "optax_adam":
     return optax.adam(config.learning_rate, b1=config.adam_b1,
                       b2=config.adam_b2, eps=config.adam_eps)
-  return keras_adam.keras_adam(config.learning_rate, b1=config.adam_b1,
+  learning_rate = config.learning_rate
+  if config.optimizer == "keras_adam_decay":
+    learning_rate = keras_adam.time_decay(config.learning_rate)
+  return keras_adam.keras_adam(learning_rate, b1=config.adam_b1,
                                b2=config.adam_b2, eps=config.adam_eps)
 
 

@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from echo_jax.core import evaluate as evaluate_lib
 from echo_jax.core import train as train_lib
 from echo_jax.runtime import chunked
 from echo_jax.runtime import distributed
@@ -112,13 +111,10 @@ def check_memory(task: task_lib.Task, chunk_epochs: int, num_models: int,
              else jax.ShapeDtypeStruct((), jnp.int32))
   data = jax.eval_shape(task.chunk(chunk_epochs).make_data, state, variant)
   logit = 4 * config.n_unique  # float32 bytes per predicted step
-  # Sequences one evaluation batch scores at once: the shared samples
-  # evaluator's EVAL_BATCH; a task's own evaluator is counted at the
-  # tutorial's (larger) batch. Counting every task at the tutorial's
-  # refused large_vocab's default run (V = 10,000: 44.5 GB estimated).
-  eval_batch = min(config.eval_sequences,
-                   evaluate_lib.EVAL_BATCH if task.make_evaluate is None
-                   else evaluate_lib.TUTORIAL_EVAL_BATCH)
+  # Sequences one evaluation batch scores at once, as the task states
+  # (counting every task at the tutorial's 1000 refused large_vocab's
+  # default run: V = 10,000, 44.5 GB estimated).
+  eval_batch = min(config.eval_sequences, task.eval_batch)
   per_model = memory.per_model_bytes(
       state.params, data,
       batch_logits_bytes=task.samples_per_update * config.context * logit,

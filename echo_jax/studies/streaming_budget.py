@@ -29,6 +29,7 @@ from echo_jax.report import records
 from echo_jax.report import stats
 from echo_jax.report import tables
 from echo_jax.runtime import distributed
+from echo_jax.runtime import results
 from echo_jax.runtime import runner
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
@@ -38,7 +39,8 @@ NAME = "streaming_budget"
 # The streaming models' schedule (as streaming_echo): Adam at 1e-2.
 DEFAULTS = {"learning_rate": 1e-2, "seeds": 8}
 # Recipe -> config changes.
-RECIPES = {"tutorial": {}, "chrono": {"init": "chrono"}}
+RECIPES = {"tutorial": {}, "chrono": {"init": "chrono"},
+           "decay": {"optimizer": "keras_adam_decay"}}
 LEVEL = 0.99
 
 
@@ -124,6 +126,47 @@ def run(config: config_lib.EchoConfig, workdir: str,
   return record
 
 
+def load_runs(workdirs: Sequence[str]) -> dict[str, Any]:
+  """The results of earlier runs to `combine`; ConfigError (one line) if one
+  holds none or two hold the same lag, hidden, recipe and budget."""
+  runs_, rows = [], []
+  for source in workdirs:
+    path = os.path.join(source, f"{NAME}.json")
+    if not os.path.isfile(path):
+      raise config_lib.ConfigError(
+          f"combine={','.join(workdirs)}: {source} holds no {NAME}.json")
+    record = results.read_json(path)
+    runs_.append(record)
+    rows += [{**row, "source": source, "run_updates": record["updates"]}
+             for row in record["rows"]]
+  keys = [(r["lag"], r["hidden"], r["recipe"], r["run_updates"]) for r in rows]
+  if len(set(keys)) < len(keys):
+    raise config_lib.ConfigError(
+        "combine: two runs hold the same lag, hidden, recipe and budget")
+  rows.sort(key=lambda r: (r["lag"], r["hidden"], r["recipe"],
+                           r["run_updates"]))
+  return {"runs": runs_, "rows": rows, "workdirs": list(workdirs)}
+
+
+def combine(loaded: dict[str, Any], workdir: str) -> dict:
+  """One table and figure from several runs' results (`load_runs`; e.g.
+  short budgets for the short lags, longer ones for the long lags), each
+  row with the budget of the run that made it; writes streaming_budget.json
+  and streaming_budget.png into `workdir`, trains nothing."""
+  first, rows = loaded["runs"][0], loaded["rows"]
+  config = config_lib.from_dict(first["config"])
+  sources = [{"workdir": w, "updates": r["updates"],
+              "eval_every": r["eval_every"]}
+             for w, r in zip(loaded["workdirs"], loaded["runs"])]
+  record = records.result_record(NAME, config, rows, combined_from=sources)
+  ext.finish(NAME, workdir, record, ("run updates",) + TABLE_HEADER,
+             [[r["run_updates"]] + table_row(r) for r in rows])
+  if distributed.is_writer():
+    plot(os.path.join(workdir, f"{NAME}.png"), rows,
+         first["sequences_per_update"], config.seeds)
+  return record
+
+
 TABLE_HEADER = ("lag", "hidden", "recipe", "updates to 99%",
                 "accuracy there [95% CI]", "at the end [95% CI]",
                 "end: t = lag", "t = lag+1", "t >= lag+2", "train s")
@@ -144,26 +187,33 @@ def table_row(row: dict[str, Any]) -> list[Any]:
 
 def plot(path: str, rows: list[dict[str, Any]], sequences: int,
          seeds: int) -> None:
-  """Test accuracy against updates, one panel per lag, a line per (hidden,
-  recipe) with its 95% band."""
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  """Test accuracy against updates (log scale), one panel per lag, a line
+  per (hidden, recipe, run) with its 95% band; one legend below."""
+  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt
+  from matplotlib import ticker
   lags = sorted({r["lag"] for r in rows})
   columns = min(5, len(lags))
   lines = -(-len(lags) // columns)
   figure, axes = plt.subplots(lines, columns, figsize=(3 * columns,
                                                        2.6 * lines),
                               squeeze=False, sharex=True, sharey=True)
+  colours = {}
   for ax, lag in zip(axes.flat, lags):
     for r in (r for r in rows if r["lag"] == lag):
-      mean = [100 * c["mean"] for c in r["curve"]]
-      low = [100 * c["ci95"][0] for c in r["curve"]]
-      high = [100 * c["ci95"][1] for c in r["curve"]]
-      line, = ax.plot(r["updates"], mean, lw=1.2,
-                      label=f"hidden {r['hidden']}, {r['recipe']}")
-      ax.fill_between(r["updates"], low, high, alpha=0.2,
-                      color=line.get_color())
+      run = f" (run of {r['run_updates']})" if "run_updates" in r else ""
+      label = f"hidden {r['hidden']}, {r['recipe']}{run}"
+      colour = colours.setdefault(label, f"C{len(colours) % 10}")
+      ax.plot(r["updates"], [100 * c["mean"] for c in r["curve"]], lw=1.2,
+              color=colour, label=label)
+      ax.fill_between(r["updates"], [100 * c["ci95"][0] for c in r["curve"]],
+                      [100 * c["ci95"][1] for c in r["curve"]], alpha=0.2,
+                      color=colour)
     ax.axhline(100 * LEVEL, color="grey", ls=":", lw=1)
     ax.set_title(f"lag {lag}", fontsize=9)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_ylim(-2, 102)
     ax.grid(alpha=0.3)
   for ax in axes.flat[len(lags):]:
@@ -172,7 +222,16 @@ def plot(path: str, rows: list[dict[str, Any]], sequences: int,
     ax.set_xlabel(f"updates ({sequences} sequences each)")
   for ax in axes[:, 0]:
     ax.set_ylabel("test accuracy (%)")
-  axes.flat[0].legend(fontsize=6, loc="lower right")
-  figure.suptitle(f"Streaming echo: test accuracy (1000 fresh sequences, "
-                  f"mean of {seeds} seeds, 95% band) against the budget")
+  handles = {}
+  for ax in axes.flat:
+    for handle, label in zip(*ax.get_legend_handles_labels()):
+      handles.setdefault(label, handle)
+  legend_rows = -(-len(handles) // 4)
+  figure.tight_layout(rect=(0, 0.06 * legend_rows / lines + 0.02, 1, 0.97))
+  figure.legend(list(handles.values()), list(handles), loc="lower center",
+                ncol=min(4, len(handles)), fontsize=7,
+                bbox_to_anchor=(0.5, 0.0))
+  figure.suptitle(f"Streaming echo: test accuracy on 1000 fresh sequences "
+                  f"(mean of {seeds} seeds, 95% band) against the budget; "
+                  f"dotted: 99%", fontsize=10)
   plots.save_atomic(figure, path)

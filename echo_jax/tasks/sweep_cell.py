@@ -227,4 +227,4 @@ def group_task(config: config_lib.EchoConfig, context: int, hidden: int,
       frame=None, init=lambda key: models.init_params(shape_config, key),
       apply=None, variants=tuple(lags),
       variant_names=tuple(f"lag {l}" for l in lags), make_chunk=make_chunk,
-      make_evaluate=make_evaluate, identity=identity)
+      make_evaluate=make_evaluate, eval_batch=eval_batch, identity=identity)

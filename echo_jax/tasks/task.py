@@ -16,6 +16,7 @@ from typing import Any, Callable, Hashable
 import chex
 
 from echo_jax.core import config as config_lib
+from echo_jax.core import evaluate as evaluate_lib
 from echo_jax.core import samples as samples_lib
 from echo_jax.core import train as train_lib
 
@@ -33,6 +34,8 @@ class Task:
     (default: `core.samples.make_run_epochs`, stateless, weighted).
   make_evaluate(task) -> evaluate(params, sequences_SxL, variant) -> a
     pytree per model (default: correct and weight per sample position).
+  eval_batch: test sequences its evaluator scores at once (the run's
+    memory estimate counts them; default: the samples evaluator's).
   identity: what the run folder's config.json claims (default
     `run_identity`); a rerun with any of it changed is refused.
   program_key: runs whose tasks share a key share compiled programs in a
@@ -51,6 +54,7 @@ class Task:
   batch_size: int | None = None
   make_chunk: Callable[["Task", int], train_lib.ChunkFns] | None = None
   make_evaluate: Callable[["Task"], Callable[..., Any]] | None = None
+  eval_batch: int = evaluate_lib.EVAL_BATCH
   identity: dict[str, Any] | None = None
   program_key: Hashable | None = None
 

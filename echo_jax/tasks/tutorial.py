@@ -57,6 +57,7 @@ def tutorial_task(config: config_lib.EchoConfig) -> task_lib.Task:
       apply=lstm_apply(config), variants=None,
       make_chunk=lambda task, n: train_lib.make_run_epochs(task.config, n),
       make_evaluate=lambda task: evaluate_lib.make_evaluate(task.config),
+      eval_batch=evaluate_lib.TUTORIAL_EVAL_BATCH,
       identity=config.to_dict(),
       program_key=("tutorial", config.replace(experiment="program", seed=0,
                                               epochs=0)))
