@@ -90,9 +90,9 @@ class ExtensionBinaryTest(parameterized.TestCase):
       ("streaming_echo", "--lags=x", "error: lags=x must be integers"),
       ("streaming_budget", "--recipes=chrono,fast",
        "error: recipes=chrono,fast must be distinct names from tutorial, "
-       "chrono"),
-      ("streaming_budget", "--eval_every=3",
-       "error: updates=16000 must be a multiple of eval_every=3"),
+       "chrono, decay"),
+      ("streaming_budget", "--eval_every=7",
+       "error: updates=12000 must be a multiple of eval_every=7"),
       ("streaming_budget", "--hidden=8",
        "error: --hidden is not used by streaming_budget: give --hiddens"),
       ("large_vocab", "--vocabs=1", "error: vocabs=1 must be integers >= 2"),

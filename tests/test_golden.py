@@ -49,7 +49,8 @@ CASES = {
         "--lags=1,2", "--beginner_epochs=2", "--length=13"]),
     "streaming_budget": ("streaming_budget", [
         "--seeds=2", "--eval_sequences=4", "--hiddens=4", "--updates=4",
-        "--eval_every=2", "--lags=1,2", "--length=13"]),
+        "--eval_every=2", "--lags=1,2", "--recipes=tutorial,decay",
+        "--length=13"]),
     "mlp_baseline": ("mlp_baseline", _EXT + ["--mlp_hidden=3"]),
     "large_vocab": ("large_vocab", _EXT + [
         "--vocabs=30", "--timing_epochs=1", "--sequences_per_epoch=2"]),
