@@ -33,8 +33,7 @@ from echo_jax.studies import gpu_check
 from echo_jax.tasks import sweep_cell
 from echo_jax.tasks import tutorial
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+REPO = gpu_check.REPO
 SECTIONS = ("one_model", "paths", "scaling", "shape_sharing", "checkpointing",
             "cost_model", "layouts", "gpu_command_buffers")
 # Models per block the layouts section tries (None: all vmapped together).
@@ -53,23 +52,6 @@ def matmul_peak_gflops(repeats: int, n: int = 2048,
   matmul = jax.jit(functools.partial(jnp.dot, precision=precision))
   jax.block_until_ready(matmul(a, a))
   return 2 * n**3 / median_seconds(lambda: matmul(a, a), repeats) / 1e9
-
-
-def flops_per_model(config: config_lib.EchoConfig) -> float:
-  """Matmul FLOPs of one training run (elementwise work excluded).
-
-  Per sample and step: recurrent h @ U forward, plus dh and dU backward
-  (3 x 2*H*4H); one-hot input x @ W forward and dW backward (2 x 2*V*4H; a
-  gather does no FLOPs); per sample once: the head h @ W, dh and dW
-  (3 x 2*H*V).
-  """
-  h, v, t = config.hidden, config.n_unique, config.context
-  per_step = 3 * 2 * h * 4 * h
-  if config.input_encoding == "one_hot":
-    per_step += 2 * 2 * v * 4 * h
-  per_sample = t * per_step + 3 * 2 * h * v
-  samples = config.num_batches * config.batch_size  # padded rows are computed
-  return float(per_sample * samples * config.epochs)
 
 
 def compile_whole_runs(config: config_lib.EchoConfig, num_models: int,
@@ -104,8 +86,8 @@ def time_single(config: config_lib.EchoConfig, repeats: int) -> dict:
           "compile_seconds_all": compile_all,
           "train_seconds": train_seconds,
           "updates_per_second": updates / train_seconds,
-          "gflop": flops_per_model(config) / 1e9,
-          "gflops_per_second": flops_per_model(config) / train_seconds / 1e9}
+          "gflop": cost_model.run_matmul_flops(config) / 1e9,
+          "gflops_per_second": cost_model.run_matmul_flops(config) / train_seconds / 1e9}
 
 
 def time_scaling(config: config_lib.EchoConfig, counts: list[int],
@@ -335,9 +317,12 @@ def run(workdir: str, sections, repeats: int, counts: list[int],
   report = {"versions": results.versions(), "repeats": repeats,
             "backend": jax.default_backend(),
             "devices": [str(d) for d in jax.devices()],
-            "matmul_peak_gflops": matmul_peak_gflops(repeats),
-            "matmul_peak_gflops_fp32": matmul_peak_gflops(
-                repeats, precision=jax.lax.Precision.HIGHEST)}
+            "matmul_peak_gflops": matmul_peak_gflops(repeats)}
+  # XLA:CPU computes float32 dots in float32 at every precision: measured
+  # again only where the default may be lower (TF32 on a GPU).
+  report["matmul_peak_gflops_fp32"] = (
+      report["matmul_peak_gflops"] if jax.default_backend() == "cpu"
+      else matmul_peak_gflops(repeats, precision=jax.lax.Precision.HIGHEST))
   logging.info("matmul peak %.1f GFLOP/s (precision HIGHEST %.1f)",
                report["matmul_peak_gflops"],
                report["matmul_peak_gflops_fp32"])

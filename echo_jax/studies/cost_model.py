@@ -71,6 +71,12 @@ def update_cost(config: config_lib.EchoConfig) -> UpdateCost:
       activation_bytes=float(ACTIVATION_PASSES * FLOAT_BYTES * b * t * 6 * h))
 
 
+def run_matmul_flops(config: config_lib.EchoConfig) -> float:
+  """Matmul FLOPs of one model's whole training run (`update_cost`'s per
+  update, for every update of every epoch; padded rows are computed)."""
+  return update_cost(config).matmul_flops * config.num_batches * config.epochs
+
+
 def median_seconds(fn, repeats: int, warm: bool = False) -> float:
   """Median wall time of `repeats` calls of fn (after one untimed call
   with `warm`: compilation, allocation)."""

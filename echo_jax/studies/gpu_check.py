@@ -23,7 +23,9 @@ import jax
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import tables
+from echo_jax.studies import cost_model
 
+# Where the benchmark's subprocesses run (`python -m experiments...`).
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 # Name -> flags appended to XLA_FLAGS. "" is XLA's own default set.
@@ -84,9 +86,8 @@ def time_command_buffers(counts=GPU_CHECK_SEEDS, epochs: int = 200,
   matmul FLOPs reach. Without a GPU (and `require_gpu`): {"skipped": why}."""
   if require_gpu and jax.default_backend() != "gpu":
     return {"skipped": f"no GPU visible (backend {jax.default_backend()})"}
-  from echo_jax.studies import benchmark  # pylint: disable=g-import-not-at-top
-  flops = benchmark.flops_per_model(
-      config_lib.preset("echo_lag").replace(epochs=epochs))
+  config = config_lib.preset("echo_lag").replace(epochs=epochs)
+  flops = cost_model.run_matmul_flops(config)
   rows = []
   for name, flags in (settings or COMMAND_BUFFER_SETTINGS).items():
     report = run_setting(flags, counts, epochs, repeats, timeout)
@@ -98,14 +99,12 @@ def time_command_buffers(counts=GPU_CHECK_SEEDS, epochs: int = 200,
       if r["seeds"] not in counts:
         continue  # the N = 1 baseline
       rate = r["one_call_models_per_second"]
+      gflops = rate * flops / 1e9
       rows.append({
           "setting": name, "flags": flags, "models": r["seeds"],
-          "models_per_second": rate,
-          "gflops_per_second": rate * flops / 1e9,
-          "fraction_of_fp32_peak":
-              rate * flops / 1e9 / report["matmul_peak_gflops_fp32"],
-          "fraction_of_default_peak":
-              rate * flops / 1e9 / report["matmul_peak_gflops"],
+          "models_per_second": rate, "gflops_per_second": gflops,
+          "fraction_of_fp32_peak": gflops / report["matmul_peak_gflops_fp32"],
+          "fraction_of_default_peak": gflops / report["matmul_peak_gflops"],
           "fp32_peak_gflops": report["matmul_peak_gflops_fp32"],
           "device": report["devices"][0]})
       logging.info("GPU check, %s, N=%d: %.1f models/s", name, r["seeds"],

@@ -121,11 +121,8 @@ def run(config: config_lib.EchoConfig, workdir: str,
   record = records.result_record(NAME, config, rows, updates=updates,
                                  eval_every=eval_every,
                                  sequences_per_update=sequences_per_update)
-  ext.finish(NAME, workdir, record, TABLE_HEADER,
-             [table_row(r) for r in rows])
-  if distributed.is_writer():
-    plot(os.path.join(workdir, f"{NAME}.png"), rows, sequences_per_update,
-         config.seeds)
+  write(workdir, record, TABLE_HEADER, [table_row(r) for r in rows],
+        sequences_per_update, config.seeds)
   return record
 
 
@@ -162,12 +159,20 @@ def combine(loaded: dict[str, Any], workdir: str) -> dict:
               "eval_every": r["eval_every"]}
              for w, r in zip(loaded["workdirs"], loaded["runs"])]
   record = records.result_record(NAME, config, rows, combined_from=sources)
-  ext.finish(NAME, workdir, record, ("run updates",) + TABLE_HEADER,
-             [[r["run_updates"]] + table_row(r) for r in rows])
-  if distributed.is_writer():
-    plot(os.path.join(workdir, f"{NAME}.png"), rows,
-         first["sequences_per_update"], config.seeds)
+  write(workdir, record, ("run updates",) + TABLE_HEADER,
+        [[r["run_updates"]] + table_row(r) for r in rows],
+        first["sequences_per_update"], config.seeds)
   return record
+
+
+def write(workdir: str, record: dict[str, Any], header, table_rows,
+          sequences: int, seeds: int) -> None:
+  """streaming_budget.json and the printed table (`ext.finish`), and the
+  figure of the record's rows (process 0)."""
+  ext.finish(NAME, workdir, record, header, table_rows)
+  if distributed.is_writer():
+    plot(os.path.join(workdir, f"{NAME}.png"), record["rows"], sequences,
+         seeds)
 
 
 TABLE_HEADER = ("lag", "hidden", "recipe", "updates to 99%",
