@@ -1,0 +1,62 @@
+"""streaming_budget's figure, from its rows (see studies.streaming_budget):
+test accuracy against the training budget, one panel per lag. Written
+atomically via plots.save_atomic."""
+
+from typing import Any, Sequence
+
+from echo_jax.report import plots  # sets the Agg backend before pyplot loads
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from matplotlib import ticker
+import matplotlib.pyplot as plt
+
+Row = dict[str, Any]
+
+
+def accuracy_vs_budget(path: str, rows: Sequence[Row], sequences: int,
+                       seeds: int, level: float) -> None:
+  """Test accuracy against updates (log scale), one panel per lag, a line
+  per (hidden, recipe, run) with its 95% band; one legend below."""
+  lags = sorted({r["lag"] for r in rows})
+  columns = min(5, len(lags))
+  lines = -(-len(lags) // columns)
+  figure, axes = plt.subplots(lines, columns, figsize=(3 * columns,
+                                                       2.6 * lines),
+                              squeeze=False, sharex=True, sharey=True)
+  colours = {}
+  for ax, lag in zip(axes.flat, lags):
+    for r in (r for r in rows if r["lag"] == lag):
+      run = f" (run of {r['run_updates']})" if "run_updates" in r else ""
+      label = f"hidden {r['hidden']}, {r['recipe']}{run}"
+      colour = colours.setdefault(label, f"C{len(colours) % 10}")
+      ax.plot(r["updates"], [100 * c["mean"] for c in r["curve"]], lw=1.2,
+              color=colour, label=label)
+      ax.fill_between(r["updates"], [100 * c["ci95"][0] for c in r["curve"]],
+                      [100 * c["ci95"][1] for c in r["curve"]], alpha=0.2,
+                      color=colour)
+    ax.axhline(100 * level, color="grey", ls=":", lw=1)
+    ax.set_title(f"lag {lag}", fontsize=9)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+  for ax in axes.flat[len(lags):]:
+    ax.set_visible(False)
+  for ax in axes[-1]:
+    ax.set_xlabel(f"updates ({sequences} sequences each)")
+  for ax in axes[:, 0]:
+    ax.set_ylabel("test accuracy (%)")
+  handles = {}
+  for ax in axes.flat:
+    for handle, label in zip(*ax.get_legend_handles_labels()):
+      handles.setdefault(label, handle)
+  legend_rows = -(-len(handles) // 4)
+  figure.tight_layout(rect=(0, 0.06 * legend_rows / lines + 0.02, 1, 0.97))
+  figure.legend(list(handles.values()), list(handles), loc="lower center",
+                ncol=min(4, len(handles)), fontsize=7,
+                bbox_to_anchor=(0.5, 0.0))
+  figure.suptitle(f"Streaming echo: test accuracy on 1000 fresh sequences "
+                  f"(mean of {seeds} seeds, 95% band) against the budget; "
+                  f"dotted: {100 * level:g}%", fontsize=10)
+  plots.save_atomic(figure, path)
