@@ -24,7 +24,7 @@ DISTRIBUTED_TIMEOUT = "--distributed_timeout=20"
 ECHO = ["--seeds=4", "--epochs=400", "--hidden=8", "--eval_sequences=10",
         "--chunk_epochs=40", "--compilation_cache="]
 SWEEP = ["--length=9", "--n_unique=6", "--batch_size=3", "--epochs=20",
-         "--seeds=2", "--eval_sequences=10", "--hidden_sizes=4",
+         "--seeds=2", "--eval_sequences=10", "--hidden_sizes=4,8",
          "--lags=0,1,2", "--contexts=3", "--chunk_epochs=10",
          "--compilation_cache="]
 
@@ -84,6 +84,9 @@ def finish(test, processes, timeout=TIMEOUT):
 def run_processes(test, binary, args, workdir):
   for code, stderr in finish(test, start_processes(binary, args, workdir)):
     test.assertEqual(code, 0, stderr[-3000:])
+    # Process 1 ran process 0's programs (distributed.compile), none of its
+    # own compilation.
+    test.assertNotIn("compiling it here", stderr)
 
 
 def results(workdir, *dropped):
@@ -125,7 +128,6 @@ class SameBitsTest(absltest.TestCase):
     one = one_process("echo_lag", ECHO, os.path.join(tmp, "one"))
     self.assertEqual(one.returncode, 0, one.stderr[-3000:])
     want = results(os.path.join(tmp, "one"), "resumed_from_epoch")
-    # No compilation cache: process 1 would not hit it (docs/scaling.md).
     two = ECHO
     with self.subTest("both killed after a checkpoint, then resumed"):
       workdir = os.path.join(tmp, "killed")
@@ -153,7 +155,9 @@ class SameBitsTest(absltest.TestCase):
     want, got = (results(os.path.join(tmp, name), "wall_seconds_after_imports")
                  for name in ("one", "two"))
     cells = sorted(k for k in want if k.startswith("cells/"))
-    self.assertLen(cells, 3)  # lags 0-2 in windows of 3
+    # Lags 0-2 in windows of 3 at two sizes: two groups, whose chunks' data
+    # programs have the same text (distributed.compile keys by types too).
+    self.assertLen(cells, 6)
     self.assertEqual(got, want)
 
 

@@ -23,6 +23,7 @@ import sys
 import threading
 from typing import Any, Iterator
 
+from absl import logging
 import numpy as np
 
 from echo_jax.core import config as config_lib
@@ -246,6 +247,71 @@ def put(tree: Any, sharding: Any) -> Any:
   return jax.tree.map(
       lambda x: jax.make_array_from_callback(
           np.shape(x), sharding, lambda index: np.asarray(x)[index]), tree)
+
+
+# Programs process 0 has handed to the others (keys in the coordination
+# service's store, which keeps a key once set).
+_shared_programs: set[str] = set()
+_SHARE_PREFIX = "echo_jax/program/"
+
+
+def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
+            compiler_options: dict[str, Any] | None = None):
+  """`lowered.compile(compiler_options)`; for a program over `mesh` (a
+  jax.sharding.Mesh spanning the processes) done once per run rather than
+  once per process on CPU without a persistent cache: process 0 compiles
+  and puts the serialized executable in jax's coordination service;
+  the others load it from there. On CPU the persistent cache's key holds
+  the process index, so each process would compile every program itself
+  (two compilations on the same cores when the processes share a host) and
+  only process 0 may write the cache. The key is the program's text and
+  options: a process that lowers a different program (another config)
+  waits `--distributed_timeout` seconds for it, then compiles its own and
+  goes on to the config check or a gather, which name the difference.
+  Programs of one process's own devices (no `mesh`), and every program
+  elsewhere (GPU, TPU), compile in every process, as jax does."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if (mesh is None or not is_multiprocess()
+      or jax.devices()[0].platform != "cpu"
+      or jax.config.jax_compilation_cache_dir):
+    # With a persistent cache process 0 may load the program from it, and
+    # on XLA:CPU (jax 0.10.2) an executable loaded from the cache
+    # serializes into one that computes wrong numbers (no error): each
+    # process then compiles, or loads from its own cache, as before.
+    return lowered.compile(compiler_options)
+  # pylint: disable=g-import-not-at-top
+  import zlib
+  from jax._src import distributed as jax_distributed
+  from jax.experimental import serialize_executable
+  client = jax_distributed.global_state.client
+  leaves, in_tree = jax.tree_util.tree_flatten(lowered.args_info)
+  # The arguments' types belong in the key: arguments a program does not
+  # use are pruned from its text (a chunk's data program reads the state's
+  # key and epoch, not the parameters), but jax checks every argument.
+  signature = repr((str(in_tree),
+                    [(a.shape, str(a.dtype), str(getattr(a, "sharding", None)))
+                     for a in leaves],
+                    sorted((compiler_options or {}).items())))
+  key = _SHARE_PREFIX + hashlib.sha256(
+      (lowered.as_text() + signature).encode()).hexdigest()
+  if process_index() == 0:
+    compiled = lowered.compile(compiler_options)
+    if key not in _shared_programs:
+      payload, _, _ = serialize_executable.serialize(compiled)
+      client.key_value_set_bytes(key, zlib.compress(payload, 1))
+      _shared_programs.add(key)
+    return compiled
+  try:
+    payload = client.blocking_key_value_get_bytes(
+        key, 1000 * _timeout["seconds"])
+  except Exception:  # pylint: disable=broad-except
+    # Not there in time (process 0 slower, gone, or lowering something
+    # else): compile here; a lost peer is then found at the next wait.
+    logging.warning("process 0's compiled program did not arrive within "
+                    "%d s: compiling it here", _timeout["seconds"])
+    return lowered.compile(compiler_options)
+  return serialize_executable.deserialize_and_load(
+      zlib.decompress(payload), in_tree, lowered.out_tree)
 
 
 def check_same_everywhere(text: str, what: str, advice: str) -> None:

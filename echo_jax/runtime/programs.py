@@ -32,6 +32,7 @@ from echo_jax.core import config as config_lib
 from echo_jax.core import data
 from echo_jax.core import models
 from echo_jax.core import train as train_lib
+from echo_jax.runtime import distributed
 
 SEED_AXIS = "seed"
 
@@ -82,10 +83,11 @@ def light_options() -> dict[str, Any] | None:
   return None
 
 
-def compile_light(lowered):
+def compile_light(lowered, mesh: Mesh | None = None):
   """Compiles a program that runs once per run or chunk (see the module
-  docstring)."""
-  return lowered.compile(light_options())
+  docstring); `mesh`: the program's, if it spans the processes (see
+  `distributed.compile`)."""
+  return distributed.compile(lowered, mesh, light_options())
 
 
 def make_init_many(config: config_lib.EchoConfig, mesh: Mesh,
@@ -260,12 +262,13 @@ def compile_training(config: config_lib.EchoConfig, chunk: train_lib.ChunkFns,
   make_data, fit = chunk_programs(chunk, mesh, variants_M is not None)
   with concurrent.futures.ThreadPoolExecutor(1) as worker:
     init_lowered = init_many.lower(keys_M)
-    init_compiled = worker.submit(compile_light, init_lowered)
+    init_compiled = worker.submit(compile_light, init_lowered, mesh)
     state_spec = with_sharding(init_lowered.out_info, mesh)
     data_lowered = make_data.lower(state_spec, variants_M)
-    data_compiled = worker.submit(compile_light, data_lowered)
-    fit = fit.lower(state_spec, with_sharding(data_lowered.out_info, mesh),
-                    END_EPOCH_SPEC, variants_M).compile()
+    data_compiled = worker.submit(compile_light, data_lowered, mesh)
+    fit = distributed.compile(fit.lower(
+        state_spec, with_sharding(data_lowered.out_info, mesh),
+        END_EPOCH_SPEC, variants_M), mesh)
     return TrainPrograms(init_compiled.result(), data_compiled.result(), fit,
                          state_spec)
 

@@ -94,8 +94,8 @@ def _compile_programs(task: task_lib.Task, mesh: Mesh, chunk_epochs: int,
                programs.test_set_spec(task.config))
   if variants_M is not None:
     eval_args += (variants_M,)
-  evaluate_many = programs.per_device(evaluate_local, mesh,
-                                      eval_specs).lower(*eval_args).compile()
+  evaluate_many = distributed.compile(programs.per_device(
+      evaluate_local, mesh, eval_specs).lower(*eval_args), mesh)
   return training, evaluate_many
 
 
