@@ -21,6 +21,8 @@ TIMEOUT = 240  # seconds per command: a bound, not an expectation
 # Short enough to keep the tests bounded, long enough for a loaded machine.
 DISTRIBUTED_TIMEOUT = "--distributed_timeout=20"
 # Chunks of 40 epochs, each checkpointed: long enough to be killed between.
+# No persistent cache: only then does process 1 run process 0's programs
+# (distributed.compile), which run_processes checks.
 ECHO = ["--seeds=4", "--epochs=400", "--hidden=8", "--eval_sequences=10",
         "--chunk_epochs=40", "--compilation_cache="]
 SWEEP = ["--length=9", "--n_unique=6", "--batch_size=3", "--epochs=20",

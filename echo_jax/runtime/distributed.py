@@ -21,6 +21,7 @@ import hashlib
 import os
 import sys
 import threading
+import zlib
 from typing import Any, Iterator
 
 from absl import logging
@@ -258,18 +259,17 @@ _SHARE_PREFIX = "echo_jax/program/"
 def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
             compiler_options: dict[str, Any] | None = None):
   """`lowered.compile(compiler_options)`; for a program over `mesh` (a
-  jax.sharding.Mesh spanning the processes) done once per run rather than
-  once per process on CPU without a persistent cache: process 0 compiles
-  and puts the serialized executable in jax's coordination service;
-  the others load it from there. On CPU the persistent cache's key holds
-  the process index, so each process would compile every program itself
-  (two compilations on the same cores when the processes share a host) and
-  only process 0 may write the cache. The key is the program's text and
-  options: a process that lowers a different program (another config)
-  waits `--distributed_timeout` seconds for it, then compiles its own and
-  goes on to the config check or a gather, which name the difference.
-  Programs of one process's own devices (no `mesh`), and every program
-  elsewhere (GPU, TPU), compile in every process, as jax does."""
+  jax.sharding.Mesh spanning the processes) on CPU without a persistent
+  cache, done once per run instead of once per process: process 0 compiles
+  and puts the serialized executable in jax's coordination service, the
+  others load it from there (jax's own cache and binary sharing cannot: on
+  CPU its key holds the process index). The key is the program's text,
+  argument types and options: a process that lowers a different program
+  (another config) waits `--distributed_timeout` seconds for it, then
+  compiles its own and goes on to the config check or a gather, which name
+  the difference. Programs of one process's own devices (no `mesh`), runs
+  with a persistent cache, and every program elsewhere (GPU, TPU) compile
+  in every process, as jax does."""
   import jax  # pylint: disable=g-import-not-at-top
   if (mesh is None or not is_multiprocess()
       or jax.devices()[0].platform != "cpu"
@@ -280,7 +280,6 @@ def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
     # process then compiles, or loads from its own cache, as before.
     return lowered.compile(compiler_options)
   # pylint: disable=g-import-not-at-top
-  import zlib
   from jax._src import distributed as jax_distributed
   from jax.experimental import serialize_executable
   client = jax_distributed.global_state.client

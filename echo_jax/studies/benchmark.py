@@ -82,12 +82,13 @@ def time_single(config: config_lib.EchoConfig, repeats: int) -> dict:
   train_seconds = median_seconds(lambda: train_one(keys), repeats)
   updates = config.epochs * config.num_batches
   compile_all = [seconds for _, _, seconds in compiles]
+  flops = cost_model.run_matmul_flops(config)
   return {"compile_seconds": statistics.median(compile_all),
           "compile_seconds_all": compile_all,
           "train_seconds": train_seconds,
           "updates_per_second": updates / train_seconds,
-          "gflop": cost_model.run_matmul_flops(config) / 1e9,
-          "gflops_per_second": cost_model.run_matmul_flops(config) / train_seconds / 1e9}
+          "gflop": flops / 1e9,
+          "gflops_per_second": flops / train_seconds / 1e9}
 
 
 def time_scaling(config: config_lib.EchoConfig, counts: list[int],
