@@ -268,21 +268,16 @@ def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
   (another config) waits `--distributed_timeout` seconds for it, then
   compiles its own and goes on to the config check or a gather, which name
   the difference. Programs of one process's own devices (no `mesh`), runs
-  with a persistent cache, and every program elsewhere (GPU, TPU) compile
-  in every process, as jax does."""
+  where any process has a persistent cache (`_sharing_programs`), and
+  every program elsewhere (GPU, TPU) compile in every process, as jax
+  does."""
   import jax  # pylint: disable=g-import-not-at-top
   if (mesh is None or not is_multiprocess()
-      or jax.devices()[0].platform != "cpu"
-      or jax.config.jax_compilation_cache_dir):
-    # With a persistent cache process 0 may load the program from it, and
-    # on XLA:CPU (jax 0.10.2) an executable loaded from the cache
-    # serializes into one that computes wrong numbers (no error): each
-    # process then compiles, or loads from its own cache, as before.
+      or jax.devices()[0].platform != "cpu" or not _sharing_programs()):
     return lowered.compile(compiler_options)
   # pylint: disable=g-import-not-at-top
-  from jax._src import distributed as jax_distributed
   from jax.experimental import serialize_executable
-  client = jax_distributed.global_state.client
+  client = _client()
   leaves, in_tree = jax.tree_util.tree_flatten(lowered.args_info)
   # The arguments' types belong in the key: arguments a program does not
   # use are pruned from its text (a chunk's data program reads the state's
@@ -311,6 +306,36 @@ def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
     return lowered.compile(compiler_options)
   return serialize_executable.deserialize_and_load(
       zlib.decompress(payload), in_tree, lowered.out_tree)
+
+
+def _client():
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  return jax_distributed.global_state.client
+
+
+_sharing = {"lock": threading.Lock(), "on": None}
+
+
+def _sharing_programs() -> bool:
+  """Whether the processes share compiled programs: only if none of them
+  has a persistent cache. On XLA:CPU (jax 0.10.2) an executable loaded
+  from the cache serializes into one that computes wrong numbers (no
+  error), so a process with a cache compiles (or loads) its own programs;
+  the others must know it, or they would wait --distributed_timeout for
+  each program. Agreed once per run through the coordination service."""
+  import jax  # pylint: disable=g-import-not-at-top
+  with _sharing["lock"]:  # the sweep compiles in two threads
+    if _sharing["on"] is None:
+      client, count = _client(), jax.process_count()
+      client.key_value_set(
+          f"{_SHARE_PREFIX}has_cache/{process_index()}",
+          "1" if jax.config.jax_compilation_cache_dir else "0")
+      with bounded("the check of which processes have a compilation cache"):
+        caches = [client.blocking_key_value_get(
+            f"{_SHARE_PREFIX}has_cache/{i}", 1000 * _timeout["seconds"])
+                  for i in range(count)]
+      _sharing["on"] = all(c == "0" for c in caches)
+    return _sharing["on"]
 
 
 def check_same_everywhere(text: str, what: str, advice: str) -> None:
