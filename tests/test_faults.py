@@ -12,6 +12,7 @@ from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import chex
 import jax
 import numpy as np
 
@@ -22,6 +23,8 @@ from echo_jax.core import models
 from echo_jax.runtime import memory
 from echo_jax.runtime import programs
 from echo_jax.runtime import runner
+from echo_jax.tasks import lags
+from echo_jax.tasks import sweep_cell
 from echo_jax.tasks import tutorial
 
 import helpers
@@ -285,6 +288,31 @@ class EvaluationMemoryTest(absltest.TestCase):
         key, config.eval_sequences, config.length, config.n_unique))
     for got, want in zip(from_keys, from_array):
       np.testing.assert_array_equal(got, want)
+
+
+class EvaluationPiecesTest(parameterized.TestCase):
+  """The runner scores a test set in pieces of EVAL_PIECE_BATCHES batches,
+  so its memory does not grow with --eval_sequences: the same bits as one
+  piece, for each kind of evaluator (counts, sums, the sweep's counts)."""
+
+  @parameterized.named_parameters(
+      ("tutorial", lambda c: tutorial.tutorial_task(c)),
+      ("samples", lambda c: lags.lags_task(c, (1, 2))),
+      ("sweep", lambda c: sweep_cell.group_task(
+          c.replace(experiment="sweep", length=9, n_unique=6, batch_size=3,
+                    stateful=False), 3, c.hidden, (0, 2))))
+  def test_pieces_give_the_same_bits_as_one(self, make_task):
+    # 8 sequences in pieces of 3: 3, 3 and a shorter last piece of 2.
+    task = dataclasses.replace(make_task(TINY.replace(eval_sequences=8)),
+                               eval_batch=3)
+    self.assertEqual(runner.piece_sequences(task), 8)
+    whole = runner.run_task(task, max_devices=1)
+    with mock.patch.object(runner, "EVAL_PIECE_BATCHES", 1):
+      self.assertEqual(runner.piece_sequences(task), 3)
+      pieces = runner.run_task(task, max_devices=1)
+    self.assertEqual(sorted(pieces.compiled.evaluate._programs), [2, 3])
+    chex.assert_trees_all_equal(pieces.evaluation, whole.evaluation)
+    chex.assert_trees_all_equal(pieces.params, whole.params)
 
 
 class EvaluationProgressTest(absltest.TestCase):

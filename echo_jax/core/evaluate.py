@@ -5,13 +5,15 @@ A sequence is predicted the way the tutorial's `model.predict` does after
 model carrying row i of each batch into row i of the next.
 """
 
+import functools
 import time
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 from absl import logging
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import data
@@ -52,12 +54,20 @@ class Evaluation(NamedTuple):
   example_predicted_N: chex.Array  # and the model's predictions for it
 
 
-def make_evaluate(config: config_lib.EchoConfig
-                  ) -> Callable[[chex.ArrayTree, chex.Array], Evaluation]:
-  """evaluate(params, sequences_SxL) -> Evaluation over S test sequences
-  (`data.test_sequences`, or the same as a `data.TestSet`): accuracy at each of the N sample positions
-  (its mean is the overall accuracy, every sequence having N samples), plus
-  the tutorial's Expected/Predicted check on the first of them."""
+class Counts(NamedTuple):
+  """What `make_score` gives for some test sequences: an `Evaluation`
+  before its division, so that counts of consecutive pieces of a test set
+  add up (`combine_counts`)."""
+  correct_N: chex.Array           # int32: correct predictions per position
+  example_targets_N: chex.Array   # the pieces' first sequence's targets
+  example_predicted_N: chex.Array
+
+
+def make_score(config: config_lib.EchoConfig
+               ) -> Callable[[chex.ArrayTree, chex.Array], Counts]:
+  """score(params, sequences_SxL) -> Counts over S test sequences
+  (`data.test_sequences`, or the same as a `data.TestSet`), scored
+  TUTORIAL_EVAL_BATCH at a time, predicted the way the tutorial does."""
   predict_logits = make_predict_logits(config)
 
   def predict(params, sequence_L):
@@ -69,18 +79,64 @@ def make_evaluate(config: config_lib.EchoConfig
     targets_N, predicted_N = predict(params, sequence_L)
     return (predicted_N == targets_N).astype(jnp.int32)
 
-  def evaluate(params, sequences_SxL):
+  def score(params, sequences_SxL):
     first_L = data.sequences_of(jax.tree.map(lambda x: x[0], sequences_SxL))
     chex.assert_shape(first_L, (config.length,))
     count_N = sum_over_sequences(lambda seq: correct(params, seq),
                                  sequences_SxL, TUTORIAL_EVAL_BATCH)
-    # Exact integer counts: the same float32 means as averaging 0/1 values.
-    accuracy_N = (count_N.astype(jnp.float32)
-                  / data.num_sequences(sequences_SxL))
-    targets_N, predicted_N = predict(params, first_L)
-    return Evaluation(accuracy_N, targets_N, predicted_N)
+    return Counts(count_N, *predict(params, first_L))
+
+  return score
+
+
+def make_evaluate(config: config_lib.EchoConfig
+                  ) -> Callable[[chex.ArrayTree, chex.Array], Evaluation]:
+  """evaluate(params, sequences_SxL) -> Evaluation over S test sequences
+  (`data.test_sequences`, or the same as a `data.TestSet`): accuracy at each
+  of the N sample positions (its mean is the overall accuracy, every
+  sequence having N samples), plus the tutorial's Expected/Predicted check
+  on the first of them. In one call; the runner scores a large test set in
+  pieces (`make_score`, `combine_counts`), with the same result."""
+  score = make_score(config)
+
+  def evaluate(params, sequences_SxL):
+    counts = score(params, sequences_SxL)
+    return Evaluation(
+        fraction(counts.correct_N, data.num_sequences(sequences_SxL)),
+        counts.example_targets_N, counts.example_predicted_N)
 
   return evaluate
+
+
+def fraction(count, total: int):
+  """count / total in float32, in a program (jnp) or on the host (numpy)
+  with the same bits: as a product with the float32 reciprocal, which is
+  what XLA makes of a division by a constant (a correctly rounded division
+  on the host would differ from it in the last bit)."""
+  return count.astype(np.float32) * (np.float32(1) / np.float32(total))
+
+
+# combine(pieces, num_sequences) -> the evaluation of a whole test set, from
+# an evaluator's outputs (host arrays) on consecutive pieces of it.
+Combine = Callable[[Sequence[Any], int], Any]
+
+
+def sum_pieces(pieces: Sequence[Any], num_sequences: int) -> Any:
+  """`Combine` of evaluators whose outputs are sums over the sequences
+  (counts, or floats holding integers: exact in any order)."""
+  del num_sequences
+  return jax.tree.map(lambda *values: functools.reduce(np.add, values),
+                      *pieces)
+
+
+def combine_counts(pieces: Sequence[Counts], num_sequences: int
+                   ) -> Evaluation:
+  """`Combine` of `make_score`'s Counts: the Evaluation `make_evaluate`
+  gives for the whole test set (`fraction` on the host)."""
+  correct_N = sum_pieces([piece.correct_N for piece in pieces], 0)
+  return Evaluation(
+      fraction(np.asarray(correct_N), num_sequences),
+      pieces[0].example_targets_N, pieces[0].example_predicted_N)
 
 
 # Test sequences scored together: bounds evaluation memory (logits of all

@@ -295,8 +295,10 @@ def test_set(config: config_lib.EchoConfig, key: chex.PRNGKey
                       config.n_unique)
 
 
-def test_set_spec(config: config_lib.EchoConfig) -> data.TestSet:
-  """What `test_set` returns, to lower evaluation programs with."""
+def test_set_spec(config: config_lib.EchoConfig, num_sequences: int
+                  ) -> data.TestSet:
+  """A `test_set` of `num_sequences` sequences (e.g. a piece of the run's),
+  to lower evaluation programs with."""
   return data.TestSet(
-      jax.ShapeDtypeStruct((config.eval_sequences, 2), jnp.uint32),
+      jax.ShapeDtypeStruct((num_sequences, 2), jnp.uint32),
       config.length, config.n_unique)

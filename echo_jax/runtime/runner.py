@@ -15,12 +15,14 @@ import os
 import time
 from typing import Any, Hashable, NamedTuple
 
+from absl import logging
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from echo_jax.core import data as data_lib
 from echo_jax.core import train as train_lib
 from echo_jax.runtime import chunked
 from echo_jax.runtime import distributed
@@ -52,13 +54,85 @@ def default_chunk_epochs(task: task_lib.Task, models_per_device: int) -> int:
   return max(1, min(DEFAULT_CHUNK_EPOCHS, CHUNK_MODEL_UPDATES // updates))
 
 
+# Batches of a task's evaluator (`Task.eval_batch` sequences each) in one
+# piece of a large test set: the runner scores it piece by piece with one
+# compiled program. On XLA:CPU with two or more devices, the first
+# execution of an evaluation program kept about 100 KB per batch it ran
+# (cause not found), and later executions of the same program stay flat:
+# in pieces, memory no longer grows with --eval_sequences.
+EVAL_PIECE_BATCHES = 64
+# Seconds between the progress lines of an evaluation in pieces.
+EVAL_PROGRESS_SECONDS = 30.0
+
+
+def piece_sequences(task: task_lib.Task) -> int:
+  """Test sequences in each piece (the last may be shorter): all of them
+  for a task that needs the whole test set at once."""
+  num = task.config.eval_sequences
+  if task.combine_pieces is None:
+    return num
+  return min(num, EVAL_PIECE_BATCHES * task.eval_batch)
+
+
+class Evaluator:
+  """A task's compiled evaluation of all its models on a test set held as
+  host keys: scored in consecutive pieces of `piece_sequences` (one
+  program; a shorter last piece compiles a second), the outputs combined by
+  `task.combine_pieces`. Returns host arrays, models first."""
+
+  def __init__(self, task: task_lib.Task, mesh: Mesh, params_spec,
+               variants_M):
+    evaluate = task.evaluator()
+    if variants_M is None:
+      self._local = jax.vmap(evaluate, in_axes=(0, None))
+      self._specs = (P(programs.SEED_AXIS), P())
+    else:
+      self._local = jax.vmap(evaluate, in_axes=(0, None, 0))
+      self._specs = (P(programs.SEED_AXIS), P(), P(programs.SEED_AXIS))
+    self._task, self._mesh = task, mesh
+    self._params_spec, self._variants_M = params_spec, variants_M
+    self._programs: dict[int, Any] = {}
+    self.piece = piece_sequences(task)
+    self.program(self.piece)
+
+  def program(self, num_sequences: int):
+    """The compiled evaluation of a piece of `num_sequences` sequences."""
+    if num_sequences not in self._programs:
+      args = (self._params_spec,
+              programs.test_set_spec(self._task.config, num_sequences))
+      if self._variants_M is not None:
+        args += (self._variants_M,)
+      self._programs[num_sequences] = distributed.compile(programs.per_device(
+          self._local, self._mesh, self._specs).lower(*args), self._mesh)
+    return self._programs[num_sequences]
+
+  def __call__(self, params_M, test_keys_Sx2: np.ndarray):
+    config, num = self._task.config, test_keys_Sx2.shape[0]
+    extra = () if self._variants_M is None else (self._variants_M,)
+    replicated = NamedSharding(self._mesh, P())
+    outputs, reported = [], time.monotonic()
+    for start in range(0, num, self.piece):
+      keys = test_keys_Sx2[start:start + self.piece]
+      test_set = data_lib.TestSet(distributed.put(keys, replicated),
+                                  config.length, config.n_unique)
+      outputs.append(distributed.to_host(
+          self.program(keys.shape[0])(params_M, test_set, *extra)))
+      if time.monotonic() - reported >= EVAL_PROGRESS_SECONDS:
+        reported = time.monotonic()
+        logging.info("%s: evaluated %d/%d test sequences", self._task.name,
+                     start + keys.shape[0], num)
+    if self._task.combine_pieces is None:
+      return outputs[0]
+    return self._task.combine_pieces(outputs, num)
+
+
 class Compiled(NamedTuple):
   task: task_lib.Task
   mesh: Mesh
   keys_M: chex.Array              # sharded; padded to a multiple of devices
   variants_M: chex.Array | None   # sharded, or None (task without variants)
   training: programs.TrainPrograms
-  evaluate: Any  # compiled: (params_M, data.TestSet[, variants_M]) -> tree_M
+  evaluate: Evaluator | None      # (params_M, test keys) -> host tree_M
   chunk_epochs: int
   compile_seconds: float
 
@@ -83,20 +157,8 @@ def _compile_programs(task: task_lib.Task, mesh: Mesh, chunk_epochs: int,
       task.init)
   if not with_evaluation:
     return training, None
-  evaluate = task.evaluator()
-  if variants_M is None:
-    evaluate_local = jax.vmap(evaluate, in_axes=(0, None))
-    eval_specs = (P(programs.SEED_AXIS), P())
-  else:
-    evaluate_local = jax.vmap(evaluate, in_axes=(0, None, 0))
-    eval_specs = (P(programs.SEED_AXIS), P(), P(programs.SEED_AXIS))
-  eval_args = (training.state_spec.params,
-               programs.test_set_spec(task.config))
-  if variants_M is not None:
-    eval_args += (variants_M,)
-  evaluate_many = distributed.compile(programs.per_device(
-      evaluate_local, mesh, eval_specs).lower(*eval_args), mesh)
-  return training, evaluate_many
+  return training, Evaluator(task, mesh, training.state_spec.params,
+                             variants_M)
 
 
 def check_memory(task: task_lib.Task, chunk_epochs: int, num_models: int,
@@ -120,9 +182,11 @@ def check_memory(task: task_lib.Task, chunk_epochs: int, num_models: int,
       batch_logits_bytes=task.samples_per_update * config.context * logit,
       eval_logits_bytes=eval_batch * config.length * config.context * logit)
   # The test set's keys (8 bytes a sequence), drawn on one device and
-  # replicated on every device of the mesh; sequences are drawn per batch.
-  return memory.check(config, num_models, per_model,
-                      (mesh.size + 1) * 8 * config.eval_sequences,
+  # copied to the host, and a piece of them on every device of the mesh;
+  # sequences are drawn per batch.
+  keys_bytes = 8 * (2 * config.eval_sequences
+                    + mesh.size * piece_sequences(task))
+  return memory.check(config, num_models, per_model, keys_bytes,
                       list(mesh.devices.flat))
 
 
@@ -159,7 +223,7 @@ def compile_task(task: task_lib.Task, max_devices: int | None = None,
     # guard: runs that differ in epochs otherwise share their programs.
     key = (task.program_key, mesh, count, chunk_epochs,
            train_lib.needs_guard(config.epochs, chunk_epochs),
-           programs.models_per_block())
+           programs.models_per_block(), piece_sequences(task))
   if key is not None and key in _PROGRAMS:
     training, evaluate = _PROGRAMS[key]
   else:
@@ -232,7 +296,7 @@ def _chunk_evaluator(compiled: Compiled, evaluate, run_dir: str | None):
       return  # resumed: scored before (the same bits)
     # As JSON holds it (a NamedTuple becomes a list), fresh or resumed.
     evaluations[epoch] = json.loads(json.dumps(jax.tree.map(
-        unpad, distributed.to_host(evaluate(state.params)))))
+        unpad, evaluate(state.params))))
     if path and distributed.is_writer():
       results.write_json_atomic(
           path, {str(e): evaluations[e] for e in sorted(evaluations)})
@@ -261,13 +325,10 @@ def run(compiled: Compiled, run_dir: str | None = None,
     metrics_rows = chunked.metrics_per_seed
   else:
     metrics_rows = chunked.metrics_by_variant(task.row_names(), config.seeds)
-  test_set = keys_lib.eval_test_set(config)
-  if distributed.is_multiprocess():
-    # Computed on each process's own device: placed on the whole mesh.
-    test_set = distributed.put(jax.tree.map(np.asarray, test_set),
-                               NamedSharding(compiled.mesh, P()))
-  extra = () if compiled.variants_M is None else (compiled.variants_M,)
-  evaluate = lambda params: compiled.evaluate(params, test_set, *extra)
+  # On the host (8 bytes a sequence); placed piece by piece when scored.
+  test_keys_Sx2 = np.asarray(distributed.to_host(
+      keys_lib.eval_test_set(config).keys))
+  evaluate = lambda params: compiled.evaluate(params, test_keys_Sx2)
   chunk_evaluations, on_state = {}, None
   if evaluate_chunks:
     chunk_evaluations, on_state = _chunk_evaluator(compiled, evaluate,
@@ -282,8 +343,7 @@ def run(compiled: Compiled, run_dir: str | None = None,
       on_state=on_state)
   state = chunks.state
   start = time.perf_counter()
-  evaluation = distributed.to_host(jax.block_until_ready(
-      evaluate(state.params)))
+  evaluation = evaluate(state.params)
   eval_seconds = time.perf_counter() - start
   unpad = lambda x: x[:num_models]
   return RunOutput(compiled, state,

@@ -320,5 +320,6 @@ def cell_task(config: config_lib.EchoConfig, lag: int, window: int,
       make_chunk=make_chunk,
       make_evaluate=lambda task: make_evaluate(shape_config, eval_batch,
                                                probe_sequences),
-      # The probe draws the whole test set at once.
-      eval_batch=shape_config.eval_sequences, identity=identity)
+      # The probe draws the whole test set at once (in one piece).
+      eval_batch=shape_config.eval_sequences, combine_pieces=None,
+      identity=identity)

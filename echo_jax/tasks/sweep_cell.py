@@ -22,6 +22,7 @@ from typing import Any, Callable
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import data
@@ -167,16 +168,16 @@ def make_train_from(shape_config: config_lib.EchoConfig
                                           make_frame_fn(shape_config))
 
 
-def make_accuracy(shape_config: config_lib.EchoConfig, eval_batch: int):
-  """accuracy(params, lag, sequences_SxL) -> fraction of correct echoes
+def make_correct(shape_config: config_lib.EchoConfig, eval_batch: int):
+  """correct(params, lag, sequences_SxL) -> int32 count of correct echoes
   over all windows of all sequences, scored `eval_batch` sequences at a time
   (lax.map), so memory does not grow with the test set."""
   predict_logits = evaluate_lib.make_predict_logits(shape_config)
   context = shape_config.context
 
-  def accuracy(params, lag, sequences_SxL):
+  def correct(params, lag, sequences_SxL):
 
-    def correct(sequence_L):
+    def one_sequence(sequence_L):
       # An item of a TestSet is drawn here, inside the batch.
       sequence_L = data.sequences_of(sequence_L)
       windows_NxC, targets_N = all_windows(sequence_L, lag, context)
@@ -184,12 +185,23 @@ def make_accuracy(shape_config: config_lib.EchoConfig, eval_batch: int):
       return jnp.sum(predicted_N == targets_N, dtype=jnp.int32)
 
     num_sequences = data.num_sequences(sequences_SxL)
-    correct_S = jax.lax.map(correct, sequences_SxL,
-                            batch_size=min(eval_batch, num_sequences))
-    total = num_sequences * shape_config.num_samples
-    return jnp.sum(correct_S).astype(jnp.float32) / total
+    return jnp.sum(jax.lax.map(one_sequence, sequences_SxL,
+                               batch_size=min(eval_batch, num_sequences)))
 
-  return accuracy
+  return correct
+
+
+def combine_accuracy(shape_config: config_lib.EchoConfig
+                     ) -> evaluate_lib.Combine:
+  """The runner's Combine for `make_correct`'s counts on pieces of a test
+  set: the fraction of correct echoes over all its windows (float32)."""
+
+  def combine(pieces, num_sequences):
+    total = num_sequences * shape_config.num_samples
+    correct = evaluate_lib.sum_pieces(pieces, num_sequences)
+    return evaluate_lib.fraction(np.asarray(correct), total)
+
+  return combine
 
 
 def group_task(config: config_lib.EchoConfig, context: int, hidden: int,
@@ -212,11 +224,11 @@ def group_task(config: config_lib.EchoConfig, context: int, hidden: int,
     return chunk._replace(fit=counted_fit)
 
   def make_evaluate(task):
-    accuracy = make_accuracy(shape_config, eval_batch)
+    correct = make_correct(shape_config, eval_batch)
 
     def evaluate(params, sequences_SxL, lag):
       trace_counts["evaluate", context, hidden] += 1
-      return accuracy(params, lag, sequences_SxL)
+      return correct(params, lag, sequences_SxL)
 
     return evaluate
 
@@ -227,4 +239,5 @@ def group_task(config: config_lib.EchoConfig, context: int, hidden: int,
       frame=None, init=lambda key: models.init_params(shape_config, key),
       apply=None, variants=tuple(lags),
       variant_names=tuple(f"lag {l}" for l in lags), make_chunk=make_chunk,
-      make_evaluate=make_evaluate, eval_batch=eval_batch, identity=identity)
+      make_evaluate=make_evaluate, eval_batch=eval_batch,
+      combine_pieces=combine_accuracy(shape_config), identity=identity)

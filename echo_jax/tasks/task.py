@@ -36,6 +36,11 @@ class Task:
     pytree per model (default: correct and weight per sample position).
   eval_batch: test sequences its evaluator scores at once (the run's
     memory estimate counts them; default: the samples evaluator's).
+  combine_pieces(outputs, num_sequences) -> the evaluation: the runner
+    scores a large test set in consecutive pieces (`runner.EVAL_PIECE_BATCHES`
+    batches each) and combines the evaluator's outputs on them (host arrays,
+    models first) with this (default: their sum, for outputs that are sums
+    over sequences); None: the evaluator needs the whole test set at once.
   identity: what the run folder's config.json claims (default
     `run_identity`); a rerun with any of it changed is refused.
   program_key: runs whose tasks share a key share compiled programs in a
@@ -55,6 +60,7 @@ class Task:
   make_chunk: Callable[["Task", int], train_lib.ChunkFns] | None = None
   make_evaluate: Callable[["Task"], Callable[..., Any]] | None = None
   eval_batch: int = evaluate_lib.EVAL_BATCH
+  combine_pieces: evaluate_lib.Combine | None = evaluate_lib.sum_pieces
   identity: dict[str, Any] | None = None
   program_key: Hashable | None = None
 

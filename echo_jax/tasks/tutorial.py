@@ -56,8 +56,9 @@ def tutorial_task(config: config_lib.EchoConfig) -> task_lib.Task:
       init=lambda key: models.init_params(config, key),
       apply=lstm_apply(config), variants=None,
       make_chunk=lambda task, n: train_lib.make_run_epochs(task.config, n),
-      make_evaluate=lambda task: evaluate_lib.make_evaluate(task.config),
+      make_evaluate=lambda task: evaluate_lib.make_score(task.config),
       eval_batch=evaluate_lib.TUTORIAL_EVAL_BATCH,
+      combine_pieces=evaluate_lib.combine_counts,
       identity=config.to_dict(),
       program_key=("tutorial", config.replace(experiment="program", seed=0,
                                               epochs=0)))
