@@ -21,7 +21,7 @@ TIMEOUT = 240  # seconds per command: a bound, not an expectation
 # Short enough to keep the tests bounded, long enough for a loaded machine.
 DISTRIBUTED_TIMEOUT = "--distributed_timeout=20"
 # Chunks of 40 epochs, each checkpointed: long enough to be killed between.
-# No persistent cache: only then does process 1 run process 0's programs
+# No persistent cache: only then do the processes run each other's programs
 # (distributed.compile), which run_processes checks.
 ECHO = ["--seeds=4", "--epochs=400", "--hidden=8", "--eval_sequences=10",
         "--chunk_epochs=40", "--compilation_cache="]
@@ -87,7 +87,7 @@ def run_processes(test, binary, args, workdir, extra=lambda i: []):
   for code, stderr in finish(test, start_processes(binary, args, workdir,
                                                    extra=extra)):
     test.assertEqual(code, 0, stderr[-3000:])
-    # No process waited in vain for process 0's programs
+    # No process waited in vain for another's programs
     # (distributed.compile) and compiled its own.
     test.assertNotIn("compiling it here", stderr)
 

@@ -260,10 +260,11 @@ def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
             compiler_options: dict[str, Any] | None = None):
   """`lowered.compile(compiler_options)`; for a program over `mesh` (a
   jax.sharding.Mesh spanning the processes) on CPU without a persistent
-  cache, done once per run instead of once per process: process 0 compiles
-  and puts the serialized executable in jax's coordination service, the
-  others load it from there (jax's own cache and binary sharing cannot: on
-  CPU its key holds the process index). The key is the program's text,
+  cache, done once per run instead of once per process: one process (the
+  program's owner, chosen by its key, so the processes share the work of
+  compiling) compiles and puts the serialized executable in jax's
+  coordination service, the others load it from there (jax's own cache and
+  binary sharing cannot: on CPU its key holds the process index). The key is the program's text,
   argument types and options: a process that lowers a different program
   (another config) waits `--distributed_timeout` seconds for it, then
   compiles its own and goes on to the config check or a gather, which name
@@ -286,9 +287,12 @@ def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
                     [(a.shape, str(a.dtype), str(getattr(a, "sharding", None)))
                      for a in leaves],
                     sorted((compiler_options or {}).items())))
-  key = _SHARE_PREFIX + hashlib.sha256(
-      (lowered.as_text() + signature).encode()).hexdigest()
-  if process_index() == 0:
+  digest = hashlib.sha256((lowered.as_text() + signature).encode())
+  key = _SHARE_PREFIX + digest.hexdigest()
+  # Every process derives the same owner from the key alone, whatever order
+  # its threads ask for programs in; owners never wait, so no cycle.
+  owner = int.from_bytes(digest.digest()[:8], "big") % jax.process_count()
+  if process_index() == owner:
     compiled = lowered.compile(compiler_options)
     if key not in _shared_programs:
       payload, _, _ = serialize_executable.serialize(compiled)
@@ -301,8 +305,8 @@ def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
   except Exception:  # pylint: disable=broad-except
     # Not there in time (process 0 slower, gone, or lowering something
     # else): compile here; a lost peer is then found at the next wait.
-    logging.warning("process 0's compiled program did not arrive within "
-                    "%d s: compiling it here", _timeout["seconds"])
+    logging.warning("process %d's compiled program did not arrive within "
+                    "%d s: compiling it here", owner, _timeout["seconds"])
     return lowered.compile(compiler_options)
   return serialize_executable.deserialize_and_load(
       zlib.decompress(payload), in_tree, lowered.out_tree)
