@@ -258,7 +258,10 @@ class ProcessTest(absltest.TestCase):
 
   def test_sigint_ends_with_one_line_and_resumes(self):
     workdir = make_tempdir(self)
-    process = start_binary("echo_lag", *self.LONG, f"--workdir={workdir}")
+    # Far longer than LONG (never run to its end): on a fast machine LONG's
+    # 3000 epochs can end between the first checkpoint and the signal.
+    process = start_binary("echo_lag", "--epochs=300000",
+                           *self.LONG[1:], f"--workdir={workdir}")
     self.addCleanup(process.kill)
     checkpoints = os.path.join(workdir, "echo_lag", "checkpoints")
     self.assertTrue(wait_for(lambda: os.path.isdir(checkpoints) and any(
@@ -268,7 +271,7 @@ class ProcessTest(absltest.TestCase):
     self.assertEqual(process.returncode, 130, stderr[-2000:])
     self.assertNotIn("Traceback", stderr)
     last = stderr.strip().splitlines()[-1]
-    self.assertRegex(last, r"^error: interrupted at epoch \d+/3000 of "
+    self.assertRegex(last, r"^error: interrupted at epoch \d+/300000 of "
                      r"echo_lag; rerun the same command to resume$")
     self.assertFalse(os.path.exists(os.path.join(workdir, "echo_lag.json")))
     self.assertFalse(os.path.exists(os.path.join(workdir, ".echo_jax.lock")))
