@@ -258,10 +258,11 @@ class ProcessTest(absltest.TestCase):
 
   def test_sigint_ends_with_one_line_and_resumes(self):
     workdir = make_tempdir(self)
-    # Far longer than LONG (never run to its end): on a fast machine LONG's
-    # 3000 epochs can end between the first checkpoint and the signal.
-    process = start_binary("echo_lag", "--epochs=300000",
-                           *self.LONG[1:], f"--workdir={workdir}")
+    # Chunks of 2 epochs, each checkpointed: with LONG's chunks of 20 a
+    # fast machine could end all 3000 epochs between the first checkpoint
+    # and the signal.
+    process = start_binary("echo_lag", *self.LONG, "--chunk_epochs=2",
+                           f"--workdir={workdir}")
     self.addCleanup(process.kill)
     checkpoints = os.path.join(workdir, "echo_lag", "checkpoints")
     self.assertTrue(wait_for(lambda: os.path.isdir(checkpoints) and any(
@@ -271,7 +272,7 @@ class ProcessTest(absltest.TestCase):
     self.assertEqual(process.returncode, 130, stderr[-2000:])
     self.assertNotIn("Traceback", stderr)
     last = stderr.strip().splitlines()[-1]
-    self.assertRegex(last, r"^error: interrupted at epoch \d+/300000 of "
+    self.assertRegex(last, r"^error: interrupted at epoch \d+/3000 of "
                      r"echo_lag; rerun the same command to resume$")
     self.assertFalse(os.path.exists(os.path.join(workdir, "echo_lag.json")))
     self.assertFalse(os.path.exists(os.path.join(workdir, ".echo_jax.lock")))
