@@ -244,7 +244,7 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
   end_epoch = np.int32(total_epochs)
   train_seconds = 0.0
   chunks = 0
-  peer_lost = False
+  peer_lost = False  # or interrupted: then no wait for a save in flight
   try:
     while epoch < total_epochs:
       start = time.perf_counter()
@@ -287,6 +287,12 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
         raise Interrupted(f"stopped after {chunks} chunks at epoch {done}")
   except distributed.PeerLostError:
     peer_lost = True  # a save in flight waits for the lost process: skip it
+    raise
+  except KeyboardInterrupt:
+    # Ctrl-C may land inside orbax's save, after which waiting for it can
+    # hang; the binary ends at once (common.py) and a resume takes the
+    # newest complete checkpoint, so the save in flight is not waited for.
+    peer_lost = True
     raise
   finally:
     if checkpointer is not None and not peer_lost:
