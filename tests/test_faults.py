@@ -258,11 +258,7 @@ class ProcessTest(absltest.TestCase):
 
   def test_sigint_ends_with_one_line_and_resumes(self):
     workdir = make_tempdir(self)
-    # Chunks of 2 epochs, each checkpointed: with LONG's chunks of 20 a
-    # fast machine could end all 3000 epochs between the first checkpoint
-    # and the signal.
-    process = start_binary("echo_lag", *self.LONG, "--chunk_epochs=2",
-                           f"--workdir={workdir}")
+    process = start_binary("echo_lag", *self.LONG, f"--workdir={workdir}")
     self.addCleanup(process.kill)
     checkpoints = os.path.join(workdir, "echo_lag", "checkpoints")
     self.assertTrue(wait_for(lambda: os.path.isdir(checkpoints) and any(
