@@ -12,6 +12,8 @@ run is bit-identical to an uninterrupted one. Used by the one runner
 
 import json
 import os
+import signal
+import threading
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -35,6 +37,20 @@ class Interrupted(Exception):
 # The run this process is training and its epochs done (checkpointed when
 # it has a run folder), for the line a Ctrl-C ends with.
 _progress = {"name": None, "epoch": 0, "total": 0}
+
+
+# Ctrl-C during training is acted on between chunks, after the chunk's
+# checkpoint save has been handed to orbax: a KeyboardInterrupt raised inside
+# orbax's save was seen to be swallowed (the run went on) or to hang it. A
+# second Ctrl-C interrupts at once.
+_interrupt = {"pending": False}
+
+
+def _defer_interrupt(signum, frame):
+  del signum, frame
+  if _interrupt["pending"]:
+    raise KeyboardInterrupt
+  _interrupt["pending"] = True
 
 
 def interrupted_message() -> str:
@@ -245,8 +261,15 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
   train_seconds = 0.0
   chunks = 0
   peer_lost = False  # or interrupted: then no wait for a save in flight
+  in_main = threading.current_thread() is threading.main_thread()
+  previous_handler = None
+  if in_main:
+    _interrupt["pending"] = False
+    previous_handler = signal.signal(signal.SIGINT, _defer_interrupt)
   try:
     while epoch < total_epochs:
+      if _interrupt["pending"]:
+        raise KeyboardInterrupt
       start = time.perf_counter()
       state, metrics = run_chunk(state, end_epoch)
       # Waits for the chunk; read on the host (indexing the sharded
@@ -283,6 +306,8 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
       if on_chunk is not None:
         on_chunk(epoch_before, done, loss_MxE, accuracy_MxE)
       chunks += 1
+      if _interrupt["pending"]:
+        raise KeyboardInterrupt
       if stop_after_chunks is not None and chunks >= stop_after_chunks:
         raise Interrupted(f"stopped after {chunks} chunks at epoch {done}")
   except distributed.PeerLostError:
@@ -295,6 +320,8 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
     peer_lost = True
     raise
   finally:
+    if in_main:
+      signal.signal(signal.SIGINT, previous_handler)
     if checkpointer is not None and not peer_lost:
       start = time.perf_counter()
       with distributed.bounded("the last checkpoint's save"):
