@@ -260,7 +260,7 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
   end_epoch = np.int32(total_epochs)
   train_seconds = 0.0
   chunks = 0
-  peer_lost = False  # or interrupted: then no wait for a save in flight
+  skip_wait = False  # lost peer or Ctrl-C: no wait for a save in flight
   in_main = threading.current_thread() is threading.main_thread()
   previous_handler = None
   if in_main:
@@ -311,18 +311,18 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
       if stop_after_chunks is not None and chunks >= stop_after_chunks:
         raise Interrupted(f"stopped after {chunks} chunks at epoch {done}")
   except distributed.PeerLostError:
-    peer_lost = True  # a save in flight waits for the lost process: skip it
+    skip_wait = True  # a save in flight waits for the lost process
     raise
   except KeyboardInterrupt:
     # Ctrl-C may land inside orbax's save, after which waiting for it can
     # hang; the binary ends at once (common.py) and a resume takes the
     # newest complete checkpoint, so the save in flight is not waited for.
-    peer_lost = True
+    skip_wait = True
     raise
   finally:
     if in_main:
       signal.signal(signal.SIGINT, previous_handler)
-    if checkpointer is not None and not peer_lost:
+    if checkpointer is not None and not skip_wait:
       start = time.perf_counter()
       with distributed.bounded("the last checkpoint's save"):
         checkpointer.wait()

@@ -264,9 +264,9 @@ def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
   program's owner, chosen by its key, so the processes share the work of
   compiling) compiles and puts the serialized executable in jax's
   coordination service, the others load it from there (jax's own cache and
-  binary sharing cannot: on CPU its key holds the process index). The key is the program's text,
-  argument types and options: a process that lowers a different program
-  (another config) waits `--distributed_timeout` seconds for it, then
+  binary sharing cannot: on CPU its key holds the process index). The key
+  is the program's text, argument types and options: a process that
+  lowers a different program (another config) waits `--distributed_timeout` seconds for it, then
   compiles its own and goes on to the config check or a gather, which name
   the difference. Programs of one process's own devices (no `mesh`), runs
   where any process has a persistent cache (`_sharing_programs`), and
@@ -303,7 +303,7 @@ def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
     payload = client.blocking_key_value_get_bytes(
         key, 1000 * _timeout["seconds"])
   except Exception:  # pylint: disable=broad-except
-    # Not there in time (process 0 slower, gone, or lowering something
+    # Not there in time (its owner slower, gone, or lowering something
     # else): compile here; a lost peer is then found at the next wait.
     logging.warning("process %d's compiled program did not arrive within "
                     "%d s: compiling it here", owner, _timeout["seconds"])
