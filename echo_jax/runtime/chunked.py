@@ -314,9 +314,10 @@ def run_chunks(run_chunk: Callable[[Any, int], tuple[Any, Any]], state: Any,
     skip_wait = True  # a save in flight waits for the lost process
     raise
   except KeyboardInterrupt:
-    # Ctrl-C may land inside orbax's save, after which waiting for it can
-    # hang; the binary ends at once (common.py) and a resume takes the
-    # newest complete checkpoint, so the save in flight is not waited for.
+    # Raised between chunks for a first Ctrl-C, anywhere for a second one
+    # (inside orbax's save too, after which waiting for it can hang); the
+    # binary ends at once (common.py) and a resume takes the newest
+    # complete checkpoint, so the save in flight is not waited for.
     skip_wait = True
     raise
   finally:

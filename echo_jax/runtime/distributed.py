@@ -250,8 +250,8 @@ def put(tree: Any, sharding: Any) -> Any:
           np.shape(x), sharding, lambda index: np.asarray(x)[index]), tree)
 
 
-# Programs process 0 has handed to the others (keys in the coordination
-# service's store, which keeps a key once set).
+# Programs this process has handed to the others as their owner (keys in
+# the coordination service's store, which keeps a key once set).
 _shared_programs: set[str] = set()
 _SHARE_PREFIX = "echo_jax/program/"
 
@@ -266,9 +266,9 @@ def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
   coordination service, the others load it from there (jax's own cache and
   binary sharing cannot: on CPU its key holds the process index). The key
   is the program's text, argument types and options: a process that
-  lowers a different program (another config) waits `--distributed_timeout` seconds for it, then
-  compiles its own and goes on to the config check or a gather, which name
-  the difference. Programs of one process's own devices (no `mesh`), runs
+  lowers a different program (another config) waits
+  `--distributed_timeout` seconds for it, then compiles its own and goes
+  on to the config check or a gather, which name the difference. Programs of one process's own devices (no `mesh`), runs
   where any process has a persistent cache (`_sharing_programs`), and
   every program elsewhere (GPU, TPU) compile in every process, as jax
   does."""
