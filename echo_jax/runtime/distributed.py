@@ -19,6 +19,7 @@ unchanged.
 import contextlib
 import hashlib
 import os
+import pickle
 import sys
 import threading
 import zlib
@@ -268,48 +269,136 @@ def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
   is the program's text, argument types and options: a process that
   lowers a different program (another config) waits
   `--distributed_timeout` seconds for it, then compiles its own and goes
-  on to the config check or a gather, which name the difference. Programs of one process's own devices (no `mesh`), runs
-  where any process has a persistent cache (`_sharing_programs`), and
-  every program elsewhere (GPU, TPU) compile in every process, as jax
-  does."""
-  import jax  # pylint: disable=g-import-not-at-top
-  if (mesh is None or not is_multiprocess()
-      or jax.devices()[0].platform != "cpu" or not _sharing_programs()):
+  on to the config check or a gather, which name the difference. Programs
+  of one process's own devices (no `mesh`), runs where any process has a
+  persistent cache (`_sharing_programs`), and every program elsewhere (GPU,
+  TPU) compile in every process, as jax does."""
+  if not _shares(mesh):
     return lowered.compile(compiler_options)
-  # pylint: disable=g-import-not-at-top
-  from jax.experimental import serialize_executable
-  client = _client()
-  leaves, in_tree = jax.tree_util.tree_flatten(lowered.args_info)
+  leaves, in_tree = _flat_args(lowered.args_info)
+  digest = hashlib.sha256((lowered.as_text() + _signature(
+      leaves, in_tree, compiler_options)).encode())
+  return _shared(digest, lambda: lowered.compile(compiler_options),
+                 in_tree)
+
+
+def compile_jitted(jitted, args: tuple[Any, ...], program_key: str,
+                   mesh: Any = None,
+                   compiler_options: dict[str, Any] | None = None,
+                   owner: tuple[str, int] | None = None):
+  """`compile(jitted.lower(*args), mesh, compiler_options)`, except that a
+  shared program is keyed by `program_key` (a string that names the program
+  whole: its task's program key, which program of it, its run's layout)
+  instead of its text, so that only its owner traces and lowers it: on two
+  cores the other process's tracing and lowering competed with training
+  (the quick sweep spent ~11 s of each process's CPU in them). The key also
+  holds the argument types, the options, jax's version and a digest of
+  this package's source, so processes running other code never share.
+  `owner` (text, shift): its owner is the one the text picks, counted on by
+  shift (by default the key picks), so that a task's programs can be spread
+  over the processes."""
+  if not _shares(mesh):
+    return jitted.lower(*args).compile(compiler_options)
+  leaves, in_tree = _flat_args((tuple(args), {}))
+  digest = hashlib.sha256((program_key + _signature(
+      leaves, in_tree, compiler_options) + _code_digest()).encode())
+  owner_index = None
+  if owner is not None:
+    text, shift = owner
+    owner_index = _pick(hashlib.sha256(text.encode()), shift)
+  return _shared(
+      digest, lambda: jitted.lower(*args).compile(compiler_options), in_tree,
+      owner_index)
+
+
+def _shares(mesh: Any) -> bool:
+  import jax  # pylint: disable=g-import-not-at-top
+  return (mesh is not None and is_multiprocess()
+          and jax.devices()[0].platform == "cpu" and _sharing_programs())
+
+
+def _flat_args(args_info: Any):
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.tree_util.tree_flatten(args_info)
+
+
+def _signature(leaves, in_tree, compiler_options) -> str:
   # The arguments' types belong in the key: arguments a program does not
   # use are pruned from its text (a chunk's data program reads the state's
   # key and epoch, not the parameters), but jax checks every argument.
-  signature = repr((str(in_tree),
-                    [(a.shape, str(a.dtype), str(getattr(a, "sharding", None)))
-                     for a in leaves],
-                    sorted((compiler_options or {}).items())))
-  digest = hashlib.sha256((lowered.as_text() + signature).encode())
+  return repr((str(in_tree),
+               [(a.shape, str(a.dtype), str(getattr(a, "sharding", None)))
+                for a in leaves],
+               sorted((compiler_options or {}).items())))
+
+
+_code = {"digest": None}
+
+
+def _code_digest() -> str:
+  """jax's version and every source file of this package, hashed once."""
+  if _code["digest"] is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digest = hashlib.sha256(jax.__version__.encode())
+    for folder, dirs, files in sorted(os.walk(root)):
+      dirs.sort()
+      for name in sorted(f for f in files if f.endswith(".py")):
+        with open(os.path.join(folder, name), "rb") as f:
+          digest.update(name.encode() + f.read())
+    _code["digest"] = digest.hexdigest()
+  return _code["digest"]
+
+
+def _pick(digest, shift: int = 0) -> int:
+  import jax  # pylint: disable=g-import-not-at-top
+  return ((int.from_bytes(digest.digest()[:8], "big") + shift)
+          % jax.process_count())
+
+
+def _shared(digest, compile_here, in_tree, owner: int | None = None):
+  """The program of `digest` (a sha256): compiled here by `compile_here()`
+  and handed out if this process owns it (`owner`; None: the one the digest
+  picks), else loaded from its owner."""
+  # pylint: disable=g-import-not-at-top
+  from jax.experimental import serialize_executable
+  client = _client()
   key = _SHARE_PREFIX + digest.hexdigest()
   # Every process derives the same owner from the key alone, whatever order
   # its threads ask for programs in; owners never wait, so no cycle.
-  owner = int.from_bytes(digest.digest()[:8], "big") % jax.process_count()
+  if owner is None:
+    owner = _pick(digest)
   if process_index() == owner:
-    compiled = lowered.compile(compiler_options)
+    compiled = compile_here()
     if key not in _shared_programs:
-      payload, _, _ = serialize_executable.serialize(compiled)
-      client.key_value_set_bytes(key, zlib.compress(payload, 1))
+      payload, _, out_tree = serialize_executable.serialize(compiled)
+      # The output's tree travels too: a process that did not trace the
+      # program has no other way to know it.
+      client.key_value_set_bytes(
+          key, zlib.compress(pickle.dumps((payload, out_tree)), 1))
       _shared_programs.add(key)
     return compiled
   try:
-    payload = client.blocking_key_value_get_bytes(
+    shared = client.blocking_key_value_get_bytes(
         key, 1000 * _timeout["seconds"])
   except Exception:  # pylint: disable=broad-except
-    # Not there in time (its owner slower, gone, or lowering something
+    # Not there in time (its owner slower, gone, or compiling something
     # else): compile here; a lost peer is then found at the next wait.
     logging.warning("process %d's compiled program did not arrive within "
                     "%d s: compiling it here", owner, _timeout["seconds"])
-    return lowered.compile(compiler_options)
-  return serialize_executable.deserialize_and_load(
-      zlib.decompress(payload), in_tree, lowered.out_tree)
+    return compile_here()
+  payload, out_tree = pickle.loads(zlib.decompress(shared))
+  # Lowering a program with a LAPACK kernel (the orthogonal initialiser's
+  # QR) sets up jaxlib's LAPACK; a process that only loads one must do it
+  # itself, or the program crashes in the kernel.
+  _initialize_lapack()
+  return serialize_executable.deserialize_and_load(payload, in_tree,
+                                                   out_tree)
+
+
+def _initialize_lapack() -> None:
+  from jax._src.lax import linalg  # pylint: disable=g-import-not-at-top
+  linalg.initialize_lapack()
 
 
 def _client():

@@ -81,7 +81,7 @@ class Evaluator:
   `task.combine_pieces`. Returns host arrays, models first."""
 
   def __init__(self, task: task_lib.Task, mesh: Mesh, params_spec,
-               variants_M):
+               variants_M, program_key: str | None = None):
     evaluate = task.evaluator()
     if variants_M is None:
       self._local = jax.vmap(evaluate, in_axes=(0, None))
@@ -91,6 +91,7 @@ class Evaluator:
       self._specs = (P(programs.SEED_AXIS), P(), P(programs.SEED_AXIS))
     self._task, self._mesh = task, mesh
     self._params_spec, self._variants_M = params_spec, variants_M
+    self._program_key = program_key
     self._programs: dict[int, Any] = {}
     self.piece = piece_sequences(task)
     self.program(self.piece)
@@ -102,8 +103,9 @@ class Evaluator:
               programs.test_set_spec(self._task.config, num_sequences))
       if self._variants_M is not None:
         args += (self._variants_M,)
-      self._programs[num_sequences] = distributed.compile(programs.per_device(
-          self._local, self._mesh, self._specs).lower(*args), self._mesh)
+      self._programs[num_sequences] = programs.compile_program(
+          programs.per_device(self._local, self._mesh, self._specs), args,
+          self._mesh, self._program_key, f"evaluate/{num_sequences}")
     return self._programs[num_sequences]
 
   def __call__(self, params_M, test_keys_Sx2: np.ndarray):
@@ -151,14 +153,18 @@ _MAX_CACHED = 16
 
 
 def _compile_programs(task: task_lib.Task, mesh: Mesh, chunk_epochs: int,
-                      keys_M, variants_M, with_evaluation: bool):
+                      keys_M, variants_M, with_evaluation: bool,
+                      program_key: str | None):
+  # The evaluation compiles while the fit does: in a sweep of several
+  # processes each compiles the one it owns (`distributed.compile_jitted`).
+  evaluator = None
+  if with_evaluation:
+    evaluator = lambda state_spec: Evaluator(
+        task, mesh, state_spec.params, variants_M, program_key)
   training = programs.compile_training(
       task.config, task.chunk(chunk_epochs), mesh, keys_M, variants_M,
-      task.init)
-  if not with_evaluation:
-    return training, None
-  return training, Evaluator(task, mesh, training.state_spec.params,
-                             variants_M)
+      task.init, program_key, alongside=evaluator)
+  return training._replace(alongside=None), training.alongside
 
 
 def check_memory(task: task_lib.Task, chunk_epochs: int, num_models: int,
@@ -224,17 +230,27 @@ def compile_task(task: task_lib.Task, max_devices: int | None = None,
     key = (task.program_key, mesh, count, chunk_epochs,
            train_lib.needs_guard(config.epochs, chunk_epochs),
            programs.models_per_block(), piece_sequences(task))
-  if key is not None and key in _PROGRAMS:
+  if key is not None and task.keep_programs and key in _PROGRAMS:
     training, evaluate = _PROGRAMS[key]
   else:
-    training, evaluate = _compile_programs(task, mesh, chunk_epochs, keys_M,
-                                           variants_M, with_evaluation)
-    if key is not None:
+    training, evaluate = _compile_programs(
+        task, mesh, chunk_epochs, keys_M, variants_M, with_evaluation,
+        None if key is None else _shared_key(key))
+    if key is not None and task.keep_programs:
       if len(_PROGRAMS) >= _MAX_CACHED:
         _PROGRAMS.pop(next(iter(_PROGRAMS)))
       _PROGRAMS[key] = (training, evaluate)
   return Compiled(task, mesh, keys_M, variants_M, training, evaluate,
                   chunk_epochs, time.perf_counter() - start)
+
+
+def _shared_key(key: tuple[Any, ...]) -> str:
+  """The runner's key of a task's programs as the string that names them
+  across processes (`distributed.compile_jitted`): the mesh by its devices
+  (a Mesh's text does not name them)."""
+  task_key, mesh, *rest = key
+  return repr((task_key, mesh.axis_names,
+               tuple(int(d.id) for d in mesh.devices.flat), *rest))
 
 
 class RunOutput(NamedTuple):

@@ -240,4 +240,8 @@ def group_task(config: config_lib.EchoConfig, context: int, hidden: int,
       apply=None, variants=tuple(lags),
       variant_names=tuple(f"lag {l}" for l in lags), make_chunk=make_chunk,
       make_evaluate=make_evaluate, eval_batch=eval_batch,
-      combine_pieces=combine_accuracy(shape_config), identity=identity)
+      combine_pieces=combine_accuracy(shape_config), identity=identity,
+      # All that shapes the programs: the lags are data (each model's
+      # variant), their number is the runner's model count.
+      program_key=("sweep group", shape_config, eval_batch),
+      keep_programs=False)

@@ -43,8 +43,13 @@ class Task:
     over sequences); None: the evaluator needs the whole test set at once.
   identity: what the run folder's config.json claims (default
     `run_identity`); a rerun with any of it changed is refused.
-  program_key: runs whose tasks share a key share compiled programs in a
-    process (None: compiled afresh).
+  program_key: all that shapes the task's programs besides the runner's
+    layout: runs whose tasks share a key share compiled programs in a
+    process, and the processes of a multi-process run share them by it
+    without each tracing them (None: compiled afresh, shared by their text).
+  keep_programs: whether a process keeps them for a later task with the same
+    key (False: the key only names them across processes; a sweep's groups
+    never repeat).
   """
   name: str
   config: config_lib.EchoConfig
@@ -63,6 +68,7 @@ class Task:
   combine_pieces: evaluate_lib.Combine | None = evaluate_lib.sum_pieces
   identity: dict[str, Any] | None = None
   program_key: Hashable | None = None
+  keep_programs: bool = True
 
   def row_names(self) -> tuple[str, ...]:
     if self.variant_names is not None:
