@@ -72,6 +72,11 @@ def start(workdir_given: bool) -> None:
       "\n".join([os.path.basename(sys.argv[0])] + given), "the flags given",
       "start every process with the same command (only --process_id may "
       "differ)")
+  # Programs are shared by key (distributed.compile_jitted) and results
+  # compared bit for bit: other code on a host is refused, not waited on.
+  distributed.check_same_everywhere(
+      distributed.code_digest(), "echo_jax's source or jax's version",
+      "install the same echo_jax and jax on every host")
   if not workdir_given:
     # The default is a fresh name per process (it carries the pid).
     raise config_lib.ConfigError(

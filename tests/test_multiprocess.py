@@ -5,6 +5,7 @@ devices. Every run is a subprocess with a timeout and ports picked now."""
 import json
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -53,15 +54,15 @@ def one_process(binary, args, workdir):
 
 
 def start_processes(binary, args, workdir, count=2, ids=None,
-                    extra=lambda i: []):
+                    extra=lambda i: [], cwd=lambda i: REPO):
   """The command as `count` processes with 1 host device each (or only
-  those of `ids`)."""
+  those of `ids`), process i started in `cwd(i)`."""
   port = free_port()
   return [subprocess.Popen(
       [sys.executable, "-m", f"experiments.{binary}", *args,
        f"--workdir={workdir}", f"--coordinator_address=localhost:{port}",
        f"--num_processes={count}", f"--process_id={i}", DISTRIBUTED_TIMEOUT,
-       *extra(i)], cwd=REPO, env=env(1), stdout=subprocess.PIPE,
+       *extra(i)], cwd=cwd(i), env=env(1), stdout=subprocess.PIPE,
       stderr=subprocess.PIPE, text=True)
           for i in (range(count) if ids is None else ids)]
 
@@ -247,19 +248,36 @@ class BadLaunchTest(parameterized.TestCase):
                      r"localhost:\d+ within --distributed_timeout=3 s")
     self.assertFalse(os.path.exists(workdir))
 
-  def test_processes_with_other_flags(self):
-    workdir = os.path.join(make_tempdir(self), "out")
-    ended = finish(self, start_processes(
-        "echo_lag", ECHO, workdir,
-        extra=lambda i: [f"--hidden={8 + i}"]), timeout=120)
+  def assert_both_refused(self, workdir, line, **launch):
+    """Both processes of echo_lag (`launch`: start_processes' options) end
+    with exit 2 and `line`, writing nothing."""
+    ended = finish(self, start_processes("echo_lag", ECHO, workdir, **launch),
+                   timeout=120)
     for code, stderr in ended:
-      line = last_error_line(self, code, stderr, 2)
-      self.assertEqual(
-          line, "error: process 1 differs from process 0 in the flags given: "
-          "start every process with the same command (only --process_id may "
-          "differ)")
+      self.assertEqual(last_error_line(self, code, stderr, 2), line)
     self.assertFalse(os.path.exists(workdir))
 
+  def test_processes_with_other_flags(self):
+    self.assert_both_refused(
+        os.path.join(make_tempdir(self), "out"),
+        "error: process 1 differs from process 0 in the flags given: start "
+        "every process with the same command (only --process_id may differ)",
+        extra=lambda i: [f"--hidden={8 + i}"])
+
+  def test_processes_with_other_code(self):
+    # Process 1 runs a copy of the package with one comment added.
+    tmp = make_tempdir(self)
+    other = os.path.join(tmp, "other")
+    for folder in ("echo_jax", "experiments"):
+      shutil.copytree(os.path.join(REPO, folder), os.path.join(other, folder),
+                      ignore=shutil.ignore_patterns("__pycache__"))
+    with open(os.path.join(other, "echo_jax", "runtime", "keys.py"), "a") as f:
+      f.write("# another version\n")
+    self.assert_both_refused(
+        os.path.join(tmp, "out"),
+        "error: process 1 differs from process 0 in echo_jax's source or "
+        "jax's version: install the same echo_jax and jax on every host",
+        cwd=lambda i: other if i else REPO)
 
 if __name__ == "__main__":
   absltest.main()

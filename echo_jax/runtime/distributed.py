@@ -301,7 +301,7 @@ def compile_jitted(jitted, args: tuple[Any, ...], program_key: str,
     return jitted.lower(*args).compile(compiler_options)
   leaves, in_tree = _flat_args((tuple(args), {}))
   digest = hashlib.sha256((program_key + _signature(
-      leaves, in_tree, compiler_options) + _code_digest()).encode())
+      leaves, in_tree, compiler_options) + code_digest()).encode())
   owner_index = None
   if owner is not None:
     text, shift = owner
@@ -335,7 +335,7 @@ def _signature(leaves, in_tree, compiler_options) -> str:
 _code = {"digest": None}
 
 
-def _code_digest() -> str:
+def code_digest() -> str:
   """jax's version and every source file of this package, hashed once."""
   if _code["digest"] is None:
     import jax  # pylint: disable=g-import-not-at-top
