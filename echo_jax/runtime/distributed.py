@@ -289,11 +289,13 @@ def compile_jitted(jitted, args: tuple[Any, ...], program_key: str,
   """`compile(jitted.lower(*args), mesh, compiler_options)`, except that a
   shared program is keyed by `program_key` (a string that names the program
   whole: its task's program key, which program of it, its run's layout)
-  instead of its text, so that only its owner traces and lowers it: on two
-  cores the other process's tracing and lowering competed with training
-  (the quick sweep spent ~11 s of each process's CPU in them). The key also
-  holds the argument types, the options, jax's version and a digest of
-  this package's source, so processes running other code never share.
+  instead of its text, so that only its owner lowers it (the others trace
+  it only where a later program needs its output types): on two cores the
+  other process's lowering competed with training (the 2-process quick
+  sweep took 48.2 s with this, 50.3 s with every process lowering every
+  program; docs/scaling.md). The key also holds the argument types, the
+  options, jax's version and a digest of this package's source
+  (`code_digest`, also compared at start).
   `owner` (text, shift): its owner is the one the text picks, counted on by
   shift (by default the key picks), so that a task's programs can be spread
   over the processes."""
@@ -336,7 +338,8 @@ _code = {"digest": None}
 
 
 def code_digest() -> str:
-  """jax's version and every source file of this package, hashed once."""
+  """jax's version and every source file of this package, hashed once:
+  processes that share programs by key must run the same code."""
   if _code["digest"] is None:
     import jax  # pylint: disable=g-import-not-at-top
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
