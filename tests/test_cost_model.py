@@ -33,6 +33,28 @@ class CostModelTest(absltest.TestCase):
     self.assertGreater(cost_model.stream_gbytes(1e5, repeats=1,
                                                 target_bytes=1e7), 0)
 
+  def test_sweep_rows_take_the_layout_auto_picks(self):
+    # pylint: disable=g-import-not-at-top
+    from echo_jax.studies import benchmark
+    program = "sweep group, context 10, hidden 64"
+    row = lambda block, rate: {
+        "program": program, "block": block, "models": 72,
+        "models_per_device": 36, "auto_block": 4, "updates_per_model": 100,
+        "models_per_second": rate}
+    rows = [row(None, 9.0), row(4, 18.0),
+            dict(row(1, 30.0), program="echo_lag, 64 models", auto_block=1)]
+    got, = benchmark.time_sweep_cost(rows, epochs=2, repeats=1)
+    self.assertEqual((got["program"], got["block"]), (program, 4))
+    config = benchmark.layout_tasks(2)[program].config
+    self.assertEqual((config.context, config.hidden), (10, 64))
+    self.assertEqual(got["matmul_flops_per_update"],
+                     cost_model.update_cost(config).matmul_flops)
+    # 72 models at 18 models/s, 100 updates each: 0.04 s per update of a
+    # device's 36 models.
+    self.assertAlmostEqual(got["measured_seconds_per_update_device"], 0.04)
+    self.assertAlmostEqual(got["fraction_device"],
+                           got["limit_seconds_per_update_device"] / 0.04)
+
 
 if __name__ == "__main__":
   absltest.main()

@@ -266,8 +266,8 @@ def time_layouts(epochs: int, repeats: int,
     for name, task in layout_tasks(epochs).items():
       mesh = programs.seed_mesh(task.num_models)
       per_device = programs.padded_models(task.num_models, mesh) // mesh.size
-      runs = {}
-      for block in blocks:
+      runs, auto, order = {}, None, list(blocks)
+      for block in order:
         if block is not None and (block >= per_device or per_device % block):
           continue  # over_models would vmap them all: a duplicate row
         os.environ[programs.BLOCK_ENV] = "all" if block is None else str(block)
@@ -277,12 +277,22 @@ def time_layouts(epochs: int, repeats: int,
         train = lambda c=compiled: c.run_chunk(c.training.init(c.keys_M), end)
         jax.block_until_ready(train())  # first call: allocation
         runs[block] = (train, compiled.keys_M.shape[0])
+        if auto is None:
+          # The block `auto` picks (programs.over_models), timed too.
+          state_bytes = sum(
+              int(np.prod(x.shape)) * x.dtype.itemsize
+              for x in jax.tree.leaves(compiled.training.state_spec))
+          auto = (programs.cache_block(per_device,
+                                       state_bytes // runs[block][1]),)
+          order += [b for b in auto if b not in order]  # the loop reaches it
       times = {block: [] for block in runs}
       for _ in range(repeats):
         for block, (train, _) in runs.items():
           times[block].append(median_seconds(train, 1))
       for block, (_, models) in runs.items():
         rows.append({"program": name, "block": block, "models": models,
+                     "models_per_device": per_device, "auto_block": auto[0],
+                     "updates_per_model": epochs * task.updates_per_epoch,
                      "models_per_second": models
                      / statistics.median(times[block])})
         logging.info("layout %s, block %s: %.2f models/s", name, block,
@@ -293,6 +303,41 @@ def time_layouts(epochs: int, repeats: int,
     else:
       os.environ[programs.BLOCK_ENV] = saved
   return rows
+
+
+def time_sweep_cost(layout_rows: list[dict], epochs: int, repeats: int
+                    ) -> list[dict]:
+  """The cost model of each sweep group the layouts section timed, in the
+  layout `auto` picks: its limit per update of a device's models (bandwidth
+  at the working set of the models vmapped together: a block, or all of a
+  device's) and the fraction of it the timed run reached."""
+  tasks = layout_tasks(epochs)
+  out = []
+  for row in layout_rows:
+    if not row["program"].startswith("sweep group") or (
+        row["block"] != row["auto_block"]):
+      continue
+    config = tasks[row["program"]].config
+    cost = cost_model.update_cost(config)
+    per_device = row["models_per_device"]
+    together = row["block"] or per_device
+    gflops = cost_model.matmul_gflops(config.batch_size, config.hidden,
+                                      repeats)
+    gbytes = cost_model.stream_gbytes(cost.bytes * together, repeats)
+    limit = cost_model.limit_seconds(cost, gflops, gbytes, per_device)
+    measured = (row["models"] / row["models_per_second"]
+                / row["updates_per_model"])
+    out.append({"program": row["program"], "block": row["block"],
+                "models_per_device": per_device,
+                "matmul_flops_per_update": cost.matmul_flops,
+                "bytes_per_update": cost.bytes,
+                "matmul_gflops_at_shape": gflops,
+                "stream_gbytes_working_set": gbytes,
+                "limit_seconds_per_update_device": limit,
+                "measured_seconds_per_update_device": measured,
+                "fraction_device": cost_model.fraction(limit, measured)})
+    logging.info("cost model %s: %s", row["program"], out[-1])
+  return out
 
 
 def fmt(x: float, digits: int = 2) -> str:
@@ -359,6 +404,9 @@ def run(workdir: str, sections, repeats: int, counts: list[int],
         lag.replace(epochs=scaling_epochs), report, repeats)
   if "layouts" in sections:
     report["layouts"] = time_layouts(scaling_epochs, repeats)
+    if "cost_model" in sections:
+      report["cost_model_sweep"] = time_sweep_cost(
+          report["layouts"], scaling_epochs, repeats)
   if peer_many is not None and "scaling" in sections:
     report["peer_many"] = time_peer_many(
         peer_many, lag.replace(epochs=scaling_epochs), list(peer_many_counts))
@@ -441,6 +489,8 @@ def print_report(report: dict) -> None:
         + [f"blocks of {b}" for b in LAYOUT_BLOCKS[1:]],
         [[name] + [fmt(rate[name, b]) if (name, b) in rate else "-"
                    for b in LAYOUT_BLOCKS] for name in names]))
+  if report.get("cost_model_sweep"):
+    print_sweep_cost(report["cost_model_sweep"])
   if "gpu_command_buffers" in report:
     gpu_check.print_command_buffers(report["gpu_command_buffers"])
   if "shape_sharing" in report:
@@ -475,6 +525,22 @@ def print_report(report: dict) -> None:
           f"{peer['seeds']} seeds per experiment; accuracy "
           + ", ".join(f"{n} {100 * peer[n]['eval_accuracy']:.2f}%"
                       for n in EXPERIMENTS))
+
+
+def print_sweep_cost(rows: list[dict]) -> None:
+  us = lambda seconds: fmt(seconds * 1e6, 1)
+  print(tables.format_table(
+      ["sweep program (auto layout)", "models per device", "block",
+       "MFLOP / MB per update", "stream GB/s at working set",
+       "limit us/update (device)", "measured us/update", "of limit"],
+      [[r["program"], r["models_per_device"],
+        "all" if r["block"] is None else r["block"],
+        f"{fmt(r['matmul_flops_per_update'] / 1e6)} / "
+        f"{fmt(r['bytes_per_update'] / 1e6)}",
+        fmt(r["stream_gbytes_working_set"], 1),
+        us(r["limit_seconds_per_update_device"]),
+        us(r["measured_seconds_per_update_device"]),
+        f"{100 * r['fraction_device']:.0f}%"] for r in rows]))
 
 
 def print_cost_model(cost: dict) -> None:
