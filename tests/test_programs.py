@@ -171,7 +171,8 @@ class TrainProgramsTest(absltest.TestCase):
         np.asarray(jax.random.split(jax.random.PRNGKey(4), TINY.seeds)),
         programs.seed_sharding(mesh))
     chunk = train.make_run_epochs(TINY, 3)
-    training = programs.compile_training(TINY, chunk, mesh, keys)
+    training, nothing = programs.compile_training(TINY, chunk, mesh, keys)
+    self.assertIsNone(nothing)
     end = np.int32(TINY.epochs)
     state, metrics = training.run_chunk(training.init(keys), end)
     state, more = training.run_chunk(state, end)

@@ -283,9 +283,8 @@ def compile(lowered, mesh: Any = None,  # pylint: disable=redefined-builtin
 
 
 def compile_jitted(jitted, args: tuple[Any, ...], program_key: str,
-                   mesh: Any = None,
-                   compiler_options: dict[str, Any] | None = None,
-                   owner: tuple[str, int] | None = None):
+                   mesh: Any, compiler_options: dict[str, Any] | None,
+                   owner: tuple[str, int]):
   """`compile(jitted.lower(*args), mesh, compiler_options)`, except that a
   shared program is keyed by `program_key` (a string that names the program
   whole: its task's program key, which program of it, its run's layout)
@@ -297,17 +296,14 @@ def compile_jitted(jitted, args: tuple[Any, ...], program_key: str,
   options, jax's version and a digest of this package's source
   (`code_digest`, also compared at start).
   `owner` (text, shift): its owner is the one the text picks, counted on by
-  shift (by default the key picks), so that a task's programs can be spread
-  over the processes."""
+  shift, so that a task's programs can be spread over the processes."""
   if not _shares(mesh):
     return jitted.lower(*args).compile(compiler_options)
   leaves, in_tree = _flat_args((tuple(args), {}))
   digest = hashlib.sha256((program_key + _signature(
       leaves, in_tree, compiler_options) + code_digest()).encode())
-  owner_index = None
-  if owner is not None:
-    text, shift = owner
-    owner_index = _pick(hashlib.sha256(text.encode()), shift)
+  text, shift = owner
+  owner_index = _pick(hashlib.sha256(text.encode()), shift)
   return _shared(
       digest, lambda: jitted.lower(*args).compile(compiler_options), in_tree,
       owner_index)

@@ -33,6 +33,7 @@ from echo_jax.core import data
 from echo_jax.core import models
 from echo_jax.core import train as train_lib
 from echo_jax.runtime import distributed
+from echo_jax.runtime import memory
 
 SEED_AXIS = "seed"
 
@@ -103,7 +104,7 @@ def compile_program(jitted, args: tuple[Any, ...], mesh: Mesh,
   """`jitted.lower(*args)`, compiled (as `compile_light` if `light`); with
   the `program_key` of its task, shared between processes as the task's
   program `name` (`distributed.compile_jitted`: only the program's owner
-  traces it)."""
+  lowers it)."""
   options = light_options() if light else None
   if program_key is None:
     return distributed.compile(jitted.lower(*args), mesh, options)
@@ -135,13 +136,11 @@ def make_init_many(config: config_lib.EchoConfig, mesh: Mesh,
 class TrainPrograms(NamedTuple):
   """Compiled: init(keys_M) -> TrainState_M at epoch 0; make_data(state_M,
   variants_M) -> the next chunk's data_M; fit(state_M, data_M, end_epoch,
-  variants_M) -> (state_M, EpochMetrics_M), donating state_M; alongside:
-  what `compile_training`'s `alongside` made (None without one)."""
+  variants_M) -> (state_M, EpochMetrics_M), donating state_M."""
   init: Any
   make_data: Any
   fit: Any
   state_spec: Any  # TrainState_M of ShapeDtypeStructs
-  alongside: Any = None
 
   def run_chunk(self, state_M, end_epoch, variants_M=None):
     """One chunk: its data, then its fit (as `train.ChunkFns.__call__`)."""
@@ -238,8 +237,7 @@ def over_models(fn, in_axes: tuple[int | None, ...],
     if size == AUTO:
       size = None
       if jax.default_backend() == "cpu":
-        state_bytes = sum(x.size * x.dtype.itemsize
-                          for x in jax.tree.leaves(per_model[0]))
+        state_bytes = memory.tree_bytes(per_model[0])
         size = cache_block(count, state_bytes // count)
         if size is not None:
           logging.info("training %d models per device in vmapped blocks of "
@@ -275,13 +273,14 @@ def compile_training(config: config_lib.EchoConfig, chunk: train_lib.ChunkFns,
                      | None = None,
                      program_key: str | None = None,
                      alongside: Callable[[Any], Any] | None = None
-                     ) -> TrainPrograms:
+                     ) -> tuple[TrainPrograms, Any]:
   """Compiles initialisation (`make_init_many`), a chunk's data and its fit
   for the models of `keys_M` (arrays or ShapeDtypeStructs, sharded over
   `mesh`), each model with its entry of `variants_M` (None: no variants);
   `program_key`: what names these programs whole across processes
   (`compile_program`), None: their text does; `alongside(state_spec)`
-  (e.g. compiling the evaluation) runs while the fit compiles.
+  (e.g. compiling the evaluation) runs while the fit compiles. Returns the
+  programs and what `alongside` returned (None without one).
 
   The light programs and `alongside` compile in worker threads while the
   fit is traced and compiled here (XLA releases the GIL): on two cores, one
@@ -304,8 +303,8 @@ def compile_training(config: config_lib.EchoConfig, chunk: train_lib.ChunkFns,
     fit = compile_program(fit, (state_spec, data_spec, END_EPOCH_SPEC,
                                 variants_M), mesh, program_key, "fit")
     init_compiled, data_compiled = light.result()
-    return TrainPrograms(init_compiled, data_compiled, fit, state_spec,
-                         None if side is None else side.result())
+    return (TrainPrograms(init_compiled, data_compiled, fit, state_spec),
+            None if side is None else side.result())
 
 
 def _compile_light_pair(init_many, init_args, make_data, state_spec,

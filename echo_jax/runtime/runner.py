@@ -161,10 +161,9 @@ def _compile_programs(task: task_lib.Task, mesh: Mesh, chunk_epochs: int,
   if with_evaluation:
     evaluator = lambda state_spec: Evaluator(
         task, mesh, state_spec.params, variants_M, program_key)
-  training = programs.compile_training(
+  return programs.compile_training(
       task.config, task.chunk(chunk_epochs), mesh, keys_M, variants_M,
       task.init, program_key, alongside=evaluator)
-  return training._replace(alongside=None), training.alongside
 
 
 def check_memory(task: task_lib.Task, chunk_epochs: int, num_models: int,

@@ -25,6 +25,7 @@ from echo_jax.core import config as config_lib
 from echo_jax.report import records
 from echo_jax.report import tables
 from echo_jax.runtime import keys as keys_lib
+from echo_jax.runtime import memory
 from echo_jax.runtime import results
 from echo_jax.runtime import programs
 from echo_jax.runtime import runner
@@ -267,7 +268,7 @@ def time_layouts(epochs: int, repeats: int,
       mesh = programs.seed_mesh(task.num_models)
       per_device = programs.padded_models(task.num_models, mesh) // mesh.size
       runs, auto, order = {}, None, list(blocks)
-      for block in order:
+      for block in order:  # reaches the block auto picks, appended below
         if block is not None and (block >= per_device or per_device % block):
           continue  # over_models would vmap them all: a duplicate row
         os.environ[programs.BLOCK_ENV] = "all" if block is None else str(block)
@@ -277,21 +278,19 @@ def time_layouts(epochs: int, repeats: int,
         train = lambda c=compiled: c.run_chunk(c.training.init(c.keys_M), end)
         jax.block_until_ready(train())  # first call: allocation
         runs[block] = (train, compiled.keys_M.shape[0])
-        if auto is None:
+        if len(runs) == 1:
           # The block `auto` picks (programs.over_models), timed too.
-          state_bytes = sum(
-              int(np.prod(x.shape)) * x.dtype.itemsize
-              for x in jax.tree.leaves(compiled.training.state_spec))
-          auto = (programs.cache_block(per_device,
-                                       state_bytes // runs[block][1]),)
-          order += [b for b in auto if b not in order]  # the loop reaches it
+          auto = programs.cache_block(per_device, memory.tree_bytes(
+              compiled.training.state_spec) // runs[block][1])
+          if auto not in order:
+            order.append(auto)
       times = {block: [] for block in runs}
       for _ in range(repeats):
         for block, (train, _) in runs.items():
           times[block].append(median_seconds(train, 1))
       for block, (_, models) in runs.items():
         rows.append({"program": name, "block": block, "models": models,
-                     "models_per_device": per_device, "auto_block": auto[0],
+                     "models_per_device": per_device, "auto_block": auto,
                      "updates_per_model": epochs * task.updates_per_epoch,
                      "models_per_second": models
                      / statistics.median(times[block])})
