@@ -93,9 +93,8 @@ def compile_light(lowered, mesh: Mesh | None = None):
 
 # Which process owns each shared program of a task (`compile_program`),
 # counted on from the one its key picks: with two processes, one compiles
-# the fit and the data, the other the initialisation and the evaluation,
-# at the same time (their compile times in the quick sweep: 2.0 s and
-# 1.0 s, 1.3 s and 0.7 s a group).
+# the fit and the data while the other compiles the initialisation and the
+# evaluation, instead of one process compiling all four.
 OWNER_SHIFT = {"fit": 0, "data": 0, "init": 1, "evaluate": 1}
 
 
