@@ -279,5 +279,6 @@ class BadLaunchTest(parameterized.TestCase):
         "jax's version: install the same echo_jax and jax on every host",
         cwd=lambda i: other if i else REPO)
 
+
 if __name__ == "__main__":
   absltest.main()
