@@ -40,6 +40,10 @@ _GPU_CHECK_SEEDS = flags.DEFINE_list(
     "gpu_check_seeds", ["1024", "8192", "65536"],
     "Model counts of the gpu_command_buffers section (on a GPU only: one "
     "subprocess per command-buffer setting, each bounded in time).")
+_GPU_CHECK_TIMEOUT = flags.DEFINE_integer(
+    "gpu_check_timeout_s", 600,
+    "Seconds each gpu_command_buffers setting's subprocess may run before "
+    "it is stopped (its row then says so).")
 _MAX_SEQUENTIAL = flags.DEFINE_integer(
     "max_sequential_seeds", 64,
     "Largest N whose N sequential calls are timed; above it only the one "
@@ -70,7 +74,8 @@ def benchmark():
   check_counts = common.int_list("gpu_check_seeds", _GPU_CHECK_SEEDS.value,
                                  minimum=1)
   for name, value in (("repeats", _REPEATS.value),
-                      ("max_sequential_seeds", _MAX_SEQUENTIAL.value)):
+                      ("max_sequential_seeds", _MAX_SEQUENTIAL.value),
+                      ("gpu_check_timeout_s", _GPU_CHECK_TIMEOUT.value)):
     if value < 1:
       raise config_lib.ConfigError(f"{name}={value} must be >= 1")
   unknown = [name for name in _SECTIONS.value if name not in SECTIONS]
@@ -84,7 +89,8 @@ def benchmark():
             _MAX_SEQUENTIAL.value, _START_UP.value,
             port.train_and_evaluate if port else None, _PEER_SEEDS.value,
             info, port.train_many if port else None,
-            tuple(n for n in (8, 64) if n in counts), check_counts)
+            tuple(n for n in (8, 64) if n in counts), check_counts,
+            _GPU_CHECK_TIMEOUT.value)
 
 
 def main():

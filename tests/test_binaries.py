@@ -45,6 +45,8 @@ class BadInputTest(parameterized.TestCase):
       ("benchmark", "--sections=scaling,speed",
        "error: sections=scaling,speed: 'speed' is not one of"),
       ("benchmark", "--gpu_seeds=0", "error: gpu_seeds=0 must be integers >= 1"),
+      ("benchmark", "--gpu_check_timeout_s=0",
+       "error: gpu_check_timeout_s=0 must be >= 1"),
   )
   def test_one_line_exit_2_nothing_written(self, binary, flag, message):
     workdir = os.path.join(make_tempdir(self), "out")

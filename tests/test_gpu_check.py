@@ -18,12 +18,16 @@ class GpuCheckTest(absltest.TestCase):
                 "bad flag": "--xla_no_such_flag=1"}
     check = gpu_check.time_command_buffers(
         counts=(2,), epochs=3, repeats=1, settings=settings, timeout=300,
-        require_gpu=False)
+        require_gpu=False, hbm_working_set_bytes=4e6)
     good, bad = check["rows"]
     self.assertEqual((good["setting"], good["models"]), ("loops on", 2))
     self.assertGreater(good["models_per_second"], 0)
     self.assertGreater(good["fraction_of_fp32_peak"], 0)
     self.assertLess(good["fraction_of_fp32_peak"], 1)
+    self.assertGreater(good["fraction_of_memory_bound"], 0)
+    self.assertAlmostEqual(
+        check["memory_bound_models_per_second"],
+        check["stream_gbytes"] * 1e9 / check["bytes_per_model_run"])
     # XLA refuses an unknown flag: the row says how it failed, in one line.
     self.assertEqual(bad["setting"], "bad flag")
     self.assertRegex(bad["error"], r"^exit -?\d+: ")

@@ -1,6 +1,7 @@
 """The benchmark's GPU check: models/s of N echo_lag models trained in one
 call, with XLA's command buffers (CUDA graphs) for loops on and off, and
-the fraction of the GPU's float32 matmul peak the training reaches.
+the fractions of the GPU's float32 matmul peak and of its memory-bound
+limit that the training reaches.
 
 XLA reads XLA_FLAGS once per process, so each setting runs the benchmark's
 scaling section (`benchmark.time_scaling`) in a subprocess of its own with
@@ -38,6 +39,9 @@ COMMAND_BUFFER_SETTINGS = {
 GPU_CHECK_SEEDS = (1024, 8192, 65536)
 # Seconds one setting's subprocess may take before it is stopped.
 SETTING_TIMEOUT_SECONDS = 600
+# Working set of the bandwidth measurement: far beyond the H200's 60 MB L2,
+# as are the Adam states of a thousand models or more (~0.4 MB each).
+HBM_WORKING_SET_BYTES = 4e9
 
 
 def settings_command(workdir: str, counts, epochs: int, repeats: int
@@ -79,15 +83,29 @@ def run_setting(flags: str, counts, epochs: int, repeats: int,
 def time_command_buffers(counts=GPU_CHECK_SEEDS, epochs: int = 200,
                          repeats: int = 1, settings=None,
                          timeout: float = SETTING_TIMEOUT_SECONDS,
-                         require_gpu: bool = True) -> dict:
+                         require_gpu: bool = True,
+                         hbm_working_set_bytes: float = HBM_WORKING_SET_BYTES
+                         ) -> dict:
   """models/s per N and setting (`COMMAND_BUFFER_SETTINGS`), each with the
   fraction of its process's measured float32 matmul peak (precision
   HIGHEST: no TF32) and of its default-precision peak that the training's
-  matmul FLOPs reach. Without a GPU (and `require_gpu`): {"skipped": why}."""
+  matmul FLOPs reach, and the fraction of the memory-bound limit: the
+  cost model's bytes per update (Adam's dense passes over every parameter,
+  the activations) for every update of a model's run, at the bandwidth a
+  stream kernel measures here over `hbm_working_set_bytes`. Without a GPU
+  (and `require_gpu`): {"skipped": why}."""
   if require_gpu and jax.default_backend() != "gpu":
     return {"skipped": f"no GPU visible (backend {jax.default_backend()})"}
   config = config_lib.preset("echo_lag").replace(epochs=epochs)
   flops = cost_model.run_matmul_flops(config)
+  run_bytes = (cost_model.update_cost(config).bytes * config.num_batches
+               * config.epochs)
+  # Enough passes for ~0.1 s of streaming at a few TB/s.
+  gbytes = cost_model.stream_gbytes(hbm_working_set_bytes,
+                                    target_bytes=100 * hbm_working_set_bytes)
+  memory_bound = gbytes * 1e9 / run_bytes
+  logging.info("GPU check: %.0f GB/s streamed; memory-bound limit %.0f "
+               "models/s", gbytes, memory_bound)
   rows = []
   for name, flags in (settings or COMMAND_BUFFER_SETTINGS).items():
     report = run_setting(flags, counts, epochs, repeats, timeout)
@@ -105,11 +123,14 @@ def time_command_buffers(counts=GPU_CHECK_SEEDS, epochs: int = 200,
           "models_per_second": rate, "gflops_per_second": gflops,
           "fraction_of_fp32_peak": gflops / report["matmul_peak_gflops_fp32"],
           "fraction_of_default_peak": gflops / report["matmul_peak_gflops"],
+          "fraction_of_memory_bound": rate / memory_bound,
           "fp32_peak_gflops": report["matmul_peak_gflops_fp32"],
           "device": report["devices"][0]})
       logging.info("GPU check, %s, N=%d: %.1f models/s", name, r["seeds"],
                    rate)
-  return {"epochs": epochs, "rows": rows}
+  return {"epochs": epochs, "stream_gbytes": gbytes,
+          "bytes_per_model_run": run_bytes,
+          "memory_bound_models_per_second": memory_bound, "rows": rows}
 
 
 def print_command_buffers(check: dict) -> None:
@@ -118,11 +139,18 @@ def print_command_buffers(check: dict) -> None:
     return
   print(tables.format_table(
       [f"echo_lag models at once ({check['epochs']} epochs)", "setting",
-       "models/s", "GFLOP/s", "of fp32 peak", "of default-precision peak"],
+       "models/s", "GFLOP/s", "of fp32 peak", "of default-precision peak",
+       "of memory-bound limit"],
       [[r.get("models", "-"), r["setting"],
         r["error"] if "error" in r else f"{r['models_per_second']:.1f}",
         "-" if "error" in r else f"{r['gflops_per_second']:.0f}",
         "-" if "error" in r else f"{100 * r['fraction_of_fp32_peak']:.1f}%",
         "-" if "error" in r
-        else f"{100 * r['fraction_of_default_peak']:.1f}%"]
+        else f"{100 * r['fraction_of_default_peak']:.1f}%",
+        "-" if "error" in r
+        else f"{100 * r['fraction_of_memory_bound']:.1f}%"]
        for r in check["rows"]]))
+  print(f"memory-bound limit: {check['memory_bound_models_per_second']:.0f} "
+        f"models/s ({check['bytes_per_model_run'] / 1e9:.2f} GB moved per "
+        f"model's run at {check['stream_gbytes']:.0f} GB/s, a stream kernel "
+        "over a working set beyond the L2)")
