@@ -167,9 +167,10 @@ def _compile_programs(task: task_lib.Task, mesh: Mesh, chunk_epochs: int,
 
 
 def check_memory(task: task_lib.Task, chunk_epochs: int, num_models: int,
-                 mesh: Mesh) -> int:
+                 mesh: Mesh, with_evaluation: bool = True) -> int:
   """`memory.check` of the task's models: ConfigError (one line naming the
-  flags to change) before anything compiles if they cannot fit."""
+  flags to change) before anything compiles if they cannot fit (training
+  alone, without evaluation's logits, with `with_evaluation=False`)."""
   config = task.config
   key_spec = jax.ShapeDtypeStruct((2,), jnp.uint32)
   init_state = train_lib.make_init_state(config)
@@ -181,7 +182,8 @@ def check_memory(task: task_lib.Task, chunk_epochs: int, num_models: int,
   # Sequences one evaluation batch scores at once, as the task states
   # (counting every task at the tutorial's 1000 refused large_vocab's
   # default run: V = 10,000, 44.5 GB estimated).
-  eval_batch = min(config.eval_sequences, task.eval_batch)
+  eval_batch = (min(config.eval_sequences, task.eval_batch)
+                if with_evaluation else 0)
   per_model = memory.per_model_bytes(
       state.params, data,
       batch_logits_bytes=task.samples_per_update * config.context * logit,
@@ -211,7 +213,7 @@ def compile_task(task: task_lib.Task, max_devices: int | None = None,
   chunk_epochs = chunk_length(
       chunk_epochs, config.epochs,
       default_chunk_epochs(task, count // mesh.size))
-  check_memory(task, chunk_epochs, count, mesh)
+  check_memory(task, chunk_epochs, count, mesh, with_evaluation)
   if task.variants is None:
     # Placed from host memory: resharding a device array compiles a program.
     keys_M = distributed.put(np.asarray(keys_lib.model_keys(config, count)),
