@@ -11,6 +11,8 @@ of --repeats runs; ratios compare numbers measured in this same process.
 
 from experiments import common  # first: exposes one host device per core
 
+import os
+
 from absl import flags
 
 from echo_jax.core import config as config_lib
@@ -44,6 +46,10 @@ _GPU_CHECK_TIMEOUT = flags.DEFINE_integer(
     "gpu_check_timeout_s", 600,
     "Seconds each gpu_command_buffers setting's subprocess may run before "
     "it is stopped (its row then says so).")
+_GPU_CHECK_SETTINGS = flags.DEFINE_list(
+    "gpu_check_settings", list(study.gpu_check.COMMAND_BUFFER_SETTINGS),
+    "Command-buffer settings the gpu_command_buffers section times, any of "
+    f"{', '.join(study.gpu_check.COMMAND_BUFFER_SETTINGS)}.")
 _MAX_SEQUENTIAL = flags.DEFINE_integer(
     "max_sequential_seeds", 64,
     "Largest N whose N sequential calls are timed; above it only the one "
@@ -83,6 +89,17 @@ def benchmark():
     raise config_lib.ConfigError(
         f"sections={','.join(_SECTIONS.value)}: {unknown[0]!r} is not one "
         f"of {', '.join(SECTIONS)}")
+  settings = study.gpu_check.COMMAND_BUFFER_SETTINGS
+  unknown = [name for name in _GPU_CHECK_SETTINGS.value if name not in settings]
+  if unknown or not _GPU_CHECK_SETTINGS.value:
+    raise config_lib.ConfigError(
+        f"gpu_check_settings={','.join(_GPU_CHECK_SETTINGS.value)}: "
+        f"{unknown[0] if unknown else ''!r} is not one of {', '.join(settings)}")
+  if "gpu_command_buffers" in _SECTIONS.value:
+    # Each setting trains in a subprocess of its own: this process must not
+    # hold the GPU's memory (XLA's default preallocates 75% of it on first
+    # use) or the subprocesses' large model counts run out.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
   port, info = peer() if _PEER.value else (None, None)
   study.run(common.resolve_workdir("benchmark"), list(_SECTIONS.value),
             _REPEATS.value, list(counts), gpu_counts, _SCALING_EPOCHS.value,
@@ -90,7 +107,8 @@ def benchmark():
             port.train_and_evaluate if port else None, _PEER_SEEDS.value,
             info, port.train_many if port else None,
             tuple(n for n in (8, 64) if n in counts), check_counts,
-            _GPU_CHECK_TIMEOUT.value)
+            _GPU_CHECK_TIMEOUT.value,
+            {name: settings[name] for name in _GPU_CHECK_SETTINGS.value})
 
 
 def main():

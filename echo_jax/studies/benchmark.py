@@ -349,12 +349,14 @@ def run(workdir: str, sections, repeats: int, counts: list[int],
         peer_info: dict | None = None, peer_many=None,
         peer_many_counts: tuple[int, ...] = (8, 64),
         gpu_check_counts=gpu_check.GPU_CHECK_SEEDS,
-        gpu_check_timeout: float = gpu_check.SETTING_TIMEOUT_SECONDS) -> dict:
+        gpu_check_timeout: float = gpu_check.SETTING_TIMEOUT_SECONDS,
+        gpu_check_settings: dict | None = None) -> dict:
   """Times the `sections` (see SECTIONS), optionally the reproduction's
   start-up, the `peer` (see `time_peer`; None: not timed) and `peer_many`
   (see `time_peer_many`, with the scaling section) and, on a GPU, the
   command-buffer check for `gpu_check_counts` models (`gpu_check`, each
-  setting bounded by `gpu_check_timeout` seconds), writes benchmark.json
+  setting of `gpu_check_settings`, default all, bounded by
+  `gpu_check_timeout` seconds), writes benchmark.json
   into `workdir` and prints the tables."""
   # In-process compile times are cold: no persistent cache here.
   jax.config.update("jax_enable_compilation_cache", False)
@@ -418,7 +420,8 @@ def run(workdir: str, sections, repeats: int, counts: list[int],
     report["checkpointing"] = time_checkpointing(lag, repeats)
   if "gpu_command_buffers" in sections:
     report["gpu_command_buffers"] = gpu_check.time_command_buffers(
-        gpu_check_counts, scaling_epochs, repeats, timeout=gpu_check_timeout)
+        gpu_check_counts, scaling_epochs, repeats, gpu_check_settings,
+        timeout=gpu_check_timeout)
   if start_up:
     report["reproduce_one_seed"] = time_reproduce_start(seeds=1)
     report["reproduce_default"] = time_reproduce_start(seeds=None)

@@ -46,17 +46,20 @@ HBM_WORKING_SET_BYTES = 4e9
 
 
 def hbm_gbytes(working_set_bytes: float = HBM_WORKING_SET_BYTES,
-               repeats: int = 5) -> float:
+               repeats: int = 30) -> float:
   """GB/s of one triad kernel (a = s * b + t * c, a new array) over three
   arrays that together hold `working_set_bytes`, one call timed at a time.
   Unlike `cost_model.stream_gbytes`, no loop: on a GPU a loop's carried
   array costs a copy per pass that the count would not see, and a call of
-  gigabytes dwarfs its launch."""
+  gigabytes dwarfs its launch. Ten untimed calls first: an idle GPU's
+  clocks take a while to rise."""
   n = int(working_set_bytes / (3 * 4))
   b = jnp.ones((n,), jnp.float32)
   c = jnp.full((n,), 0.5, jnp.float32)
   triad = jax.jit(lambda b, c: b * 0.999 + 1e-3 * c)
-  seconds = cost_model.median_seconds(lambda: triad(b, c), repeats, warm=True)
+  for _ in range(10):
+    jax.block_until_ready(triad(b, c))
+  seconds = cost_model.median_seconds(lambda: triad(b, c), repeats)
   return 3 * 4 * n / seconds / 1e9
 
 
