@@ -90,11 +90,13 @@ def benchmark():
         f"sections={','.join(_SECTIONS.value)}: {unknown[0]!r} is not one "
         f"of {', '.join(SECTIONS)}")
   settings = study.gpu_check.COMMAND_BUFFER_SETTINGS
-  unknown = [name for name in _GPU_CHECK_SETTINGS.value if name not in settings]
-  if unknown or not _GPU_CHECK_SETTINGS.value:
+  chosen = _GPU_CHECK_SETTINGS.value
+  unknown = [name for name in chosen if name not in settings]
+  if unknown or not chosen:
     raise config_lib.ConfigError(
-        f"gpu_check_settings={','.join(_GPU_CHECK_SETTINGS.value)}: "
-        f"{unknown[0] if unknown else ''!r} is not one of {', '.join(settings)}")
+        f"gpu_check_settings={','.join(chosen)}: "
+        + (f"{unknown[0]!r} is not one of " if unknown else "name any of ")
+        + ", ".join(settings))
   if "gpu_command_buffers" in _SECTIONS.value:
     # Each setting trains in a subprocess of its own: this process must not
     # hold the GPU's memory (XLA's default preallocates 75% of it on first
@@ -108,7 +110,7 @@ def benchmark():
             info, port.train_many if port else None,
             tuple(n for n in (8, 64) if n in counts), check_counts,
             _GPU_CHECK_TIMEOUT.value,
-            {name: settings[name] for name in _GPU_CHECK_SETTINGS.value})
+            {name: settings[name] for name in chosen})
 
 
 def main():

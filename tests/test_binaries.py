@@ -45,6 +45,10 @@ class BadInputTest(parameterized.TestCase):
       ("benchmark", "--sections=scaling,speed",
        "error: sections=scaling,speed: 'speed' is not one of"),
       ("benchmark", "--gpu_seeds=0", "error: gpu_seeds=0 must be integers >= 1"),
+      ("benchmark", "--gpu_check_settings=on",
+       "error: gpu_check_settings=on: 'on' is not one of XLA default, off"),
+      ("benchmark", "--gpu_check_settings=",
+       "error: gpu_check_settings=: name any of XLA default, off"),
       ("benchmark", "--gpu_check_timeout_s=0",
        "error: gpu_check_timeout_s=0 must be >= 1"),
   )

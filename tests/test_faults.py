@@ -134,6 +134,21 @@ class BadInputTest(parameterized.TestCase):
     self.assertLess(need, 20e9)
     self.assertGreater(need, 5e9)
 
+  def test_training_alone_counts_no_evaluation(self):
+    # The benchmark's training-only programs (8,192 echo_lag models on a
+    # GPU) were refused for evaluation logits they never allocate.
+    config = config_lib.preset("echo_lag").replace(seeds=64)
+    task = tutorial.tutorial_task(config)
+    mesh = programs.seed_mesh(task.num_models, 2)
+    with mock.patch.dict(os.environ, {memory.LIMIT_ENV: str(10**12)}):
+      both = runner.check_memory(task, 100, task.num_models, mesh)
+      training = runner.check_memory(task, 100, task.num_models, mesh,
+                                     with_evaluation=False)
+    # Per model: evaluation's 1000 x 25 x 5 x 100 logits (50 MB) against
+    # under 1 MB of parameters, moments, gradients and data.
+    self.assertGreater(both, 64 * 50e6)
+    self.assertLess(training, 64 * 1e6)
+
   def test_entire_sequence_takes_any_lag_the_sequence_allows(self):
     result = run_binary("entire_sequence", "--lag=25",
                         f"--workdir={make_tempdir(self)}/out")

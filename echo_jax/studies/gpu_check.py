@@ -111,8 +111,8 @@ def time_command_buffers(counts=GPU_CHECK_SEEDS, epochs: int = 200,
   matmul FLOPs reach, and the fraction of the memory-bound limit: the
   cost model's bytes per update (Adam's dense passes over every parameter,
   the activations) for every update of a model's run, at the bandwidth a
-  triad kernel measures here over `hbm_working_set_bytes` (`hbm_gbytes`). Without a GPU
-  (and `require_gpu`): {"skipped": why}."""
+  triad kernel measures here over `hbm_working_set_bytes` (`hbm_gbytes`).
+  Without a GPU (and `require_gpu`): {"skipped": why}."""
   if require_gpu and jax.default_backend() != "gpu":
     return {"skipped": f"no GPU visible (backend {jax.default_backend()})"}
   config = config_lib.preset("echo_lag").replace(epochs=epochs)
