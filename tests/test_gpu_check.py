@@ -2,8 +2,12 @@
 CPU through the same subprocesses: the flags reach XLA, rows come back,
 failures and time-outs are one line each."""
 
+import os
+from unittest import mock
+
 from absl.testing import absltest
 
+from echo_jax.runtime import memory
 from echo_jax.studies import gpu_check
 
 
@@ -36,7 +40,30 @@ class GpuCheckTest(absltest.TestCase):
 
   def test_a_setting_out_of_time_is_stopped(self):
     row = gpu_check.run_setting("", (2,), epochs=3, repeats=1, timeout=0.5)
-    self.assertEqual(row, {"error": "stopped after 0.5 s"})
+    self.assertEqual(row, {"error": "stopped after 0.5 s", "measured": {}})
+
+  def test_a_failed_setting_keeps_what_it_measured(self):
+    # N = 2 trains; N = 1,000 is refused by the memory check (exit 2) in
+    # a subprocess allowed 50 MB.
+    with mock.patch.dict(os.environ, {memory.LIMIT_ENV: str(50 * 10**6)}):
+      check = gpu_check.time_command_buffers(
+          counts=(2, 1000), epochs=3, repeats=1, settings={"default": ""},
+          timeout=300, require_gpu=False, hbm_working_set_bytes=4e6)
+    kept, failed = check["rows"]
+    self.assertEqual(kept["models"], 2)
+    self.assertGreater(kept["models_per_second"], 0)
+    self.assertIsNone(kept["fraction_of_fp32_peak"])
+    self.assertGreater(kept["fraction_of_memory_bound"], 0)
+    self.assertRegex(failed["error"], r"^exit 2: error: the run needs about")
+    gpu_check.print_command_buffers(check)
+
+  def test_rates_read_from_a_log(self):
+    log = ("I1204 benchmark.py:123] scaling N=1: 16.40 vs 16.41 models/s\n"
+           "I1204 benchmark.py:123] scaling N=1024: - vs 1489.02 models/s\n"
+           "jax.errors.JaxRuntimeError: RESOURCE_EXHAUSTED\n")
+    self.assertEqual(gpu_check.measured_before_failure(log.encode()),
+                     {1: 16.41, 1024: 1489.02})
+    self.assertEqual(gpu_check.measured_before_failure(None), {})
 
 
 if __name__ == "__main__":

@@ -110,9 +110,9 @@ def time_scaling(config: config_lib.EchoConfig, counts: list[int],
   rows = []
   sequential_rate = None
   for n in counts:
-    keys = np.asarray(keys_lib.model_keys(config, n))
     timed = n <= max_sequential or sequential_rate is None
     if timed:
+      keys = np.asarray(keys_lib.model_keys(config, n))
       sequential = median_seconds(
           lambda keys=keys, n=n: [train_one(keys[i:i + 1]) for i in range(n)],
           max(1, repeats - 1))

@@ -14,6 +14,7 @@ limits small models on a GPU.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,10 +77,25 @@ def settings_command(workdir: str, counts, epochs: int, repeats: int
           "--max_sequential_seeds=1", f"--scaling_epochs={epochs}"]
 
 
+# `benchmark.time_scaling` logs each N's one-call rate as soon as it is
+# measured: what a setting that fails at a larger N (out of memory or of
+# time) had measured before.
+SCALING_LOG = re.compile(r"scaling N=(\d+): \S+ vs ([0-9.]+) models/s")
+
+
+def measured_before_failure(stderr: str | bytes | None) -> dict[int, float]:
+  """models/s by N from a failed setting's log (`SCALING_LOG` lines)."""
+  if isinstance(stderr, bytes):
+    stderr = stderr.decode(errors="replace")
+  return {int(n): float(rate)
+          for n, rate in SCALING_LOG.findall(stderr or "")}
+
+
 def run_setting(flags: str, counts, epochs: int, repeats: int,
                 timeout: float = SETTING_TIMEOUT_SECONDS) -> dict:
   """One setting's benchmark.json (scaling rows, matmul peaks), or
-  {"error": one line} when its subprocess failed or ran out of time."""
+  {"error": one line, "measured": models/s by N measured before it} when
+  its subprocess failed or ran out of time."""
   workdir = tempfile.mkdtemp()
   env = dict(os.environ)
   env["XLA_FLAGS"] = " ".join(x for x in (env.get("XLA_FLAGS", ""), flags)
@@ -90,11 +106,13 @@ def run_setting(flags: str, counts, epochs: int, repeats: int,
                           timeout=timeout, check=False)
     if done.returncode:
       last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-      return {"error": f"exit {done.returncode}: {last}"}
+      return {"error": f"exit {done.returncode}: {last}",
+              "measured": measured_before_failure(done.stderr)}
     with open(os.path.join(workdir, "benchmark.json")) as f:
       return json.load(f)
-  except subprocess.TimeoutExpired:
-    return {"error": f"stopped after {timeout:g} s"}
+  except subprocess.TimeoutExpired as e:
+    return {"error": f"stopped after {timeout:g} s",
+            "measured": measured_before_failure(e.stderr)}
   finally:
     shutil.rmtree(workdir, ignore_errors=True)
 
@@ -128,6 +146,15 @@ def time_command_buffers(counts=GPU_CHECK_SEEDS, epochs: int = 200,
     report = run_setting(flags, counts, epochs, repeats, timeout)
     if "error" in report:
       logging.warning("GPU check, %s: %s", name, report["error"])
+      # The peaks are lost with the process: rates and memory fractions only.
+      for n, rate in sorted(report["measured"].items()):
+        if n in counts:
+          rows.append({
+              "setting": name, "flags": flags, "models": n,
+              "models_per_second": rate,
+              "gflops_per_second": rate * flops / 1e9,
+              "fraction_of_fp32_peak": None, "fraction_of_default_peak": None,
+              "fraction_of_memory_bound": rate / memory_bound})
       rows.append({"setting": name, "flags": flags, "error": report["error"]})
       continue
     for r in report["scaling"]:
@@ -151,6 +178,10 @@ def time_command_buffers(counts=GPU_CHECK_SEEDS, epochs: int = 200,
           "memory_bound_models_per_second": memory_bound, "rows": rows}
 
 
+def percent(fraction: float | None) -> str:
+  return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
 def print_command_buffers(check: dict) -> None:
   if "skipped" in check:
     print(f"GPU check (command buffers): skipped, {check['skipped']}")
@@ -162,11 +193,9 @@ def print_command_buffers(check: dict) -> None:
       [[r.get("models", "-"), r["setting"],
         r["error"] if "error" in r else f"{r['models_per_second']:.1f}",
         "-" if "error" in r else f"{r['gflops_per_second']:.0f}",
-        "-" if "error" in r else f"{100 * r['fraction_of_fp32_peak']:.1f}%",
-        "-" if "error" in r
-        else f"{100 * r['fraction_of_default_peak']:.1f}%",
-        "-" if "error" in r
-        else f"{100 * r['fraction_of_memory_bound']:.1f}%"]
+        percent(r.get("fraction_of_fp32_peak")),
+        percent(r.get("fraction_of_default_peak")),
+        percent(r.get("fraction_of_memory_bound"))]
        for r in check["rows"]]))
   print(f"memory-bound limit: {check['memory_bound_models_per_second']:.0f} "
         f"models/s ({check['bytes_per_model_run'] / 1e9:.2f} GB moved per "
