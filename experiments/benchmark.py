@@ -84,26 +84,18 @@ def benchmark():
                       ("gpu_check_timeout_s", _GPU_CHECK_TIMEOUT.value)):
     if value < 1:
       raise config_lib.ConfigError(f"{name}={value} must be >= 1")
-  unknown = [name for name in _SECTIONS.value if name not in SECTIONS]
-  if unknown:
-    raise config_lib.ConfigError(
-        f"sections={','.join(_SECTIONS.value)}: {unknown[0]!r} is not one "
-        f"of {', '.join(SECTIONS)}")
+  sections = common.name_list("sections", _SECTIONS.value, SECTIONS,
+                              allow_empty=True)
   settings = study.gpu_check.COMMAND_BUFFER_SETTINGS
-  chosen = _GPU_CHECK_SETTINGS.value
-  unknown = [name for name in chosen if name not in settings]
-  if unknown or not chosen:
-    raise config_lib.ConfigError(
-        f"gpu_check_settings={','.join(chosen)}: "
-        + (f"{unknown[0]!r} is not one of " if unknown else "name any of ")
-        + ", ".join(settings))
-  if "gpu_command_buffers" in _SECTIONS.value:
+  chosen = common.name_list("gpu_check_settings", _GPU_CHECK_SETTINGS.value,
+                            list(settings))
+  if "gpu_command_buffers" in sections:
     # Each setting trains in a subprocess of its own: this process must not
     # hold the GPU's memory (XLA's default preallocates 75% of it on first
     # use) or the subprocesses' large model counts run out.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
   port, info = peer() if _PEER.value else (None, None)
-  study.run(common.resolve_workdir("benchmark"), list(_SECTIONS.value),
+  study.run(common.resolve_workdir("benchmark"), sections,
             _REPEATS.value, list(counts), gpu_counts, _SCALING_EPOCHS.value,
             _MAX_SEQUENTIAL.value, _START_UP.value,
             port.train_and_evaluate if port else None, _PEER_SEEDS.value,

@@ -105,6 +105,20 @@ def int_list(name: str, values: Sequence[str], minimum: int | None = None
   return parsed
 
 
+def name_list(name: str, values: Sequence[str], allowed: Sequence[str],
+              allow_empty: bool = False) -> list[str]:
+  """A list flag's names, each one of `allowed`; one-line ConfigError
+  naming the flag and the allowed names otherwise (or, unless
+  `allow_empty`, if it names none)."""
+  unknown = [value for value in values if value not in allowed]
+  if unknown or not (values or allow_empty):
+    raise config_lib.ConfigError(
+        f"{name}={','.join(values)}: "
+        + (f"{unknown[0]!r} is not one of " if unknown else "name any of ")
+        + ", ".join(allowed))
+  return list(values)
+
+
 def flag_overrides() -> dict[str, Any]:
   return {name: flags.FLAGS[name].value for name in CONFIG_FLAGS
           if flags.FLAGS[name].value is not None}
