@@ -150,31 +150,30 @@ def time_command_buffers(counts=GPU_CHECK_SEEDS, epochs: int = 200,
     if "error" in report:
       logging.warning("GPU check, %s: %s", name, report["error"])
       # The peaks are lost with the process: rates and memory fractions only.
-      for n, rate in sorted(report["measured"].items()):
-        if n in counts:
-          rows.append({
-              "setting": name, "flags": flags, "models": n,
-              "models_per_second": rate,
-              "gflops_per_second": rate * flops / 1e9,
-              "fraction_of_fp32_peak": None, "fraction_of_default_peak": None,
-              "fraction_of_memory_bound": rate / memory_bound})
-      rows.append({"setting": name, "flags": flags, "error": report["error"]})
-      continue
-    for r in report["scaling"]:
-      if r["seeds"] not in counts:
+      rates, peaks = report["measured"], None
+    else:
+      rates = {r["seeds"]: r["one_call_models_per_second"]
+               for r in report["scaling"]}
+      peaks = report
+    for n, rate in rates.items():
+      if n not in counts:
         continue  # the N = 1 baseline
-      rate = r["one_call_models_per_second"]
       gflops = rate * flops / 1e9
-      rows.append({
-          "setting": name, "flags": flags, "models": r["seeds"],
-          "models_per_second": rate, "gflops_per_second": gflops,
-          "fraction_of_fp32_peak": gflops / report["matmul_peak_gflops_fp32"],
-          "fraction_of_default_peak": gflops / report["matmul_peak_gflops"],
-          "fraction_of_memory_bound": rate / memory_bound,
-          "fp32_peak_gflops": report["matmul_peak_gflops_fp32"],
-          "device": report["devices"][0]})
-      logging.info("GPU check, %s, N=%d: %.1f models/s", name, r["seeds"],
-                   rate)
+      row = {"setting": name, "flags": flags, "models": n,
+             "models_per_second": rate, "gflops_per_second": gflops,
+             "fraction_of_fp32_peak": None, "fraction_of_default_peak": None,
+             "fraction_of_memory_bound": rate / memory_bound}
+      if peaks is not None:
+        row.update({
+            "fraction_of_fp32_peak":
+                gflops / peaks["matmul_peak_gflops_fp32"],
+            "fraction_of_default_peak": gflops / peaks["matmul_peak_gflops"],
+            "fp32_peak_gflops": peaks["matmul_peak_gflops_fp32"],
+            "device": peaks["devices"][0]})
+      rows.append(row)
+      logging.info("GPU check, %s, N=%d: %.1f models/s", name, n, rate)
+    if "error" in report:
+      rows.append({"setting": name, "flags": flags, "error": report["error"]})
   return {"epochs": epochs, "stream_gbytes": gbytes,
           "hbm_working_set_bytes": hbm_working_set_bytes,
           "bytes_per_model_run": run_bytes,
