@@ -22,7 +22,6 @@ import tempfile
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import tables
@@ -44,27 +43,6 @@ SETTING_TIMEOUT_SECONDS = 600
 # Working set of the bandwidth measurement: far beyond the H200's 60 MB L2,
 # as are the Adam states of a thousand models or more (~0.4 MB each).
 HBM_WORKING_SET_BYTES = 4e9
-
-
-def hbm_gbytes(working_set_bytes: float = HBM_WORKING_SET_BYTES,
-               repeats: int = 30) -> float:
-  """GB/s of one triad kernel (a = s * b + t * c, a new array) over three
-  arrays that together hold `working_set_bytes`, one call timed at a time.
-  Unlike `cost_model.stream_gbytes`, no loop: each call is one kernel whose
-  bytes are exactly the count (a loop's carried array may cost copies the
-  count does not see), and a call of gigabytes dwarfs its launch. Ten
-  untimed calls first: an idle GPU's clocks take a while to rise. On one
-  H200 it read 1,932 and 2,036 GB/s (2026-12-04), the looped kernel 2,518
-  and a device-to-device copy 4.3 TB/s in the workplace's notes: the
-  cause of the spread is not known."""
-  n = int(working_set_bytes / (3 * 4))
-  b = jnp.ones((n,), jnp.float32)
-  c = jnp.full((n,), 0.5, jnp.float32)
-  triad = jax.jit(lambda b, c: b * 0.999 + 1e-3 * c)
-  for _ in range(10):
-    jax.block_until_ready(triad(b, c))
-  seconds = cost_model.median_seconds(lambda: triad(b, c), repeats)
-  return 3 * 4 * n / seconds / 1e9
 
 
 def settings_command(workdir: str, counts, epochs: int, repeats: int
@@ -132,7 +110,8 @@ def time_command_buffers(counts=GPU_CHECK_SEEDS, epochs: int = 200,
   matmul FLOPs reach, and the fraction of the memory-bound limit: the
   cost model's bytes per update (Adam's dense passes over every parameter,
   the activations) for every update of a model's run, at the bandwidth a
-  triad kernel measures here over `hbm_working_set_bytes` (`hbm_gbytes`).
+  triad kernel measures here over `hbm_working_set_bytes`
+  (`cost_model.stream_gbytes`, one kernel a call).
   Without a GPU (and `require_gpu`): {"skipped": why}."""
   if require_gpu and jax.default_backend() != "gpu":
     return {"skipped": f"no GPU visible (backend {jax.default_backend()})"}
@@ -140,7 +119,8 @@ def time_command_buffers(counts=GPU_CHECK_SEEDS, epochs: int = 200,
   flops = cost_model.run_matmul_flops(config)
   run_bytes = (cost_model.update_cost(config).bytes * config.num_batches
                * config.epochs)
-  gbytes = hbm_gbytes(hbm_working_set_bytes)
+  gbytes = cost_model.stream_gbytes(hbm_working_set_bytes, repeats=30,
+                                    one_kernel=True)
   memory_bound = gbytes * 1e9 / run_bytes
   logging.info("GPU check: %.0f GB/s streamed; memory-bound limit %.0f "
                "models/s", gbytes, memory_bound)
