@@ -55,7 +55,8 @@ def matmul_peak_gflops(repeats: int, n: int = 2048,
   if jax.default_backend() != "cpu":
     # A GPU's product takes well under a millisecond and its clocks rise
     # only under load: with --repeats=1 two processes of one H200 run timed
-    # 5.3 and 23.6 TFLOP/s at HIGHEST. Warm it, then take many calls.
+    # 5.3 and 23.6 TFLOP/s at HIGHEST. Warm it, then take many calls: five
+    # processes then read 26.5-32.6 TFLOP/s (2026-12-04).
     for _ in range(20):
       matmul(a, a)
     repeats = max(repeats, 50)

@@ -118,9 +118,9 @@ def stream_gbytes(working_set_bytes: float, repeats: int = 3,
   working set of gigabytes, whose call dwarfs its launch), after ten
   untimed calls (an idle GPU's clocks take a while to rise); its bytes are
   exactly the count, where a loop's carried array may cost copies the count
-  does not see. On one H200 it read 1,932 and 2,036 GB/s (2026-12-04), the
-  loop 2,518, and a device-to-device copy 4.3 TB/s in the workplace's
-  notes: the cause of the spread is not known."""
+  does not see. On one H200 it read 1,820-2,036 GB/s in four processes
+  (2026-12-04), the loop 2,518, and a device-to-device copy 4.3 TB/s in
+  the workplace's notes: the cause of the spread is not known."""
   n = max(1024, int(working_set_bytes / (3 * FLOAT_BYTES)))
   passes = (1 if one_kernel
             else max(2, int(target_bytes / (3 * FLOAT_BYTES * n))))
