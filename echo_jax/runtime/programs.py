@@ -172,8 +172,9 @@ def chunk_programs(chunk: train_lib.ChunkFns, mesh: Mesh, with_variants: bool):
 # is fastest so: at 1,024 echo_lag models on an H200, 1,477 models/s all
 # vmapped against 558 in blocks of 64 that keep their state in L2); "all"
 # vmaps all of a device's models together on every backend (the layout
-# before AUTO); b runs blocks of b. Blocks move results in their last bits: every results
-# table was re-measured with AUTO when it became the default (issue #14).
+# before AUTO); b runs blocks of b. Blocks move results in their last bits:
+# every results table was re-measured with AUTO when it became the default
+# (issue #14).
 BLOCK_ENV = "ECHO_JAX_MODELS_PER_BLOCK"
 AUTO = "auto"
 
