@@ -232,8 +232,12 @@ def group_task(config: config_lib.EchoConfig, context: int, hidden: int,
 
     return evaluate
 
-  identity = {**sweep_settings(config), "context": context, "hidden": hidden,
-              "lags": list(lags)}
+  # As every task with variants claims its run folder: its config, name and
+  # variants.
+  identity = {**shape_config.to_dict(),
+              "task": f"context {context} hidden {hidden}",
+              "variants": list(lags),
+              "variant_names": [f"lag {l}" for l in lags]}
   return task_lib.Task(
       name=f"context {context} hidden {hidden}", config=shape_config,
       frame=None, init=lambda key: models.init_params(shape_config, key),
