@@ -15,8 +15,8 @@ import os
 
 from absl import flags
 
+from benchmarks import benchmark as study
 from echo_jax.core import config as config_lib
-from echo_jax.studies import benchmark as study
 
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per measurement.")
 _SCALING_SEEDS = flags.DEFINE_list(
@@ -69,7 +69,7 @@ def peer():
     import torch
   except ImportError:
     return None, None
-  from experiments import torch_peer
+  from benchmarks import torch_peer
   return torch_peer, {
       "torch": torch.__version__, "threads": torch.get_num_threads()}
 

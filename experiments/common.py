@@ -1,23 +1,35 @@
-"""What every binary shares: its flags, flags -> config, running and writing.
+"""What every binary shares: process set-up, its flags, flags -> config,
+joining a multi-process run, and running with one-line errors.
 
 Importing this module first exposes one XLA host device per CPU core (before
-JAX initialises), so every binary uses all cores by default; set
-ECHO_JAX_HOST_DEVICES=N to choose, 0 to leave XLA_FLAGS alone. It also keeps
-OpenBLAS to one thread unless OPENBLAS_NUM_THREADS is set (see host_devices).
+JAX initialises: tiny LSTM matmuls keep one core busy each, so the seeds are
+split over one device per core); ECHO_JAX_HOST_DEVICES=N chooses, 0 leaves
+XLA_FLAGS alone. It also keeps OpenBLAS to one thread unless
+OPENBLAS_NUM_THREADS is set: jaxlib's CPU LAPACK (the orthogonal
+initialiser's QR) runs on SciPy's OpenBLAS, whose idle threads otherwise
+busy-wait on a core XLA needs (13% of all samples while echo_lag trained).
 
 Every binary runs as N cooperating processes (one per host: docs/scaling.md)
-when a launcher starts it or with the flags of `experiments.processes`.
+when a launcher that jax detects starts it (SLURM, Open MPI, a Cloud TPU
+pod), or with --coordinator_address, --num_processes and --process_id.
 """
 
-# pylint: disable=g-import-not-at-top
-from echo_jax.runtime import host_devices
-
-host_devices.expose_host_devices()
-host_devices.single_threaded_blas()
-
-import logging
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import os
 import sys
+
+_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+if (_DEVICES_FLAG not in os.environ.get("XLA_FLAGS", "")
+    and "jax" not in sys.modules):
+  _devices = os.environ.get("ECHO_JAX_HOST_DEVICES", "").strip()
+  _devices = int(_devices) if _devices else len(os.sched_getaffinity(0))
+  if _devices > 0:  # only the CPU platform reads it
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + f" {_DEVICES_FLAG}={_devices}").strip()
+if not {"numpy", "scipy", "jax"} & set(sys.modules):
+  os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import logging
 import traceback
 from typing import Any, Callable, Sequence
 
@@ -25,7 +37,6 @@ from absl import app
 from absl import flags
 
 from echo_jax.core import config as config_lib
-from experiments import processes
 
 # Flags left unset (None) keep the experiment's preset value.
 _WORKDIR = flags.DEFINE_string(
@@ -39,6 +50,7 @@ _DEFINE = {int: flags.DEFINE_integer, str: flags.DEFINE_string,
            bool: flags.DEFINE_boolean, float: flags.DEFINE_float}
 for _name, _help in config_lib.FIELD_HELP.items():
   _DEFINE[config_lib.field_type(_name)](_name, None, _help)
+CONFIG_FLAGS = tuple(config_lib.FIELD_HELP)
 _CHUNK_EPOCHS = flags.DEFINE_integer(
     "chunk_epochs", None,
     "Epochs per compiled chunk; the run is checkpointed (orbax) after each "
@@ -55,19 +67,38 @@ _TENSORBOARD = flags.DEFINE_boolean(
     "extra: pip install -r requirements-tensorboard.txt).")
 _DEBUG_NANS = flags.DEFINE_boolean(
     "debug_nans", False, "Turn on jax_debug_nans (slow; finds the NaN op).")
-CONFIG_FLAGS = tuple(config_lib.FIELD_HELP)
+# A multi-process run (docs/scaling.md). Unset, each falls back to
+# $ECHO_JAX_<NAME in capitals>, so one command line can serve every process.
+_COORDINATOR_ADDRESS = flags.DEFINE_string(
+    "coordinator_address", None,
+    "HOST:PORT of process 0, where the processes of a multi-process run meet "
+    "(jax.distributed). Give it with --num_processes and --process_id; "
+    "default: detected from SLURM, Open MPI or a Cloud TPU pod, else one "
+    "process.")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Processes of a multi-process run (>= 1).")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None,
+    "This process's index in [0, --num_processes); process 0 writes the "
+    "results.")
+_DISTRIBUTED_TIMEOUT = flags.DEFINE_integer(
+    "distributed_timeout", 60,
+    "Seconds a process of a multi-process run waits for the others: to "
+    "start, and at each gather or checkpoint; then it exits with one line.")
+# Flags that may differ between the processes of one run.
+PER_PROCESS_FLAGS = ("process_id", "compilation_cache")
 
 
 def fail(message: str, status: int = 2) -> None:
   """One line on stderr and a non-zero exit: 2 for bad input (how every
   invalid flag or config ends), 1 for a run that failed."""
-  from echo_jax.runtime import distributed  # pylint: disable=g-import-not-at-top
-  if distributed.is_multiprocess():
+  from echo_jax.runtime import files
+  from echo_jax.runtime import parallel
+  if parallel.is_multiprocess():
     # Not sys.exit: jax's shutdown would wait for every peer, and a peer
     # still training waits for this one at its next gather.
-    from echo_jax.runtime import workdirs  # pylint: disable=g-import-not-at-top
-    workdirs.release_all()
-    distributed.exit_now(message, status)
+    files.release_all()
+    parallel.exit_now(message, status)
   print(f"error: {message}", file=sys.stderr)
   sys.exit(status)
 
@@ -139,14 +170,133 @@ def resolve_config(experiment: str) -> config_lib.EchoConfig:
 
 def resolve_workdir(name: str) -> str:
   """--workdir (default: a fresh runs/<name>-<time>-<pid>), checked
-  writable and locked for this process (`workdirs.claim`: a run that fails
+  writable and locked for this process (`files.claim`: a run that fails
   before writing leaves nothing behind)."""
-  # pylint: disable=g-import-not-at-top
-  from echo_jax.runtime import distributed
-  from echo_jax.runtime import workdirs
-  if not distributed.is_writer():
+  from echo_jax.runtime import files
+  from echo_jax.runtime import parallel
+  if not parallel.is_writer():
     return _WORKDIR.value  # process 0 checks and locks it; we only read
-  return workdirs.claim(_WORKDIR.value or workdirs.fresh_name(name))
+  return files.claim(_WORKDIR.value or files.fresh_name(name))
+
+
+def _launch_value(flag):
+  """A multi-process flag's value, else $ECHO_JAX_<NAME>, else None."""
+  if flag.value is not None:
+    return flag.value
+  text = os.environ.get(f"ECHO_JAX_{flag.name.upper()}") or None
+  if text is not None and flag.name != "coordinator_address":
+    try:
+      return int(text)
+    except ValueError:
+      raise config_lib.ConfigError(
+          f"ECHO_JAX_{flag.name.upper()}={text!r} must be an integer"
+      ) from None
+  return text
+
+
+def check_launch(address: str | None, count: int | None,
+                 index: int | None) -> bool:
+  """Whether the flags ask for a multi-process run; ConfigError (one line
+  naming the flag and its allowed range) if they are inconsistent."""
+  given = {"coordinator_address": address, "num_processes": count,
+           "process_id": index}
+  if all(v is None for v in given.values()):
+    return False
+  missing = [name for name, v in given.items() if v is None]
+  if missing:
+    raise config_lib.ConfigError(
+        "--coordinator_address, --num_processes and --process_id go "
+        f"together: also give --{', --'.join(missing)}")
+  if count < 1:
+    raise config_lib.ConfigError(f"num_processes={count} must be >= 1")
+  if not 0 <= index < count:
+    raise config_lib.ConfigError(
+        f"process_id={index} must be in [0, num_processes={count})")
+  host, _, port = address.rpartition(":")
+  if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    raise config_lib.ConfigError(
+        f"coordinator_address={address!r} must be HOST:PORT")
+  return True
+
+
+def start_processes() -> None:
+  """Joins a multi-process run if one was asked for or a launcher started
+  this process (jax.distributed.initialize detects it); every process then
+  checks that all were given the same flags. Processes other than 0 write
+  no logs and print nothing."""
+  import jax
+  from echo_jax.runtime import parallel
+  address, count, index = (_launch_value(f) for f in (
+      _COORDINATOR_ADDRESS, _NUM_PROCESSES, _PROCESS_ID))
+  explicit = check_launch(address, count, index)
+  timeout = _DISTRIBUTED_TIMEOUT.value
+  if timeout < 1:
+    raise config_lib.ConfigError(
+        f"distributed_timeout={timeout} must be >= 1")
+  parallel.TIMEOUT["seconds"] = timeout
+  # Gloo is jax's CPU default; set so a CPU run never depends on that.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  who = f"process {index} of {count}" if explicit else "this process"
+  message = (f"{who} could not join the run at "
+             f"{address or 'the launcher coordinator'} within "
+             f"--distributed_timeout={timeout} s: start every process with "
+             "the same --coordinator_address and --num_processes")
+  # jax's own deadline (a little later) would end the process with the
+  # runtime's abort report, not a line: ours fires first.
+  with parallel.watchdog(timeout, message, status=2):
+    try:
+      jax.distributed.initialize(
+          address, count, index, initialization_timeout=timeout + 5,
+          heartbeat_timeout_seconds=timeout + 30,
+          shutdown_timeout_seconds=timeout)
+    except ValueError as e:
+      if explicit or "coordinator_address should be defined" not in str(e):
+        raise config_lib.ConfigError(f"{message} ({e})") from None
+      return  # no launcher detected: one process
+    except Exception as e:  # pylint: disable=broad-except
+      # The runtime raises several types; the first line says why.
+      reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+      raise config_lib.ConfigError(f"{message} ({reason})") from None
+  if not parallel.is_multiprocess():
+    return
+  # Orbax's barriers through jax's coordination service, not collectives:
+  # its asynchronous saves wait at barriers in a worker thread, and a
+  # collective there can interleave with the main thread's gathers in
+  # another order on each process (gloo then aborts on the mismatch).
+  import orbax.checkpoint  # pylint: disable=unused-import  (its flag)
+  flags.FLAGS["experimental_orbax_use_distributed_barrier"].value = True
+  if not parallel.is_writer():
+    from absl import logging as absl_logging
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    sys.stdout = open(os.devnull, "w")  # pylint: disable=consider-using-with
+  given = sorted(f"{name}={flags.FLAGS[name].value!r}" for name in flags.FLAGS
+                 if flags.FLAGS[name].present and name not in PER_PROCESS_FLAGS)
+  parallel.check_same_everywhere(
+      "\n".join([os.path.basename(sys.argv[0])] + given), "the flags given",
+      "start every process with the same command (only --process_id may "
+      "differ)")
+  if not _WORKDIR.value:
+    # The default is a fresh name per process (it carries the pid).
+    raise config_lib.ConfigError(
+        "a multi-process run needs --workdir: one folder every process sees "
+        "(a shared file system)")
+
+
+def _enable_compilation_cache() -> None:
+  """JAX's persistent compilation cache, for every program (a cold echo
+  run is mostly compilation)."""
+  import jax
+  path = _COMPILATION_CACHE.value
+  if path is None:
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache")
+    path = os.environ.get(
+        "ECHO_JAX_COMPILATION_CACHE",
+        os.path.join(cache_home, "echo_jax", "jax_compilation_cache"))
+  if path:
+    jax.config.update("jax_compilation_cache_dir", os.path.abspath(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def run_main(body: Callable[[], None]) -> None:
@@ -156,52 +306,39 @@ def run_main(body: Callable[[], None]) -> None:
     del argv
     # JAX reports each absent accelerator plugin at INFO, orbax every step
     # of every save: keep INFO for our progress lines.
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    logging.getLogger("jax._src.distributed").setLevel(logging.WARNING)
+    logging.getLogger("jax").setLevel(logging.WARNING)
     logging.getLogger("absl").addFilter(
         lambda record: "/orbax/" not in record.pathname)
+    from echo_jax.runtime import files
+    from echo_jax.runtime import parallel
+    from echo_jax.runtime import runner
     try:
       if _CHUNK_EPOCHS.value is not None and _CHUNK_EPOCHS.value < 1:
         raise config_lib.ConfigError(
             f"chunk_epochs={_CHUNK_EPOCHS.value} must be >= 1")
-      # pylint: disable=g-import-not-at-top
-      from echo_jax.runtime import programs
-      programs.models_per_block()  # a bad $ECHO_JAX_MODELS_PER_BLOCK: here
-      processes.start(workdir_given=bool(_WORKDIR.value))
-      # pylint: disable=g-import-not-at-top
-      from echo_jax.runtime import compilation_cache
-      cache = _COMPILATION_CACHE.value
-      if cache is None:
-        cache = compilation_cache.default_path()
-      if cache:
-        compilation_cache.enable(cache)
+      parallel.models_per_block()  # a bad $ECHO_JAX_MODELS_PER_BLOCK: here
+      start_processes()
+      _enable_compilation_cache()
       if _DEBUG_NANS.value:
-        import jax  # pylint: disable=g-import-not-at-top
+        import jax
         jax.config.update("jax_debug_nans", True)
       body()
     except config_lib.ConfigError as e:
       fail(str(e))
-    except FloatingPointError as e:
+    except (FloatingPointError, parallel.PeerLostError) as e:
       fail(str(e).splitlines()[0], status=1)
     except Exception as e:  # pylint: disable=broad-except
-      # pylint: disable=g-import-not-at-top
-      from echo_jax.runtime import distributed
-      if isinstance(e, distributed.PeerLostError):
-        fail(str(e), status=1)
-      if not distributed.is_multiprocess():
+      if not parallel.is_multiprocess():
         raise
       # A bug: its traceback, then out without jax's shutdown, which would
       # wait for peers that may be waiting for this process.
       traceback.print_exc()
       fail(f"{type(e).__name__} (traceback above)", status=1)
     except KeyboardInterrupt:
-      # pylint: disable=g-import-not-at-top
-      from echo_jax.runtime import chunked
-      from echo_jax.runtime import workdirs
-      print(f"error: {chunked.interrupted_message()}", file=sys.stderr)
+      print(f"error: {runner.interrupted_message()}", file=sys.stderr)
       sys.stderr.flush()
       sys.stdout.flush()
-      workdirs.release_all()
+      files.release_all()
       # Not sys.exit: a save the interrupt cut short can leave orbax's
       # worker thread waiting, and the interpreter would wait for it. An
       # unfinished save is never read (resume takes the newest complete
@@ -213,14 +350,14 @@ def run_main(body: Callable[[], None]) -> None:
 
 def run_options():
   """The settings every run takes from the shared flags."""
-  from echo_jax.studies import runs  # pylint: disable=g-import-not-at-top
+  from echo_jax.studies import runs
   return runs.RunOptions(chunk_epochs=_CHUNK_EPOCHS.value,
                          tensorboard=_TENSORBOARD.value)
 
 
 def run_single(name: str) -> None:
   """The body of a one-experiment binary: resolve, run, write, report."""
-  from echo_jax.studies import tutorial  # pylint: disable=g-import-not-at-top
+  from echo_jax.studies import tutorial
   config = resolve_config(name)
   tutorial.run_single(config, resolve_workdir(config.experiment),
                       run_options())

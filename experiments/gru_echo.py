@@ -14,12 +14,12 @@ from experiments import extensions_common as ext
 def gru_echo():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import extensions
+  from echo_jax.tasks import framed
   from echo_jax.tasks import gru
-  from echo_jax.tasks import tutorial
   config = ext.resolve("gru_echo")
   extensions.compare(
       "gru_echo", config,
-      [tutorial.echo_lstm_task("lstm", config), gru.gru_task(config)],
+      [framed.echo_lstm_task("lstm", config), gru.gru_task(config)],
       common.resolve_workdir("gru_echo"), common.run_options())
 
 

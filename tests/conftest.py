@@ -26,9 +26,11 @@ def pytest_configure(config):
                   and bool(config.getoption("numprocesses", None)))
   if (os.environ.get("ECHO_JAX_TEST_CACHE") and not distributing
       and not config.getoption("collectonly", False)):
-    # pylint: disable=g-import-not-at-top
-    from echo_jax.runtime import compilation_cache
-    compilation_cache.enable(os.environ["ECHO_JAX_TEST_CACHE"])
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.config.update("jax_compilation_cache_dir",
+                      os.environ["ECHO_JAX_TEST_CACHE"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_unconfigure(config):

@@ -31,31 +31,32 @@ def assert_refused(test, result, message: str, workdir: str) -> None:
   test.assertFalse(os.path.exists(workdir))
 
 
+class Stop(Exception):
+  """Raised by `stop_after`'s callback: a run killed between chunks."""
+
+
+def stop_after(chunks: int):
+  """An `on_chunk` callback (`runner.run`) that raises Stop after `chunks`
+  chunks, each checkpointed first: a kill between two chunks."""
+  done = []
+
+  def on_chunk(*_):
+    done.append(1)
+    if len(done) >= chunks:
+      raise Stop(f"stopped after {chunks} chunks")
+
+  return on_chunk
+
+
 def run_tutorial(config, **kwargs):
-  """(record, trained) of a tutorial experiment through the one runner;
-  kwargs as `runner.run_task`."""
+  """(record, trained) of a tutorial experiment through the runner; kwargs
+  as `runner.run_task`."""
   # pylint: disable=g-import-not-at-top
   from echo_jax.report import records
   from echo_jax.runtime import runner
-  from echo_jax.tasks import tutorial
-  output = runner.run_task(tutorial.tutorial_task(config), **kwargs)
+  from echo_jax.tasks import task
+  output = runner.run_task(task.tutorial_task(config), **kwargs)
   return records.tutorial_record(output), output.trained()
-
-
-def run_compiled_tutorial(compiled, **kwargs):
-  """`run_tutorial` for programs compiled by `runner.compile_task`."""
-  # pylint: disable=g-import-not-at-top
-  from echo_jax.report import records
-  from echo_jax.runtime import runner
-  output = runner.run(compiled, **kwargs)
-  return records.tutorial_record(output), output.trained()
-
-
-def compile_tutorial(config, **kwargs):
-  # pylint: disable=g-import-not-at-top
-  from echo_jax.runtime import runner
-  from echo_jax.tasks import tutorial
-  return runner.compile_task(tutorial.tutorial_task(config), **kwargs)
 
 
 def run_framed(task, **kwargs):

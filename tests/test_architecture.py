@@ -1,5 +1,5 @@
-"""The package's layers: each imports only the layers below it; one function
-compiles a training run and one runs chunks; the runner trains what
+"""The package's layers: each imports only the layers below it; programs are
+built in one module; no private jax API; the runner trains what
 `make_train` defines."""
 
 import ast
@@ -16,9 +16,8 @@ import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import train
-from echo_jax.runtime import keys as keys_lib
 from echo_jax.runtime import runner
-from echo_jax.tasks import tutorial
+from echo_jax.tasks import task as task_lib
 
 import helpers
 from helpers import make_tempdir
@@ -73,26 +72,34 @@ class LayersTest(absltest.TestCase):
                       f"{os.path.relpath(path, REPO)} ({layer}) imports "
                       f"{module} from a layer above it")
 
-  def test_one_compile_path_and_one_chunk_loop(self):
-    # programs.compile_training and chunked.run_chunks are called from the
-    # runner only (tests may call them directly).
-    callers = {"compile_training": set(), "run_chunks": set()}
-    for folder in ("echo_jax", "experiments"):
-      for root, _, files in os.walk(os.path.join(REPO, folder)):
-        for name in files:
-          if not name.endswith(".py"):
-            continue
-          path = os.path.join(root, name)
-          with open(path) as f:
-            tree = ast.parse(f.read(), path)
-          for node in ast.walk(tree):
-            if (isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in callers):
-              callers[node.func.attr].add(os.path.relpath(path, REPO))
-    self.assertEqual(callers, {
-        "compile_training": {os.path.join("echo_jax", "runtime", "runner.py")},
-        "run_chunks": {os.path.join("echo_jax", "runtime", "runner.py")}})
+  def test_programs_are_built_in_one_module(self):
+    # jax.jit and shard_map are applied in runtime/parallel.py only (tests
+    # and the benchmark harness may call them directly).
+    callers = set()
+    for root, _, names in os.walk(PACKAGE):
+      for name in names:
+        if not name.endswith(".py"):
+          continue
+        path = os.path.join(root, name)
+        with open(path) as f:
+          tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+          if (isinstance(node, ast.Attribute) and node.attr in ("jit",
+                                                                 "shard_map")
+              and isinstance(node.value, ast.Name) and node.value.id == "jax"):
+            callers.add(os.path.relpath(path, REPO))
+    self.assertEqual(callers, {os.path.join("echo_jax", "runtime",
+                                            "parallel.py")})
+
+  def test_no_private_jax_api(self):
+    # jax._src changes without notice between versions: public API only.
+    for folder in ("echo_jax", "experiments", "benchmarks", "tests"):
+      for root, _, names in os.walk(os.path.join(REPO, folder)):
+        for name in names:
+          if name.endswith(".py") and name != "test_architecture.py":
+            with open(os.path.join(root, name)) as f:
+              self.assertNotIn("jax._src", f.read(),
+                               os.path.join(root, name))
 
 
 class RunnerIsMakeTrainTest(absltest.TestCase):
@@ -101,13 +108,13 @@ class RunnerIsMakeTrainTest(absltest.TestCase):
     # Same batching (two models vmapped on one device) both ways.
     config = config_lib.preset("echo_lag").replace(
         seeds=2, epochs=6, hidden=8, eval_sequences=3)
-    output = runner.run_task(tutorial.tutorial_task(config), max_devices=1,
+    output = runner.run_task(task_lib.tutorial_task(config), max_devices=1,
                              chunk_epochs=4)
-    keys_S = keys_lib.model_keys(config, config.seeds)
+    keys_S = runner.model_keys(config, config.seeds)
     whole = jax.jit(jax.vmap(train.make_train(config)))(keys_S)
     trained = output.trained()
-    # Bit for bit: the runner compiles make_train's own epoch function
-    # (in chunks, with its initialisation mapped over the models).
+    # Bit for bit: the runner compiles make_train's own parts (its
+    # initialisation mapped over the models, then chunks of its epochs).
     chex.assert_trees_all_equal(trained.params, jax.device_get(whole.params))
     np.testing.assert_array_equal(trained.loss_E, whole.loss_E)
     np.testing.assert_array_equal(trained.accuracy_E, whole.accuracy_E)

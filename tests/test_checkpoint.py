@@ -8,9 +8,10 @@ import chex
 import numpy as np
 
 from echo_jax.core import config as config_lib
-from echo_jax.report import tensorboard
-from echo_jax.runtime import chunked
-from echo_jax.runtime import results
+from echo_jax.runtime import files
+from echo_jax.runtime import runner
+from echo_jax.studies import runs
+from echo_jax.tasks import task as task_lib
 
 import helpers
 from helpers import make_tempdir
@@ -31,9 +32,9 @@ class ResumeTest(absltest.TestCase):
     chex.assert_trees_all_equal(whole_trained, plain_trained)
 
     run_dir = make_tempdir(self)
-    with self.assertRaises(chunked.Interrupted):
+    with self.assertRaises(helpers.Stop):
       helpers.run_tutorial(TINY, run_dir=run_dir, chunk_epochs=5,
-                                stop_after_chunks=2)
+                                on_chunk=helpers.stop_after(2))
     resumed, resumed_trained = helpers.run_tutorial(
         TINY, run_dir=run_dir, chunk_epochs=5)
     self.assertEqual(resumed["resumed_from_epoch"], 10)
@@ -58,50 +59,36 @@ class ResumeTest(absltest.TestCase):
   def test_chunk_evaluations_are_the_runs_and_survive_a_resume(self):
     # Scoring after every chunk: the last score is the run's evaluation;
     # a run stopped after 2 chunks and resumed has the same scores.
-    from echo_jax.runtime import runner  # pylint: disable=g-import-not-at-top
-    from echo_jax.tasks import tutorial  # pylint: disable=g-import-not-at-top
-    task = tutorial.tutorial_task(TINY)
+    task = task_lib.tutorial_task(TINY)
     whole = runner.run_task(task, chunk_epochs=5, evaluate_chunks=True)
     self.assertEqual(list(whole.chunk_evaluations), [5, 10, 15, 20, 23])
     last = whole.chunk_evaluations[23]
-    np.testing.assert_array_equal(last[0], whole.evaluation.accuracy_N)
+    np.testing.assert_array_equal(last, whole.evaluation.sums)
     run_dir = make_tempdir(self)
-    with self.assertRaises(chunked.Interrupted):
+    with self.assertRaises(helpers.Stop):
       runner.run_task(task, run_dir=run_dir, chunk_epochs=5,
-                      stop_after_chunks=2, evaluate_chunks=True)
-    saved = results.read_json(
+                      on_chunk=helpers.stop_after(2), evaluate_chunks=True)
+    saved = files.read_json(
         os.path.join(run_dir, runner.CHUNK_EVALUATIONS_FILE))
     self.assertEqual(list(saved), ["5", "10"])
     resumed = runner.run_task(task, run_dir=run_dir, chunk_epochs=5,
                               evaluate_chunks=True)
-    self.assertEqual(resumed.chunks.resumed_from, 10)
+    self.assertEqual(resumed.timing["resumed_from_epoch"], 10)
     self.assertEqual(resumed.chunk_evaluations, whole.chunk_evaluations)
 
-  def test_runs_differing_in_epochs_or_seed_share_their_programs(self):
-    # Nothing compiled depends on the run's length (the end epoch is data)
-    # except whether a chunk needs the end-of-run guard.
-    divided = helpers.compile_tutorial(TINY.replace(epochs=20),
-                                            chunk_epochs=5)
-    longer = helpers.compile_tutorial(TINY.replace(epochs=35, seed=7),
-                                           chunk_epochs=5)
-    for name in ("training", "evaluate"):
-      self.assertIs(getattr(longer, name), getattr(divided, name))
-    guarded = helpers.compile_tutorial(TINY, chunk_epochs=5)  # 23
-    shorter = helpers.compile_tutorial(TINY.replace(epochs=13),
-                                            chunk_epochs=5)
-    self.assertIs(shorter.training, guarded.training)
-    self.assertIsNot(guarded.training, divided.training)
-    # The shared program stops each run at its own end.
-    _, trained_23 = helpers.run_compiled_tutorial(guarded)
-    _, trained_13 = helpers.run_compiled_tutorial(shorter)
+  def test_runs_differing_in_epochs_stop_at_their_own_end(self):
+    # The end epoch is data: a chunk that overshoots a run's end stops there.
+    _, trained_23 = helpers.run_tutorial(TINY, chunk_epochs=5)
+    _, trained_13 = helpers.run_tutorial(TINY.replace(epochs=13),
+                                         chunk_epochs=5)
     np.testing.assert_array_equal(trained_13.loss_E,
                                   trained_23.loss_E[:, :13])
 
   def test_resume_with_another_config_is_refused(self):
     run_dir = make_tempdir(self)
-    with self.assertRaises(chunked.Interrupted):
+    with self.assertRaises(helpers.Stop):
       helpers.run_tutorial(TINY, run_dir=run_dir, chunk_epochs=5,
-                                stop_after_chunks=1)
+                                on_chunk=helpers.stop_after(1))
     with self.assertRaisesRegex(config_lib.ConfigError, "differs in hidden"):
       helpers.run_tutorial(TINY.replace(hidden=9), run_dir=run_dir)
 
@@ -124,9 +111,8 @@ class ChunkCallbackTest(absltest.TestCase):
       import tensorboardX  # pylint: disable=g-import-not-at-top,unused-import
     except ImportError:
       self.skipTest("tensorboardX not installed (optional extra)")
-    from experiments import common  # pylint: disable=g-import-not-at-top
     logdir = make_tempdir(self)
-    with tensorboard.writer(logdir) as on_chunk:
+    with runs.tensorboard_writer(logdir) as on_chunk:
       on_chunk(0, 2, np.ones((2, 3)), np.zeros((2, 3)))
     self.assertTrue(any(name.startswith("events.out.tfevents")
                         for name in os.listdir(logdir)))
@@ -135,27 +121,27 @@ class ChunkCallbackTest(absltest.TestCase):
 class NonFiniteTest(absltest.TestCase):
 
   def test_nan_loss_names_the_epoch(self):
-    with self.assertRaisesRegex(chunked.NonFiniteLossError,
+    with self.assertRaisesRegex(runner.NonFiniteLossError,
                                 r"non-finite training loss at epoch \d+"):
       helpers.run_tutorial(TINY.replace(learning_rate=3e38, seeds=1),
                                 chunk_epochs=5)
 
   def test_check_finite(self):
     loss = np.ones((2, 6))
-    chunked.check_finite(loss, 0)
+    runner.check_finite(loss, 0)
     loss[1, 4] = np.nan
-    with self.assertRaisesRegex(chunked.NonFiniteLossError,
+    with self.assertRaisesRegex(runner.NonFiniteLossError,
                                 "at epoch 15 \\(model 1\\)"):
-      chunked.check_finite(loss, 10)
+      runner.check_finite(loss, 10)
 
 
 class AtomicWriteTest(absltest.TestCase):
 
   def test_failure_mid_write_leaves_previous_file(self):
     path = os.path.join(make_tempdir(self), "result.json")
-    results.write_json_atomic(path, {"accuracy": 1.0})
+    files.write_json_atomic(path, {"accuracy": 1.0})
     with self.assertRaises(RuntimeError):
-      with results.atomic_path(path) as tmp_path:
+      with files.atomic_path(path) as tmp_path:
         with open(tmp_path, "w") as f:
           f.write('{"accuracy": 0.')  # truncated...
         raise RuntimeError("killed mid-write")
@@ -165,9 +151,9 @@ class AtomicWriteTest(absltest.TestCase):
 
   def test_unserialisable_payload_leaves_previous_file(self):
     path = os.path.join(make_tempdir(self), "result.json")
-    results.write_json_atomic(path, {"accuracy": 1.0})
+    files.write_json_atomic(path, {"accuracy": 1.0})
     with self.assertRaises(TypeError):
-      results.write_json_atomic(path, {"accuracy": object()})
+      files.write_json_atomic(path, {"accuracy": object()})
     with open(path) as f:
       self.assertEqual(json.load(f), {"accuracy": 1.0})
 

@@ -2,8 +2,8 @@
 
 from absl.testing import absltest
 
+from benchmarks import cost_model
 from echo_jax.core import config as config_lib
-from echo_jax.studies import cost_model
 
 
 class CostModelTest(absltest.TestCase):
@@ -35,7 +35,7 @@ class CostModelTest(absltest.TestCase):
 
   def test_sweep_rows_take_the_layout_auto_picks(self):
     # pylint: disable=g-import-not-at-top
-    from echo_jax.studies import benchmark
+    from benchmarks import benchmark
     program = "sweep group, context 10, hidden 64"
     row = lambda block, rate: {
         "program": program, "block": block, "models": 72,

@@ -94,7 +94,8 @@ class SequenceTest(chex.TestCase):
   def test_samples_vmap_over_keys(self):
     keys = jax.random.split(jax.random.PRNGKey(3), 6)
     windows, targets = jax.vmap(
-        lambda k: data.generate_samples(k, 25, 100, 1, 5))(keys)
+        lambda k: data.frame_windows(data.generate_sequence(k, 25, 100), 1,
+                                     5))(keys)
     chex.assert_shape(windows, (6, 20, 5))
     chex.assert_shape(targets, (6, 20))
     np.testing.assert_array_equal(targets, windows[:, :, 3])

@@ -7,8 +7,8 @@ import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import train
-from echo_jax.report import stats
-from echo_jax.runtime import keys as keys_lib
+from echo_jax.report import records
+from echo_jax.runtime import runner
 
 import helpers
 
@@ -25,7 +25,7 @@ class MultiSeedTest(absltest.TestCase):
     cls.one_device, cls.trained = helpers.run_tutorial(TINY, max_devices=1)
 
   def test_vmapped_seeds_equal_per_seed_training(self):
-    keys = keys_lib.model_keys(TINY, TINY.seeds)
+    keys = runner.model_keys(TINY, TINY.seeds)
     single = jax.jit(train.make_train(TINY))
     for i in range(TINY.seeds):
       alone = single(keys[i])
@@ -61,10 +61,11 @@ class MultiSeedTest(absltest.TestCase):
       root = jax.random.PRNGKey(seed)
       base = jax.random.fold_in(root, 0)
       np.testing.assert_array_equal(
-          keys_lib.model_keys(config, 5),
+          runner.model_keys(config, 5),
           np.stack([jax.random.fold_in(base, i) for i in range(5)]))
-      np.testing.assert_array_equal(keys_lib.eval_key(config),
-                                    jax.random.fold_in(root, 1))
+      np.testing.assert_array_equal(
+          runner.test_keys(config.replace(eval_sequences=3)),
+          jax.random.split(jax.random.fold_in(root, 1), 3))
 
   def test_record(self):
     record = self.one_device
@@ -88,20 +89,20 @@ class ConfidenceIntervalTest(absltest.TestCase):
     values = rng.normal(0.9, 0.05, 64)
     widths = []
     for n in (2, 4, 8, 16, 64):
-      _, low, high = stats.mean_and_ci95(values[:n])
+      _, low, high = records.mean_and_ci95(values[:n])
       widths.append(high - low)
     self.assertEqual(widths, sorted(widths, reverse=True))
 
   def test_interval_stays_within_accuracy_bounds(self):
-    mean, low, high = stats.mean_and_ci95([1.0, 0.99, 1.0])
+    mean, low, high = records.mean_and_ci95([1.0, 0.99, 1.0])
     self.assertLess(low, mean)
     self.assertEqual(high, 1.0)
-    self.assertEqual(stats.mean_and_ci95([0.0, 0.01])[1], 0.0)
+    self.assertEqual(records.mean_and_ci95([0.0, 0.01])[1], 0.0)
 
   def test_t_quantiles(self):
-    self.assertAlmostEqual(stats.t_quantile_975(4), 2.776)
-    self.assertAlmostEqual(stats.t_quantile_975(30), 2.042, delta=0.003)
-    self.assertAlmostEqual(stats.t_quantile_975(1000), 1.962, delta=0.003)
+    self.assertAlmostEqual(records.t_quantile_975(4), 2.776)
+    self.assertAlmostEqual(records.t_quantile_975(30), 2.042, delta=0.003)
+    self.assertAlmostEqual(records.t_quantile_975(1000), 1.962, delta=0.003)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Faults a long run meets: each ends with one line and its exit code, loses
 nothing, and a resumed run equals an uninterrupted one."""
 
-import dataclasses
 import json
 import os
 import signal
@@ -20,12 +19,11 @@ from echo_jax.core import config as config_lib
 from echo_jax.core import data
 from echo_jax.core import evaluate
 from echo_jax.core import models
-from echo_jax.runtime import memory
-from echo_jax.runtime import programs
 from echo_jax.runtime import runner
+from echo_jax.tasks import framed
 from echo_jax.tasks import lags
 from echo_jax.tasks import sweep_cell
-from echo_jax.tasks import tutorial
+from echo_jax.tasks import task as task_lib
 
 import helpers
 from helpers import make_tempdir
@@ -116,38 +114,19 @@ class BadInputTest(parameterized.TestCase):
     one_line(self, result, 2, "error: the run needs about")
     self.assertFalse(os.path.exists(workdir))
 
-  def test_estimate_counts_each_evaluators_batch(self):
-    # large_vocab's default V = 10,000 run (8 models, shared samples
-    # evaluator scoring evaluate.EVAL_BATCH sequences at once) fits this
-    # machine's 20 GB; counted at the tutorial's 1000-sequence batch it
-    # was estimated at 44.5 GB and refused.
+  def test_what_fits_is_what_xla_says_the_programs_need(self):
+    # large_vocab's default V = 10,000 run (8 models) fits this machine;
+    # the same with twice the limit's worth of models does not.
     config = config_lib.validate(config_lib.preset("echo_lag").replace(
-        n_unique=10000, seeds=8, eval_sequences=1000))
-    task = dataclasses.replace(
-        tutorial.echo_lstm_task("v", config, None, 16),
-        batch_size=config.num_samples * 16)
-    mesh = programs.seed_mesh(task.num_models, 2)
-    with mock.patch.dict(os.environ, {memory.LIMIT_ENV: str(10**12)}):
-      need = runner.check_memory(task, 100, task.num_models, mesh)
-    # 14.5 GB here (8 models' 250-sequence evaluation batches of 10,000
-    # logits dominate); the run fits the 20 GB this machine allows.
-    self.assertLess(need, 20e9)
-    self.assertGreater(need, 5e9)
-
-  def test_training_alone_counts_no_evaluation(self):
-    # The benchmark's training-only programs (8,192 echo_lag models on a
-    # GPU) were refused for evaluation logits they never allocate.
-    config = config_lib.preset("echo_lag").replace(seeds=64)
-    task = tutorial.tutorial_task(config)
-    mesh = programs.seed_mesh(task.num_models, 2)
-    with mock.patch.dict(os.environ, {memory.LIMIT_ENV: str(10**12)}):
-      both = runner.check_memory(task, 100, task.num_models, mesh)
-      training = runner.check_memory(task, 100, task.num_models, mesh,
-                                     with_evaluation=False)
-    # Per model: evaluation's 1000 x 25 x 5 x 100 logits (50 MB) against
-    # under 1 MB of parameters, moments, gradients and data.
-    self.assertGreater(both, 64 * 50e6)
-    self.assertLess(training, 64 * 1e6)
+        n_unique=10000, seeds=8, eval_sequences=1000, epochs=100))
+    task = framed.echo_lstm_task("v", config, None, 16,
+                                 config.num_samples * 16)
+    runner.compile_task(task, 2)
+    with mock.patch.dict(os.environ, {runner.MEMORY_ENV: str(10**8)}):
+      with self.assertRaisesRegex(config_lib.ConfigError,
+                                  "^the run needs about .* but "
+                                  r"\$ECHO_JAX_MEMORY_BYTES allows 0.1 GB"):
+        runner.compile_task(task, 2)
 
   def test_entire_sequence_takes_any_lag_the_sequence_allows(self):
     result = run_binary("entire_sequence", "--lag=25",
@@ -222,10 +201,10 @@ class DamagedCheckpointTest(absltest.TestCase):
   def test_falls_back_to_the_newest_intact_checkpoint(self):
     clean, clean_trained = helpers.run_tutorial(TINY, chunk_epochs=2)
     run_dir = os.path.join(make_tempdir(self), "run")
-    task = tutorial.tutorial_task(TINY)
-    with self.assertRaises(Exception):
+    task = task_lib.tutorial_task(TINY)
+    with self.assertRaises(helpers.Stop):
       runner.run_task(task, run_dir=run_dir, chunk_epochs=2,
-                      stop_after_chunks=2)
+                      on_chunk=helpers.stop_after(2))
     self.assertEqual(checkpoint_steps(run_dir), [2, 4])
     # Truncate the largest file of the newest checkpoint.
     newest = os.path.join(run_dir, "checkpoints", "4")
@@ -297,83 +276,61 @@ class EvaluationMemoryTest(absltest.TestCase):
     key = jax.random.PRNGKey(7)
     params = models.init_params(config, jax.random.PRNGKey(0))
     evaluate_fn = jax.jit(evaluate.make_evaluate(config))
-    from_keys = evaluate_fn(params, data.test_set(
-        key, config.eval_sequences, config.length, config.n_unique))
-    from_array = evaluate_fn(params, data.test_sequences(
-        key, config.eval_sequences, config.length, config.n_unique))
+    test_set = data.test_set(key, config.eval_sequences, config.length,
+                             config.n_unique)
+    from_keys = evaluate_fn(params, test_set)
+    from_array = evaluate_fn(params, data.sequences_of(test_set))
     for got, want in zip(from_keys, from_array):
       np.testing.assert_array_equal(got, want)
 
 
 class EvaluationPiecesTest(parameterized.TestCase):
-  """The runner scores a test set in pieces of EVAL_PIECE_BATCHES batches,
-  so its memory does not grow with --eval_sequences: the same bits as one
-  piece, for each kind of evaluator (counts, sums, the sweep's counts)."""
+  """The runner scores a test set in pieces of PIECE_SEQUENCES, so its
+  memory does not grow with --eval_sequences: the same bits as one piece,
+  for each kind of evaluator (counts, sums, the sweep's counts)."""
 
   @parameterized.named_parameters(
-      ("tutorial", lambda c: tutorial.tutorial_task(c)),
+      ("tutorial", lambda c: task_lib.tutorial_task(c)),
       ("samples", lambda c: lags.lags_task(c, (1, 2))),
       ("sweep", lambda c: sweep_cell.group_task(
           c.replace(experiment="sweep", length=9, n_unique=6, batch_size=3,
                     stateful=False), 3, c.hidden, (0, 2))))
   def test_pieces_give_the_same_bits_as_one(self, make_task):
     # 8 sequences in pieces of 3: 3, 3 and a shorter last piece of 2.
-    task = dataclasses.replace(make_task(TINY.replace(eval_sequences=8)),
-                               eval_batch=3)
-    self.assertEqual(runner.piece_sequences(task), 8)
+    task = make_task(TINY.replace(eval_sequences=8))
     whole = runner.run_task(task, max_devices=1)
-    with mock.patch.object(runner, "EVAL_PIECE_BATCHES", 1):
-      self.assertEqual(runner.piece_sequences(task), 3)
+    self.assertEqual(sorted(whole.compiled.evaluate), [8])
+    with mock.patch.object(runner, "PIECE_SEQUENCES", 3):
       pieces = runner.run_task(task, max_devices=1)
-    self.assertEqual(sorted(pieces.compiled.evaluate._programs), [2, 3])
+    self.assertEqual(sorted(pieces.compiled.evaluate), [2, 3])
     chex.assert_trees_all_equal(pieces.evaluation, whole.evaluation)
     chex.assert_trees_all_equal(pieces.params, whole.params)
 
 
-class EvaluationProgressTest(absltest.TestCase):
-
-  def _sum(self, num):
-    sequences = np.arange(num * 3, dtype=np.int32).reshape(num, 3)
-    fn = lambda seq: seq.sum()
-    return sequences, jax.jit(
-        lambda s: evaluate.sum_over_sequences(fn, s, batch=1))
-
-  def test_long_evaluation_reports_progress(self):
-    num = evaluate.PROGRESS_MIN_BATCHES + 5
-    sequences, summed = self._sum(num)
-    with self.assertLogs(level="INFO") as logs:
-      evaluate._last_report.update(time=0.0, done=0)
-      total = summed(sequences)
-      jax.effects_barrier()
-    self.assertEqual(int(total), int(sequences.sum()))
-    self.assertTrue(any(f"evaluating: batch 1/{num}" in line
-                        for line in logs.output), logs.output)
+class SumOverSequencesTest(absltest.TestCase):
 
   def test_batches_count_every_sequence_once(self):
     # 1003 = 4 x 250 + 3: the last batch overlaps the one before it.
     sequences = np.random.RandomState(0).randint(0, 100, (1003, 5))
-    fn = lambda seq: ((seq % 7 == 0).astype(np.float32),
-                      (seq > 50).astype(np.int32).sum())
+    fn = lambda seq: evaluate.Scores(
+        ((seq % 7 == 0).astype(np.float32), (seq > 50).astype(np.int32).sum()),
+        seq[:2])
     batched = jax.jit(lambda s: evaluate.sum_over_sequences(fn, s, 250))(
         sequences)
-    whole = jax.tree.map(lambda v: v.sum(0), jax.vmap(fn)(sequences))
-    for got, want in zip(batched, whole):
+    whole = jax.tree.map(lambda v: v.sum(0), jax.vmap(fn)(sequences).sums)
+    for got, want in zip(batched.sums, whole):
       np.testing.assert_array_equal(got, want)
-
-  def test_short_evaluation_compiles_without_callbacks(self):
-    sequences, summed = self._sum(evaluate.PROGRESS_MIN_BATCHES - 1)
-    self.assertNotIn("callback", str(jax.make_jaxpr(summed)(sequences)))
-    self.assertEqual(int(summed(sequences)), int(sequences.sum()))
+    np.testing.assert_array_equal(batched.first, sequences[0, :2])
 
 
 class DefaultChunkTest(absltest.TestCase):
 
   def test_long_epochs_get_short_chunks(self):
-    task = tutorial.tutorial_task(
+    task = task_lib.tutorial_task(
         config_lib.preset("echo_lag").replace(length=100000))
     self.assertLessEqual(runner.default_chunk_epochs(task, 2), 10)
     self.assertEqual(runner.default_chunk_epochs(
-        tutorial.tutorial_task(config_lib.preset("echo_lag")), 2), 1000)
+        task_lib.tutorial_task(config_lib.preset("echo_lag")), 2), 1000)
 
 
 if __name__ == "__main__":

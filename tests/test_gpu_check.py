@@ -7,8 +7,8 @@ from unittest import mock
 
 from absl.testing import absltest
 
-from echo_jax.runtime import memory
-from echo_jax.studies import gpu_check
+from benchmarks import gpu_check
+from echo_jax.runtime import runner
 
 
 class GpuCheckTest(absltest.TestCase):
@@ -45,7 +45,7 @@ class GpuCheckTest(absltest.TestCase):
   def test_a_failed_setting_keeps_what_it_measured(self):
     # N = 2 trains; N = 1,000 is refused by the memory check (exit 2) in
     # a subprocess allowed 50 MB.
-    with mock.patch.dict(os.environ, {memory.LIMIT_ENV: str(50 * 10**6)}):
+    with mock.patch.dict(os.environ, {runner.MEMORY_ENV: str(50 * 10**6)}):
       check = gpu_check.time_command_buffers(
           counts=(2, 1000), epochs=3, repeats=1, settings={"default": ""},
           timeout=300, require_gpu=False, hbm_working_set_bytes=4e6)

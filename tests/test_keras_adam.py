@@ -9,7 +9,7 @@ import numpy as np
 import optax
 
 from echo_jax.core import keras_adam
-from echo_jax.core import losses
+from echo_jax.core import train
 
 LR, B1, B2 = 1e-2, 0.9, 0.999
 
@@ -114,7 +114,7 @@ class ArgmaxMatchesTest(chex.TestCase):
       k1, k2, key = jax.random.split(key, 3)
       logits = jax.random.randint(k1, shape, 0, 3).astype(jnp.float32)
       targets = jax.random.randint(k2, shape[:-1], 0, shape[-1])
-      got = self.variant(losses.argmax_matches)(logits, targets)
+      got = self.variant(train.argmax_matches)(logits, targets)
       want = jnp.argmax(logits, -1) == targets
       np.testing.assert_array_equal(got, want)
       self.assertTrue(bool(want.any()) and not bool(want.all()))

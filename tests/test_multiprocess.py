@@ -5,7 +5,6 @@ devices. Every run is a subprocess with a timeout and ports picked now."""
 import json
 import os
 import signal
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,8 +21,6 @@ TIMEOUT = 240  # seconds per command: a bound, not an expectation
 # Short enough to keep the tests bounded, long enough for a loaded machine.
 DISTRIBUTED_TIMEOUT = "--distributed_timeout=20"
 # Chunks of 40 epochs, each checkpointed: long enough to be killed between.
-# No persistent cache: only then do the processes run each other's programs
-# (distributed.compile), which run_processes checks.
 ECHO = ["--seeds=4", "--epochs=400", "--hidden=8", "--eval_sequences=10",
         "--chunk_epochs=40", "--compilation_cache="]
 SWEEP = ["--length=9", "--n_unique=6", "--batch_size=3", "--epochs=20",
@@ -88,9 +85,6 @@ def run_processes(test, binary, args, workdir, extra=lambda i: []):
   for code, stderr in finish(test, start_processes(binary, args, workdir,
                                                    extra=extra)):
     test.assertEqual(code, 0, stderr[-3000:])
-    # No process waited in vain for another's programs
-    # (distributed.compile) and compiled its own.
-    test.assertNotIn("compiling it here", stderr)
 
 
 def results(workdir, *dropped):
@@ -143,9 +137,8 @@ class SameBitsTest(absltest.TestCase):
         p.kill()
         p.wait()
       self.assertFalse(os.path.exists(os.path.join(workdir, "echo_lag.json")))
-      # Resumed with a persistent cache on process 0 only: the processes
-      # then agree not to share programs (none waits for one), and the
-      # bits are the same.
+      # Resumed with a persistent cache on process 0 only: each process
+      # compiles (or loads) its own programs, and the bits are the same.
       run_processes(self, "echo_lag", two, workdir, extra=lambda i: (
           [f"--compilation_cache={tmp}/cache"] if i == 0 else []))
       with open(os.path.join(workdir, "echo_lag.json")) as f:
@@ -163,8 +156,7 @@ class SameBitsTest(absltest.TestCase):
     want, got = (results(os.path.join(tmp, name), "wall_seconds_after_imports")
                  for name in ("one", "two"))
     cells = sorted(k for k in want if k.startswith("cells/"))
-    # Lags 0-2 in windows of 3 at two sizes: two groups, whose chunks' data
-    # programs have the same text (distributed.compile keys by types too).
+    # Lags 0-2 in windows of 3 at two sizes: two groups.
     self.assertLen(cells, 6)
     self.assertEqual(got, want)
 
@@ -263,21 +255,6 @@ class BadLaunchTest(parameterized.TestCase):
         "error: process 1 differs from process 0 in the flags given: start "
         "every process with the same command (only --process_id may differ)",
         extra=lambda i: [f"--hidden={8 + i}"])
-
-  def test_processes_with_other_code(self):
-    # Process 1 runs a copy of the package with one comment added.
-    tmp = make_tempdir(self)
-    other = os.path.join(tmp, "other")
-    for folder in ("echo_jax", "experiments"):
-      shutil.copytree(os.path.join(REPO, folder), os.path.join(other, folder),
-                      ignore=shutil.ignore_patterns("__pycache__"))
-    with open(os.path.join(other, "echo_jax", "runtime", "keys.py"), "a") as f:
-      f.write("# another version\n")
-    self.assert_both_refused(
-        os.path.join(tmp, "out"),
-        "error: process 1 differs from process 0 in echo_jax's source or "
-        "jax's version: install the same echo_jax and jax on every host",
-        cwd=lambda i: other if i else REPO)
 
 
 if __name__ == "__main__":

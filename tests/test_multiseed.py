@@ -11,8 +11,7 @@ import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import samples as samples_lib
-from echo_jax.report import stats
-from echo_jax.runtime import chunked
+from echo_jax.report import records
 from echo_jax.tasks import lags
 from echo_jax.tasks import seq2seq
 
@@ -40,7 +39,7 @@ class EpochsToReachTest(absltest.TestCase):
 
   def test_trailing_window(self):
     accuracy = np.array([[0, 1, 1, 1, 1], [0, 0, 0, 0, 1]], float)
-    self.assertEqual(stats.epochs_to_reach(accuracy, 0.99, 2), [3, None])
+    self.assertEqual(records.epochs_to_reach(accuracy, 0.99, 2), [3, None])
 
 
 def row_of(rows, value):
@@ -85,9 +84,9 @@ class ResumeTest(absltest.TestCase):
     whole_rows, whole = helpers.run_framed(task, chunk_epochs=3,
                                            run_dir=make_tempdir(self))
     run_dir = make_tempdir(self)
-    with self.assertRaises(chunked.Interrupted):
+    with self.assertRaises(helpers.Stop):
       helpers.run_framed(task, chunk_epochs=3, run_dir=run_dir,
-                         stop_after_chunks=2)
+                         on_chunk=helpers.stop_after(2))
     rows, resumed = helpers.run_framed(task, chunk_epochs=3, run_dir=run_dir)
     self.assertEqual(rows[0]["resumed_from_epoch"], 6)
     chex.assert_trees_all_equal(resumed, whole)
@@ -102,9 +101,9 @@ class ResumeTest(absltest.TestCase):
 
   def test_resume_of_another_task_is_refused(self):
     run_dir = make_tempdir(self)
-    with self.assertRaises(chunked.Interrupted):
+    with self.assertRaises(helpers.Stop):
       helpers.run_framed(seq2seq.lag_sequence_task(TINY, (1, 2)),
-                         chunk_epochs=2, run_dir=run_dir, stop_after_chunks=1)
+                         chunk_epochs=2, run_dir=run_dir, on_chunk=helpers.stop_after(1))
     with self.assertRaisesRegex(config_lib.ConfigError, "differs in variant"):
       helpers.run_framed(seq2seq.lag_sequence_task(TINY, (1, 3)),
                          run_dir=run_dir)

@@ -43,13 +43,12 @@ class StateCellTest(parameterized.TestCase):
   @parameterized.parameters(True, False)
   def test_traced_carry_is_the_configured_fit(self, stateful):
     config = TINY.replace(stateful=stateful)
-    state = train.make_init_state(config)(
-        models.init_params(config, jax.random.PRNGKey(0)),
-        jax.random.PRNGKey(1))
-    reference, _ = jax.jit(lambda s: train.make_run_epochs(config, 2)(s, 2))(
-        state)
-    traced = train.make_run_epochs(config.replace(stateful=True), 2, None,
-                                   lambda v: v == state_cell.STATEFUL)
+    state = train.make_train(config).init(jax.random.PRNGKey(0))
+    reference, _ = jax.jit(
+        lambda s: train.make_train(config).chunk(2)(s, 2))(state)
+    traced = train.make_train(config.replace(stateful=True),
+                              stateful_fn=lambda v: v == state_cell.STATEFUL
+                              ).chunk(2)
     variant = jnp.int32(state_cell.STATEFUL if stateful
                         else state_cell.STATELESS)
     mapped, _ = jax.jit(lambda s, v: traced(s, 2, v))(state, variant)
@@ -87,8 +86,8 @@ class StateCellTest(parameterized.TestCase):
     config = state_cell.cell_config(TINY, 1, 3, TINY.replace(
         lag=1, context=3).num_samples)
     params = models.init_params(config, jax.random.PRNGKey(5))
-    sequences = data.test_sequences(jax.random.PRNGKey(6), 6, config.length,
-                                    config.n_unique)
+    sequences = data.sequences_of(data.test_set(
+        jax.random.PRNGKey(6), 6, config.length, config.n_unique))
     out = state_cell.make_evaluate(config, 4, 2)(params, sequences, 1)
     self.assertEqual(int(out["correct_zero"]), int(out["correct_carried"]))
     self.assertEqual(float(out["h_norm"]), 0.0)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -17,11 +18,8 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.core import data
 from echo_jax.core import evaluate
-from echo_jax.core import models
 from echo_jax.core import train
 from echo_jax.report import records
-from echo_jax.report import stats
-from echo_jax.runtime import keys as keys_lib
 from echo_jax.runtime import runner
 from echo_jax.studies import sweep as sweep_study
 from echo_jax.tasks import sweep_cell
@@ -61,7 +59,9 @@ def run_group(max_devices):
 
 
 def accuracy_LxS(output):
-  return output.by_variant(output.evaluation)
+  windows = output.task.config.num_samples  # lag 0: every full window
+  return output.by_variant(evaluate.fraction(
+      output.evaluation.sums, TINY.eval_sequences * windows))
 
 
 class GroupTest(absltest.TestCase):
@@ -73,13 +73,12 @@ class GroupTest(absltest.TestCase):
 
   def test_grouped_models_equal_one_model_at_a_time(self):
     shape_config = sweep_cell.group_config(TINY, CONTEXT, TINY.hidden)
-    train_one = jax.jit(sweep_cell.make_train_from(shape_config))
-    keys_S = keys_lib.model_keys(TINY, TINY.seeds)
+    train_one = jax.jit(train.make_train(
+        shape_config, sweep_cell.make_frame_fn(shape_config)))
+    keys_S = runner.model_keys(TINY, TINY.seeds)
     for i, lag in enumerate(LAGS):
       for s in range(TINY.seeds):
-        init_key, data_key = train.split_key(keys_S[s])
-        alone = train_one(models.init_params(shape_config, init_key),
-                          data_key, lag)
+        alone = train_one(keys_S[s], lag)
         chex.assert_trees_all_close(
             model_slice(self.output.trained(by_variant=True), i, s), alone, rtol=1e-5,
             atol=1e-6)
@@ -87,7 +86,7 @@ class GroupTest(absltest.TestCase):
   def test_lag_zero_is_the_core_training_run(self):
     config = sweep_cell.cell_config(TINY, 0, CONTEXT, TINY.hidden)
     core = jax.jit(train.make_train(config))
-    keys_S = keys_lib.model_keys(TINY, TINY.seeds)
+    keys_S = runner.model_keys(TINY, TINY.seeds)
     for s in range(TINY.seeds):
       chex.assert_trees_all_close(model_slice(self.output.trained(by_variant=True), 0, s),
                                   core(keys_S[s]), rtol=1e-5, atol=1e-6)
@@ -98,7 +97,8 @@ class GroupTest(absltest.TestCase):
             evaluate.make_predict_logits(
                 sweep_cell.group_config(TINY, CONTEXT, TINY.hidden))(p, w), -1),
                  in_axes=(None, 0)), in_axes=(0, None)))
-    sequences_SxL = data.sequences_of(keys_lib.eval_test_set(TINY))
+    sequences_SxL = data.sequences_of(data.TestSet(
+        runner.test_keys(TINY), TINY.length, TINY.n_unique))
     for i, lag in enumerate(LAGS):
       framed = [sweep_cell.all_windows(seq, lag, CONTEXT) for seq in sequences_SxL]
       windows = jnp.stack([w for w, _ in framed])
@@ -119,11 +119,11 @@ class GroupTest(absltest.TestCase):
     np.testing.assert_allclose(accuracy_LxS(output), accuracy_LxS(self.output))
 
   def test_records(self):
-    cells = records.cell_records(self.output, TINY)
+    cells = sweep_study.cell_records(self.output, TINY)
     self.assertEqual([r["lag"] for r in cells], list(LAGS))
     for i, record in enumerate(cells):
       self.assertEqual(record["status"], "ok")
-      mean, low, high = stats.mean_and_ci95(accuracy_LxS(self.output)[i])
+      mean, low, high = records.mean_and_ci95(accuracy_LxS(self.output)[i])
       self.assertAlmostEqual(record["mean"], mean)
       self.assertEqual((record["ci_low"], record["ci_high"]), (low, high))
       self.assertLen(record["train_accuracy_per_epoch"], TINY.epochs)
@@ -134,11 +134,11 @@ class GroupTest(absltest.TestCase):
 class HelpersTest(absltest.TestCase):
 
   def test_epochs_to_level(self):
-    self.assertEqual(stats.epochs_to_level(np.array([0.5, 0.99, 1.0])), 2)
-    self.assertIsNone(stats.epochs_to_level(np.array([0.5, 0.98])))
+    self.assertEqual(records.epochs_to_level(np.array([0.5, 0.99, 1.0])), 2)
+    self.assertIsNone(records.epochs_to_level(np.array([0.5, 0.98])))
 
   def test_csv_has_the_columns_and_empty_impossible_fields(self):
-    rows = [records.impossible_record(3, 2, 8)]
+    rows = [sweep_study.impossible_record(3, 2, 8)]
     lines = sweep_study.csv_text(rows).splitlines()
     self.assertEqual(lines[0], "lag,context,hidden,seeds,mean,ci_low,ci_high,"
                      "status,epochs_to_99,train_seconds")
@@ -187,11 +187,11 @@ class SweepTest(absltest.TestCase):
 
   def test_one_program_per_context_and_hidden_and_impossible_untouched(self):
     workdir = make_tempdir(self)
-    sweep_cell.trace_counts.clear()
-    record = sweep_study.run_sweep(TINY, self.GRID, workdir, max_devices=4)
-    self.assertEqual(dict(sweep_cell.trace_counts), {
-        ("train", 1, 4): 1, ("evaluate", 1, 4): 1,
-        ("train", 3, 4): 1, ("evaluate", 3, 4): 1})
+    with mock.patch.object(runner, "compile_task",
+                           wraps=runner.compile_task) as compile_task:
+      record = sweep_study.run_sweep(TINY, self.GRID, workdir, max_devices=4)
+    self.assertEqual([call.args[0].name for call in compile_task.mock_calls],
+                     ["context 1 hidden 4", "context 3 hidden 4"])
     statuses = {(r["lag"], r["context"]): r["status"] for r in record["rows"]}
     self.assertEqual(statuses, {
         (0, 1): "ok", (1, 1): "impossible", (2, 1): "impossible",
@@ -208,18 +208,29 @@ class SweepTest(absltest.TestCase):
 
   def test_interrupted_sweep_resumes_without_recomputing(self):
     workdir = make_tempdir(self)
-    with self.assertRaises(sweep_study.Interrupted):
-      sweep_study.run_sweep(TINY, self.GRID, workdir, stop_after_groups=1)
+    calls = []
+
+    def run_one_group(*args, **kwargs):  # then killed before the second
+      calls.append(1)
+      if len(calls) > 1:
+        raise helpers.Stop("killed")
+      return run(*args, **kwargs)
+
+    run = runner.run
+    with mock.patch.object(runner, "run", run_one_group):
+      with self.assertRaises(helpers.Stop):
+        sweep_study.run_sweep(TINY, self.GRID, workdir)
     first = sweep_study.cell_path(workdir, 0, 1, 4)  # context 1 runs first
     self.assertTrue(os.path.exists(first))
     self.assertFalse(os.path.exists(sweep_study.cell_path(workdir, 0, 3, 4)))
     stamp = os.stat(first).st_mtime_ns
     with open(first) as f:
       before = json.load(f)
-    sweep_cell.trace_counts.clear()
-    record = sweep_study.run_sweep(TINY, self.GRID, workdir)
-    self.assertEqual(sweep_cell.trace_counts["train", 1, 4], 0)
-    self.assertEqual(sweep_cell.trace_counts["train", 3, 4], 1)
+    with mock.patch.object(runner, "compile_task",
+                           wraps=runner.compile_task) as compile_task:
+      record = sweep_study.run_sweep(TINY, self.GRID, workdir)
+    self.assertEqual([call.args[0].name for call in compile_task.mock_calls],
+                     ["context 3 hidden 4"])
     self.assertEqual(record["cells_reused"], 1)
     self.assertEqual(record["cells_trained_now"], 3)
     self.assertEqual(os.stat(first).st_mtime_ns, stamp)
@@ -232,9 +243,12 @@ class SweepTest(absltest.TestCase):
     grid = sweep_cell.Grid((0, 1), (3,), (4,))
     whole = sweep_study.run_sweep(TINY, grid, make_tempdir(self), chunk_epochs=2)
     workdir = make_tempdir(self)
-    with self.assertRaises(sweep_study.Interrupted):
-      sweep_study.run_sweep(TINY, grid, workdir, chunk_epochs=2,
-                      stop_after_chunks=2)
+    run = runner.run
+    killed = lambda compiled, run_dir: run(
+        compiled, run_dir, on_chunk=helpers.stop_after(2))
+    with mock.patch.object(runner, "run", killed):
+      with self.assertRaises(helpers.Stop):
+        sweep_study.run_sweep(TINY, grid, workdir, chunk_epochs=2)
     self.assertFalse(os.path.exists(os.path.join(workdir, "cells")))
     run_dir = sweep_study.group_dir(workdir, 3, 4, (0, 1))
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:

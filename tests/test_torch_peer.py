@@ -9,7 +9,7 @@ from echo_jax.core import config as config_lib
 
 try:
   import torch  # pylint: disable=unused-import
-  from experiments import torch_peer
+  from benchmarks import torch_peer
 except ImportError:
   torch_peer = None
 

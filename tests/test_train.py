@@ -20,8 +20,9 @@ STATEFUL = config_lib.EchoConfig(
 
 
 def sequence_samples(config, seed=0):
-  return data.generate_samples(jax.random.PRNGKey(seed), config.length,
-                               config.n_unique, config.lag, config.context)
+  return data.frame_windows(
+      data.generate_sequence(jax.random.PRNGKey(seed), config.length,
+                             config.n_unique), config.lag, config.context)
 
 
 class StatefulPredictionTest(absltest.TestCase):
@@ -129,7 +130,8 @@ class StatefulTrainingTest(absltest.TestCase):
 class TrainTest(chex.TestCase):
 
   def test_traced_once_and_finite(self):
-    train_fn = chex.assert_max_traces(train.make_train(STATEFUL), n=1)
+    train_fn = chex.assert_max_traces(train.make_train(STATEFUL).__call__,
+                                      n=1)
     jitted = jax.jit(train_fn)
     first = jitted(jax.random.PRNGKey(0))
     second = jitted(jax.random.PRNGKey(1))
@@ -141,14 +143,13 @@ class TrainTest(chex.TestCase):
   def test_short_run_rises_clearly_above_chance(self):
     config = config_lib.preset("echo_current").replace(epochs=60)
     result = jax.jit(train.make_train(config))(jax.random.PRNGKey(0))
-    evaluation = jax.jit(evaluate.make_evaluate(config))(
-        result.params, data.test_sequences(jax.random.PRNGKey(1), 100,
-                                           config.length, config.n_unique))
-    accuracy_N = evaluation.accuracy_N
+    scores = jax.jit(evaluate.make_evaluate(config))(
+        result.params, data.test_set(jax.random.PRNGKey(1), 100,
+                                     config.length, config.n_unique))
+    accuracy_N = evaluate.fraction(scores.sums, 100)
     chex.assert_shape(accuracy_N, (25,))
-    self.assertGreater(
-        float(jnp.mean(evaluation.example_predicted_N ==
-                       evaluation.example_targets_N)), 0.0)
+    targets_N, predicted_N = scores.first
+    self.assertGreater(float(jnp.mean(predicted_N == targets_N)), 0.0)
     self.assertGreater(float(accuracy_N.mean()), 0.3)  # chance is 0.01
     self.assertLess(float(result.loss_E[-1]), float(result.loss_E[0]))
 

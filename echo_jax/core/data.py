@@ -17,13 +17,6 @@ def generate_sequence(key: chex.PRNGKey, length: int, n_unique: int
   return jax.random.randint(key, (length,), 0, n_unique, dtype=jnp.int32)
 
 
-def test_sequences(key: chex.PRNGKey, count: int, length: int, n_unique: int
-                   ) -> chex.Array:
-  """(count, length) sequences, one per key of split(key, count): a test
-  set every model of a run is scored on."""
-  return sequences_of(test_set(key, count, length, n_unique))
-
-
 @flax.struct.dataclass
 class TestSet:
   """Test sequences held as their keys: sequence s is
@@ -41,7 +34,8 @@ class TestSet:
 
 def test_set(key: chex.PRNGKey, count: int, length: int, n_unique: int
              ) -> TestSet:
-  """The test set of `test_sequences(key, count, ...)`, as keys."""
+  """`count` test sequences, one per key of split(key, count), as keys
+  (`sequences_of` draws them)."""
   return TestSet(jax.random.split(key, count), length, n_unique)
 
 
@@ -102,9 +96,3 @@ def frame_windows(sequence_L: chex.Array, lag: int, context: int
   windows_NxC = sequence_L[ends_N[:, None] + offsets_C[None, :]]
   targets_N = sequence_L[ends_N - lag]
   return windows_NxC, targets_N
-
-
-def generate_samples(key: chex.PRNGKey, length: int, n_unique: int, lag: int,
-                     context: int) -> tuple[chex.Array, chex.Array]:
-  """One fresh sequence, framed: what one tutorial "epoch" trains on."""
-  return frame_windows(generate_sequence(key, length, n_unique), lag, context)

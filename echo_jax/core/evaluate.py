@@ -1,15 +1,12 @@
-"""Evaluation: accuracy over many fresh sequences, vmapped; one printout.
+"""Evaluation: accuracy over many fresh sequences, vmapped in batches.
 
 A sequence is predicted the way the tutorial's `model.predict` does after
 `reset_states()`: from a zero state, batch by batch in order, a stateful
 model carrying row i of each batch into row i of the next.
 """
 
-import functools
-import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple
 
-from absl import logging
 import chex
 import jax
 import jax.numpy as jnp
@@ -18,6 +15,15 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.core import data
 from echo_jax.core import models
+
+
+class Scores(NamedTuple):
+  """What an evaluator returns for some test sequences: `sums` are sums
+  over the sequences (so the scores of consecutive pieces of a test set add
+  up); `first` is about the first of them (the tutorial's Expected /
+  Predicted example)."""
+  sums: Any
+  first: Any = ()
 
 
 def make_predict_logits(config: config_lib.EchoConfig
@@ -48,62 +54,31 @@ def make_predict_logits(config: config_lib.EchoConfig
   return predict_logits
 
 
-class Evaluation(NamedTuple):
-  accuracy_N: chex.Array          # accuracy at each sample position
-  example_targets_N: chex.Array   # the first test sequence's targets
-  example_predicted_N: chex.Array  # and the model's predictions for it
+# The tutorial's windows are small: its default test set (1000 sequences)
+# is scored as one vmapped batch.
+TUTORIAL_EVAL_BATCH = 1000
 
 
-class Counts(NamedTuple):
-  """What `make_score` gives for some test sequences: an `Evaluation`
-  before its division, so that counts of consecutive pieces of a test set
-  add up (`combine_counts`)."""
-  correct_N: chex.Array           # int32: correct predictions per position
-  example_targets_N: chex.Array   # the pieces' first sequence's targets
-  example_predicted_N: chex.Array
-
-
-def make_score(config: config_lib.EchoConfig
-               ) -> Callable[[chex.ArrayTree, chex.Array], Counts]:
-  """score(params, sequences_SxL) -> Counts over S test sequences
-  (`data.test_sequences`, or the same as a `data.TestSet`), scored
-  TUTORIAL_EVAL_BATCH at a time, predicted the way the tutorial does."""
+def make_evaluate(config: config_lib.EchoConfig):
+  """evaluate(params, sequences, variant=None) -> Scores over S test
+  sequences (an (S, L) array or a `data.TestSet`): sums = correct
+  predictions per sample position (int32, N), first = (targets_N,
+  predicted_N) of the first sequence, predicted the way the tutorial
+  does."""
   predict_logits = make_predict_logits(config)
 
-  def predict(params, sequence_L):
+  def score(params, sequence_L):
+    chex.assert_shape(sequence_L, (config.length,))
     windows_NxC, targets_N = data.frame_windows(sequence_L, config.lag,
                                                 config.context)
-    return targets_N, data.one_hot_decode(predict_logits(params, windows_NxC))
+    predicted_N = data.one_hot_decode(predict_logits(params, windows_NxC))
+    return Scores((predicted_N == targets_N).astype(jnp.int32),
+                  (targets_N, predicted_N))
 
-  def correct(params, sequence_L):
-    targets_N, predicted_N = predict(params, sequence_L)
-    return (predicted_N == targets_N).astype(jnp.int32)
-
-  def score(params, sequences_SxL):
-    first_L = data.sequences_of(jax.tree.map(lambda x: x[0], sequences_SxL))
-    chex.assert_shape(first_L, (config.length,))
-    count_N = sum_over_sequences(lambda seq: correct(params, seq),
-                                 sequences_SxL, TUTORIAL_EVAL_BATCH)
-    return Counts(count_N, *predict(params, first_L))
-
-  return score
-
-
-def make_evaluate(config: config_lib.EchoConfig
-                  ) -> Callable[[chex.ArrayTree, chex.Array], Evaluation]:
-  """evaluate(params, sequences_SxL) -> Evaluation over S test sequences
-  (`data.test_sequences`, or the same as a `data.TestSet`): accuracy at each
-  of the N sample positions (its mean is the overall accuracy, every
-  sequence having N samples), plus the tutorial's Expected/Predicted check
-  on the first of them. In one call; the runner scores a large test set in
-  pieces (`make_score`, `combine_counts`), with the same result."""
-  score = make_score(config)
-
-  def evaluate(params, sequences_SxL):
-    counts = score(params, sequences_SxL)
-    return Evaluation(
-        fraction(counts.correct_N, data.num_sequences(sequences_SxL)),
-        counts.example_targets_N, counts.example_predicted_N)
+  def evaluate(params, sequences_SxL, variant=None):
+    del variant
+    return sum_over_sequences(lambda seq: score(params, seq), sequences_SxL,
+                              TUTORIAL_EVAL_BATCH)
 
   return evaluate
 
@@ -116,82 +91,34 @@ def fraction(count, total: int):
   return count.astype(np.float32) * (np.float32(1) / np.float32(total))
 
 
-# combine(pieces, num_sequences) -> the evaluation of a whole test set, from
-# an evaluator's outputs (host arrays) on consecutive pieces of it.
-Combine = Callable[[Sequence[Any], int], Any]
-
-
-def sum_pieces(pieces: Sequence[Any], num_sequences: int) -> Any:
-  """`Combine` of evaluators whose outputs are sums over the sequences
-  (counts, or floats holding integers: exact in any order)."""
-  del num_sequences
-  return jax.tree.map(lambda *values: functools.reduce(np.add, values),
-                      *pieces)
-
-
-def combine_counts(pieces: Sequence[Counts], num_sequences: int
-                   ) -> Evaluation:
-  """`Combine` of `make_score`'s Counts: the Evaluation `make_evaluate`
-  gives for the whole test set (`fraction` on the host)."""
-  correct_N = sum_pieces([piece.correct_N for piece in pieces], 0)
-  return Evaluation(
-      fraction(np.asarray(correct_N), num_sequences),
-      pieces[0].example_targets_N, pieces[0].example_predicted_N)
-
-
 # Test sequences scored together: bounds evaluation memory (logits of all
 # models x all sequences at once can take gigabytes), whatever the test set.
 EVAL_BATCH = 250
-# The tutorial's windows are small: its default test set (1000 sequences)
-# is one batch, one vmap as before (a scan over batches compiled ~10%
-# slower in a cold reproduce).
-TUTORIAL_EVAL_BATCH = 1000
-# From this many batches on, evaluation reports progress from inside its
-# scan (a host callback per batch, cheap beside a batch): 10 million test
-# sequences take minutes and must not look like a hang. Below it the
-# compiled programs are the same as without progress.
-PROGRESS_MIN_BATCHES = 100
-PROGRESS_SECONDS = 30.0
-
-_last_report = {"time": 0.0, "done": 0}
 
 
-def _report_progress(done, total):
-  # Called once per model and batch (vmapped, on every device): throttled
-  # to a line every PROGRESS_SECONDS, and monotone (devices run at their
-  # own pace; the line gives the furthest batch reached).
-  done, now = int(done), time.monotonic()
-  if done < _last_report["done"] and done <= 1:
-    _last_report["done"] = 0  # a new evaluation
-  _last_report["done"] = max(_last_report["done"], done)
-  if now - _last_report["time"] >= PROGRESS_SECONDS:
-    _last_report["time"] = now
-    logging.info("evaluating: batch %d/%d", _last_report["done"], int(total))
-
-
-def sum_over_sequences(fn: Callable[[chex.Array], chex.ArrayTree],
-                       sequences_SxL, batch: int = EVAL_BATCH
-                       ) -> chex.ArrayTree:
-  """sum over s of fn(sequence s) for an (S, L) array of sequences or a
-  `data.TestSet`, `batch` sequences at a time (a scan over vmapped batches;
-  a TestSet's batch is drawn from its keys when scored): memory does not
-  grow with S beyond the array itself (a TestSet's keys). fn's outputs must
-  be sums of counts (integers, or floats holding integers), so the order of
+def sum_over_sequences(fn: Callable[[chex.Array], Scores], sequences_SxL,
+                       batch: int = EVAL_BATCH) -> Scores:
+  """The Scores of an (S, L) array of sequences or a `data.TestSet` from
+  fn(sequence) -> Scores of one: its sums summed over the sequences, its
+  first of sequence 0. `batch` sequences at a time (a scan over vmapped
+  batches; a TestSet's batch is drawn from its keys when scored): memory
+  does not grow with S beyond the array itself (a TestSet's keys). The sums
+  must be counts (integers, or floats holding integers), so the order of
   the additions cannot change them."""
   num = data.num_sequences(sequences_SxL)
   batch = min(batch, num)
   steps = -(-num // batch)
   score = lambda items: jax.vmap(fn)(data.sequences_of(items))
+  first_of = lambda scores: jax.tree.map(lambda v: v[0], scores.first)
   if steps == 1:
-    return jax.tree.map(lambda v: v.sum(0), score(sequences_SxL))
+    scores = score(sequences_SxL)
+    return Scores(jax.tree.map(lambda v: v.sum(0), scores.sums),
+                  first_of(scores))
   first = jax.tree.map(lambda x: x[:1], sequences_SxL)
   zeros = jax.tree.map(lambda s: jnp.zeros(s.shape[1:], s.dtype),
                        jax.eval_shape(score, first))
-  with_progress = steps >= PROGRESS_MIN_BATCHES
 
   def step(total, index):
-    if with_progress:
-      jax.debug.callback(_report_progress, index + 1, steps)
     # Slices, not a padded copy of the test set: the last batch starts
     # early enough to be whole, and rows an earlier batch counted are
     # masked out.
@@ -204,8 +131,11 @@ def sum_over_sequences(fn: Callable[[chex.Array], chex.ArrayTree],
     values = score(items)
     masked = jax.tree.map(
         lambda v: jnp.where(valid_B.reshape((-1,) + (1,) * (v.ndim - 1)),
-                            v, jnp.zeros_like(v)), values)
-    return jax.tree.map(lambda t, v: t + v.sum(0), total, masked), None
+                            v, jnp.zeros_like(v)), values.sums)
+    sums = jax.tree.map(lambda t, v: t + v.sum(0), total.sums, masked)
+    kept = jax.tree.map(lambda t, v: jnp.where(index == 0, v, t),
+                        total.first, first_of(values))
+    return Scores(sums, kept), None
 
   total, _ = jax.lax.scan(step, zeros, jnp.arange(steps))
   return total

@@ -6,9 +6,8 @@ timestep, whole sequences) and other models (an MLP). Here a framing turns a
 sequence into `Samples` (inputs, targets, weights), an epoch takes
 `sequences_per_epoch` fresh sequences, frames them into samples in order and
 fits them in batches with Adam; training is stateless (each sample starts
-from a zero state). Epochs run through `train.epoch_loop`, so epoch e trains
-on fold_in(data_key, e) and any split of a run into chunks trains on the same
-sequences. Targets may be one per sample (N,) or one per timestep (N, T);
+from a zero state). Epochs run through `train.epoch_loop`, as the tutorial's
+fit does. Targets may be one per sample (N,) or one per timestep (N, T);
 `weights` of the same shape say which count (0: padding or no target).
 """
 
@@ -22,7 +21,6 @@ import optax
 from echo_jax.core import config as config_lib
 from echo_jax.core import data
 from echo_jax.core import evaluate as evaluate_lib
-from echo_jax.core import losses
 from echo_jax.core import train as train_lib
 
 
@@ -64,17 +62,21 @@ def batch_samples(samples: Samples, batch_size: int) -> Samples:
   return jax.tree.map(split, samples)
 
 
-def make_run_epochs(config: config_lib.EchoConfig, frame: Frame, apply: Apply,
-                    sequences_per_epoch: int, batch_size: int,
-                    num_epochs: int) -> train_lib.ChunkFns:
-  """`num_epochs` more epochs as `train.ChunkFns` (weighted metrics; the
-  data are the framed, batched samples). The state is `train.TrainState`."""
+def make_train(config: config_lib.EchoConfig,
+               init_params: Callable[[chex.PRNGKey], chex.ArrayTree],
+               frame: Frame, apply: Apply, sequences_per_epoch: int = 1,
+               batch_size: int | None = None) -> train_lib.Train:
+  """A `train.Train` of `apply`'s model on `frame`d fresh sequences: each
+  epoch frames `sequences_per_epoch` of them and fits their samples in
+  order, `batch_size` per Adam update (default config.batch_size),
+  statelessly, with weighted metrics."""
   optimizer = train_lib.make_optimizer(config)
+  batch_size = batch_size or config.batch_size
 
   def loss_fn(params, batch: Samples):
     logits = apply(params, batch.inputs)
-    return losses.weighted_loss_and_accuracy(logits, batch.targets,
-                                             batch.weights)
+    return train_lib.weighted_loss_and_accuracy(logits, batch.targets,
+                                                batch.weights)
 
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
@@ -105,14 +107,21 @@ def make_run_epochs(config: config_lib.EchoConfig, frame: Frame, apply: Apply,
             (jnp.sum(loss_K * weight_K) / total,
              jnp.sum(accuracy_K * weight_K) / total))
 
-  return train_lib.epoch_loop(
-      epoch_data, epoch_step, num_epochs,
-      train_lib.needs_guard(config.epochs, num_epochs))
+  sequence = jax.ShapeDtypeStruct((config.length,), jnp.int32)
+  variant = jax.ShapeDtypeStruct((), jnp.int32)
+  rows = jax.eval_shape(frame, sequence, variant).targets.shape[0]
+  return train_lib.Train(
+      config.epochs, -(-rows * sequences_per_epoch // batch_size),
+      train_lib.make_init(config, init_params),
+      lambda num_epochs: train_lib.epoch_loop(
+          epoch_data, epoch_step, num_epochs,
+          config.epochs % num_epochs != 0))
 
 
 def make_evaluate(frame: Frame, apply: Apply):
-  """evaluate(params, sequences_SxL, variant) -> (correct, weight) summed
-  over the test sequences, per sample position (targets' shape)."""
+  """evaluate(params, sequences_SxL, variant) -> Scores whose sums are
+  (correct, weight) summed over the test sequences, per sample position
+  (targets' shape)."""
 
   def one_sequence(params, sequence_L, variant):
     samples = frame(sequence_L, variant)
@@ -124,6 +133,7 @@ def make_evaluate(frame: Frame, apply: Apply):
     # In batches (evaluate.sum_over_sequences): all test sequences of all
     # models at once can take gigabytes. Sums of 0/1 values: exact.
     return evaluate_lib.sum_over_sequences(
-        lambda seq: one_sequence(params, seq, variant), sequences_SxL)
+        lambda seq: evaluate_lib.Scores(one_sequence(params, seq, variant)),
+        sequences_SxL)
 
   return evaluate

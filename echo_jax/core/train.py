@@ -3,7 +3,10 @@
 `train` generates a fresh sequence per epoch, frames it, and fits it in order,
 batch by batch, with Adam; epochs and batches are nested `lax.scan`s, so the
 entire run is one XLA program that can be jitted, vmapped over seeds and
-sharded over devices.
+sharded over devices. Its parts, `train.init` and `train.chunk(n)` (n more
+epochs), are what the runtime compiles: it checkpoints between chunks, and
+since epoch e trains on fold_in(data_key, e), any split of a run into chunks
+trains on the same sequences as one scan.
 
 Stateful mode is Keras' `stateful=True`: row i of batch k starts from the
 final state of row i of batch k-1 (so with batch size b, sample j starts from
@@ -12,6 +15,7 @@ gradient (no backpropagation across batches), and it is reset to zeros at the
 start of every epoch.
 """
 
+import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import chex
@@ -22,14 +26,62 @@ import optax
 from echo_jax.core import config as config_lib
 from echo_jax.core import data
 from echo_jax.core import keras_adam
-from echo_jax.core import losses
 from echo_jax.core import models
+
+
+class TrainState(NamedTuple):
+  """Everything a run needs to continue: checkpointing this (with the
+  metrics so far) is resuming. Nothing in it depends on the run's length.
+  The LSTM carry is not here: it is zero at every epoch boundary."""
+  params: chex.ArrayTree
+  opt_state: chex.ArrayTree
+  data_key: chex.PRNGKey  # epoch e trains on fold_in(data_key, e)
+  epoch: chex.Array       # int32 scalar: epochs done
+
+
+class EpochMetrics(NamedTuple):
+  """Per epoch of a chunk; epochs past the run's end hold zeros."""
+  loss_C: chex.Array      # mean training loss
+  accuracy_C: chex.Array  # mean training accuracy (Keras' "acc")
 
 
 class TrainResult(NamedTuple):
   params: chex.ArrayTree
   loss_E: chex.Array      # mean training loss per epoch
-  accuracy_E: chex.Array  # mean training accuracy per epoch (Keras' "acc")
+  accuracy_E: chex.Array  # mean training accuracy per epoch
+
+
+class Chunk(NamedTuple):
+  """A number of epochs of a run, in two steps: data(state, variant) makes
+  the epochs' data (epoch e's from fold_in(data_key, e)), fit(state, data,
+  end_epoch, variant) -> (state, EpochMetrics) trains on them, none past
+  `end_epoch` (an int32 that may be traced: programs do not depend on the
+  run's length). `variant` is a traced per-model int32 (e.g. the sweep's
+  lag) or None. Called, both: chunk(state, end_epoch, variant=None). The
+  runtime compiles the two steps as two programs: random-number generation
+  compiles in a fraction of a second on its own, and took seconds inside
+  the fit's program (a streaming model's: 2.2 of 4.4 s)."""
+  data: Callable[..., Any]
+  fit: Callable[..., tuple[TrainState, EpochMetrics]]
+
+  def __call__(self, state: TrainState, end_epoch, variant=None):
+    return self.fit(state, self.data(state, variant), end_epoch, variant)
+
+
+@dataclasses.dataclass(frozen=True)
+class Train:
+  """A whole run and its parts. init(key) -> TrainState at epoch 0;
+  chunk(num_epochs) -> `Chunk` of that many epochs. Called, it is the whole
+  run: train(key, variant=None) -> TrainResult."""
+  epochs: int
+  updates_per_epoch: int  # Adam updates per model and epoch
+  init: Callable[[chex.PRNGKey], TrainState]
+  chunk: Callable[[int], Chunk]
+
+  def __call__(self, key: chex.PRNGKey, variant=None) -> TrainResult:
+    state, metrics = self.chunk(self.epochs)(self.init(key), self.epochs,
+                                             variant)
+    return TrainResult(state.params, metrics.loss_C, metrics.accuracy_C)
 
 
 def make_optimizer(config: config_lib.EchoConfig) -> optax.GradientTransformation:
@@ -43,13 +95,47 @@ def make_optimizer(config: config_lib.EchoConfig) -> optax.GradientTransformatio
                                b2=config.adam_b2, eps=config.adam_eps)
 
 
+def make_init(config: config_lib.EchoConfig,
+              init_params: Callable[[chex.PRNGKey], chex.ArrayTree]):
+  """init(key) -> TrainState at epoch 0: parameters from one half of the
+  run's key, the data key the other half."""
+  optimizer = make_optimizer(config)
+
+  def init(key):
+    init_key, data_key = jax.random.split(key)
+    params = init_params(init_key)
+    return TrainState(params, optimizer.init(params), data_key,
+                      jnp.zeros((), jnp.int32))
+
+  return init
+
+
+def argmax_matches(logits_NxV: chex.Array, targets_N: chex.Array
+                   ) -> chex.Array:
+  """argmax(logits, -1) == targets, ties going to the first index as in
+  argmax (logits without NaNs). Two max-reductions: cheaper on a CPU than
+  argmax's (value, index) reduction."""
+  target_N = jnp.take_along_axis(logits_NxV, targets_N[..., None], -1)[..., 0]
+  before_NxV = jnp.arange(logits_NxV.shape[-1]) < targets_N[..., None]
+  best_before_N = jnp.max(jnp.where(before_NxV, logits_NxV, -jnp.inf), -1)
+  return (target_N >= jnp.max(logits_NxV, -1)) & (best_before_N < target_N)
+
+
+def weighted_loss_and_accuracy(logits: chex.Array, targets: chex.Array,
+                               weights: chex.Array):
+  """Mean cross-entropy and accuracy over the targets with weight 1 (weights
+  0 are padding or positions without a target); 0 where nothing counts."""
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+  correct = argmax_matches(logits, targets).astype(jnp.float32)
+  total = jnp.maximum(jnp.sum(weights), 1.0)
+  return jnp.sum(losses * weights) / total, jnp.sum(correct * weights) / total
+
+
 def split_batches(config: config_lib.EchoConfig, windows_NxC: chex.Array,
                   targets_N: chex.Array):
-  """(N, C), (N,) -> (K, B, C), (K, B), weights (K, B) in order.
-
-  A last partial batch (stateless only) is padded with weight-0 rows, so it
-  counts like Keras' smaller last batch.
-  """
+  """(N, C), (N,) -> (K, B, C), (K, B), weights (K, B) in order; a last
+  partial batch (stateless only) is padded with weight-0 rows, so it counts
+  like Keras' smaller last batch."""
   n, b, k = config.num_samples, config.batch_size, config.num_batches
   pad = k * b - n
   weights_N = jnp.ones((n,), jnp.float32)
@@ -71,8 +157,7 @@ def make_loss_fn(config: config_lib.EchoConfig):
     losses_B = optax.softmax_cross_entropy_with_integer_labels(
         logits_BxV, targets_B)
     loss = jnp.sum(losses_B * weights_B) / jnp.sum(weights_B)
-    correct_B = losses.argmax_matches(logits_BxV, targets_B).astype(
-        jnp.float32)
+    correct_B = argmax_matches(logits_BxV, targets_B).astype(jnp.float32)
     accuracy = jnp.sum(correct_B * weights_B) / jnp.sum(weights_B)
     return loss, (accuracy, final_carry)
 
@@ -86,8 +171,6 @@ def make_fit_sequence(config: config_lib.EchoConfig):
   `stateful` overrides config.stateful."""
   optimizer = make_optimizer(config)
   grad_fn = jax.value_and_grad(make_loss_fn(config), has_aux=True)
-  # Made inside the traced functions: built eagerly here, the zeros would
-  # compile two tiny programs of their own.
   zero_carry = lambda: models.zero_carry(config.batch_size, config.hidden)
 
   def next_carry(final_carry, stateful):
@@ -111,7 +194,6 @@ def make_fit_sequence(config: config_lib.EchoConfig):
     return (params, opt_state, carry), (loss, accuracy)
 
   def fit_sequence(params, opt_state, windows_NxC, targets_N, stateful=None):
-    """`stateful`: None for config.stateful, else a traced bool."""
     batches = split_batches(config, windows_NxC, targets_N)
     step = batch_step if stateful is None else (
         lambda state, batch: batch_step(state, batch, stateful))
@@ -122,83 +204,17 @@ def make_fit_sequence(config: config_lib.EchoConfig):
   return fit_sequence
 
 
-class TrainState(NamedTuple):
-  """Everything a run needs to continue: checkpointing this (with the
-  metrics so far) is resuming. Nothing in it depends on the run's length,
-  so runs that differ only in their number of epochs share every program.
-
-  The LSTM carry is not here: it is zeroed at the start of every epoch, so at
-  an epoch boundary it is always zero.
-  """
-  params: chex.ArrayTree
-  opt_state: chex.ArrayTree
-  data_key: chex.PRNGKey  # epoch e trains on fold_in(data_key, e)
-  epoch: chex.Array       # int32 scalar: epochs done
-
-
-class EpochMetrics(NamedTuple):
-  """Per epoch of a chunk; epochs past the run's end hold zeros."""
-  loss_C: chex.Array      # mean training loss
-  accuracy_C: chex.Array  # mean training accuracy (Keras' "acc")
-
-
-def split_key(key: chex.PRNGKey) -> tuple[chex.PRNGKey, chex.PRNGKey]:
-  """(init_key, data_key) of a run's key; one place, so every path agrees."""
-  init_key, data_key = jax.random.split(key)
-  return init_key, data_key
-
-
-def make_init_state(config: config_lib.EchoConfig):
-  """init_state(params, data_key) -> TrainState at epoch 0."""
-  optimizer = make_optimizer(config)
-
-  def init_state(params, data_key):
-    return TrainState(params, optimizer.init(params), data_key,
-                      jnp.zeros((), jnp.int32))
-
-  return init_state
-
-
 # frame_fn(sequence_L, variant) -> (windows_NxC, targets_N): an epoch's
-# training rows from its sequence; `variant` is a traced per-model value
-# (the sweep's lag).
-FrameFn = Callable[[chex.Array, chex.Array], tuple[chex.Array, chex.Array]]
+# training rows from its sequence.
+FrameFn = Callable[[chex.Array, Any], tuple[chex.Array, chex.Array]]
 
 
-def needs_guard(epochs: int, chunk_epochs: int) -> bool:
-  """A chunk overshoots the run's end unless its length divides the run."""
-  return epochs % chunk_epochs != 0
-
-
-class ChunkFns(NamedTuple):
-  """`num_epochs` epochs as two functions, so that they can be compiled as
-  two programs (see `programs`): the epochs' data (random-number loops:
-  quick to run, slow to compile, exact at any optimisation level), then the
-  fit. Calling it runs both in one: run_epochs(state, end_epoch,
-  variant=None) -> (state, EpochMetrics).
-
-  make_data(state, variant) -> data_C: the data of epochs state.epoch, ...,
-    state.epoch + num_epochs - 1, epoch e's from fold_in(data_key, e).
-  fit(state, data_C, end_epoch, variant) -> (state, EpochMetrics): trains on
-    it, none past `end_epoch` (a traced int32: the programs do not depend on
-    the run's length).
-  """
-  make_data: Callable[[TrainState, Any], Any]
-  fit: Callable[[TrainState, Any, Any, Any], tuple[TrainState, EpochMetrics]]
-
-  def __call__(self, state: TrainState, end_epoch, variant=None):
-    return self.fit(state, self.make_data(state, variant), end_epoch, variant)
-
-
-def make_run_epochs(config: config_lib.EchoConfig, num_epochs: int,
-                    frame_fn: FrameFn | None = None,
-                    stateful_fn: Callable[[Any], Any] | None = None
-                    ) -> ChunkFns:
-  """`num_epochs` more epochs as `ChunkFns`. Epoch e trains on the rows
-  `frame_fn` makes of a fresh sequence drawn from fold_in(data_key, e)
-  (default: the config's framing); keys depend only on the epoch index, so
-  any split of a run into chunks trains on the same sequences as one scan.
-  The data are the sequences alone; framing happens in the fit.
+def make_train(config: config_lib.EchoConfig,
+               frame_fn: FrameFn | None = None,
+               stateful_fn: Callable[[Any], Any] | None = None) -> Train:
+  """The tutorial's run as a `Train`: the config's EchoLSTM, epoch e fitting
+  the rows `frame_fn` makes of a fresh sequence from fold_in(data_key, e)
+  (default: the config's windows) the way Keras' fit does.
   `stateful_fn(variant)`, if given, is a traced bool that decides per model
   whether the carry crosses batches (instead of config.stateful)."""
   config_lib.validate(config)
@@ -218,25 +234,26 @@ def make_run_epochs(config: config_lib.EchoConfig, num_epochs: int,
     return (TrainState(params, opt_state, state.data_key, state.epoch + 1),
             (loss_K.mean(), accuracy_K.mean()))
 
-  return epoch_loop(epoch_sequence, epoch_step, num_epochs,
-                    needs_guard(config.epochs, num_epochs))
+  return Train(
+      config.epochs, config.num_batches,
+      make_init(config, lambda key: models.init_params(config, key)),
+      lambda num_epochs: epoch_loop(epoch_sequence, epoch_step, num_epochs,
+                                    config.epochs % num_epochs != 0))
 
 
 def epoch_loop(epoch_data: Callable[[chex.PRNGKey, Any], Any],
                epoch_step: Callable[[TrainState, Any, Any],
                                     tuple[TrainState, Any]],
-               num_epochs: int, guarded: bool) -> ChunkFns:
-  """`ChunkFns` of `num_epochs` epochs.
+               num_epochs: int, guarded: bool) -> Chunk:
+  """A `Chunk` of `num_epochs` epochs. epoch_data(fold_in(data_key, e),
+  variant) makes epoch e's data, the chunk's in one vmapped call (random
+  number generation is a loop of its own on CPU: once per chunk, not once
+  per epoch); epoch_step(state, data, variant) -> (state, (loss,
+  accuracy)) runs in one lax.scan. With `guarded`, steps at
+  state.epoch >= end_epoch are no-ops (only a chunk that overshoots the
+  run's end needs the guard)."""
 
-  epoch_data(fold_in(data_key, e), variant) makes epoch e's data; the
-  chunk's are made in one vmapped call (random number generation is a loop
-  of its own on CPU: once per chunk, not once per epoch). epoch_step(state,
-  data, variant) -> (state, (loss, accuracy)) runs in one lax.scan. With
-  `guarded`, steps at state.epoch >= end_epoch are no-ops (only a chunk that
-  overshoots the run's end needs the guard).
-  """
-
-  def make_data(state: TrainState, variant=None):
+  def data(state: TrainState, variant=None):
     epochs_C = state.epoch + jnp.arange(num_epochs, dtype=jnp.int32)
     return jax.vmap(lambda e: epoch_data(
         jax.random.fold_in(state.data_key, e), variant))(epochs_C)
@@ -253,32 +270,4 @@ def epoch_loop(epoch_data: Callable[[chex.PRNGKey, Any], Any],
         guarded_step if guarded else step, state, data_C)
     return state, EpochMetrics(loss_C, accuracy_C)
 
-  return ChunkFns(make_data, fit)
-
-
-def make_train_from_params(config: config_lib.EchoConfig,
-                           frame_fn: FrameFn | None = None
-                           ) -> Callable[..., TrainResult]:
-  """train_from(params, data_key, variant=None): the run in one call,
-  starting from given parameters; `frame_fn` as in `make_run_epochs`."""
-  init_state = make_init_state(config)
-  run_all = make_run_epochs(config, config.epochs, frame_fn)
-
-  def train_from(params, data_key, variant=None):
-    state, metrics = run_all(init_state(params, data_key), config.epochs,
-                             variant)
-    return TrainResult(state.params, metrics.loss_C, metrics.accuracy_C)
-
-  return train_from
-
-
-def make_train(config: config_lib.EchoConfig
-               ) -> Callable[[chex.PRNGKey], TrainResult]:
-  """train(key) -> TrainResult: initialisation and the whole run, pure."""
-  train_from = make_train_from_params(config)
-
-  def train(key):
-    init_key, data_key = split_key(key)
-    return train_from(models.init_params(config, init_key), data_key)
-
-  return train
+  return Chunk(data, fit)

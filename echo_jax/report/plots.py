@@ -11,12 +11,12 @@ matplotlib.use("Agg")  # headless: no display on servers or CI
 import matplotlib.pyplot as plt
 import numpy as np
 
-from echo_jax.runtime import results
+from echo_jax.runtime import files
 
 
 def save_atomic(figure, path: str) -> None:
   try:
-    with results.atomic_path(path) as tmp_path:
+    with files.atomic_path(path) as tmp_path:
       figure.savefig(tmp_path, format="png", dpi=80, bbox_inches="tight")
   finally:
     plt.close(figure)

@@ -5,12 +5,12 @@ import math
 from typing import Any, Sequence
 
 from echo_jax.report import plots  # sets the Agg backend before pyplot loads
-from echo_jax.report import stats
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import matplotlib.pyplot as plt
 import numpy as np
 
+from echo_jax.report import records
 from echo_jax.tasks import state_cell
 
 Row = dict[str, Any]
@@ -30,7 +30,8 @@ def cell_record(output, probe_sequences: int) -> Row:
   n, b = config.num_samples, config.batch_size
   sequences = config.eval_sequences
   probe = min(probe_sequences, sequences // 2)
-  evaluation = {k: output.by_variant(v) for k, v in output.evaluation.items()}
+  evaluation = {k: output.by_variant(v)
+                for k, v in output.evaluation.sums.items()}
   trained = output.trained(by_variant=True)
   carried_rows = sequences * (n - b)
   record = {"lag": config.lag, "window": config.context, "batch_size": b,
@@ -42,48 +43,48 @@ def cell_record(output, probe_sequences: int) -> Row:
     carried = evaluation["correct_carried"][i] / (sequences * n)
     zero = evaluation["correct_zero"][i] / (sequences * n)
     own[name] = carried if stateful else zero
-    reached = stats.epochs_to_reach(trained.accuracy_E[i], 0.99, 50)
+    reached = records.epochs_to_reach(trained.accuracy_E[i], 0.99, 50)
     hits = [e for e in reached if e is not None]
     h_norm = _ratio(evaluation["h_norm"][i], carried_rows)
     c_norm = _ratio(evaluation["c_norm"][i], carried_rows)
     probe_SxP = _ratio(evaluation["probe_correct_P"][i], probe * (n - b))
     record[name] = {
-        "accuracy": stats.summarise(own[name]),
+        "accuracy": records.summarise(own[name]),
         # Cross-evaluation: a stateful-trained model from a zero state, a
         # stateless-trained one with the carry across batches.
-        "accuracy_other_way": stats.summarise(zero if stateful else carried),
-        "accuracy_zero_state": stats.summarise(zero),
-        "accuracy_carried_state": stats.summarise(carried),
+        "accuracy_other_way": records.summarise(zero if stateful else carried),
+        "accuracy_zero_state": records.summarise(zero),
+        "accuracy_carried_state": records.summarise(carried),
         "epochs_to_99_per_seed": reached,
         "epochs_to_99_median": float(np.median(hits)) if hits else None,
         "seeds_reaching_99": len(hits),
-        "final_train_loss": stats.summarise(trained.loss_E[i, :, -1]),
+        "final_train_loss": records.summarise(trained.loss_E[i, :, -1]),
         # The carried state at the start of windows j >= batch (the final
         # state of window j - batch, rolled out with the carry).
-        "carried_h_norm": None if h_norm is None else stats.summarise(h_norm),
-        "carried_c_norm": None if c_norm is None else stats.summarise(c_norm),
+        "carried_h_norm": None if h_norm is None else records.summarise(h_norm),
+        "carried_c_norm": None if c_norm is None else records.summarise(c_norm),
         # Held-out linear-probe accuracy: window j - batch's values by
         # position (oldest first), then window j's target.
         "probe_previous_window": None if probe_SxP is None else [
             float(v) for v in probe_SxP[:, :-1].mean(0)],
         "probe_previous_window_mean": None if probe_SxP is None else
-                                      stats.summarise(probe_SxP[:, :-1]
+                                      records.summarise(probe_SxP[:, :-1]
                                                       .mean(1)),
         "probe_target": None if probe_SxP is None else
-                        stats.summarise(probe_SxP[:, -1]),
+                        records.summarise(probe_SxP[:, -1]),
         "train_accuracy_per_epoch": np.round(
             trained.accuracy_E[i].mean(0).astype(np.float64), 6).tolist(),
     }
   # Seeds are paired (same initialisation and data): a paired interval.
-  record["difference"] = stats.summarise(own["stateful"] - own["stateless"])
-  record["difference"]["ci95"] = list(stats.mean_and_ci95(
+  record["difference"] = records.summarise(own["stateful"] - own["stateless"])
+  record["difference"]["ci95"] = list(records.mean_and_ci95(
       own["stateful"] - own["stateless"], (-1.0, 1.0))[1:])
   record.update({
       "probe_sequences": probe,
       "chance_accuracy": 1.0 / config.n_unique,
-      "train_seconds": output.chunks.train_seconds,
-      "eval_seconds": output.eval_seconds,
-      "compile_seconds": output.compiled.compile_seconds,
+      "train_seconds": output.timing["train_seconds"],
+      "eval_seconds": output.timing["eval_seconds"],
+      "compile_seconds": output.timing["compile_seconds"],
       "models_in_program": output.compiled.num_models,
       "config": config.to_dict(),
   })

@@ -3,13 +3,11 @@ sample is the whole prefix X(0..t), padded to the sequence length, the
 padding masked (skipped) or marked with a special value? Accuracy per
 position t, one Adam update per sequence (all its prefixes)."""
 
-import dataclasses
 import os
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import tables
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import masking
@@ -26,8 +24,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
   samples = config.length - config.lag
   rows = []
   for mode in masking.MODES:
-    task = dataclasses.replace(prefix.prefix_task(config, mode),
-                               batch_size=samples)
+    task = prefix.prefix_task(config, mode, batch_size=samples)
     rows.extend(ext.run_task(workdir, NAME, task, options)[0])
   for row in rows:
     row["positions_t"] = list(range(config.lag, config.length))
@@ -36,8 +33,8 @@ def run(config: config_lib.EchoConfig, workdir: str,
   for row in rows:
     per_t = row["eval_accuracy_per_position"]
     table.append([
-        row["variant"], tables.ci_cell(row["eval_accuracy"]),
-        tables.percent(min(per_t)), tables.percent(per_t[-1]),
+        row["variant"], records.ci_cell(row["eval_accuracy"]),
+        records.percent(min(per_t)), records.percent(per_t[-1]),
         row["params"], f"{row['compile_seconds']:.2f}",
         f"{row['train_seconds']:.2f}"])
   ext.finish(NAME, workdir, record,

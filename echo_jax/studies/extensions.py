@@ -9,9 +9,8 @@ import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
-from echo_jax.report import tables
-from echo_jax.runtime import chunked
-from echo_jax.runtime import results
+from echo_jax.runtime import checkpoint
+from echo_jax.runtime import files
 from echo_jax.studies import runs
 from echo_jax.tasks import task as task_lib
 
@@ -34,13 +33,13 @@ def claim_study(workdir: str, name: str, config: config_lib.EchoConfig,
   refused at once, not after the runs before the first that differs. A
   claim with nothing trained yet is replaced."""
   folder = os.path.join(workdir, name)
-  chunked.claim_run_dir(folder, {"config": config.to_dict(), **params},
+  checkpoint.claim_run_dir(folder, {"config": config.to_dict(), **params},
                         "study.json", trained=_any_trained(folder))
 
 
 def _any_trained(folder: str) -> bool:
   return os.path.isdir(folder) and any(
-      chunked.has_trained(os.path.join(folder, part))
+      checkpoint.has_trained(os.path.join(folder, part))
       for part in os.listdir(folder))
 
 
@@ -73,8 +72,8 @@ def finish(name: str, workdir: str, record: dict[str, Any],
            header, table_rows) -> str:
   """Writes <name>.json, prints the table; returns the JSON path."""
   path = os.path.join(workdir, f"{name}.json")
-  results.write_json_atomic(path, record)
-  print(tables.format_table(header, table_rows))
+  files.write_json_atomic(path, record)
+  print(records.format_table(header, table_rows))
   print(f"wrote {path}")
   return path
 
@@ -101,6 +100,6 @@ def compare(name: str, config: config_lib.EchoConfig,
   record = records.result_record(name, config, rows)
   finish(name, workdir, record,
          ("variant", "accuracy [95% CI]", "params", "train s"),
-         [[row["variant"], tables.ci_cell(row["eval_accuracy"]),
+         [[row["variant"], records.ci_cell(row["eval_accuracy"]),
            row["params"], f"{row['train_seconds']:.2f}"] for row in rows])
   return record

@@ -9,7 +9,6 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import tables
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 
@@ -32,7 +31,7 @@ def run(base: config_lib.EchoConfig, workdir: str,
     reached = [e for e in row["epochs_to_99pct_train_accuracy"]
                if e is not None]
     table.append([
-        row["variant"], tables.ci_cell(row["eval_accuracy"]),
+        row["variant"], records.ci_cell(row["eval_accuracy"]),
         f"{np.median(reached):.0f}" if reached else "-",
         f"{len(reached)}/{ext.seeds_of(row)}",
         f"{row['final_train_loss']['mean']:.4f}",

@@ -12,7 +12,6 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import tables
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import seq2seq
@@ -38,8 +37,8 @@ def run(config: config_lib.EchoConfig, workdir: str,
       per_step = np.nanmean(per_position, axis=0)
     row["eval_accuracy_per_window_step"] = [
         None if np.isnan(a) else float(a) for a in per_step]
-    table.append([row["variant"], tables.ci_cell(row["eval_accuracy"])] + [
-        "-" if a is None else tables.percent(a)
+    table.append([row["variant"], records.ci_cell(row["eval_accuracy"])] + [
+        "-" if a is None else records.percent(a)
         for a in row["eval_accuracy_per_window_step"]] + [
             f"{row['train_seconds']:.2f}"])
   record = records.result_record(NAME, config, rows)

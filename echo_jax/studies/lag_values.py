@@ -3,7 +3,6 @@ echo X(t - lag) as the lag grows (the window grown to fit), and what is the
 smallest hidden size that reaches 99% for each lag? All lags of one hidden
 size train in one program (`tasks.lags`)."""
 
-import dataclasses
 import os
 
 import numpy as np
@@ -11,7 +10,6 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import tables
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import lags as lags_lib
@@ -28,14 +26,10 @@ def run(config: config_lib.EchoConfig, workdir: str,
   lag_values.json and .png."""
   ext.claim_study(workdir, NAME, config, lags=list(lags), hiddens=list(hiddens),
                   sequences_per_epoch=sequences_per_epoch)
-  first_rows = lags_lib.samples_per_sequence(config.length, min(lags),
-                                             config.context)
   rows = []
   for hidden in hiddens:
-    task = dataclasses.replace(
-        lags_lib.lags_task(config.replace(hidden=hidden), lags,
-                           sequences_per_epoch),
-        batch_size=first_rows * sequences_per_epoch)
+    task = lags_lib.lags_task(config.replace(hidden=hidden), lags,
+                              sequences_per_epoch)
     for row in ext.run_task(workdir, NAME, task, options)[0]:
       row["lag"], row["hidden"] = row["variant_value"], hidden
       row["context"] = int(lags_lib.context_for_lag(row["lag"],
@@ -58,7 +52,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
                         float(np.median(reached)) if reached else None})
     table.append(
         [lag, largest["context"], largest["samples_per_sequence"]]
-        + [tables.ci_cell(by_key[lag, h]["eval_accuracy"]) for h in hiddens]
+        + [records.ci_cell(by_key[lag, h]["eval_accuracy"]) for h in hiddens]
         + [smallest or f">{hiddens[-1]}",
            f"{np.median(reached):.0f} ({len(reached)}/{ext.seeds_of(largest)})"
            if reached else "-"])

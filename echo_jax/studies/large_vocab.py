@@ -5,7 +5,6 @@ save? The two encodings compute the same numbers: their accuracies after the
 same timing updates agree (the check), gather without the
 (batch x vocab x 4H) matmul."""
 
-import dataclasses
 import os
 from typing import Sequence
 
@@ -14,10 +13,9 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import tables
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
-from echo_jax.tasks import tutorial
+from echo_jax.tasks import framed
 
 NAME = "large_vocab"
 # Stateless, 300 Adam updates at learning rate 1e-2.
@@ -40,9 +38,8 @@ def run(config: config_lib.EchoConfig, workdir: str,
   def run_variant(name, vocab, encoding, epochs, timing=False):
     variant = config_lib.validate(config.replace(
         n_unique=vocab, input_encoding=encoding, epochs=epochs))
-    task = dataclasses.replace(
-        tutorial.echo_lstm_task(name, variant, None, sequences_per_epoch),
-        batch_size=per_update)
+    task = framed.echo_lstm_task(name, variant, None, sequences_per_epoch,
+                                 per_update)
     # Timing runs are a few updates, timed afresh: no run folder to resume.
     (row,), _ = ext.run_task(workdir, NAME, task, options,
                              checkpoint=not timing)
@@ -70,7 +67,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
   for row in rows:
     diff = row.get("max_abs_accuracy_diff_vs_gather")
     table.append([
-        row["variant"], tables.ci_cell(row["eval_accuracy"]), row["params"],
+        row["variant"], records.ci_cell(row["eval_accuracy"]), row["params"],
         f"{row['ms_per_update']:.1f}", f"{row['compile_seconds']:.2f}",
         f"{row['train_seconds']:.2f}",
         "-" if diff is None else f"{100 * diff:.2f} pts"])

@@ -9,11 +9,10 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import tables
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import masking
-from echo_jax.tasks import tutorial
+from echo_jax.tasks import framed
 
 NAME = "mask_missing"
 
@@ -23,7 +22,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
   """Drop vs each masking mode of `config`; writes mask_missing.json and
   .png (accuracy per position t)."""
   ext.claim_study(workdir, NAME, config)
-  tasks = [tutorial.echo_lstm_task("drop", config)] + [
+  tasks = [framed.echo_lstm_task("drop", config)] + [
       masking.missing_value_task(config, mode) for mode in masking.MODES]
   rows = []
   for task in tasks:
@@ -44,9 +43,9 @@ def run(config: config_lib.EchoConfig, workdir: str,
     kept = [a for t, a in by_t.items() if t >= first_kept]
     table.append([
         row["variant"], len(row["positions_t"]),
-        tables.ci_cell(row["eval_accuracy"]),
-        tables.percent(np.mean(dropped)) if dropped else "-",
-        tables.percent(np.mean(kept)), row["params"],
+        records.ci_cell(row["eval_accuracy"]),
+        records.percent(np.mean(dropped)) if dropped else "-",
+        records.percent(np.mean(kept)), row["params"],
         f"{row['train_seconds']:.2f}"])
   ext.finish(NAME, workdir, record,
              ("variant", "rows/seq", "accuracy [95% CI]",

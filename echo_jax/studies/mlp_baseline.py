@@ -10,11 +10,10 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import tables
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import mlp
-from echo_jax.tasks import tutorial
+from echo_jax.tasks import framed
 
 NAME = "mlp_baseline"
 
@@ -25,7 +24,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
   """The LSTM of `config`, then one MLP per hidden size in `mlp_hidden`;
   writes mlp_baseline.json and mlp_baseline.png."""
   ext.claim_study(workdir, NAME, config, mlp_hidden=list(mlp_hidden))
-  tasks = [tutorial.echo_lstm_task(f"lstm_{config.hidden}", config)] + [
+  tasks = [framed.echo_lstm_task(f"lstm_{config.hidden}", config)] + [
       mlp.mlp_task(config, size) for size in mlp_hidden]
   rows = []
   for task in tasks:
@@ -35,7 +34,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
     reached = [e for e in row["epochs_to_99pct_train_accuracy"]
                if e is not None]
     table.append([
-        row["variant"], tables.ci_cell(row["eval_accuracy"]), row["params"],
+        row["variant"], records.ci_cell(row["eval_accuracy"]), row["params"],
         f"{np.median(reached):.0f} ({len(reached)}/{ext.seeds_of(row)})"
         if reached else "-",
         f"{row['compile_seconds']:.2f}", f"{row['train_seconds']:.2f}"])

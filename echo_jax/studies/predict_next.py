@@ -6,11 +6,10 @@ control."""
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
-from echo_jax.report import tables
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import next_value
-from echo_jax.tasks import tutorial
+from echo_jax.tasks import framed
 
 NAME = "predict_next"
 
@@ -21,15 +20,15 @@ def run(config: config_lib.EchoConfig, workdir: str,
   ext.claim_study(workdir, NAME, config)
   rows = []
   for task in (next_value.next_value_task(config),
-               tutorial.echo_lstm_task("echo_control", config)):
+               framed.echo_lstm_task("echo_control", config)):
     rows.extend(ext.run_task(workdir, NAME, task, options)[0])
   chance = 1 / config.n_unique
   table = []
   for row in rows:
     low, high = row["eval_accuracy"]["ci95"]
     row["ci95_contains_chance"] = bool(low <= chance <= high)
-    table.append([row["variant"], tables.ci_cell(row["eval_accuracy"]),
-                  tables.percent(chance), "yes" if row["ci95_contains_chance"]
+    table.append([row["variant"], records.ci_cell(row["eval_accuracy"]),
+                  records.percent(chance), "yes" if row["ci95_contains_chance"]
                   else "no", f"{row['final_train_loss']['mean']:.3f}",
                   f"{row['train_seconds']:.2f}"])
   record = records.result_record(NAME, config, rows, chance_accuracy=chance)

@@ -6,18 +6,17 @@ What every study (and so every binary) does with one trained program.
 --tensorboard).
 """
 
+import contextlib
 import os
 from typing import Any, NamedTuple
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import tensorboard
-from echo_jax.runtime import distributed
-from echo_jax.runtime import results
+from echo_jax.runtime import files
+from echo_jax.runtime import parallel
 from echo_jax.runtime import runner
 from echo_jax.tasks import task as task_lib
-from echo_jax.tasks import tutorial
 
 
 class RunOptions(NamedTuple):
@@ -25,18 +24,47 @@ class RunOptions(NamedTuple):
   tensorboard: bool = False        # summaries into <run folder>/tensorboard
 
 
+@contextlib.contextmanager
+def tensorboard_writer(logdir: str | None):
+  """Yields an on_chunk callback writing per-epoch scalars (mean over seeds)
+  for TensorBoard into `logdir`, or None when `logdir` is None. Opt-in:
+  tensorboardX's import alone costs seconds (it imports torch if present)."""
+  if logdir is None:
+    yield None
+    return
+  try:
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise config_lib.ConfigError(
+        "tensorboard=true needs tensorboardX: pip install -r "
+        "requirements-tensorboard.txt") from None
+  summary_writer = tensorboardX.SummaryWriter(logdir)
+
+  def on_chunk(first, end, loss_SxE, accuracy_SxE):
+    for epoch in range(first, end):
+      summary_writer.add_scalar("train/loss", loss_SxE[:, epoch].mean(),
+                                epoch + 1)
+      summary_writer.add_scalar("train/accuracy",
+                                accuracy_SxE[:, epoch].mean(), epoch + 1)
+    summary_writer.flush()
+
+  try:
+    yield on_chunk
+  finally:
+    summary_writer.close()
+
+
 def summaries(run_dir: str, options: RunOptions):
   """`tensorboard.writer` for a run folder: its tensorboard/ subfolder with
   options.tensorboard, else no callback."""
-  wanted = options.tensorboard and distributed.is_writer()  # process 0's
-  return tensorboard.writer(
+  wanted = options.tensorboard and parallel.is_writer()  # process 0's
+  return tensorboard_writer(
       os.path.join(run_dir, "tensorboard") if wanted else None)
 
 
 def compile_tutorial(config: config_lib.EchoConfig,
                      options: RunOptions = RunOptions()) -> runner.Compiled:
-  """The compiled programs of one tutorial experiment."""
-  return runner.compile_task(tutorial.tutorial_task(config),
+  return runner.compile_task(task_lib.tutorial_task(config),
                              chunk_epochs=options.chunk_epochs)
 
 
@@ -45,12 +73,11 @@ def run_tutorial_in(config: config_lib.EchoConfig, run_dir: str,
                     compiled: runner.Compiled | None = None):
   """Runs (or resumes) one tutorial experiment in its run folder `run_dir`
   (config, checkpoints, metrics.jsonl, learning curves, optional
-  TensorBoard), with its programs `compiled` by `compile_tutorial` (compiled
-  here if None); returns (record, trained)."""
-  if compiled is None:
-    compiled = compile_tutorial(config, options)
+  TensorBoard), with its programs `compiled` by `compile_tutorial` (here if
+  None); returns (record, trained)."""
   with summaries(run_dir, options) as on_chunk:
-    output = runner.run(compiled, run_dir=run_dir, on_chunk=on_chunk)
+    output = runner.run(compiled or compile_tutorial(config, options),
+                        run_dir=run_dir, on_chunk=on_chunk)
   record, trained = records.tutorial_record(output), output.trained()
   plots.learning_curves(
       trained.loss_E, trained.accuracy_E,
@@ -103,6 +130,6 @@ def run_and_write(config: config_lib.EchoConfig, workdir: str,
   `<workdir>/<experiment>.json`."""
   record, _ = run_tutorial_in(config, os.path.join(workdir, config.experiment),
                               options, compiled)
-  results.write_json_atomic(
+  files.write_json_atomic(
       os.path.join(workdir, f"{config.experiment}.json"), record)
   return record

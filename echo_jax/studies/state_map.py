@@ -22,16 +22,14 @@ from typing import Any
 from absl import logging
 
 from echo_jax.core import config as config_lib
+from echo_jax.report import records
 from echo_jax.report import state_map_records
-from echo_jax.report import tables
-from echo_jax.runtime import chunked
-from echo_jax.runtime import results
+from echo_jax.runtime import files
 from echo_jax.runtime import runner
 from echo_jax.studies import runs
 from echo_jax.tasks import state_cell
 
 NAME = "state_map"
-Interrupted = chunked.Interrupted
 
 
 def cell_name(lag: int, window: int, batch: int) -> str:
@@ -49,12 +47,12 @@ def _settings(config: config_lib.EchoConfig, probe_sequences: int
 
 def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
             workdir: str, options: runs.RunOptions = runs.RunOptions(),
-            probe_sequences: int = state_cell.DEFAULT_PROBE_SEQUENCES,
-            stop_after_cells: int | None = None) -> dict[str, Any]:
+            probe_sequences: int = state_cell.DEFAULT_PROBE_SEQUENCES
+            ) -> dict[str, Any]:
   """Trains every cell not already in <workdir>/cells; returns the map's
   record. The caller validates first (`state_cell.validate`)."""
   state_cell.validate(config, grid)
-  changed = results.claim_json(os.path.join(workdir, "state_map_config.json"),
+  changed = files.claim_json(os.path.join(workdir, "state_map_config.json"),
                                _settings(config, probe_sequences))
   if changed:
     raise config_lib.ConfigError(
@@ -85,7 +83,7 @@ def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
           pending.cancel()
         raise
       record = state_map_records.cell_record(output, probe_sequences)
-      results.write_json_atomic(path(cell), record)
+      files.write_json_atomic(path(cell), record)
       shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
       trained_now += 1
       logging.info(
@@ -94,10 +92,6 @@ def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
           100 * record["stateful"]["accuracy"]["mean"],
           100 * record["stateless"]["accuracy"]["mean"],
           time.perf_counter() - start)
-      if stop_after_cells is not None and trained_now >= stop_after_cells:
-        if pending is not None:
-          pending.cancel()
-        raise Interrupted(f"stopped after {trained_now} cells")
   rows = []
   for window in sorted(grid.windows):
     for lag in sorted(grid.lags):
@@ -106,7 +100,7 @@ def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
         cell = None
         if status == "ok":
           batch = state_cell.batch_of(config, lag, window, spec)
-          cell = results.read_json(path((lag, window, batch)))
+          cell = files.read_json(path((lag, window, batch)))
         rows.append(state_map_records.summary_row(cell, lag, window, spec,
                                                   status))
   return {
@@ -124,7 +118,7 @@ def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
 
 
 def _percent_or_dash(summary):
-  return "-" if summary is None else tables.percent(summary["mean"])
+  return "-" if summary is None else records.percent(summary["mean"])
 
 
 def _epochs(mode):
@@ -140,12 +134,12 @@ def table_rows(rows):
       continue
     full, free = r["stateful"], r["stateless"]
     out.append([
-        r["lag"], r["window"], r["batch"], tables.ci_cell(full["accuracy"]),
-        tables.ci_cell(free["accuracy"]),
+        r["lag"], r["window"], r["batch"], records.ci_cell(full["accuracy"]),
+        records.ci_cell(free["accuracy"]),
         f"{100 * r['difference']['mean']:+.2f}",
         _epochs(full), _epochs(free),
-        tables.percent(full["accuracy_other_way"]["mean"]),
-        tables.percent(free["accuracy_other_way"]["mean"]),
+        records.percent(full["accuracy_other_way"]["mean"]),
+        records.percent(free["accuracy_other_way"]["mean"]),
         "-" if full["carried_h_norm"] is None
         else f"{full['carried_h_norm']['mean']:.2f}",
         _percent_or_dash(full["probe_previous_window_mean"]),
@@ -169,14 +163,14 @@ def run(config: config_lib.EchoConfig, grid: state_cell.Grid, workdir: str,
   start = time.perf_counter() if start is None else start
   record = run_map(config, grid, workdir, options)
   record["wall_seconds_after_imports"] = time.perf_counter() - start
-  record["versions"] = results.versions()
-  results.write_json_atomic(os.path.join(workdir, f"{NAME}.json"), record)
+  record["versions"] = files.versions()
+  files.write_json_atomic(os.path.join(workdir, f"{NAME}.json"), record)
   state_map_records.difference_heatmap(
       record["rows"], os.path.join(workdir, f"{NAME}.png"),
       f"stateful - stateless test accuracy: {config.seeds} seeds/cell, "
       f"hidden {config.hidden}, {config.epochs} epochs, "
       f"{config.eval_sequences} test sequences")
-  print(tables.format_table(TABLE_HEADER, table_rows(record["rows"])))
+  print(records.format_table(TABLE_HEADER, table_rows(record["rows"])))
   ok = sum(r["status"] == "ok" for r in record["rows"])
   print(f"{ok} cells (rows), {record['cells_trained']} programs; "
         f"{record['wall_seconds_after_imports']:.1f} s after imports; "

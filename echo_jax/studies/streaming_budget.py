@@ -20,7 +20,6 @@ point or two near 99%; the decay needs no run length, so one run still
 gives every budget).
 """
 
-import dataclasses
 import os
 from typing import Any, Sequence
 
@@ -29,10 +28,8 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import budget_plots
 from echo_jax.report import records
-from echo_jax.report import stats
-from echo_jax.report import tables
-from echo_jax.runtime import distributed
-from echo_jax.runtime import results
+from echo_jax.runtime import files
+from echo_jax.runtime import parallel
 from echo_jax.runtime import runner
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
@@ -73,7 +70,7 @@ def curve_rows(output: runner.RunOutput, hidden: int, recipe: str,
                for u in updates]
   rows = []
   for i, row in enumerate(records.variant_rows(output)):
-    curve = [stats.summarise(point[i]) for point in per_point]
+    curve = [records.summarise(point[i]) for point in per_point]
     reached = next((u for u, c in zip(updates, curve)
                     if c["mean"] >= LEVEL), None)
     rows.append({
@@ -109,10 +106,9 @@ def run(config: config_lib.EchoConfig, workdir: str,
                   sequences_per_update=sequences_per_update)
   rows = []
   for (hidden, recipe), run_config in configs.items():
-    task = dataclasses.replace(
-        streaming.streaming_task(run_config, tuple(lags),
-                                 sequences_per_update),
-        name=f"hidden {hidden} {recipe}", batch_size=sequences_per_update)
+    task = streaming.streaming_task(run_config, tuple(lags),
+                                    sequences_per_update,
+                                    name=f"hidden {hidden} {recipe}")
     output = runs.run_framed_in(
         task, ext.run_dir(workdir, NAME, task.name),
         options._replace(chunk_epochs=eval_every), evaluate_chunks=True)
@@ -135,7 +131,7 @@ def load_runs(workdirs: Sequence[str]) -> dict[str, Any]:
     if not os.path.isfile(path):
       raise config_lib.ConfigError(
           f"combine={','.join(workdirs)}: {source} holds no {NAME}.json")
-    record = results.read_json(path)
+    record = files.read_json(path)
     runs_.append(record)
     rows += [{**row, "source": source, "run_updates": record["updates"]}
              for row in record["rows"]]
@@ -170,7 +166,7 @@ def write(workdir: str, record: dict[str, Any], header, table_rows,
   """streaming_budget.json and the printed table (`ext.finish`), and the
   figure of the record's rows (process 0)."""
   ext.finish(NAME, workdir, record, header, table_rows)
-  if distributed.is_writer():
+  if parallel.is_writer():
     budget_plots.accuracy_vs_budget(
         os.path.join(workdir, f"{NAME}.png"), record["rows"], sequences,
         seeds, LEVEL)
@@ -187,8 +183,8 @@ def table_row(row: dict[str, Any]) -> list[Any]:
   reached = row["updates_to_99pct"]
   return [lag, row["hidden"], row["recipe"],
           "not reached" if reached is None else reached,
-          "-" if reached is None else tables.ci_cell(row["at_99pct"]),
-          tables.ci_cell(row["eval_accuracy"]), tables.percent(by_t[lag]),
-          tables.percent(by_t[lag + 1]),
-          tables.percent(sum(later) / len(later)),
+          "-" if reached is None else records.ci_cell(row["at_99pct"]),
+          records.ci_cell(row["eval_accuracy"]), records.percent(by_t[lag]),
+          records.percent(by_t[lag + 1]),
+          records.percent(sum(later) / len(later)),
           f"{row['train_seconds']:.0f}"]

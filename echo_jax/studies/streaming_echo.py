@@ -7,14 +7,12 @@ streaming model with the gradient stopped at every step's incoming state
 itself with batch size 6 (sample j starts from the state sample j-6 left)
 and batch size 1 (the right state, gradient still truncated)."""
 
-import dataclasses
 import os
 from typing import Sequence
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import tables
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import streaming
@@ -52,7 +50,6 @@ def run(config: config_lib.EchoConfig, workdir: str,
   for task in (streaming.streaming_task(config, lags, sequences),
                streaming.streaming_task(config, (1,), sequences,
                                         truncate_bptt=True)):
-    task = dataclasses.replace(task, batch_size=sequences)
     for row in ext.run_task(workdir, NAME, task, options)[0]:
       row["lag"] = row["variant_value"]
       row["positions_t"] = list(range(config.length))
@@ -73,9 +70,9 @@ def run(config: config_lib.EchoConfig, workdir: str,
     first = row["lag"]
     later = [a for t, a in by_t.items() if t >= first + 2 and a is not None]
     table.append([
-        row["variant"], tables.ci_cell(row["eval_accuracy"]),
-        tables.percent(by_t[first]), tables.percent(by_t[first + 1]),
-        tables.percent(sum(later) / len(later)),
+        row["variant"], records.ci_cell(row["eval_accuracy"]),
+        records.percent(by_t[first]), records.percent(by_t[first + 1]),
+        records.percent(sum(later) / len(later)),
         f"{row['train_seconds']:.2f}"])
   record = records.result_record(NAME, config, rows)
   ext.finish(NAME, workdir, record,

@@ -24,20 +24,14 @@ import jax
 import numpy as np
 
 from echo_jax.core import config as config_lib
+from echo_jax.core import evaluate
 from echo_jax.report import records
 from echo_jax.report import sweep_plots
-from echo_jax.report import tables
-from echo_jax.runtime import chunked
-from echo_jax.runtime import distributed
-from echo_jax.runtime import results
+from echo_jax.runtime import files
+from echo_jax.runtime import parallel
 from echo_jax.runtime import runner
 from echo_jax.studies import runs
 from echo_jax.tasks import sweep_cell
-
-# Raised after `stop_after_groups` groups or `stop_after_chunks` chunks of a
-# group: a simulated kill, for tests.
-Interrupted = chunked.Interrupted
-
 
 def cell_path(workdir: str, lag: int, context: int, hidden: int) -> str:
   return os.path.join(workdir, "cells",
@@ -46,7 +40,7 @@ def cell_path(workdir: str, lag: int, context: int, hidden: int) -> str:
 
 def _check_settings(workdir: str, config: config_lib.EchoConfig) -> None:
   """A workdir's cells belong to one config (the grid may grow)."""
-  changed = results.claim_json(os.path.join(workdir, "sweep_config.json"),
+  changed = files.claim_json(os.path.join(workdir, "sweep_config.json"),
                                sweep_cell.sweep_settings(config))
   if changed:
     raise config_lib.ConfigError(
@@ -59,7 +53,7 @@ def _load_cell(workdir: str, lag: int, context: int, hidden: int
   path = cell_path(workdir, lag, context, hidden)
   if not os.path.exists(path):
     return None
-  return results.read_json(path)
+  return files.read_json(path)
 
 
 def group_dir(workdir: str, context: int, hidden: int,
@@ -69,13 +63,62 @@ def group_dir(workdir: str, context: int, hidden: int,
                       f"lags{'-'.join(map(str, lags))}")
 
 
+def cell_records(output, config: config_lib.EchoConfig
+                 ) -> list[dict[str, Any]]:
+  """One record per lag of a finished sweep group's run
+  (`tasks.sweep_cell.group_task`): what cells/*.json hold."""
+  lags = output.task.variants
+  shape_config = output.task.config
+  context, hidden = shape_config.context, shape_config.hidden
+  accuracy_LxS = output.by_variant(evaluate.fraction(
+      output.evaluation.sums, config.eval_sequences * shape_config.num_samples))
+  trained = output.trained(by_variant=True)
+  train_seconds = output.timing["train_seconds"]
+  cells = []
+  for i, lag in enumerate(lags):
+    accuracy_S = accuracy_LxS[i].astype(np.float64)
+    mean, low, high = records.mean_and_ci95(accuracy_S)
+    train_accuracy_E = trained.accuracy_E[i].mean(0)
+    cells.append({
+        "lag": lag, "context": context, "hidden": hidden,
+        "status": "ok", "seeds": config.seeds,
+        "mean": mean, "ci_low": low, "ci_high": high,
+        "eval_accuracy_per_seed": accuracy_S.tolist(),
+        "epochs_to_99": records.epochs_to_level(train_accuracy_E, 0.99),
+        # The group trains its lags together: each cell's share of it.
+        "train_seconds": train_seconds / len(lags),
+        "group_train_seconds": train_seconds,
+        "group_eval_seconds": output.timing["eval_seconds"],
+        "group_compile_seconds": output.compiled.compile_seconds,
+        "models_in_program": output.compiled.num_models,
+        "devices_used": output.compiled.mesh.size,
+        "samples_per_sequence": config.length - context + 1,
+        "framing": sweep_cell.FRAMING,
+        "final_train_loss_per_seed":
+            trained.loss_E[i, :, -1].astype(np.float64).tolist(),
+        # Learning curves, mean over seeds.
+        "train_loss_per_epoch": np.round(
+            trained.loss_E[i].mean(0).astype(np.float64), 6).tolist(),
+        "train_accuracy_per_epoch": np.round(
+            train_accuracy_E.astype(np.float64), 6).tolist(),
+        "config": sweep_cell.cell_config(config, lag, context,
+                                         hidden).to_dict(),
+    })
+  return cells
+
+
+def impossible_record(lag: int, context: int, hidden: int) -> dict[str, Any]:
+  """A cell with lag >= context: reported, never trained."""
+  return {"lag": lag, "context": context, "hidden": hidden,
+          "status": "impossible", "seeds": 0, "mean": None, "ci_low": None,
+          "ci_high": None, "epochs_to_99": None, "train_seconds": None}
+
+
 def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
               workdir: str,
               max_devices: int | None = None,
               eval_batch: int = sweep_cell.DEFAULT_EVAL_BATCH,
-              stop_after_groups: int | None = None,
-              chunk_epochs: int | None = None,
-              stop_after_chunks: int | None = None) -> dict[str, Any]:
+              chunk_epochs: int | None = None) -> dict[str, Any]:
   """Trains every possible cell not already in <workdir>/cells, then
   returns the sweep record (rows for every cell, impossible ones too).
   A group trains in chunks of `chunk_epochs`, checkpointed in its
@@ -94,7 +137,7 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
       todo.append((context, hidden, missing))
   # Every process must train the same groups: it reads the same cells only
   # if the workdir is one folder they all see.
-  distributed.check_same_everywhere(
+  parallel.check_same_everywhere(
       repr(todo), "the finished cells it sees in --workdir",
       "put --workdir on a file system every process shares")
   total = sum(len(sweep_cell.possible_lags(grid, c))
@@ -105,7 +148,7 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
   logging.info("sweep: %d cells to train, %d already done, %d impossible "
                "(lag >= context, not trained); %d programs, %d models",
                total - reused, reused, impossible, len(todo), models_todo)
-  done, models_done, groups_run = reused, 0, 0
+  done, models_done = reused, 0
   # The cells trained now, as their files read back: the rows below do not
   # read them (process 0 writes them; the others may not see them yet).
   trained_now = {}
@@ -123,16 +166,16 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
       pending = compile_next(i + 1) if i + 1 < len(todo) else None
       run_dir = group_dir(workdir, context, hidden, lags)
       try:
-        output = runner.run(compiled, run_dir, stop_after_chunks)
+        output = runner.run(compiled, run_dir)
       except BaseException:
         if pending is not None:
           pending.cancel()
         raise
       compile_seconds += compiled.compile_seconds
-      train_seconds += output.chunks.train_seconds
+      train_seconds += output.timing["train_seconds"]
       models_done += len(lags) * config.seeds
-      for record in records.cell_records(output, config):
-        results.write_json_atomic(
+      for record in cell_records(output, config):
+        files.write_json_atomic(
             cell_path(workdir, record["lag"], context, hidden), record)
         trained_now[record["lag"], context, hidden] = json.loads(
             json.dumps(record))
@@ -146,18 +189,13 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
             hidden, 100 * record["mean"], 100 * record["ci_low"],
             100 * record["ci_high"], elapsed, remaining)
       # Its cells are written: the group's checkpoints are spent.
-      if distributed.is_writer():
+      if parallel.is_writer():
         shutil.rmtree(os.path.join(run_dir, "checkpoints"),
                       ignore_errors=True)
-      groups_run += 1
-      if stop_after_groups is not None and groups_run >= stop_after_groups:
-        if pending is not None:
-          pending.cancel()
-        raise Interrupted(f"stopped after {groups_run} programs")
   rows = []
   for lag, context, hidden in grid.cells():
     if not sweep_cell.is_possible(lag, context):
-      rows.append(records.impossible_record(lag, context, hidden))
+      rows.append(impossible_record(lag, context, hidden))
     elif (lag, context, hidden) in trained_now:
       rows.append(trained_now[lag, context, hidden])
     else:
@@ -203,13 +241,13 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 def write_summary(workdir: str, record: dict[str, Any]) -> None:
   """sweep.csv and sweep.json (rows without the learning curves, which
   stay in cells/*.json), both atomic."""
-  results.write_text_atomic(os.path.join(workdir, "sweep.csv"),
+  files.write_text_atomic(os.path.join(workdir, "sweep.csv"),
                             csv_text(record["rows"]))
   summary = dict(record)
   summary["rows"] = [{k: v for k, v in row.items() if k not in CURVE_FIELDS}
                      for row in record["rows"]]
-  summary["versions"] = results.versions()
-  results.write_json_atomic(os.path.join(workdir, "sweep.json"), summary)
+  summary["versions"] = files.versions()
+  files.write_json_atomic(os.path.join(workdir, "sweep.json"), summary)
 
 
 def benchmark_vmap(config: config_lib.EchoConfig, lag: int, context: int,
@@ -223,8 +261,8 @@ def benchmark_vmap(config: config_lib.EchoConfig, lag: int, context: int,
       sweep_cell.group_task(config.replace(seeds=seeds), context, hidden,
                             (lag,)), devices, chunk_epochs=config.epochs)
   single = group(1, 1)
-  train = lambda compiled, keys_M: jax.block_until_ready(compiled.run_chunk(
-      compiled.training.init(keys_M), np.int32(config.epochs)))
+  train = lambda compiled, keys_M: jax.block_until_ready(compiled.chunk(
+      compiled.init(keys_M), np.int32(config.epochs), *compiled.extra()))
   train(single, single.keys_M)  # warm
   rows = []
   for size in sizes:
@@ -263,11 +301,11 @@ def run(config: config_lib.EchoConfig, grid: sweep_cell.Grid, workdir: str,
   write_summary(workdir, record)
   sweep_plots.write_all(record["rows"], workdir, title, config.n_unique)
   ok = [r for r in record["rows"] if r["status"] == "ok"]
-  print(tables.format_table(
+  print(records.format_table(
       ("hidden", "lag", "context", "accuracy [95% CI]", "epochs to 99%"),
       [(r["hidden"], r["lag"], r["context"],
-        f"{tables.percent(r['mean'])} [{tables.percent(r['ci_low'])}, "
-        f"{tables.percent(r['ci_high'])}]", r["epochs_to_99"] or "-")
+        f"{records.percent(r['mean'])} [{records.percent(r['ci_low'])}, "
+        f"{records.percent(r['ci_high'])}]", r["epochs_to_99"] or "-")
        for r in ok if r["context"] == max(grid.contexts)]))
   print(f"{len(ok)} cells trained or reused, {record['cells_impossible']} "
         f"impossible; {record['wall_seconds_after_imports']:.1f} s after "
@@ -280,10 +318,10 @@ def run_benchmark(config: config_lib.EchoConfig, sizes: tuple[int, ...],
   """`benchmark_vmap` on the config's cell, written to benchmark.json."""
   rows = benchmark_vmap(config, config.lag, config.context, config.hidden,
                         sizes)
-  results.write_json_atomic(os.path.join(workdir, "benchmark.json"), {
+  files.write_json_atomic(os.path.join(workdir, "benchmark.json"), {
       "config": config.to_dict(), "rows": rows,
-      "versions": results.versions()})
-  print(tables.format_table(
+      "versions": files.versions()})
+  print(records.format_table(
       ("models S", "devices", "one call s", "S calls s", "ratio"),
       [(r["models"], r["devices"], f"{r['vmapped_seconds']:.2f}",
         f"{r['sequential_seconds']:.2f}", f"{r['speedup_per_model']:.2f}")

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from echo_jax.core import config as config_lib
+from echo_jax.tasks import framed
 from echo_jax.tasks import task as task_lib
-from echo_jax.tasks import tutorial
 
 
 class WindowGRU(nn.Module):
@@ -33,5 +33,5 @@ def gru_task(config: config_lib.EchoConfig) -> task_lib.Task:
   init = lambda key: model.init(
       key, jnp.zeros((1, config.context), jnp.int32))["params"]
   apply = lambda params, ids_BxC: model.apply({"params": params}, ids_BxC)
-  return task_lib.Task(f"gru_{config.hidden}", config,
-                       tutorial.windows_frame(config), init, apply)
+  return framed.framed_task(f"gru_{config.hidden}", config, init,
+                            framed.windows_frame(config), apply)

@@ -42,7 +42,9 @@ def frame_lag_windows(sequence_L: chex.Array, lag, min_context: int,
 def lags_task(config: config_lib.EchoConfig, lags: tuple[int, ...],
               sequences_per_epoch: int = 1) -> task_lib.Task:
   """All `lags`, windows of at least `config.context`, hidden size
-  `config.hidden`, one program."""
+  `config.hidden`, one program; each Adam update on every row of the
+  epoch's sequences (the first lag's row count: shorter lags' extra rows
+  are padding)."""
   width = max(int(context_for_lag(l, config.context)) for l in lags)
   first = min(lags)
   rows = samples_per_sequence(config.length, first, config.context)
@@ -56,7 +58,8 @@ def lags_task(config: config_lib.EchoConfig, lags: tuple[int, ...],
   return masking.padded_lstm_task(
       f"lags_h{config.hidden}", config, False, frame, width,
       sequences_per_epoch, tuple(lags),
-      tuple(f"lag {l}, hidden {config.hidden}" for l in lags))
+      tuple(f"lag {l}, hidden {config.hidden}" for l in lags),
+      batch_size=rows * sequences_per_epoch)
 
 
 def samples_per_sequence(length: int, lag: int, min_context: int) -> int:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from echo_jax.core import config as config_lib
 from echo_jax.core import models
 from echo_jax.core import samples as samples_lib
+from echo_jax.tasks import framed
 from echo_jax.tasks import task as task_lib
 
 ALIGNS = ("right", "left")
@@ -122,8 +123,8 @@ def padded_lstm_task(name: str, config: config_lib.EchoConfig,
                      special_value: bool, frame, width: int,
                      sequences_per_epoch: int = 1,
                      variants: tuple[int, ...] = (0,),
-                     variant_names: tuple[str, ...] | None = None
-                     ) -> task_lib.Task:
+                     variant_names: tuple[str, ...] | None = None,
+                     batch_size: int | None = None) -> task_lib.Task:
   """A `PaddedLSTM` on a framing whose inputs are {"ids", maybe "lengths"}."""
   model = padded_lstm(config, special_value)
 
@@ -134,8 +135,9 @@ def padded_lstm_task(name: str, config: config_lib.EchoConfig,
     return model.apply({"params": params}, inputs["ids"],
                        inputs.get("lengths"))
 
-  return task_lib.Task(name, config, frame, init, apply, sequences_per_epoch,
-                        variants, variant_names)
+  return framed.framed_task(name, config, init, frame, apply,
+                            sequences_per_epoch, batch_size, variants,
+                            variant_names)
 
 
 def missing_value_task(config: config_lib.EchoConfig, mode: str

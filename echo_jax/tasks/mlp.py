@@ -12,8 +12,8 @@ import jax.numpy as jnp
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import models
+from echo_jax.tasks import framed
 from echo_jax.tasks import task as task_lib
-from echo_jax.tasks import tutorial
 
 
 class WindowMLP(nn.Module):
@@ -40,7 +40,6 @@ class WindowMLP(nn.Module):
 def mlp_task(config: config_lib.EchoConfig, hidden: int) -> task_lib.Task:
   """The tutorial's windows (lag, context), fitted statelessly, by an MLP."""
   model = WindowMLP(hidden, config.n_unique, config.context)
-  lstm_task = tutorial.echo_lstm_task("lstm", config)
 
   def init(key):
     return model.init(key, jnp.zeros((1, config.context), jnp.int32))["params"]
@@ -48,4 +47,5 @@ def mlp_task(config: config_lib.EchoConfig, hidden: int) -> task_lib.Task:
   def apply(params, ids_BxC):
     return model.apply({"params": params}, ids_BxC)
 
-  return task_lib.Task(f"mlp_{hidden}", config, lstm_task.frame, init, apply)
+  return framed.framed_task(f"mlp_{hidden}", config, init,
+                            framed.windows_frame(config), apply)

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 from echo_jax.core import config as config_lib
 from echo_jax.core import data
 from echo_jax.core import samples as samples_lib
+from echo_jax.tasks import framed
 from echo_jax.tasks import task as task_lib
-from echo_jax.tasks import tutorial
 
 
 def frame_next_value(sequence_L: chex.Array, context: int
@@ -30,4 +30,4 @@ def next_value_task(config: config_lib.EchoConfig) -> task_lib.Task:
     del variant
     return frame_next_value(sequence_L, config.context)
 
-  return tutorial.echo_lstm_task("predict_next", config, frame)
+  return framed.echo_lstm_task("predict_next", config, frame)

@@ -28,7 +28,8 @@ def frame_prefixes(sequence_L: chex.Array, lag: int, mode: str,
 
 
 def prefix_task(config: config_lib.EchoConfig, mode: str,
-                sequences_per_epoch: int = 1) -> task_lib.Task:
+                sequences_per_epoch: int = 1,
+                batch_size: int | None = None) -> task_lib.Task:
   if mode not in masking.MODES:
     raise ValueError(f"mode={mode!r} must be one of {masking.MODES}")
 
@@ -38,4 +39,5 @@ def prefix_task(config: config_lib.EchoConfig, mode: str,
 
   return masking.padded_lstm_task(f"prefix_{mode}", config,
                                   mode == "special_value", frame,
-                                  config.length, sequences_per_epoch)
+                                  config.length, sequences_per_epoch,
+                                  batch_size=batch_size)

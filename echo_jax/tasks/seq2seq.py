@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from echo_jax.core import config as config_lib
 from echo_jax.core import models
 from echo_jax.core import samples as samples_lib
+from echo_jax.tasks import framed
 from echo_jax.tasks import task as task_lib
 
 
@@ -66,7 +67,8 @@ def sequence_lstm_task(name: str, config: config_lib.EchoConfig, frame,
                        width: int, sequences_per_epoch: int = 1,
                        variants: tuple[int, ...] = (0,),
                        variant_names: tuple[str, ...] | None = None,
-                       truncate_bptt: bool = False) -> task_lib.Task:
+                       truncate_bptt: bool = False,
+                       batch_size: int | None = None) -> task_lib.Task:
   model = SequenceLSTM(config.hidden, config.n_unique, config.init,
                        config.recurrent_activation, truncate_bptt,
                        unroll=min(width, 5))
@@ -77,8 +79,9 @@ def sequence_lstm_task(name: str, config: config_lib.EchoConfig, frame,
   def apply(params, ids_BxT):
     return model.apply({"params": params}, ids_BxT)
 
-  return task_lib.Task(name, config, frame, init, apply, sequences_per_epoch,
-                        variants, variant_names)
+  return framed.framed_task(name, config, init, frame, apply,
+                            sequences_per_epoch, batch_size, variants,
+                            variant_names)
 
 
 def frame_lag_sequence(sequence_L: chex.Array, lag, context: int,

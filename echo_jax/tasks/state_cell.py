@@ -24,7 +24,6 @@ onto one-hot values, fitted on test sequences [0, P), scored on [P, 2P))
 decodes from it.
 """
 
-import collections
 import dataclasses
 from typing import Any
 
@@ -34,6 +33,7 @@ import jax.numpy as jnp
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import data
+from echo_jax.core import evaluate as evaluate_lib
 from echo_jax.core import models
 from echo_jax.core import train as train_lib
 from echo_jax.tasks import sweep_cell
@@ -44,7 +44,11 @@ WHOLE = 0
 # Sequences per step of the evaluation loop (bounds its memory).
 DEFAULT_EVAL_BATCH = 100
 # Test sequences the probe is fitted on, and as many it is scored on (at
-# most half the test set each); accuracies use every test sequence.
+# most half the test set each); accuracies use every test sequence. The
+# evaluator draws its test sequences at once: at most MAX_EVAL_SEQUENCES,
+# the runner's piece (`runtime.runner.PIECE_SEQUENCES`), so one probe is
+# fitted per run.
+MAX_EVAL_SEQUENCES = 16_000
 DEFAULT_PROBE_SEQUENCES = 200
 # Sequences per step of the probe's passes (their one-hot values and
 # decoded logits are large: small steps stay in cache).
@@ -54,9 +58,6 @@ PROBE_RIDGE = 1e-3
 # Newton-Schulz iterations of the probe's inverse (matmuls only: no batched
 # LAPACK call under vmap, which hung on two host devices, see FINDINGS).
 PROBE_ITERATIONS = 40
-
-trace_counts: collections.Counter = collections.Counter()
-
 
 def batch_name(spec: int) -> str:
   return "whole" if spec == WHOLE else str(spec)
@@ -123,10 +124,11 @@ def validate(config: config_lib.EchoConfig, grid: Grid) -> None:
   check("batch_sizes", grid.batch_sizes, 0, config.length,
         f" (0 or whole: the whole sequence; length={config.length})")
   config_lib.validate(config.replace(lag=0, context=1))
-  if config.eval_sequences < 2:
+  if not 2 <= config.eval_sequences <= MAX_EVAL_SEQUENCES:
     raise config_lib.ConfigError(
-        f"eval_sequences={config.eval_sequences} must be >= 2 (the probe "
-        "fits on some test sequences and is scored on others)")
+        f"eval_sequences={config.eval_sequences} must be in [2, "
+        f"{MAX_EVAL_SEQUENCES}] (the probe fits on some test sequences and "
+        "is scored on others, all scored at once)")
   for lag in grid.lags:
     for window in grid.windows:
       if lag < window and samples_per_sequence(config, lag, window) < 1:
@@ -231,7 +233,6 @@ def make_evaluate(shape_config: config_lib.EchoConfig, eval_batch: int,
 
   def evaluate(params, sequences_SxL, variant):
     del variant  # both ways, whichever way the model was trained
-    trace_counts["evaluate", shape_config.lag, c, b] += 1
     # The probe splits the test set three ways: drawn whole from its keys
     # (a data.TestSet; 1000 sequences by default).
     sequences_SxL = data.sequences_of(sequences_SxL)
@@ -296,30 +297,11 @@ def cell_task(config: config_lib.EchoConfig, lag: int, window: int,
   """The task of one (lag, window, batch) cell: a stateful and a stateless
   model per seed (variants 1 and 0, paired seeds)."""
   shape_config = cell_config(config, lag, window, batch)
-  config_lib.validate(shape_config)
-
-  def make_chunk(task, num_epochs):
-    del task
-    chunk = train_lib.make_run_epochs(
-        shape_config, num_epochs, None,
-        lambda variant: variant == STATEFUL)
-
-    def counted_fit(*args):
-      trace_counts["train", lag, window, batch] += 1
-      return chunk.fit(*args)
-
-    return chunk._replace(fit=counted_fit)
-
-  identity = {**shape_config.to_dict(), "task": "state_map_cell",
-              "variants": list(VARIANT_NAMES),
-              "probe_sequences": probe_sequences}
+  evaluate = make_evaluate(shape_config, eval_batch, probe_sequences)
   return task_lib.Task(
-      name=f"lag {lag} window {window} batch {batch}", config=shape_config,
-      frame=None, init=lambda key: models.init_params(shape_config, key),
-      apply=None, variants=VARIANTS, variant_names=VARIANT_NAMES,
-      make_chunk=make_chunk,
-      make_evaluate=lambda task: make_evaluate(shape_config, eval_batch,
-                                               probe_sequences),
-      # The probe draws the whole test set at once (in one piece).
-      eval_batch=shape_config.eval_sequences, combine_pieces=None,
-      identity=identity)
+      f"lag {lag} window {window} batch {batch}", shape_config,
+      train_lib.make_train(shape_config,
+                           stateful_fn=lambda variant: variant == STATEFUL),
+      lambda *args: evaluate_lib.Scores(evaluate(*args)),
+      variants=VARIANTS, variant_names=VARIANT_NAMES,
+      settings={"probe_sequences": probe_sequences})

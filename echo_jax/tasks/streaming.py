@@ -48,13 +48,13 @@ def frame_stream(sequence_L: chex.Array, lag) -> samples_lib.Samples:
 
 
 def streaming_task(config: config_lib.EchoConfig, lags: tuple[int, ...],
-                   sequences_per_epoch: int, truncate_bptt: bool = False
-                   ) -> task_lib.Task:
-  """One task for all `lags`: a many-to-many LSTM over whole sequences, a
-  batch of `config.batch_size` sequences per Adam update."""
-  name = "streaming_truncated" if truncate_bptt else "streaming_full_bptt"
+                   sequences_per_update: int, truncate_bptt: bool = False,
+                   name: str | None = None) -> task_lib.Task:
+  """One task for all `lags`: a many-to-many LSTM over whole sequences,
+  `sequences_per_update` fresh sequences per epoch, one Adam update each."""
+  kind = "streaming_truncated" if truncate_bptt else "streaming_full_bptt"
   return seq2seq.sequence_lstm_task(
-      name, config, frame_stream, config.length,
-      sequences_per_epoch=sequences_per_epoch, variants=tuple(lags),
-      variant_names=tuple(f"{name} lag {l}" for l in lags),
-      truncate_bptt=truncate_bptt)
+      name or kind, config, frame_stream, config.length,
+      sequences_per_epoch=sequences_per_update, variants=tuple(lags),
+      variant_names=tuple(f"{kind} lag {l}" for l in lags),
+      truncate_bptt=truncate_bptt, batch_size=sequences_per_update)

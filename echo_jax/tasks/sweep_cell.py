@@ -17,17 +17,15 @@ never trained.
 
 import collections
 import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import data
 from echo_jax.core import evaluate as evaluate_lib
-from echo_jax.core import models
 from echo_jax.core import train as train_lib
 from echo_jax.tasks import task as task_lib
 
@@ -39,10 +37,6 @@ FRAMING_NOTE = (
 # Sequences per lax.map step when scoring: bounds evaluation memory (all
 # models x 1000 sequences at once can take gigabytes).
 DEFAULT_EVAL_BATCH = 50
-
-# Traces of each group's programs, by (kind, context, hidden): tests check
-# that a group compiles once, whatever its number of lags and seeds.
-trace_counts: collections.Counter = collections.Counter()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,9 +59,6 @@ class Grid:
   def to_dict(self) -> dict[str, list[int]]:
     return {"lags": list(self.lags), "contexts": list(self.contexts),
             "hidden_sizes": list(self.hidden_sizes)}
-
-
-DEFAULT_GRID = Grid(tuple(range(9)), tuple(range(1, 11)), (4, 8, 16, 32, 64))
 
 
 def possible_lags(grid: Grid, context: int) -> tuple[int, ...]:
@@ -159,15 +150,6 @@ def make_frame_fn(shape_config: config_lib.EchoConfig) -> train_lib.FrameFn:
                                              shape_config.context)
 
 
-def make_train_from(shape_config: config_lib.EchoConfig
-                    ) -> Callable[..., train_lib.TrainResult]:
-  """train_from(params, data_key, lag) -> TrainResult: one model's run in
-  one call (the reference the chunked group programs are tested against):
-  `train.make_train_from_params` on all windows with a traced lag."""
-  return train_lib.make_train_from_params(shape_config,
-                                          make_frame_fn(shape_config))
-
-
 def make_correct(shape_config: config_lib.EchoConfig, eval_batch: int):
   """correct(params, lag, sequences_SxL) -> int32 count of correct echoes
   over all windows of all sequences, scored `eval_batch` sequences at a time
@@ -191,61 +173,19 @@ def make_correct(shape_config: config_lib.EchoConfig, eval_batch: int):
   return correct
 
 
-def combine_accuracy(shape_config: config_lib.EchoConfig
-                     ) -> evaluate_lib.Combine:
-  """The runner's Combine for `make_correct`'s counts on pieces of a test
-  set: the fraction of correct echoes over all its windows (float32)."""
-
-  def combine(pieces, num_sequences):
-    total = num_sequences * shape_config.num_samples
-    correct = evaluate_lib.sum_pieces(pieces, num_sequences)
-    return evaluate_lib.fraction(np.asarray(correct), total)
-
-  return combine
-
-
 def group_task(config: config_lib.EchoConfig, context: int, hidden: int,
                lags: tuple[int, ...], eval_batch: int = DEFAULT_EVAL_BATCH
                ) -> task_lib.Task:
   """The task of one (context, hidden) pair: every lag of `lags` x
-  config.seeds models, each model's lag a traced variant."""
+  config.seeds models, each model's lag a traced variant; scored by the
+  count of correct echoes over all windows of the test sequences."""
   shape_config = group_config(config, context, hidden)
   if not lags or max(lags) >= context:
     raise ValueError(f"lags {lags} must be non-empty and < context={context}")
-  frame_fn = make_frame_fn(shape_config)
-
-  def make_chunk(task, num_epochs):
-    chunk = train_lib.make_run_epochs(shape_config, num_epochs, frame_fn)
-
-    def counted_fit(*args):
-      trace_counts["train", context, hidden] += 1
-      return chunk.fit(*args)
-
-    return chunk._replace(fit=counted_fit)
-
-  def make_evaluate(task):
-    correct = make_correct(shape_config, eval_batch)
-
-    def evaluate(params, sequences_SxL, lag):
-      trace_counts["evaluate", context, hidden] += 1
-      return correct(params, lag, sequences_SxL)
-
-    return evaluate
-
-  # As every task with variants claims its run folder: its config, name and
-  # variants.
-  identity = {**shape_config.to_dict(),
-              "task": f"context {context} hidden {hidden}",
-              "variants": list(lags),
-              "variant_names": [f"lag {l}" for l in lags]}
+  correct = make_correct(shape_config, eval_batch)
   return task_lib.Task(
-      name=f"context {context} hidden {hidden}", config=shape_config,
-      frame=None, init=lambda key: models.init_params(shape_config, key),
-      apply=None, variants=tuple(lags),
-      variant_names=tuple(f"lag {l}" for l in lags), make_chunk=make_chunk,
-      make_evaluate=make_evaluate, eval_batch=eval_batch,
-      combine_pieces=combine_accuracy(shape_config), identity=identity,
-      # All that shapes the programs: the lags are data (each model's
-      # variant), their number is the runner's model count.
-      program_key=("sweep group", shape_config, eval_batch),
-      keep_programs=False)
+      f"context {context} hidden {hidden}", shape_config,
+      train_lib.make_train(shape_config, make_frame_fn(shape_config)),
+      lambda params, sequences, lag: evaluate_lib.Scores(
+          correct(params, lag, sequences)),
+      variants=tuple(lags), variant_names=tuple(f"lag {l}" for l in lags))

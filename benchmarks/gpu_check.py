@@ -23,13 +23,12 @@ import tempfile
 from absl import logging
 import jax
 
+from benchmarks import cost_model
 from echo_jax.core import config as config_lib
-from echo_jax.report import tables
-from echo_jax.studies import cost_model
+from echo_jax.report import records
 
 # Where the benchmark's subprocesses run (`python -m experiments...`).
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Name -> flags appended to XLA_FLAGS. "" is XLA's own default set.
 COMMAND_BUFFER_SETTINGS = {
     "XLA default": "",
@@ -168,7 +167,7 @@ def print_command_buffers(check: dict) -> None:
   if "skipped" in check:
     print(f"GPU check (command buffers): skipped, {check['skipped']}")
     return
-  print(tables.format_table(
+  print(records.format_table(
       [f"echo_lag models at once ({check['epochs']} epochs)", "setting",
        "models/s", "GFLOP/s", "of fp32 peak", "of default-precision peak",
        "of memory-bound limit"],

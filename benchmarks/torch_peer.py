@@ -1,7 +1,7 @@
 """An idiomatic PyTorch port of the tutorial's three experiments: the peer the
 benchmark times echo_jax against (same sizes, same number of Adam updates,
 same stateful semantics). Only imported when torch is installed
-(requirements-bench.txt); never part of the package.
+(requirements-bench.txt); never part of echo_jax.
 """
 
 import time
@@ -25,7 +25,7 @@ class TorchEcho(nn.Module):
 
 
 def windows(sequence_L: torch.Tensor, lag: int, context: int):
-  """The same framing as echo_jax.data.frame_windows."""
+  """The same framing as echo_jax.core.data.frame_windows."""
   length = sequence_L.shape[0]
   ends_N = torch.arange(lag + context - 1, length)
   offsets_C = torch.arange(context) - (context - 1)

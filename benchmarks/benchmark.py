@@ -1,7 +1,7 @@
 """Speed, measured side by side in one process: compile and training time,
 update and model throughput, fast paths, FLOPs against the machine's matmul
 peak, checkpoint overhead, cold/warm start and a peer (the binary passes the
-PyTorch port, experiments/torch_peer.py, when torch is installed).
+PyTorch port, benchmarks/torch_peer.py, when torch is installed).
 
 Timings are medians of `repeats` runs; ratios compare numbers measured in
 this same process.
@@ -21,22 +21,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import cost_model
+from benchmarks import gpu_check
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
-from echo_jax.report import tables
-from echo_jax.runtime import keys as keys_lib
-from echo_jax.runtime import memory
-from echo_jax.runtime import results
-from echo_jax.runtime import programs
+from echo_jax.runtime import files
+from echo_jax.runtime import parallel
 from echo_jax.runtime import runner
-from echo_jax.studies import cost_model
-from echo_jax.studies import gpu_check
 from echo_jax.tasks import sweep_cell
-from echo_jax.tasks import tutorial
+from echo_jax.tasks import task as task_lib
 
 REPO = gpu_check.REPO
-SECTIONS = ("one_model", "paths", "scaling", "shape_sharing", "checkpointing",
-            "cost_model", "layouts", "gpu_command_buffers")
+SECTIONS = ("one_model", "paths", "scaling", "checkpointing", "cost_model",
+            "layouts", "gpu_command_buffers")
 # Models per block the layouts section tries (None: all vmapped together).
 LAYOUT_BLOCKS = (None, 1, 2, 4, 6, 8, 16)
 EXPERIMENTS = ("echo_current", "echo_lag_no_context", "echo_lag")
@@ -70,20 +67,19 @@ def compile_whole_runs(config: config_lib.EchoConfig, num_models: int,
   devices, the whole run as one chunk. Returns (train(keys_M) -> (state_M,
   EpochMetrics_M), keys_M, compile seconds: tracing, lowering and compiling
   all of them)."""
-  task = tutorial.tutorial_task(config.replace(seeds=num_models))
-  # Training only, and uncached: every call is a cold compile.
+  task = task_lib.tutorial_task(config.replace(seeds=num_models))
+  # Training only: every call is a cold compile.
   compiled = runner.compile_task(task, max_devices, chunk_epochs=config.epochs,
                                  with_evaluation=False)
   end_epoch = np.int32(config.epochs)
-  train_all = lambda keys: compiled.run_chunk(compiled.training.init(keys),
-                                              end_epoch)
+  train_all = lambda keys: compiled.chunk(compiled.init(keys), end_epoch)
   return train_all, compiled.keys_M, compiled.compile_seconds
 
 
 def time_single(config: config_lib.EchoConfig, repeats: int) -> dict:
   """Compile and training time of one model, the whole run as one call of
-  the training programs (initialisation, data, fit). Compile time is the
-  median of `repeats` cold compilations (new functions each time, so
+  the training programs (initialisation, then every epoch). Compile time is
+  the median of `repeats` cold compilations (new functions each time, so
   nothing is reused; the persistent cache is off)."""
   compiles = [compile_whole_runs(config, 1, 1) for _ in range(repeats)]
   train_one, keys, _ = compiles[-1]
@@ -113,7 +109,7 @@ def time_scaling(config: config_lib.EchoConfig, counts: list[int],
   for n in counts:
     timed = n <= max_sequential or sequential_rate is None
     if timed:
-      keys = np.asarray(keys_lib.model_keys(config, n))
+      keys = runner.model_keys(config, n)
       sequential = median_seconds(
           lambda keys=keys, n=n: [train_one(keys[i:i + 1]) for i in range(n)],
           max(1, repeats - 1))
@@ -135,7 +131,7 @@ def time_scaling(config: config_lib.EchoConfig, counts: list[int],
 
 def time_checkpointing(config: config_lib.EchoConfig, repeats: int) -> dict:
   """Training with an orbax checkpoint after every chunk vs without."""
-  compiled = runner.compile_task(tutorial.tutorial_task(config))
+  compiled = runner.compile_task(task_lib.tutorial_task(config))
   plain, saved = [], []
   for _ in range(repeats):
     record = records.tutorial_record(runner.run(compiled))
@@ -150,20 +146,6 @@ def time_checkpointing(config: config_lib.EchoConfig, repeats: int) -> dict:
   return {"seeds": config.seeds, "chunk_epochs": compiled.chunk_epochs,
           "train_seconds_without": without, "train_seconds_with": with_,
           "overhead_fraction": with_ / without - 1}
-
-
-def time_shape_sharing(config: config_lib.EchoConfig) -> dict:
-  """Compile time of a run, then of the same run with twice the epochs and
-  another seed in the same process: the second reuses the first's programs
-  (the run's length and seed are data, not part of them)."""
-  first = runner.compile_task(tutorial.tutorial_task(config))
-  second = runner.compile_task(tutorial.tutorial_task(
-      config.replace(epochs=2 * config.epochs, seed=config.seed + 1)))
-  return {"epochs": [config.epochs, 2 * config.epochs],
-          "compile_seconds": [first.compile_seconds, second.compile_seconds],
-          "programs_shared": all(
-              getattr(first, name) is getattr(second, name)
-              for name in ("training", "evaluate"))}
 
 
 def time_reproduce_start(seeds: int | None) -> dict:
@@ -251,14 +233,14 @@ def time_cost_model(config: config_lib.EchoConfig, report: dict,
 
 def layout_tasks(epochs: int) -> dict:
   """The programs the layouts section times: the windowed echo with 64
-  models, and two sweep groups of 9 lags x 8 seeds (hidden 64: 4 MB of
-  optimizer state per 5 models; hidden 8: all 36 of a device's models in
-  2.5 MB)."""
+  models, and two sweep groups of 9 lags x 8 seeds (hidden 64: 0.56 MB of
+  training state a model, 7 to a 4 MB block; hidden 8: all 36 of a device's
+  models in 1.8 MB)."""
   lag = config_lib.preset("echo_lag").replace(epochs=epochs)
   group = lambda hidden: sweep_cell.group_task(
       lag.replace(stateful=False, seeds=8, experiment="sweep"), 10, hidden,
       tuple(range(9)))
-  return {"echo_lag, 64 models": tutorial.tutorial_task(lag.replace(seeds=64)),
+  return {"echo_lag, 64 models": task_lib.tutorial_task(lag.replace(seeds=64)),
           "sweep group, context 10, hidden 64": group(64),
           "sweep group, context 10, hidden 8": group(8)}
 
@@ -266,30 +248,30 @@ def layout_tasks(epochs: int) -> dict:
 def time_layouts(epochs: int, repeats: int,
                  blocks=LAYOUT_BLOCKS) -> list[dict]:
   """models/s of each `layout_tasks` program with a device's models in
-  vmapped blocks of b (`programs.BLOCK_ENV`; None: all vmapped together,
+  vmapped blocks of b (`parallel.BLOCK_ENV`; None: all vmapped together,
   "all"), for the b dividing its models per device; one call of the
   whole run, the layouts alternated `repeats` times, medians."""
   rows = []
-  saved = os.environ.get(programs.BLOCK_ENV)
+  saved = os.environ.get(parallel.BLOCK_ENV)
   try:
     for name, task in layout_tasks(epochs).items():
-      mesh = programs.seed_mesh(task.num_models)
-      per_device = programs.padded_models(task.num_models, mesh) // mesh.size
+      mesh = parallel.seed_mesh(task.num_models)
+      per_device = parallel.padded_models(task.num_models, mesh) // mesh.size
       runs, auto, order = {}, None, list(blocks)
       for block in order:  # reaches the block auto picks, appended below
         if block is not None and (block >= per_device or per_device % block):
           continue  # over_models would vmap them all: a duplicate row
-        os.environ[programs.BLOCK_ENV] = "all" if block is None else str(block)
+        os.environ[parallel.BLOCK_ENV] = "all" if block is None else str(block)
         compiled = runner.compile_task(task, chunk_epochs=epochs,
                                        with_evaluation=False)
         end = np.int32(epochs)
-        train = lambda c=compiled: c.run_chunk(c.training.init(c.keys_M), end)
+        train = lambda c=compiled: c.chunk(c.init(c.keys_M), end, *c.extra())
         jax.block_until_ready(train())  # first call: allocation
         runs[block] = (train, compiled.keys_M.shape[0])
         if len(runs) == 1:
-          # The block `auto` picks (programs.over_models), timed too.
-          auto = programs.cache_block(per_device, memory.tree_bytes(
-              compiled.training.state_spec) // runs[block][1])
+          # The block `auto` picks (parallel.over_models), timed too.
+          auto = parallel.cache_block(per_device, parallel.tree_bytes(
+              compiled.init.out_info) // runs[block][1])
           if auto not in order:
             order.append(auto)
       times = {block: [] for block in runs}
@@ -299,16 +281,16 @@ def time_layouts(epochs: int, repeats: int,
       for block, (_, models) in runs.items():
         rows.append({"program": name, "block": block, "models": models,
                      "models_per_device": per_device, "auto_block": auto,
-                     "updates_per_model": epochs * task.updates_per_epoch,
+                     "updates_per_model": epochs * task.train.updates_per_epoch,
                      "models_per_second": models
                      / statistics.median(times[block])})
         logging.info("layout %s, block %s: %.2f models/s", name, block,
                      rows[-1]["models_per_second"])
   finally:
     if saved is None:
-      os.environ.pop(programs.BLOCK_ENV, None)
+      os.environ.pop(parallel.BLOCK_ENV, None)
     else:
-      os.environ[programs.BLOCK_ENV] = saved
+      os.environ[parallel.BLOCK_ENV] = saved
   return rows
 
 
@@ -371,7 +353,7 @@ def run(workdir: str, sections, repeats: int, counts: list[int],
   counts = list(counts)
   if jax.default_backend() == "gpu":
     counts += [n for n in gpu_counts if n not in counts]
-  report = {"versions": results.versions(), "repeats": repeats,
+  report = {"versions": files.versions(), "repeats": repeats,
             "backend": jax.default_backend(),
             "devices": [str(d) for d in jax.devices()],
             "matmul_peak_gflops": matmul_peak_gflops(repeats)}
@@ -421,9 +403,6 @@ def run(workdir: str, sections, repeats: int, counts: list[int],
   if peer_many is not None and "scaling" in sections:
     report["peer_many"] = time_peer_many(
         peer_many, lag.replace(epochs=scaling_epochs), list(peer_many_counts))
-  if "shape_sharing" in sections:
-    # Three seeds: a shape no earlier step compiled.
-    report["shape_sharing"] = time_shape_sharing(lag.replace(seeds=3))
   if "checkpointing" in sections:
     report["checkpointing"] = time_checkpointing(lag, repeats)
   if "gpu_command_buffers" in sections:
@@ -438,7 +417,7 @@ def run(workdir: str, sections, repeats: int, counts: list[int],
                     if peer is not None else None)
 
   path = os.path.join(workdir, "benchmark.json")
-  results.write_json_atomic(path, report)
+  files.write_json_atomic(path, report)
   print_report(report)
   print(f"wrote {path}")
   return report
@@ -459,7 +438,7 @@ def print_report(report: dict) -> None:
                    f"({100 * row['gflops_per_second'] / peak:.1f}% of peak)",
                    fmt(peer[name]["train_seconds"] / row["train_seconds"], 1)
                    if peer else "-"])
-    print(tables.format_table(
+    print(records.format_table(
         ["one model, tutorial settings", "compile s", "train s", "updates/s",
          "GFLOP", "GFLOP/s", "torch train / ours"], rows))
     print(f"compile s: median of {report['repeats']} cold compilations; "
@@ -467,12 +446,12 @@ def print_report(report: dict) -> None:
   if "echo_lag_paths" in report:
     paths = report["echo_lag_paths"]
     base = paths["fused+gather (default)"]["train_seconds"]
-    print(tables.format_table(
+    print(records.format_table(
         ["echo_lag path", "compile s", "train s", "train s / default"],
         [[label, fmt(r["compile_seconds"]), fmt(r["train_seconds"], 3),
           fmt(r["train_seconds"] / base)] for label, r in paths.items()]))
   if "scaling" in report:
-    print(tables.format_table(
+    print(records.format_table(
         ["seeds", "devices", "sequential models/s", "one call models/s",
          "speedup"],
         [[r["seeds"], r["devices"],
@@ -483,7 +462,7 @@ def print_report(report: dict) -> None:
   if report.get("peer_many"):
     ours = {r["seeds"]: r["one_call_models_per_second"]
             for r in report.get("scaling", [])}
-    print(tables.format_table(
+    print(records.format_table(
         ["models at once (echo_lag, 200 epochs)", "ours models/s",
          "torch.func vmap models/s", "ours / torch.func"],
         [[r["models"], fmt(ours[r["models"]]) if r["models"] in ours else "-",
@@ -496,7 +475,7 @@ def print_report(report: dict) -> None:
     names = list(dict.fromkeys(r["program"] for r in report["layouts"]))
     rate = {(r["program"], r["block"]): r["models_per_second"]
             for r in report["layouts"]}
-    print(tables.format_table(
+    print(records.format_table(
         ["models/s by block (2 devices)", "all vmapped"]
         + [f"blocks of {b}" for b in LAYOUT_BLOCKS[1:]],
         [[name] + [fmt(rate[name, b]) if (name, b) in rate else "-"
@@ -505,14 +484,6 @@ def print_report(report: dict) -> None:
     print_sweep_cost(report["cost_model_sweep"])
   if "gpu_command_buffers" in report:
     gpu_check.print_command_buffers(report["gpu_command_buffers"])
-  if "shape_sharing" in report:
-    sharing = report["shape_sharing"]
-    print(f"shape sharing (echo_lag, 3 seeds): compile for "
-          f"{sharing['epochs'][0]} epochs "
-          f"{fmt(sharing['compile_seconds'][0])} s, then for "
-          f"{sharing['epochs'][1]} epochs and another seed "
-          f"{fmt(sharing['compile_seconds'][1], 3)} s (programs shared: "
-          f"{sharing['programs_shared']})")
   if "checkpointing" in report:
     ck = report["checkpointing"]
     print(f"checkpoint every {ck['chunk_epochs']} epochs (echo_lag, "
@@ -541,7 +512,7 @@ def print_report(report: dict) -> None:
 
 def print_sweep_cost(rows: list[dict]) -> None:
   us = lambda seconds: fmt(seconds * 1e6, 1)
-  print(tables.format_table(
+  print(records.format_table(
       ["sweep program (auto layout)", "models per device", "block",
        "MFLOP / MB per update", "stream GB/s at working set",
        "limit us/update (device)", "measured us/update", "of limit"],
@@ -574,6 +545,6 @@ def print_cost_model(cost: dict) -> None:
         f"MFLOP of matmuls, {fmt(cost['bytes_per_update'] / 1e6)} MB moved "
         f"({cost['params']} parameters); matmul at its shape "
         f"{fmt(cost['matmul_gflops_at_shape'], 1)} GFLOP/s")
-  print(tables.format_table(
+  print(records.format_table(
       ["run", "models per device", "stream GB/s at working set",
        "limit us/update (device)", "measured us/update", "of limit"], rows))

@@ -1,0 +1,1 @@
+"""The benchmark harness: echo_jax's speed, measured outside the library."""
