@@ -24,6 +24,7 @@ import numpy as np
 from benchmarks import cost_model
 from benchmarks import gpu_check
 from echo_jax.core import config as config_lib
+from echo_jax.core import train
 from echo_jax.report import records
 from echo_jax.runtime import files
 from echo_jax.runtime import parallel
@@ -109,7 +110,7 @@ def time_scaling(config: config_lib.EchoConfig, counts: list[int],
   for n in counts:
     timed = n <= max_sequential or sequential_rate is None
     if timed:
-      keys = runner.model_keys(config, n)
+      keys = train.model_keys(config.seed, n)
       sequential = median_seconds(
           lambda keys=keys, n=n: [train_one(keys[i:i + 1]) for i in range(n)],
           max(1, repeats - 1))
@@ -265,7 +266,7 @@ def time_layouts(epochs: int, repeats: int,
         compiled = runner.compile_task(task, chunk_epochs=epochs,
                                        with_evaluation=False)
         end = np.int32(epochs)
-        train = lambda c=compiled: c.chunk(c.init(c.keys_M), end, *c.extra())
+        train = lambda c=compiled: c.chunk(c.init(c.keys_M), end)
         jax.block_until_ready(train())  # first call: allocation
         runs[block] = (train, compiled.keys_M.shape[0])
         if len(runs) == 1:

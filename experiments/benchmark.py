@@ -12,6 +12,7 @@ of --repeats runs; ratios compare numbers measured in this same process.
 from experiments import common  # first: exposes one host device per core
 
 import os
+from typing import Sequence
 
 from absl import flags
 
@@ -62,6 +63,20 @@ _SECTIONS = flags.DEFINE_list(
     "e.g. a short GPU check).")
 
 
+def name_list(name: str, values: Sequence[str], allowed: Sequence[str],
+              allow_empty: bool = False) -> list[str]:
+  """A list flag's names, each one of `allowed`; one-line ConfigError
+  naming the flag and the allowed names otherwise (or, unless
+  `allow_empty`, if it names none)."""
+  unknown = [value for value in values if value not in allowed]
+  if unknown or not (values or allow_empty):
+    raise config_lib.ConfigError(
+        f"{name}={','.join(values)}: "
+        + (f"{unknown[0]!r} is not one of " if unknown else "name any of ")
+        + ", ".join(allowed))
+  return list(values)
+
+
 def peer():
   """(the PyTorch port's module, info), or (None, None)."""
   # pylint: disable=g-import-not-at-top
@@ -84,10 +99,10 @@ def benchmark():
                       ("gpu_check_timeout_s", _GPU_CHECK_TIMEOUT.value)):
     if value < 1:
       raise config_lib.ConfigError(f"{name}={value} must be >= 1")
-  sections = common.name_list("sections", _SECTIONS.value, SECTIONS,
+  sections = name_list("sections", _SECTIONS.value, SECTIONS,
                               allow_empty=True)
   settings = study.gpu_check.COMMAND_BUFFER_SETTINGS
-  chosen = common.name_list("gpu_check_settings", _GPU_CHECK_SETTINGS.value,
+  chosen = name_list("gpu_check_settings", _GPU_CHECK_SETTINGS.value,
                             list(settings))
   if "gpu_command_buffers" in sections:
     # Each setting trains in a subprocess of its own: this process must not

@@ -1,17 +1,11 @@
-"""What every binary shares: process set-up, its flags, flags -> config,
-joining a multi-process run, and running with one-line errors.
+"""What every binary shares: process set-up, flags -> config, the workdir,
+joining a multi-process run (docs/scaling.md), one-line errors.
 
-Importing this module first exposes one XLA host device per CPU core (before
-JAX initialises: tiny LSTM matmuls keep one core busy each, so the seeds are
-split over one device per core); ECHO_JAX_HOST_DEVICES=N chooses, 0 leaves
-XLA_FLAGS alone. It also keeps OpenBLAS to one thread unless
-OPENBLAS_NUM_THREADS is set: jaxlib's CPU LAPACK (the orthogonal
-initialiser's QR) runs on SciPy's OpenBLAS, whose idle threads otherwise
-busy-wait on a core XLA needs (13% of all samples while echo_lag trained).
-
-Every binary runs as N cooperating processes (one per host: docs/scaling.md)
-when a launcher that jax detects starts it (SLURM, Open MPI, a Cloud TPU
-pod), or with --coordinator_address, --num_processes and --process_id.
+Imported first, it gives XLA one host device per CPU core before JAX starts
+(tiny LSTM matmuls keep a core busy each; ECHO_JAX_HOST_DEVICES=N chooses, 0
+leaves XLA_FLAGS alone), and OpenBLAS one thread unless OPENBLAS_NUM_THREADS
+is set (the orthogonal initialiser's QR runs on it, and its idle threads
+busy-wait on a core XLA needs: 13% of all samples while echo_lag trained).
 """
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -29,6 +23,9 @@ if (_DEVICES_FLAG not in os.environ.get("XLA_FLAGS", "")
 if not {"numpy", "scipy", "jax"} & set(sys.modules):
   os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import atexit
+import datetime
+import fcntl
 import logging
 import traceback
 from typing import Any, Callable, Sequence
@@ -40,7 +37,8 @@ from echo_jax.core import config as config_lib
 
 # Flags left unset (None) keep the experiment's preset value.
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Folder for results (default: a fresh runs/<name>-<time>).")
+    "workdir", None,
+    "Folder for results (default: a fresh runs/<name>-<time>).")
 _CONFIG_JSON = flags.DEFINE_string(
     "config_json", None,
     "A saved config (the 'config' of a result JSON, or a plain config dict) "
@@ -92,12 +90,11 @@ PER_PROCESS_FLAGS = ("process_id", "compilation_cache")
 def fail(message: str, status: int = 2) -> None:
   """One line on stderr and a non-zero exit: 2 for bad input (how every
   invalid flag or config ends), 1 for a run that failed."""
-  from echo_jax.runtime import files
   from echo_jax.runtime import parallel
   if parallel.is_multiprocess():
     # Not sys.exit: jax's shutdown would wait for every peer, and a peer
     # still training waits for this one at its next gather.
-    files.release_all()
+    release_all()
     parallel.exit_now(message, status)
   print(f"error: {message}", file=sys.stderr)
   sys.exit(status)
@@ -136,20 +133,6 @@ def int_list(name: str, values: Sequence[str], minimum: int | None = None
   return parsed
 
 
-def name_list(name: str, values: Sequence[str], allowed: Sequence[str],
-              allow_empty: bool = False) -> list[str]:
-  """A list flag's names, each one of `allowed`; one-line ConfigError
-  naming the flag and the allowed names otherwise (or, unless
-  `allow_empty`, if it names none)."""
-  unknown = [value for value in values if value not in allowed]
-  if unknown or not (values or allow_empty):
-    raise config_lib.ConfigError(
-        f"{name}={','.join(values)}: "
-        + (f"{unknown[0]!r} is not one of " if unknown else "name any of ")
-        + ", ".join(allowed))
-  return list(values)
-
-
 def flag_overrides() -> dict[str, Any]:
   return {name: flags.FLAGS[name].value for name in CONFIG_FLAGS
           if flags.FLAGS[name].value is not None}
@@ -161,37 +144,96 @@ def load_config_json(path: str) -> config_lib.EchoConfig:
 
 def resolve_config(experiment: str) -> config_lib.EchoConfig:
   """Preset (or --config_json), then any flags given; validated."""
-  if _CONFIG_JSON.value:
-    base = load_config_json(_CONFIG_JSON.value)
-  else:
-    base = config_lib.preset(experiment)
+  base = (load_config_json(_CONFIG_JSON.value) if _CONFIG_JSON.value
+          else config_lib.preset(experiment))
   return config_lib.validate(base.replace(**flag_overrides()))
 
 
+# The workdir: one run writes into it at a time.
+LOCK_NAME = ".echo_jax.lock"
+_held: dict[str, Callable[[], None]] = {}  # workdir -> its release
+
+
+def fresh_name(name: str) -> str:
+  """runs/<name>-<time>-<pid>: a new folder for a run given no --workdir."""
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  return os.path.join("runs", f"{name}-{stamp}-{os.getpid()}")
+
+
+def claim(workdir: str) -> str:
+  """Takes `workdir` for this process: creates it and holds an exclusive
+  lock (flock) on its lock file, which the kernel drops when the process
+  ends, so a killed run's stale file never blocks a rerun. Another run on
+  it, or an unwritable workdir, is refused in one line (ConfigError).
+  Released at exit, removing what it created if the run wrote nothing."""
+  key = os.path.abspath(workdir)
+  if key in _held:
+    return workdir
+  created, path = [], key
+  while not os.path.exists(path):
+    created.append(path)
+    path = os.path.dirname(path)
+  lock = os.path.join(key, LOCK_NAME)
+  try:
+    os.makedirs(key, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:
+    raise config_lib.ConfigError(
+        f"workdir={workdir!r} cannot be written: {e.strerror}") from None
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    holder = os.read(fd, 64).decode(errors="replace").strip()
+    os.close(fd)
+    raise config_lib.ConfigError(
+        f"workdir={workdir!r} is in use by another run (pid "
+        f"{holder or 'unknown'}): wait for it to end, or use another "
+        "--workdir") from None
+  os.ftruncate(fd, 0)
+  os.write(fd, str(os.getpid()).encode())
+
+  def release():
+    if _held.pop(key, None) is None:
+      return
+    os.remove(lock)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    for folder in created:  # innermost first; kept if anything is in it
+      try:
+        os.rmdir(folder)
+      except OSError:
+        pass
+
+  _held[key] = release
+  atexit.register(release)
+  return workdir
+
+
+def release_all() -> None:
+  """Releases every workdir this process holds (for an exit that skips
+  atexit)."""
+  for release in list(_held.values()):
+    release()
+
+
 def resolve_workdir(name: str) -> str:
-  """--workdir (default: a fresh runs/<name>-<time>-<pid>), checked
-  writable and locked for this process (`files.claim`: a run that fails
-  before writing leaves nothing behind)."""
-  from echo_jax.runtime import files
+  """--workdir (default: a fresh runs/<name>-<time>-<pid>), claimed for this
+  process (`claim`: a run that fails before writing leaves nothing)."""
   from echo_jax.runtime import parallel
   if not parallel.is_writer():
     return _WORKDIR.value  # process 0 checks and locks it; we only read
-  return files.claim(_WORKDIR.value or files.fresh_name(name))
+  return claim(_WORKDIR.value or fresh_name(name))
 
 
 def _launch_value(flag):
   """A multi-process flag's value, else $ECHO_JAX_<NAME>, else None."""
-  if flag.value is not None:
-    return flag.value
   text = os.environ.get(f"ECHO_JAX_{flag.name.upper()}") or None
-  if text is not None and flag.name != "coordinator_address":
-    try:
-      return int(text)
-    except ValueError:
-      raise config_lib.ConfigError(
-          f"ECHO_JAX_{flag.name.upper()}={text!r} must be an integer"
-      ) from None
-  return text
+  if flag.value is not None or text is None:
+    return flag.value
+  if flag.name != "coordinator_address" and not text.lstrip("-").isdigit():
+    raise config_lib.ConfigError(
+        f"ECHO_JAX_{flag.name.upper()}={text!r} must be an integer")
+  return text if flag.name == "coordinator_address" else int(text)
 
 
 def check_launch(address: str | None, count: int | None,
@@ -220,10 +262,10 @@ def check_launch(address: str | None, count: int | None,
 
 
 def start_processes() -> None:
-  """Joins a multi-process run if one was asked for or a launcher started
-  this process (jax.distributed.initialize detects it); every process then
-  checks that all were given the same flags. Processes other than 0 write
-  no logs and print nothing."""
+  """Joins a multi-process run if the flags ask for one or a launcher that
+  jax.distributed.initialize detects started this process; then every
+  process checks that all were given the same flags, and all but process 0
+  go quiet."""
   import jax
   from echo_jax.runtime import parallel
   address, count, index = (_launch_value(f) for f in (
@@ -241,8 +283,7 @@ def start_processes() -> None:
              f"{address or 'the launcher coordinator'} within "
              f"--distributed_timeout={timeout} s: start every process with "
              "the same --coordinator_address and --num_processes")
-  # jax's own deadline (a little later) would end the process with the
-  # runtime's abort report, not a line: ours fires first.
+  # Ours fires before jax's own deadline, which aborts with a report.
   with parallel.watchdog(timeout, message, status=2):
     try:
       jax.distributed.initialize(
@@ -283,16 +324,14 @@ def start_processes() -> None:
 
 
 def _enable_compilation_cache() -> None:
-  """JAX's persistent compilation cache, for every program (a cold echo
-  run is mostly compilation)."""
+  """JAX's persistent cache, for every program (a cold run is mostly
+  compiling)."""
   import jax
   path = _COMPILATION_CACHE.value
   if path is None:
-    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".cache")
-    path = os.environ.get(
-        "ECHO_JAX_COMPILATION_CACHE",
-        os.path.join(cache_home, "echo_jax", "jax_compilation_cache"))
+    path = os.environ.get("ECHO_JAX_COMPILATION_CACHE", os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+        "echo_jax", "jax_compilation_cache"))
   if path:
     jax.config.update("jax_compilation_cache_dir", os.path.abspath(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -304,12 +343,11 @@ def run_main(body: Callable[[], None]) -> None:
 
   def main(argv):
     del argv
-    # JAX reports each absent accelerator plugin at INFO, orbax every step
-    # of every save: keep INFO for our progress lines.
+    # INFO is for our progress lines, not each absent accelerator plugin
+    # (JAX) or every step of every save (orbax).
     logging.getLogger("jax").setLevel(logging.WARNING)
     logging.getLogger("absl").addFilter(
         lambda record: "/orbax/" not in record.pathname)
-    from echo_jax.runtime import files
     from echo_jax.runtime import parallel
     from echo_jax.runtime import runner
     try:
@@ -335,15 +373,11 @@ def run_main(body: Callable[[], None]) -> None:
       traceback.print_exc()
       fail(f"{type(e).__name__} (traceback above)", status=1)
     except KeyboardInterrupt:
-      print(f"error: {runner.interrupted_message()}", file=sys.stderr)
-      sys.stderr.flush()
-      sys.stdout.flush()
-      files.release_all()
-      # Not sys.exit: a save the interrupt cut short can leave orbax's
-      # worker thread waiting, and the interpreter would wait for it. An
-      # unfinished save is never read (resume takes the newest complete
-      # checkpoint), so ending here loses nothing.
-      os._exit(130)  # pylint: disable=protected-access
+      # Not sys.exit: a save cut short can leave orbax's worker thread
+      # waiting, and the interpreter would wait for it. A resume takes the
+      # newest complete checkpoint, so ending here loses nothing.
+      release_all()
+      parallel.exit_now(runner.interrupted_message(), 130)
 
   app.run(main, flags_parser=parse_flags)
 
@@ -357,7 +391,6 @@ def run_options():
 
 def run_single(name: str) -> None:
   """The body of a one-experiment binary: resolve, run, write, report."""
-  from echo_jax.studies import tutorial
+  from echo_jax.studies import runs
   config = resolve_config(name)
-  tutorial.run_single(config, resolve_workdir(config.experiment),
-                      run_options())
+  runs.run_single(config, resolve_workdir(config.experiment), run_options())

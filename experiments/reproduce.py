@@ -15,11 +15,12 @@ from experiments import common
 
 
 def reproduce():
-  from echo_jax.studies import tutorial  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from echo_jax.studies import reproduce as study
   start = time.perf_counter()
-  configs = [common.resolve_config(name) for name in tutorial.EXPERIMENTS]
-  tutorial.reproduce(configs, common.resolve_workdir("reproduce"),
-                     common.run_options(), start)
+  configs = [common.resolve_config(name) for name in study.EXPERIMENTS]
+  study.reproduce(configs, common.resolve_workdir("reproduce"),
+                  common.run_options(), start)
 
 
 def main():

@@ -88,13 +88,14 @@ def run_sweep():
 
 
 def run_benchmark():
-  from echo_jax.studies import sweep  # pylint: disable=g-import-not-at-top
+  from benchmarks import sweep_vmap  # pylint: disable=g-import-not-at-top
   sizes = common.int_list("benchmark_sizes", _BENCHMARK_SIZES.value,
                           minimum=1)
   base = config_lib.preset("echo_lag").replace(stateful=False)
   config = config_lib.validate(base.replace(experiment="sweep_benchmark",
                                             **common.flag_overrides()))
-  sweep.run_benchmark(config, sizes, common.resolve_workdir("sweep_benchmark"))
+  sweep_vmap.run_benchmark(config, sizes,
+                           common.resolve_workdir("sweep_benchmark"))
 
 
 def main():

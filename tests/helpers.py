@@ -62,7 +62,7 @@ def run_tutorial(config, **kwargs):
 def run_framed(task, **kwargs):
   """(rows, trained with (variant, seed) axes) of a framed task."""
   # pylint: disable=g-import-not-at-top
-  from echo_jax.report import records
+  from echo_jax.report import rows
   from echo_jax.runtime import runner
   output = runner.run_task(task, **kwargs)
-  return records.variant_rows(output), output.trained(by_variant=True)
+  return rows.variant_rows(output), output.trained(by_variant=True)

@@ -110,7 +110,7 @@ class RunnerIsMakeTrainTest(absltest.TestCase):
         seeds=2, epochs=6, hidden=8, eval_sequences=3)
     output = runner.run_task(task_lib.tutorial_task(config), max_devices=1,
                              chunk_epochs=4)
-    keys_S = runner.model_keys(config, config.seeds)
+    keys_S = train.model_keys(config.seed, config.seeds)
     whole = jax.jit(jax.vmap(train.make_train(config)))(keys_S)
     trained = output.trained()
     # Bit for bit: the runner compiles make_train's own parts (its

@@ -69,7 +69,7 @@ class ResumeTest(absltest.TestCase):
       runner.run_task(task, run_dir=run_dir, chunk_epochs=5,
                       on_chunk=helpers.stop_after(2), evaluate_chunks=True)
     saved = files.read_json(
-        os.path.join(run_dir, runner.CHUNK_EVALUATIONS_FILE))
+        os.path.join(run_dir, "chunk_evaluations.json"))
     self.assertEqual(list(saved), ["5", "10"])
     resumed = runner.run_task(task, run_dir=run_dir, chunk_epochs=5,
                               evaluate_chunks=True)

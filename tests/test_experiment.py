@@ -8,7 +8,6 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.core import train
 from echo_jax.report import records
-from echo_jax.runtime import runner
 
 import helpers
 
@@ -25,7 +24,7 @@ class MultiSeedTest(absltest.TestCase):
     cls.one_device, cls.trained = helpers.run_tutorial(TINY, max_devices=1)
 
   def test_vmapped_seeds_equal_per_seed_training(self):
-    keys = runner.model_keys(TINY, TINY.seeds)
+    keys = train.model_keys(TINY.seed, TINY.seeds)
     single = jax.jit(train.make_train(TINY))
     for i in range(TINY.seeds):
       alone = single(keys[i])
@@ -61,10 +60,10 @@ class MultiSeedTest(absltest.TestCase):
       root = jax.random.PRNGKey(seed)
       base = jax.random.fold_in(root, 0)
       np.testing.assert_array_equal(
-          runner.model_keys(config, 5),
+          train.model_keys(config.seed, 5),
           np.stack([jax.random.fold_in(base, i) for i in range(5)]))
       np.testing.assert_array_equal(
-          runner.test_keys(config.replace(eval_sequences=3)),
+          train.test_keys(config.seed, 3),
           jax.random.split(jax.random.fold_in(root, 1), 3))
 
   def test_record(self):

@@ -13,7 +13,6 @@ the comparison falls back to a relative tolerance (and says so).
 """
 
 import csv
-import io
 import json
 import math
 import os

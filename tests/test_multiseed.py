@@ -11,7 +11,7 @@ import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import samples as samples_lib
-from echo_jax.report import records
+from echo_jax.report import rows
 from echo_jax.tasks import lags
 from echo_jax.tasks import seq2seq
 
@@ -39,7 +39,7 @@ class EpochsToReachTest(absltest.TestCase):
 
   def test_trailing_window(self):
     accuracy = np.array([[0, 1, 1, 1, 1], [0, 0, 0, 0, 1]], float)
-    self.assertEqual(records.epochs_to_reach(accuracy, 0.99, 2), [3, None])
+    self.assertEqual(rows.epochs_to_reach(accuracy, 0.99, 2), [3, None])
 
 
 def row_of(rows, value):

@@ -75,7 +75,7 @@ class GroupTest(absltest.TestCase):
     shape_config = sweep_cell.group_config(TINY, CONTEXT, TINY.hidden)
     train_one = jax.jit(train.make_train(
         shape_config, sweep_cell.make_frame_fn(shape_config)))
-    keys_S = runner.model_keys(TINY, TINY.seeds)
+    keys_S = train.model_keys(TINY.seed, TINY.seeds)
     for i, lag in enumerate(LAGS):
       for s in range(TINY.seeds):
         alone = train_one(keys_S[s], lag)
@@ -86,7 +86,7 @@ class GroupTest(absltest.TestCase):
   def test_lag_zero_is_the_core_training_run(self):
     config = sweep_cell.cell_config(TINY, 0, CONTEXT, TINY.hidden)
     core = jax.jit(train.make_train(config))
-    keys_S = runner.model_keys(TINY, TINY.seeds)
+    keys_S = train.model_keys(TINY.seed, TINY.seeds)
     for s in range(TINY.seeds):
       chex.assert_trees_all_close(model_slice(self.output.trained(by_variant=True), 0, s),
                                   core(keys_S[s]), rtol=1e-5, atol=1e-6)
@@ -98,7 +98,7 @@ class GroupTest(absltest.TestCase):
                 sweep_cell.group_config(TINY, CONTEXT, TINY.hidden))(p, w), -1),
                  in_axes=(None, 0)), in_axes=(0, None)))
     sequences_SxL = data.sequences_of(data.TestSet(
-        runner.test_keys(TINY), TINY.length, TINY.n_unique))
+        train.test_keys(TINY.seed, TINY.eval_sequences), TINY.length, TINY.n_unique))
     for i, lag in enumerate(LAGS):
       framed = [sweep_cell.all_windows(seq, lag, CONTEXT) for seq in sequences_SxL]
       windows = jnp.stack([w for w, _ in framed])
@@ -134,8 +134,8 @@ class GroupTest(absltest.TestCase):
 class HelpersTest(absltest.TestCase):
 
   def test_epochs_to_level(self):
-    self.assertEqual(records.epochs_to_level(np.array([0.5, 0.99, 1.0])), 2)
-    self.assertIsNone(records.epochs_to_level(np.array([0.5, 0.98])))
+    self.assertEqual(sweep_study.epochs_to_level(np.array([0.5, 0.99, 1.0])), 2)
+    self.assertIsNone(sweep_study.epochs_to_level(np.array([0.5, 0.98])))
 
   def test_csv_has_the_columns_and_empty_impossible_fields(self):
     rows = [sweep_study.impossible_record(3, 2, 8)]

@@ -1,9 +1,5 @@
-"""One typed, frozen, hashable configuration for every echo experiment.
-
-A config is static: it fixes every shape of the run, so it is what `jax.jit`
-keys its compilation cache on. `validate` checks it before anything compiles
-and raises `ConfigError` with one line naming the field and its allowed range.
-"""
+"""One frozen, hashable configuration for every echo experiment: it fixes
+every shape of a run, so `jax.jit` keys its compilation cache on it."""
 
 import dataclasses
 import json
@@ -25,14 +21,12 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class EchoConfig:
   """Everything that defines one experiment (all seeds of it)."""
-
   experiment: str = "echo_lag"
   # Data: sequences of `length` integers in [0, n_unique).
   length: int = 25
   n_unique: int = 100
-  # Framing: each sample is the window of the last `context` steps ending at
-  # t; its target is the value at t - lag. "no_context" is the tutorial's
-  # beginner's mistake: one step per sample, memory left to the stateful carry.
+  # Framing: a sample is the `context` steps up to t, its target X(t - lag).
+  # "no_context" (the tutorial's beginner's mistake) leaves memory to the carry.
   framing: str = "window"
   lag: int = 1
   context: int = 5
@@ -41,15 +35,11 @@ class EchoConfig:
   init: str = "keras"
   recurrent_activation: str = "sigmoid"
   input_encoding: str = "gather"  # same math as one-hot @ kernel, fewer FLOPs
-  # "cell": the Flax cell scanned by nn.RNN, autodiff backward (reference);
-  # "fused": same parameters and math, hand-written backward (faster).
   lstm_backend: str = "fused"
   # Training: one epoch = one fit over one fresh sequence, samples in order.
   epochs: int = 2000
   batch_size: int = 5
   stateful: bool = True
-  # "keras_adam": Adam as Keras computes it (the tutorial's optimiser);
-  # "optax_adam": optax.adam, epsilon added after the bias correction.
   optimizer: str = "keras_adam"
   learning_rate: float = 1e-3
   adam_b1: float = 0.9
@@ -62,11 +52,7 @@ class EchoConfig:
 
   @property
   def num_samples(self) -> int:
-    """Samples per sequence: rows whose target has a full window behind it.
-
-    Keeps rows t = lag + context - 1 .. length - 1, which is exactly what the
-    tutorial's three framings keep (25, 24 and 20 samples).
-    """
+    """Samples per sequence, as `data.frame_windows` keeps them."""
     return self.length - self.lag - self.context + 1
 
   @property
@@ -87,7 +73,7 @@ class EchoConfig:
 
 # The fields a binary's flags may set, with their help (flag order).
 FIELD_HELP = {
-    "seed": "Base random seed (model i uses fold_in(seed, i)).",
+    "seed": "Base random seed (model i's key: fold_in(fold_in(seed, 0), i)).",
     "seeds": "Number of independently trained models (seeds).",
     "epochs": "Epochs; each is one fit over one fresh random sequence.",
     "hidden": "LSTM hidden size (memory units).",
@@ -115,7 +101,6 @@ FIELD_HELP = {
 
 
 def field_type(name: str) -> type:
-  """The Python type of a config field (int, float, bool or str)."""
   return type(getattr(EchoConfig(), name))
 
 
@@ -171,7 +156,7 @@ def preset(name: str) -> EchoConfig:
   return PRESETS[name]
 
 
-def _check_int(config: EchoConfig, name: str, low: int, high: int | None = None):
+def _check_int(config: EchoConfig, name: str, low: int, high: int | None):
   value = getattr(config, name)
   if isinstance(value, bool) or not isinstance(value, int):
     raise ConfigError(f"{name}={value!r} must be an integer")
@@ -209,16 +194,12 @@ def validate(config: EchoConfig) -> EchoConfig:
   _check_choice(config, "optimizer", OPTIMIZERS)
   if not isinstance(config.stateful, bool):
     raise ConfigError(f"stateful={config.stateful!r} must be true or false")
-  _check_int(config, "n_unique", 2)
-  _check_int(config, "lag", 0)
-  _check_int(config, "context", 1)
-  _check_int(config, "hidden", 1)
-  _check_int(config, "epochs", 1)
-  _check_int(config, "batch_size", 1)
-  _check_int(config, "seed", 0, 2**31 - 1)
-  _check_int(config, "seeds", 1)
-  _check_int(config, "eval_sequences", 1)
-  _check_int(config, "length", 2)
+  for name, low, high in (
+      ("n_unique", 2, None), ("lag", 0, None), ("context", 1, None),
+      ("hidden", 1, None), ("epochs", 1, None), ("batch_size", 1, None),
+      ("seed", 0, 2**31 - 1), ("seeds", 1, None), ("eval_sequences", 1, None),
+      ("length", 2, None)):
+    _check_int(config, name, low, high)
   if config.framing == "window" and config.lag >= config.context:
     raise ConfigError(
         f"lag={config.lag} must be < context={config.context} "
@@ -242,8 +223,7 @@ def validate(config: EchoConfig) -> EchoConfig:
         f"batch_size={config.batch_size} must divide the "
         f"{config.num_samples} samples per sequence in stateful mode "
         f"(one of {', '.join(map(str, divisors))})")
-  _check_positive_float(config, "learning_rate", None)
-  _check_positive_float(config, "adam_b1", 1.0)
-  _check_positive_float(config, "adam_b2", 1.0)
-  _check_positive_float(config, "adam_eps", None)
+  for name, upper in (("learning_rate", None), ("adam_b1", 1.0),
+                      ("adam_b2", 1.0), ("adam_eps", None)):
+    _check_positive_float(config, name, upper)
   return config

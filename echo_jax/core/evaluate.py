@@ -1,9 +1,6 @@
-"""Evaluation: accuracy over many fresh sequences, vmapped in batches.
-
-A sequence is predicted the way the tutorial's `model.predict` does after
-`reset_states()`: from a zero state, batch by batch in order, a stateful
-model carrying row i of each batch into row i of the next.
-"""
+"""Evaluation: accuracy over fresh sequences, each predicted as the tutorial's
+`model.predict` after `reset_states()`: from a zero state, batch by batch in
+order, a stateful model carrying row i of each batch into row i of the next."""
 
 from typing import Any, Callable, NamedTuple
 
@@ -18,10 +15,8 @@ from echo_jax.core import models
 
 
 class Scores(NamedTuple):
-  """What an evaluator returns for some test sequences: `sums` are sums
-  over the sequences (so the scores of consecutive pieces of a test set add
-  up); `first` is about the first of them (the tutorial's Expected /
-  Predicted example)."""
+  """An evaluator's result: `sums` over the sequences (pieces of a test set
+  add up), `first` about the first one (the tutorial's Expected/Predicted)."""
   sums: Any
   first: Any = ()
 
@@ -36,8 +31,7 @@ def make_predict_logits(config: config_lib.EchoConfig
                        models.model_inputs(config, ids_BxC), carry)
 
   def predict_logits(params, windows_NxC):
-    if not config.stateful:
-      # Samples are independent: one batch of all of them is the same math.
+    if not config.stateful:  # independent samples: one batch of them all
       logits_NxV, _ = apply(params, windows_NxC, None)
       return logits_NxV
     k, b = config.num_batches, config.batch_size
@@ -54,17 +48,12 @@ def make_predict_logits(config: config_lib.EchoConfig
   return predict_logits
 
 
-# The tutorial's windows are small: its default test set (1000 sequences)
-# is scored as one vmapped batch.
-TUTORIAL_EVAL_BATCH = 1000
+TUTORIAL_EVAL_BATCH = 1000  # the default test set, as one vmapped batch
 
 
 def make_evaluate(config: config_lib.EchoConfig):
-  """evaluate(params, sequences, variant=None) -> Scores over S test
-  sequences (an (S, L) array or a `data.TestSet`): sums = correct
-  predictions per sample position (int32, N), first = (targets_N,
-  predicted_N) of the first sequence, predicted the way the tutorial
-  does."""
+  """evaluate(params, sequences, variant=None) -> Scores: sums = correct
+  predictions per position (int32, N), first = (targets_N, predicted_N)."""
   predict_logits = make_predict_logits(config)
 
   def score(params, sequence_L):
@@ -84,27 +73,19 @@ def make_evaluate(config: config_lib.EchoConfig):
 
 
 def fraction(count, total: int):
-  """count / total in float32, in a program (jnp) or on the host (numpy)
-  with the same bits: as a product with the float32 reciprocal, which is
-  what XLA makes of a division by a constant (a correctly rounded division
-  on the host would differ from it in the last bit)."""
+  """count / total in float32 as XLA computes it (times the float32
+  reciprocal), so a program and the host agree to the last bit."""
   return count.astype(np.float32) * (np.float32(1) / np.float32(total))
 
 
-# Test sequences scored together: bounds evaluation memory (logits of all
-# models x all sequences at once can take gigabytes), whatever the test set.
-EVAL_BATCH = 250
+EVAL_BATCH = 250  # bounds memory: all logits at once can take gigabytes
 
 
 def sum_over_sequences(fn: Callable[[chex.Array], Scores], sequences_SxL,
                        batch: int = EVAL_BATCH) -> Scores:
-  """The Scores of an (S, L) array of sequences or a `data.TestSet` from
-  fn(sequence) -> Scores of one: its sums summed over the sequences, its
-  first of sequence 0. `batch` sequences at a time (a scan over vmapped
-  batches; a TestSet's batch is drawn from its keys when scored): memory
-  does not grow with S beyond the array itself (a TestSet's keys). The sums
-  must be counts (integers, or floats holding integers), so the order of
-  the additions cannot change them."""
+  """fn(sequence) -> Scores summed over an (S, L) array or `data.TestSet`
+  (`first` of sequence 0) in a scan over vmapped batches: memory does not
+  grow with S. Sums must be counts, so addition order cannot change them."""
   num = data.num_sequences(sequences_SxL)
   batch = min(batch, num)
   steps = -(-num // batch)
@@ -119,9 +100,8 @@ def sum_over_sequences(fn: Callable[[chex.Array], Scores], sequences_SxL,
                        jax.eval_shape(score, first))
 
   def step(total, index):
-    # Slices, not a padded copy of the test set: the last batch starts
-    # early enough to be whole, and rows an earlier batch counted are
-    # masked out.
+    # Slices, not a padded copy: the last batch starts early enough to be
+    # whole, and rows an earlier batch counted are masked out.
     first = index * batch
     start = jnp.minimum(first, num - batch)
     items = jax.tree.map(

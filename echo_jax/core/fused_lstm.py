@@ -1,16 +1,9 @@
-"""The LSTM recurrence over a short window with a hand-written backward pass.
-
-Same math as scanning `KerasLSTMCell` (Keras gate order i, f, c, o), but on a
-CPU these tiny models are bound by the number of XLA operations per update,
-not by FLOPs. Writing the reverse pass by hand lets the recurrent-kernel
-gradient be one (T*B, H)^T @ (T*B, 4H) matmul instead of T small ones, all
-four gates be activated by one tanh over 4H columns, and avoids autodiff's
-bookkeeping; gradients agree with autodiff to ~1e-8 (tests pin 1e-6).
-`dense_dot_general` gives the classifier head the same treatment: its two
-gradient matmuls take materialised transposes instead of transposed operands.
-
-The window is unrolled in Python: T is a static, small shape (the context).
-"""
+"""The LSTM recurrence over a short window with a hand-written backward pass:
+same math as scanning `KerasLSTMCell` (Keras gate order i, f, c, o). On a CPU
+these tiny models are bound by the number of XLA operations, not FLOPs: by
+hand, the recurrent-kernel gradient is one (T*B, H)^T @ (T*B, 4H) matmul, not
+T small ones, and one tanh activates all four gates. Gradients agree with
+autodiff to ~1e-8. The window (T, the context) is unrolled in Python."""
 
 import functools
 
@@ -44,17 +37,13 @@ def _activation_slope(a_Bx4H, is_candidate_4H, recurrent_activation: str):
   return jnp.where(is_candidate_4H, 1 - a_Bx4H * a_Bx4H, gate_slope)
 
 
-def _split4(a_Bx4H):
-  return jnp.split(a_Bx4H, 4, axis=-1)
-
-
 def _forward(recurrent_activation, xz_BxTx4H, recurrent_Hx4H, c_BxH, h_BxH):
   is_candidate = _is_candidate(recurrent_Hx4H.shape[0])
   saved = []
   for t in range(xz_BxTx4H.shape[1]):
     a_Bx4H = _activate(xz_BxTx4H[:, t] + h_BxH @ recurrent_Hx4H,
                        is_candidate, recurrent_activation)
-    i, f, g, o = _split4(a_Bx4H)
+    i, f, g, o = jnp.split(a_Bx4H, 4, axis=-1)
     c_next = f * c_BxH + i * g
     tanh_c = jnp.tanh(c_next)
     saved.append((a_Bx4H, c_BxH, tanh_c, h_BxH))
@@ -66,14 +55,7 @@ def _forward(recurrent_activation, xz_BxTx4H, recurrent_Hx4H, c_BxH, h_BxH):
 def lstm_window(recurrent_activation: str, xz_BxTx4H: chex.Array,
                 recurrent_Hx4H: chex.Array, c_BxH: chex.Array,
                 h_BxH: chex.Array) -> tuple[chex.Array, chex.Array]:
-  """Runs T steps from carry (c, h); returns the final (c, h).
-
-  Args:
-    recurrent_activation: "sigmoid" or "hard_sigmoid" (static).
-    xz_BxTx4H: the input projection x_t @ kernel + bias for every step.
-    recurrent_Hx4H: the recurrent kernel.
-    c_BxH, h_BxH: the carry to start from.
-  """
+  """T steps from carry (c, h), given every step's x_t @ kernel + bias."""
   return _forward(recurrent_activation, xz_BxTx4H, recurrent_Hx4H, c_BxH,
                   h_BxH)[0]
 
@@ -95,7 +77,7 @@ def _lstm_window_bwd(recurrent_activation, residuals, cotangent):
   dz_steps = [None] * len(saved)
   for t in reversed(range(len(saved))):
     a_Bx4H, c_prev, tanh_c, _ = saved[t]
-    i, f, g, o = _split4(a_Bx4H)
+    i, f, g, o = jnp.split(a_Bx4H, 4, axis=-1)
     dc_BxH = dc_BxH + dh_BxH * o * (1 - tanh_c * tanh_c)
     da_Bx4H = jnp.concatenate(
         [dc_BxH * g, dc_BxH * c_prev, dc_BxH * i, dh_BxH * tanh_c], axis=-1)
@@ -124,8 +106,7 @@ def _matmul_fwd(x_BxH, w_HxV):
 
 def _matmul_bwd(residuals, g_BxV):
   x_BxH, w_HxV = residuals
-  # Materialised transposes (XLA would fold them into the dots as slower
-  # transposed-operand matmuls): both gradients become plain matmuls.
+  # Materialised transposes, as in _lstm_window_bwd: plain matmuls.
   w_VxH = jax.lax.optimization_barrier(w_HxV.T)
   x_HxB = jax.lax.optimization_barrier(x_BxH.T)
   return g_BxV @ w_VxH, x_HxB @ g_BxV
@@ -141,7 +122,8 @@ def dense_dot_general(lhs, rhs, dimension_numbers, precision=None,
   if (lhs.ndim == 2 and rhs.ndim == 2 and precision is None
       and preferred_element_type is None
       and tuple(map(tuple, dimension_numbers[0])) == ((1,), (0,))
-      and not any(dimension_numbers[1][0]) and not any(dimension_numbers[1][1])):
+      and not any(dimension_numbers[1][0])
+      and not any(dimension_numbers[1][1])):
     return _matmul(lhs, rhs)
   return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision,
                              preferred_element_type=preferred_element_type)

@@ -1,11 +1,7 @@
-"""The tutorial's model: one LSTM layer and a Dense softmax head, in Flax.
-
+"""The tutorial's model in Flax, one LSTM layer and a Dense softmax head:
 `KerasLSTMCell` follows Keras' LSTM numerics (fused kernels, gate order
-i, f, c, o, forget-gate bias 1, optional Keras-2 hard sigmoid) so that the
-tutorial's model is reproduced, not approximated. Its input is either integer
-ids, which gather rows of the input kernel, or one-hot rows multiplied by it:
-the same numbers, but the gather skips a (batch x vocab x 4H) matmul.
-"""
+i, f, c, o, forget-gate bias 1, optional Keras-2 hard sigmoid), so the
+tutorial's model is reproduced, not approximated."""
 
 from typing import Callable
 
@@ -40,17 +36,13 @@ def keras_lstm_bias_init(key, shape, dtype=jnp.float32):
   return jnp.zeros(shape, dtype).at[hidden:2 * hidden].set(1.0)
 
 
-# Chrono initialisation's T_max: the longest dependency a model is expected
-# to learn. The tutorial's sequences are 25 steps, so no dependency in them
-# is longer.
-CHRONO_T_MAX = 25
+CHRONO_T_MAX = 25  # longest dependency to learn: the tutorial's sequence
 
 
 def chrono_lstm_bias_init(key, shape, dtype=jnp.float32):
   """Chrono initialisation (Tallec & Ollivier, ICLR 2018): forget-gate bias
-  log(u), u ~ U(1, T_max - 1), and input-gate bias its negative, so units
-  start out keeping their cell for 1 to T_max steps instead of the ~2-3
-  steps of a forget bias of 1; the other biases zero."""
+  log(u), u ~ U(1, T_max - 1), input-gate bias its negative, others zero:
+  units start out keeping their cell 1 to T_max steps, not ~2-3."""
   (four_h,) = shape
   hidden = four_h // 4
   forget_H = jnp.log(jax.random.uniform(key, (hidden,), dtype, 1.0,
@@ -63,7 +55,6 @@ def chrono_lstm_bias_init(key, shape, dtype=jnp.float32):
 INITIALIZERS = {
     "keras": (nn.initializers.glorot_uniform(), nn.initializers.orthogonal(),
               keras_lstm_bias_init, nn.initializers.glorot_uniform()),
-    # Keras' kernels with the chrono gate biases.
     "chrono": (nn.initializers.glorot_uniform(), nn.initializers.orthogonal(),
                chrono_lstm_bias_init, nn.initializers.glorot_uniform()),
     # Flax's own defaults (LSTMCell and Dense): no forget-gate bias.
@@ -73,15 +64,7 @@ INITIALIZERS = {
 
 
 class KerasLSTMCell(nn.RNNCellBase):
-  """An LSTM cell with Keras' fused-kernel layout.
-
-  Attributes:
-    features: hidden size H.
-    vocab: input size V (number of distinct integers).
-    init_scheme: "keras", "chrono" or "flax" (see INITIALIZERS).
-    recurrent_activation: "sigmoid" or "hard_sigmoid" (Keras 2).
-    one_hot_input: inputs are one-hot rows (B, V), not ids (B,).
-  """
+  """Keras' LSTM cell; inputs are ids (B,), or rows (B, V) if one_hot_input."""
   features: int
   vocab: int
   init_scheme: str = "keras"
@@ -97,13 +80,12 @@ class KerasLSTMCell(nn.RNNCellBase):
     self.bias = self.param("bias", bias_init, (four_h,))
 
   def project(self, x: chex.Array) -> chex.Array:
-    """x_t @ kernel + bias for ids (...) or one-hot rows (..., V)."""
+    """x_t @ kernel + bias; ids gather the rows a one-hot matmul picks."""
     if self.one_hot_input:
       return x @ self.kernel + self.bias
     return jnp.take(self.kernel, x, axis=0) + self.bias
 
   def __call__(self, carry: Carry, x_t: chex.Array) -> tuple[Carry, chex.Array]:
-    """One step: ids (B,) gather kernel rows; one-hot rows (B, V) multiply."""
     c_BxH, h_BxH = carry
     z_Bx4H = self.project(x_t) + h_BxH @ self.recurrent_kernel
     i, f, g, o = jnp.split(z_Bx4H, 4, axis=-1)
@@ -113,7 +95,6 @@ class KerasLSTMCell(nn.RNNCellBase):
     return (c_BxH, h_BxH), h_BxH
 
   def window(self, x_BxT: chex.Array, carry: Carry) -> Carry:
-    """All T steps at once with the hand-written backward (fused_lstm)."""
     return fused_lstm.lstm_window(self.recurrent_activation,
                                   self.project(x_BxT), self.recurrent_kernel,
                                   *carry)
@@ -121,8 +102,7 @@ class KerasLSTMCell(nn.RNNCellBase):
   @nn.nowrap
   def initialize_carry(self, rng, input_shape) -> Carry:
     del rng
-    batch_shape = input_shape[:1]
-    zeros = jnp.zeros(batch_shape + (self.features,), jnp.float32)
+    zeros = jnp.zeros(input_shape[:1] + (self.features,), jnp.float32)
     return zeros, zeros
 
   @property
@@ -136,14 +116,9 @@ def zero_carry(batch: int, hidden: int) -> Carry:
 
 
 class EchoLSTM(nn.Module):
-  """LSTM over a window of timesteps, then Dense logits from the last output.
-
-  Attributes: as KerasLSTMCell, plus `unroll` (time steps unrolled by the
-  scan; short windows run faster fully unrolled) and `backend`: "cell" scans
-  the Flax cell with nn.RNN and lets autodiff derive the backward pass;
-  "fused" runs the same cell's parameters through fused_lstm's hand-written
-  backward (same numbers, fewer XLA operations).
-  """
+  """LSTM over a window, then Dense logits from the last output. The "cell"
+  backend scans with nn.RNN (`unroll`: short windows run faster unrolled) and
+  autodiff; "fused" goes through fused_lstm (same numbers, fewer XLA ops)."""
   hidden: int
   vocab: int
   init_scheme: str = "keras"
@@ -155,11 +130,7 @@ class EchoLSTM(nn.Module):
   @nn.compact
   def __call__(self, x_BxT: chex.Array, carry: Carry | None = None
                ) -> tuple[chex.Array, Carry]:
-    """Maps ids (B, T) or one-hot (B, T, V) to (logits_BxV, final carry).
-
-    `carry` is the state to start from (zeros when None); the returned carry
-    is the state after the last step, which stateful training feeds forward.
-    """
+    """Ids (B, T) or one-hot (B, T, V) -> (logits_BxV, final carry)."""
     cell = KerasLSTMCell(self.hidden, self.vocab, self.init_scheme,
                          self.recurrent_activation, self.one_hot_input,
                          name="lstm")
@@ -188,7 +159,6 @@ def make_model(config: config_lib.EchoConfig) -> EchoLSTM:
 
 def init_params(config: config_lib.EchoConfig, key: chex.PRNGKey
                 ) -> chex.ArrayTree:
-  """Parameters of `make_model(config)`."""
   model = make_model(config)
   x_1xT = jnp.zeros((1, config.context), jnp.int32)
   if config.input_encoding == "one_hot":
@@ -197,7 +167,6 @@ def init_params(config: config_lib.EchoConfig, key: chex.PRNGKey
 
 
 def model_inputs(config: config_lib.EchoConfig, ids: chex.Array) -> chex.Array:
-  """What the model is fed: the ids themselves, or their one-hot codes."""
   if config.input_encoding == "one_hot":
     return data.one_hot_encode(ids, config.n_unique)
   return ids

@@ -1,14 +1,9 @@
-"""Training on framed samples: any framing of fresh sequences, any model.
-
-The tutorial's own fit (`train`) takes windows and the Keras carry; the
-extensions need other framings (masked windows, prefixes, a target at every
-timestep, whole sequences) and other models (an MLP). Here a framing turns a
-sequence into `Samples` (inputs, targets, weights), an epoch takes
-`sequences_per_epoch` fresh sequences, frames them into samples in order and
-fits them in batches with Adam; training is stateless (each sample starts
-from a zero state). Epochs run through `train.epoch_loop`, as the tutorial's
-fit does. Targets may be one per sample (N,) or one per timestep (N, T);
-`weights` of the same shape say which count (0: padding or no target).
+"""Stateless training of any model on any framing of fresh sequences (the
+extensions'; the tutorial's own fit is `core.train`): each epoch frames
+`sequences_per_epoch` sequences into `Samples` and fits them in order, in
+batches, with Adam, each sample from a zero state. Targets are one per
+sample (N,) or per timestep (N, T); `weights` of the same shape say which
+count (0: padding or no target).
 """
 
 from typing import Callable, NamedTuple
@@ -66,17 +61,20 @@ def make_train(config: config_lib.EchoConfig,
                init_params: Callable[[chex.PRNGKey], chex.ArrayTree],
                frame: Frame, apply: Apply, sequences_per_epoch: int = 1,
                batch_size: int | None = None) -> train_lib.Train:
-  """A `train.Train` of `apply`'s model on `frame`d fresh sequences: each
-  epoch frames `sequences_per_epoch` of them and fits their samples in
-  order, `batch_size` per Adam update (default config.batch_size),
-  statelessly, with weighted metrics."""
+  """A `train.Train` of `apply`'s model on `frame`d fresh sequences,
+  `batch_size` samples per Adam update (default config.batch_size)."""
   optimizer = train_lib.make_optimizer(config)
   batch_size = batch_size or config.batch_size
 
   def loss_fn(params, batch: Samples):
+    """Mean cross-entropy and accuracy over weight-1 targets (0 if none)."""
     logits = apply(params, batch.inputs)
-    return train_lib.weighted_loss_and_accuracy(logits, batch.targets,
-                                                batch.weights)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits,
+                                                             batch.targets)
+    correct = train_lib.argmax_matches(logits, batch.targets)
+    total = jnp.maximum(jnp.sum(batch.weights), 1.0)
+    return (jnp.sum(losses * batch.weights) / total,
+            jnp.sum(correct.astype(jnp.float32) * batch.weights) / total)
 
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
@@ -119,9 +117,8 @@ def make_train(config: config_lib.EchoConfig,
 
 
 def make_evaluate(frame: Frame, apply: Apply):
-  """evaluate(params, sequences_SxL, variant) -> Scores whose sums are
-  (correct, weight) summed over the test sequences, per sample position
-  (targets' shape)."""
+  """evaluate(params, sequences_SxL, variant) -> Scores of (correct, weight)
+  summed over the test sequences, per sample position (targets' shape)."""
 
   def one_sequence(params, sequence_L, variant):
     samples = frame(sequence_L, variant)

@@ -1,19 +1,12 @@
-"""Training: `make_train(config) -> train(key)`, the whole run as one function.
-
-`train` generates a fresh sequence per epoch, frames it, and fits it in order,
-batch by batch, with Adam; epochs and batches are nested `lax.scan`s, so the
-entire run is one XLA program that can be jitted, vmapped over seeds and
-sharded over devices. Its parts, `train.init` and `train.chunk(n)` (n more
-epochs), are what the runtime compiles: it checkpoints between chunks, and
-since epoch e trains on fold_in(data_key, e), any split of a run into chunks
-trains on the same sequences as one scan.
+"""Training: `make_train(config) -> train(key)`, the whole run as one function:
+each epoch fits a fresh sequence, batch by batch in order, with Adam, in
+nested `lax.scan`s, one XLA program to jit, vmap over seeds and shard. Epoch
+e trains on fold_in(data_key, e), so the runtime's chunks (`init`, then
+`chunk(n)`s, checkpointed between) see the same sequences.
 
 Stateful mode is Keras' `stateful=True`: row i of batch k starts from the
-final state of row i of batch k-1 (so with batch size b, sample j starts from
-the state left by sample j-b), the carried state is a constant to the
-gradient (no backpropagation across batches), and it is reset to zeros at the
-start of every epoch.
-"""
+final state of row i of batch k-1, the carry is a constant to the gradient
+(no backpropagation across batches), and it is zeroed every epoch."""
 
 import dataclasses
 from typing import Any, Callable, NamedTuple
@@ -21,6 +14,7 @@ from typing import Any, Callable, NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from echo_jax.core import config as config_lib
@@ -30,9 +24,7 @@ from echo_jax.core import models
 
 
 class TrainState(NamedTuple):
-  """Everything a run needs to continue: checkpointing this (with the
-  metrics so far) is resuming. Nothing in it depends on the run's length.
-  The LSTM carry is not here: it is zero at every epoch boundary."""
+  """All a run needs to resume: no LSTM carry (zero each epoch), no length."""
   params: chex.ArrayTree
   opt_state: chex.ArrayTree
   data_key: chex.PRNGKey  # epoch e trains on fold_in(data_key, e)
@@ -52,15 +44,11 @@ class TrainResult(NamedTuple):
 
 
 class Chunk(NamedTuple):
-  """A number of epochs of a run, in two steps: data(state, variant) makes
-  the epochs' data (epoch e's from fold_in(data_key, e)), fit(state, data,
-  end_epoch, variant) -> (state, EpochMetrics) trains on them, none past
-  `end_epoch` (an int32 that may be traced: programs do not depend on the
-  run's length). `variant` is a traced per-model int32 (e.g. the sweep's
-  lag) or None. Called, both: chunk(state, end_epoch, variant=None). The
-  runtime compiles the two steps as two programs: random-number generation
-  compiles in a fraction of a second on its own, and took seconds inside
-  the fit's program (a streaming model's: 2.2 of 4.4 s)."""
+  """Some epochs of a run: data(state, variant) makes their data, fit(state,
+  data, end_epoch, variant) -> (state, EpochMetrics) trains on them, none past
+  `end_epoch` (may be traced, so programs do not depend on the run's length).
+  `variant` is a traced per-model int32 or None. Two programs: random-number
+  generation compiled slowly inside the fit's."""
   data: Callable[..., Any]
   fit: Callable[..., tuple[TrainState, EpochMetrics]]
 
@@ -70,9 +58,8 @@ class Chunk(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Train:
-  """A whole run and its parts. init(key) -> TrainState at epoch 0;
-  chunk(num_epochs) -> `Chunk` of that many epochs. Called, it is the whole
-  run: train(key, variant=None) -> TrainResult."""
+  """init(key) -> TrainState at epoch 0; chunk(num_epochs) -> `Chunk`.
+  Called, the whole run: train(key, variant=None) -> TrainResult."""
   epochs: int
   updates_per_epoch: int  # Adam updates per model and epoch
   init: Callable[[chex.PRNGKey], TrainState]
@@ -84,7 +71,23 @@ class Train:
     return TrainResult(state.params, metrics.loss_C, metrics.accuracy_C)
 
 
-def make_optimizer(config: config_lib.EchoConfig) -> optax.GradientTransformation:
+def model_keys(seed: int, count: int) -> np.ndarray:
+  """Training keys of models 0..count-1: fold_in(fold_in(PRNGKey(seed), 0),
+  i), so adding seeds never changes the earlier ones."""
+  base = jax.random.fold_in(jax.random.PRNGKey(seed), 0)
+  return np.asarray(jax.vmap(lambda i: jax.random.fold_in(base, i))(
+      jnp.arange(count)))
+
+
+def test_keys(seed: int, count: int) -> np.ndarray:
+  """Keys of a run's `count` test sequences (`data.TestSet`): split of
+  fold_in(PRNGKey(seed), 1), disjoint from every training key."""
+  key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+  return np.asarray(jax.random.split(key, count))
+
+
+def make_optimizer(config: config_lib.EchoConfig
+                   ) -> optax.GradientTransformation:
   if config.optimizer == "optax_adam":
     return optax.adam(config.learning_rate, b1=config.adam_b1,
                       b2=config.adam_b2, eps=config.adam_eps)
@@ -97,8 +100,7 @@ def make_optimizer(config: config_lib.EchoConfig) -> optax.GradientTransformatio
 
 def make_init(config: config_lib.EchoConfig,
               init_params: Callable[[chex.PRNGKey], chex.ArrayTree]):
-  """init(key) -> TrainState at epoch 0: parameters from one half of the
-  run's key, the data key the other half."""
+  """init(key) -> TrainState at epoch 0, params and data key split from key."""
   optimizer = make_optimizer(config)
 
   def init(key):
@@ -112,30 +114,18 @@ def make_init(config: config_lib.EchoConfig,
 
 def argmax_matches(logits_NxV: chex.Array, targets_N: chex.Array
                    ) -> chex.Array:
-  """argmax(logits, -1) == targets, ties going to the first index as in
-  argmax (logits without NaNs). Two max-reductions: cheaper on a CPU than
-  argmax's (value, index) reduction."""
+  """argmax(logits, -1) == targets (first index wins ties; no NaNs), as two
+  max-reductions: cheaper on a CPU than argmax's (value, index) one."""
   target_N = jnp.take_along_axis(logits_NxV, targets_N[..., None], -1)[..., 0]
   before_NxV = jnp.arange(logits_NxV.shape[-1]) < targets_N[..., None]
   best_before_N = jnp.max(jnp.where(before_NxV, logits_NxV, -jnp.inf), -1)
   return (target_N >= jnp.max(logits_NxV, -1)) & (best_before_N < target_N)
 
 
-def weighted_loss_and_accuracy(logits: chex.Array, targets: chex.Array,
-                               weights: chex.Array):
-  """Mean cross-entropy and accuracy over the targets with weight 1 (weights
-  0 are padding or positions without a target); 0 where nothing counts."""
-  losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-  correct = argmax_matches(logits, targets).astype(jnp.float32)
-  total = jnp.maximum(jnp.sum(weights), 1.0)
-  return jnp.sum(losses * weights) / total, jnp.sum(correct * weights) / total
-
-
 def split_batches(config: config_lib.EchoConfig, windows_NxC: chex.Array,
                   targets_N: chex.Array):
-  """(N, C), (N,) -> (K, B, C), (K, B), weights (K, B) in order; a last
-  partial batch (stateless only) is padded with weight-0 rows, so it counts
-  like Keras' smaller last batch."""
+  """(N, C), (N,) -> (K, B, C), (K, B), weights (K, B); a last partial batch
+  (stateless only) is padded with weight-0 rows, like Keras' smaller one."""
   n, b, k = config.num_samples, config.batch_size, config.num_batches
   pad = k * b - n
   weights_N = jnp.ones((n,), jnp.float32)
@@ -166,9 +156,8 @@ def make_loss_fn(config: config_lib.EchoConfig):
 
 def make_fit_sequence(config: config_lib.EchoConfig):
   """fit_sequence(params, opt_state, windows_NxC, targets_N[, stateful]) ->
-  (params, opt_state, loss_K, accuracy_K): one Keras `fit` epoch over one
-  sequence, batch by batch in order, from a zero LSTM state; a traced
-  `stateful` overrides config.stateful."""
+  (params, opt_state, loss_K, accuracy_K): one Keras `fit` epoch from a zero
+  LSTM state; a traced `stateful` overrides config.stateful."""
   optimizer = make_optimizer(config)
   grad_fn = jax.value_and_grad(make_loss_fn(config), has_aux=True)
   zero_carry = lambda: models.zero_carry(config.batch_size, config.hidden)
@@ -204,19 +193,15 @@ def make_fit_sequence(config: config_lib.EchoConfig):
   return fit_sequence
 
 
-# frame_fn(sequence_L, variant) -> (windows_NxC, targets_N): an epoch's
-# training rows from its sequence.
+# frame_fn(sequence_L, variant) -> an epoch's (windows_NxC, targets_N).
 FrameFn = Callable[[chex.Array, Any], tuple[chex.Array, chex.Array]]
 
 
 def make_train(config: config_lib.EchoConfig,
                frame_fn: FrameFn | None = None,
                stateful_fn: Callable[[Any], Any] | None = None) -> Train:
-  """The tutorial's run as a `Train`: the config's EchoLSTM, epoch e fitting
-  the rows `frame_fn` makes of a fresh sequence from fold_in(data_key, e)
-  (default: the config's windows) the way Keras' fit does.
-  `stateful_fn(variant)`, if given, is a traced bool that decides per model
-  whether the carry crosses batches (instead of config.stateful)."""
+  """The tutorial's run as a `Train`, epochs fitting `frame_fn`'s rows (default:
+  the config's windows); a traced `stateful_fn(variant)` overrides stateful."""
   config_lib.validate(config)
   fit_sequence = make_fit_sequence(config)
   if frame_fn is None:
@@ -245,13 +230,10 @@ def epoch_loop(epoch_data: Callable[[chex.PRNGKey, Any], Any],
                epoch_step: Callable[[TrainState, Any, Any],
                                     tuple[TrainState, Any]],
                num_epochs: int, guarded: bool) -> Chunk:
-  """A `Chunk` of `num_epochs` epochs. epoch_data(fold_in(data_key, e),
-  variant) makes epoch e's data, the chunk's in one vmapped call (random
-  number generation is a loop of its own on CPU: once per chunk, not once
-  per epoch); epoch_step(state, data, variant) -> (state, (loss,
-  accuracy)) runs in one lax.scan. With `guarded`, steps at
-  state.epoch >= end_epoch are no-ops (only a chunk that overshoots the
-  run's end needs the guard)."""
+  """A `Chunk` of `num_epochs` epochs: epoch_data(fold_in(data_key, e),
+  variant) for all at once (vmapped: RNG is a CPU loop of its own), then
+  epoch_step(state, data, variant) -> (state, (loss, accuracy)) in a scan;
+  `guarded` skips epochs >= end_epoch (for a chunk overshooting the run)."""
 
   def data(state: TrainState, variant=None):
     epochs_C = state.epoch + jnp.arange(num_epochs, dtype=jnp.int32)
@@ -259,12 +241,12 @@ def epoch_loop(epoch_data: Callable[[chex.PRNGKey, Any], Any],
         jax.random.fold_in(state.data_key, e), variant))(epochs_C)
 
   def fit(state: TrainState, data_C, end_epoch, variant=None):
-    def step(state, data):
-      return epoch_step(state, data, variant)
+    step = lambda state, inputs: epoch_step(state, inputs, variant)
 
-    def guarded_step(state, data):
+    def guarded_step(state, inputs):
       skip = lambda s, _: (s, (jnp.zeros((), jnp.float32),) * 2)
-      return jax.lax.cond(state.epoch < end_epoch, step, skip, state, data)
+      return jax.lax.cond(state.epoch < end_epoch, step, skip, state,
+                          inputs)
 
     state, (loss_C, accuracy_C) = jax.lax.scan(
         guarded_step if guarded else step, state, data_C)

@@ -1,6 +1,5 @@
-"""streaming_budget's figure, from its rows (see studies.streaming_budget):
-test accuracy against the training budget, one panel per lag. Written
-atomically via plots.save_atomic."""
+"""streaming_budget's figure, from its rows (`studies.streaming_budget`):
+test accuracy against the training budget, one panel per lag."""
 
 from typing import Any, Sequence
 
@@ -20,9 +19,8 @@ def accuracy_vs_budget(path: str, rows: Sequence[Row], sequences: int,
   lags = sorted({r["lag"] for r in rows})
   columns = min(5, len(lags))
   lines = -(-len(lags) // columns)
-  figure, axes = plt.subplots(lines, columns, figsize=(3 * columns,
-                                                       2.6 * lines),
-                              squeeze=False, sharex=True, sharey=True)
+  figure, axes = plt.subplots(lines, columns, squeeze=False, sharex=True,
+                              sharey=True, figsize=(3 * columns, 2.6 * lines))
   colours = {}
   for ax, lag in zip(axes.flat, lags):
     for r in (r for r in rows if r["lag"] == lag):

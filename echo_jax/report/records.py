@@ -1,14 +1,10 @@
-"""Result records: what a finished run (`runner.RunOutput`) becomes on disk
-and on screen: statistics over seeds (means with Student-t intervals), the
-tutorial's record (<experiment>.json), the extensions' rows (one per
-variant, in <binary>.json) and the printed tables.
-"""
+"""Results: statistics over seeds (means with Student-t intervals), the
+tutorial's record of a run (<experiment>.json) and the printed tables.
+(`report.rows`: the extensions' records.)"""
 
 import math
 from typing import Any, Sequence
 
-import chex
-import jax
 import numpy as np
 
 from echo_jax.core import config as config_lib
@@ -49,34 +45,6 @@ def summarise(values_S) -> dict[str, Any]:
           "per_seed": np.asarray(values_S, np.float64).tolist()}
 
 
-def epochs_to_reach(accuracy_SxE: np.ndarray, level: float, window: int
-                    ) -> list[int | None]:
-  """Per seed, the first epoch (1-based) at which the mean training accuracy
-  of the last `window` epochs reaches `level`; None if it never does. A
-  window, because one epoch's accuracy over a few samples is noisy."""
-  accuracy_SxE = np.asarray(accuracy_SxE, np.float64)
-  window = min(window, accuracy_SxE.shape[1])
-  kernel = np.ones(window) / window
-  reached = []
-  for accuracy_E in accuracy_SxE:
-    trailing = np.convolve(accuracy_E, kernel, mode="valid")
-    hits = np.nonzero(trailing >= level)[0]
-    reached.append(int(hits[0]) + window if hits.size else None)
-  return reached
-
-
-def epochs_to_level(accuracy_E: np.ndarray, level: float = 0.99
-                    ) -> int | None:
-  """First epoch (from 1) whose training accuracy (here a mean over seeds
-  of many samples, the sweep's) reaches `level`."""
-  hits = np.nonzero(np.asarray(accuracy_E) >= level)[0]
-  return int(hits[0]) + 1 if hits.size else None
-
-
-def num_params(params: chex.ArrayTree) -> int:
-  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
-
-
 def tutorial_record(output) -> dict[str, Any]:
   """The record of a tutorial task's run (`tasks.task.tutorial_task`)."""
   config = output.task.config
@@ -109,92 +77,6 @@ def tutorial_record(output) -> dict[str, Any]:
   }
 
 
-def variant_rows(output) -> list[dict[str, Any]]:
-  """One row per variant of a framed task's run (the extensions')."""
-  task, config = output.task, output.task.config
-  trained = output.trained(by_variant=True)
-  correct_M, weight_M = output.evaluation.sums
-  correct_VS = output.by_variant(correct_M).astype(np.float64)
-  weight_VS = output.by_variant(weight_M).astype(np.float64)
-  one_model_params = num_params(jax.tree.map(lambda x: x[0, 0],
-                                                   trained.params))
-  rows = []
-  for i, name in enumerate(task.row_names()):
-    correct_S, weight_S = correct_VS[i], weight_VS[i]
-    reduce_axes = tuple(range(1, correct_S.ndim))
-    accuracy_S = correct_S.sum(reduce_axes) / weight_S.sum(reduce_axes)
-    # Positions with no target (e.g. before the lag) are reported as null.
-    scored = weight_S.sum(0) > 0
-    per_position = np.where(
-        scored, correct_S.sum(0) / np.maximum(weight_S.sum(0), 1), np.nan)
-    rows.append({
-        "variant": name,
-        "variant_value": int(task.variants[i]),
-        "eval_accuracy": summarise(accuracy_S),
-        "eval_accuracy_per_position": [
-            None if np.isnan(a) else float(a) for a in per_position.ravel()],
-        "eval_accuracy_per_position_shape": list(per_position.shape),
-        "chance_accuracy": 1.0 / config.n_unique,
-        "params": one_model_params,
-        "final_train_loss": summarise(trained.loss_E[i, :, -1]),
-        "epochs_to_99pct_train_accuracy": epochs_to_reach(
-            trained.accuracy_E[i], 0.99, 50),
-        "train_accuracy_per_epoch": trained.accuracy_E[i].mean(0).tolist(),
-        # Shared by every variant of this task: they train in one program.
-        **output.timing,
-        "models_trained_together": output.compiled.num_models,
-        "config": config.to_dict(),
-        "sequences_per_epoch": task.settings["sequences_per_epoch"],
-        "batch_size": task.settings["samples_per_update"],
-    })
-  return rows
-
-
-def experiment_row(name: str, record: dict[str, Any], trained
-                   ) -> dict[str, Any]:
-  """A row in `variant_rows`' shape from a tutorial record and its trained
-  models, so the tutorial's own (stateful) training sits in the same
-  tables."""
-  low, high = record["eval_accuracy_ci95"]
-  per_position = record["eval_accuracy_per_position"]
-  return {
-      "variant": name,
-      "eval_accuracy": {"mean": record["eval_accuracy"], "ci95": [low, high],
-                        "per_seed": record["eval_accuracy_per_seed"]},
-      "eval_accuracy_per_position": per_position,
-      "eval_accuracy_per_position_shape": [len(per_position)],
-      "chance_accuracy": record["chance_accuracy"],
-      "params": num_params(jax.tree.map(lambda x: x[0],
-                                              trained.params)),
-      "final_train_loss": summarise(trained.loss_E[:, -1]),
-      "epochs_to_99pct_train_accuracy": epochs_to_reach(
-          trained.accuracy_E, 0.99, 50),
-      "train_accuracy_per_epoch": record["train_accuracy_per_epoch"],
-      "compile_seconds": record["compile_seconds"],
-      "train_seconds": record["train_seconds"],
-      "eval_seconds": record["eval_seconds"],
-      "models_trained_together": record["models_trained_in_parallel"],
-      "config": record["config"],
-      "sequences_per_epoch": 1,
-  }
-
-
-def result_record(name: str, config: config_lib.EchoConfig,
-                  rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-  """The file every extension binary writes: `rows` (one per variant) and
-  `eval_accuracy`, each variant's mean accuracy by name; `config` is the
-  binary's base config, so `--config_json=<this file>` reruns it."""
-  return {
-      "experiment": name,
-      "config": config.to_dict(),
-      "eval_accuracy": {row["variant"]: row["eval_accuracy"]["mean"]
-                        for row in rows},
-      "rows": rows,
-      **extra,
-      "versions": files.versions(),
-  }
-
-
 # Printed tables.
 
 
@@ -215,7 +97,7 @@ def percent(x: float | None) -> str:
 def summary_row(record: dict[str, Any]) -> list[str]:
   low, high = record["eval_accuracy_ci95"]
   return [record["experiment"], percent(record["tutorial_accuracy"]),
-          f"{percent(record['eval_accuracy'])} [{percent(low)}, {percent(high)}]",
+          ci_cell({"mean": record["eval_accuracy"], "ci95": [low, high]}),
           str(len(record["eval_accuracy_per_seed"])),
           f"{record['compile_seconds']:.2f}", f"{record['train_seconds']:.2f}"]
 

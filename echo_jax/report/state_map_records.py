@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from echo_jax.report import records
+from echo_jax.report import rows
 from echo_jax.tasks import state_cell
 
 Row = dict[str, Any]
@@ -23,9 +24,8 @@ def _ratio(count_S: np.ndarray, total: int) -> np.ndarray | None:
 
 
 def cell_record(output, probe_sequences: int) -> Row:
-  """A finished cell's record: per training mode (stateful, stateless) its
-  accuracy evaluated its own way and the other way, epochs to 99%, losses,
-  the carried state's norms and probe decodes; the paired difference."""
+  """A finished cell's record: per training mode its accuracy both ways,
+  epochs to 99%, losses, carried-state norms and probe decodes."""
   config = output.task.config
   n, b = config.num_samples, config.batch_size
   sequences = config.eval_sequences
@@ -35,15 +35,14 @@ def cell_record(output, probe_sequences: int) -> Row:
   trained = output.trained(by_variant=True)
   carried_rows = sequences * (n - b)
   record = {"lag": config.lag, "window": config.context, "batch_size": b,
-            "samples_per_sequence": n, "status": "ok",
-            "seeds": config.seeds}
+            "samples_per_sequence": n, "status": "ok", "seeds": config.seeds}
   own = {}
   for i, name in enumerate(output.task.variant_names):
     stateful = output.task.variants[i] == state_cell.STATEFUL
     carried = evaluation["correct_carried"][i] / (sequences * n)
     zero = evaluation["correct_zero"][i] / (sequences * n)
     own[name] = carried if stateful else zero
-    reached = records.epochs_to_reach(trained.accuracy_E[i], 0.99, 50)
+    reached = rows.epochs_to_reach(trained.accuracy_E[i], 0.99, 50)
     hits = [e for e in reached if e is not None]
     h_norm = _ratio(evaluation["h_norm"][i], carried_rows)
     c_norm = _ratio(evaluation["c_norm"][i], carried_rows)
@@ -59,19 +58,17 @@ def cell_record(output, probe_sequences: int) -> Row:
         "epochs_to_99_median": float(np.median(hits)) if hits else None,
         "seeds_reaching_99": len(hits),
         "final_train_loss": records.summarise(trained.loss_E[i, :, -1]),
-        # The carried state at the start of windows j >= batch (the final
-        # state of window j - batch, rolled out with the carry).
+        # The state carried into windows j >= batch.
         "carried_h_norm": None if h_norm is None else records.summarise(h_norm),
         "carried_c_norm": None if c_norm is None else records.summarise(c_norm),
-        # Held-out linear-probe accuracy: window j - batch's values by
-        # position (oldest first), then window j's target.
+        # Held-out probe accuracy: window j - batch's values (oldest first),
+        # then window j's target.
         "probe_previous_window": None if probe_SxP is None else [
             float(v) for v in probe_SxP[:, :-1].mean(0)],
         "probe_previous_window_mean": None if probe_SxP is None else
-                                      records.summarise(probe_SxP[:, :-1]
-                                                      .mean(1)),
+            records.summarise(probe_SxP[:, :-1].mean(1)),
         "probe_target": None if probe_SxP is None else
-                        records.summarise(probe_SxP[:, -1]),
+            records.summarise(probe_SxP[:, -1]),
         "train_accuracy_per_epoch": np.round(
             trained.accuracy_E[i].mean(0).astype(np.float64), 6).tolist(),
     }

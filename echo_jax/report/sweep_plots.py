@@ -1,6 +1,6 @@
-"""The sweep's figures, from its rows (see sweep.run_sweep): a lag x context
-heatmap per hidden size, accuracy vs hidden size per lag with the information
-bound, and learning curves. Written atomically via plots.save_atomic."""
+"""The sweep's figures, from its rows (`studies.sweep.run_sweep`): a lag x
+context heatmap per hidden size, accuracy vs hidden size per lag with the
+information bound, and learning curves."""
 
 import math
 import os
@@ -20,8 +20,8 @@ def _values(rows: Sequence[Row], key: str) -> list[int]:
 
 
 def _cell(rows: Sequence[Row], lag: int, context: int, hidden: int) -> Row:
-  return next(r for r in rows
-              if (r["lag"], r["context"], r["hidden"]) == (lag, context, hidden))
+  key = (lag, context, hidden)
+  return next(r for r in rows if (r["lag"], r["context"], r["hidden"]) == key)
 
 
 def heatmap(rows: Sequence[Row], path: str, title: str) -> None:
@@ -75,8 +75,7 @@ def bits_needed(lag: int, n_unique: int) -> float:
 def accuracy_vs_hidden(rows: Sequence[Row], path: str, title: str,
                        n_unique: int, chance: float) -> None:
   """Accuracy (95% CI bars) vs hidden size, one line per lag, at the largest
-  context (where every lag is possible); the dotted vertical line of each
-  lag is n * log2(K) units, the bound if each unit held one bit."""
+  context (where every lag is possible), dotted at `bits_needed` units."""
   context = max(_values(rows, "context"))
   hiddens = _values(rows, "hidden")
   figure, ax = plt.subplots(figsize=(7, 4))

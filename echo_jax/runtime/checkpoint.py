@@ -1,4 +1,5 @@
-"""A run folder: who it belongs to (config.json) and its checkpoints (orbax).
+"""A run folder: who it belongs to (config.json), its checkpoints (orbax),
+its metrics.jsonl, timing.json and scores after each chunk.
 
 The training state is saved as host numpy arrays (gathered from every device
 and process: `parallel.to_host`), so a run can resume on another device
@@ -7,6 +8,7 @@ synchronises them; process 0 writes), so the folder must be one that every
 process sees.
 """
 
+import json
 import os
 import time
 from typing import Any
@@ -62,55 +64,88 @@ def claim_run_dir(run_dir: str, identity: dict[str, Any],
   files.claim_json(path, identity)
 
 
-class Checkpointer:
-  """Keeps the last `max_to_keep` states of one run under `directory`."""
+class RunFolder:
+  """One run's folder, claimed for `identity`; keeps its last `max_to_keep`
+  checkpoints."""
 
-  def __init__(self, directory: str, max_to_keep: int = 3):
-    self._directory = os.path.abspath(directory)
-    self._manager = ocp.CheckpointManager(
-        self._directory,
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=True,
-            # Saves overlap the next chunk; `wait` before reading them.
-            enable_async_checkpointing=True))
+  def __init__(self, path: str, identity: dict[str, Any],
+               max_to_keep: int = 3):
+    claim_run_dir(path, identity)
+    self.path = path
+    self.metrics = os.path.join(path, "metrics.jsonl")
+    self._timing = os.path.join(path, "timing.json")
+    self._evaluations = os.path.join(path, "chunk_evaluations.json")
+    self._checkpoints = os.path.abspath(os.path.join(path, "checkpoints"))
+    # Orbax synchronises the processes of a multi-process run here.
+    with parallel.bounded("opening the checkpoints"):
+      self._manager = ocp.CheckpointManager(
+          self._checkpoints, options=ocp.CheckpointManagerOptions(
+              max_to_keep=max_to_keep, create=True,
+              # Saves overlap the next chunk; `close` waits for the last.
+              enable_async_checkpointing=True))
 
-  def save(self, step: int, state: Any) -> None:
-    # Host copies: the save is asynchronous, and the caller may donate the
-    # arrays as soon as this returns.
-    host_state = jax.tree.map(np.array, parallel.to_host(state))
-    with parallel.bounded("a checkpoint's save"):
-      self._manager.save(step, args=ocp.args.StandardSave(host_state))
-
-  def restore_latest(self, like: Any) -> Any | None:
-    """The newest intact state (shaped like `like`), or None. A checkpoint
-    that cannot be restored (truncated or corrupted files, e.g. a disk that
-    filled up) is moved aside into `damaged/` beside the checkpoints, with
-    one warning line, and the one before it is tried."""
+  def restore(self, like: Any) -> Any | None:
+    """The newest intact checkpoint (shaped like `like`), or None. One that
+    cannot be restored (truncated or corrupted files, e.g. a disk that
+    filled up) is moved aside into `damaged/` with one warning line, and
+    the one before it is tried."""
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), like)
-    for step in sorted(self._manager.all_steps(), reverse=True):
-      try:
-        restored = self._manager.restore(
-            step, args=ocp.args.StandardRestore(abstract))
-        return jax.tree.map(np.asarray, restored)
-      except Exception as e:  # pylint: disable=broad-except
-        # Orbax and TensorStore raise many types for damaged data.
-        moved = self._move_aside(step)
-        logging.warning(
-            "checkpoint %d is damaged (%s: %s); moved to %s, trying the one "
-            "before it", step, type(e).__name__,
-            str(e).splitlines()[0][:200] if str(e) else "", moved)
+    with parallel.bounded("restoring a checkpoint"):
+      for step in sorted(self._manager.all_steps(), reverse=True):
+        try:
+          return jax.tree.map(np.asarray, self._manager.restore(
+              step, args=ocp.args.StandardRestore(abstract)))
+        except Exception as e:  # pylint: disable=broad-except
+          # Orbax and TensorStore raise many types for damaged data.
+          self._move_aside(step, e)
     return None
 
-  def _move_aside(self, step: int) -> str:
-    if not parallel.is_writer():
-      return "damaged/ (by process 0)"  # the others skip it the same way
-    damaged = os.path.join(os.path.dirname(self._directory), "damaged")
-    os.makedirs(damaged, exist_ok=True)
-    target = os.path.join(damaged, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.rename(os.path.join(self._directory, str(step)), target)
-    self._manager.reload()
-    return target
+  def _move_aside(self, step: int, error: Exception) -> None:
+    moved = "damaged/ (by process 0)"  # the others skip it the same way
+    if parallel.is_writer():
+      moved = os.path.join(self.path, "damaged",
+                           f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+      os.makedirs(os.path.dirname(moved), exist_ok=True)
+      os.rename(os.path.join(self._checkpoints, str(step)), moved)
+      self._manager.reload()
+    logging.warning(
+        "checkpoint %d is damaged (%s: %s); moved to %s, trying the one "
+        "before it", step, type(error).__name__,
+        str(error).splitlines()[0][:200] if str(error) else "", moved)
+
+  def save(self, epoch: int, state: Any, metrics_rows: list[Any]) -> None:
+    """Checkpoints `state` at `epoch` (asynchronously) and appends its
+    epochs' rows to metrics.jsonl."""
+    # Host copies: the caller may donate the arrays as soon as this returns.
+    host_state = jax.tree.map(np.array, parallel.to_host(state))
+    with parallel.bounded("a checkpoint's save"):
+      self._manager.save(epoch, args=ocp.args.StandardSave(host_state))
+    if parallel.is_writer():
+      with open(self.metrics, "a") as f:
+        f.writelines(json.dumps(row) + "\n" for row in metrics_rows)
+
+  def timing(self) -> dict[str, float]:
+    """The training and checkpoint seconds of the run's earlier processes
+    (none where no file, or a damaged one, holds them)."""
+    try:
+      return files.read_json(self._timing)
+    except files.UnreadableStateError:
+      return {}
+
+  def write_timing(self, timing: dict[str, float]) -> None:
+    files.write_json_atomic(self._timing, timing)
+
+  def chunk_evaluations(self) -> dict[int, Any]:
+    """The scores after each chunk of the run's earlier processes."""
+    if not os.path.exists(self._evaluations):
+      return {}
+    return {int(epoch): sums for epoch, sums
+            in files.read_json(self._evaluations).items()}
+
+  def write_chunk_evaluations(self, evaluations: dict[int, Any]) -> None:
+    files.write_json_atomic(self._evaluations, {
+        str(e): evaluations[e] for e in sorted(evaluations)})
 
   def close(self) -> None:
     """Waits for the save in flight, then releases the manager."""

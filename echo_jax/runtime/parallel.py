@@ -1,15 +1,13 @@
-"""Where a task's models run: the programs, over every device of every process.
+"""Where a task's models run: its programs, over every device of every process.
 
-A task's models (variants x seeds) are laid along one mesh axis over the
-devices; each device runs its share, vmapped. Its programs are built here,
-in one place: `jax.jit(shard_map(over_models(...)))`, the training state
-donated from chunk to chunk. Models never communicate, so no program has a
-collective. A run of several processes (started by a launcher, joined with
-`jax.distributed.initialize`) is one program over all their devices: the
-only cross-process traffic is gathering results (`to_host`) and orbax's
-barriers, each wait bounded (`bounded`); every process computes the same
-host values and takes the same path, and process 0 writes the files
-(`is_writer`).
+A task's models (variants x seeds) lie along one mesh axis; each device runs
+its share, vmapped. The programs are built here, in one place:
+`jax.jit(shard_map(...))`, the training state donated from chunk to chunk.
+Models never communicate, so no program has a collective. Several processes
+(joined by `jax.distributed.initialize`) run one program over all their
+devices; they meet only to gather results (`to_host`) and at orbax's
+barriers, each wait bounded (`bounded`). Every process computes the same
+host values and takes the same path; process 0 writes the files.
 """
 
 import contextlib
@@ -22,7 +20,6 @@ from typing import Any, Iterator
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -33,8 +30,7 @@ SEED_AXIS = "seed"
 
 
 def seed_mesh(num_models: int, max_devices: int | None = None) -> Mesh:
-  """A 1-D mesh over as many devices as there are models (at most all, or
-  at most `max_devices`)."""
+  """A 1-D mesh over one device per model, at most all (or max_devices)."""
   available = jax.devices()[:max_devices or jax.device_count()]
   return Mesh(np.array(available[:max(1, min(num_models, len(available)))]),
               (SEED_AXIS,))
@@ -49,12 +45,11 @@ def seed_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(SEED_AXIS))
 
 
-# How a CPU device runs its models (ECHO_JAX_MODELS_PER_BLOCK): "auto" (the
-# default) in the largest vmapped blocks whose training state fits
-# CACHE_BLOCK_BYTES, so that an update's streaming stays in a core's cache
-# (blocks of up to ~4 MB trained 1.7-1.8x faster than vmapping a device's
-# 32-36 models together; docs/performance.md); "all" vmaps them all (what
-# other backends do in "auto": a GPU is fastest so); b: blocks of b.
+# How a CPU device runs its models (ECHO_JAX_MODELS_PER_BLOCK): "auto" in
+# the largest vmapped blocks whose training state fits CACHE_BLOCK_BYTES, so
+# an update's streaming stays in a core's cache (1.7-1.8x faster than
+# vmapping 32-36 models together: docs/performance.md); "all" vmaps them
+# all (what "auto" does on other backends: a GPU is fastest so); b: blocks.
 BLOCK_ENV = "ECHO_JAX_MODELS_PER_BLOCK"
 CACHE_BLOCK_BYTES = 4 * 2**20
 
@@ -87,11 +82,10 @@ def cache_block(count: int, bytes_per_model: int) -> int | None:
 
 
 def over_models(fn, in_axes: tuple[int | None, ...], block):
-  """jax.vmap(fn, in_axes) over a device's models, except that a lone model
-  runs unbatched (a size-1 batch axis is not free on XLA:CPU: one echo_lag
-  model trained ~10% faster so), and in blocks of `block` models (see
-  `models_per_block`; the first per-model argument is the training state)
-  mapped one after another with lax.map."""
+  """jax.vmap(fn, in_axes) over a device's models; a lone model runs
+  unbatched (a size-1 batch axis is not free on XLA:CPU: ~10% slower), and
+  `block` (`models_per_block`; the first per-model argument is the training
+  state) runs them in vmapped blocks, one after another (lax.map)."""
 
   def run(*args):
     per_model = [arg for arg, axis in zip(args, in_axes) if axis == 0]
@@ -162,11 +156,8 @@ def programs(task, mesh: Mesh, chunk_epochs: int, block):
   return init, data, fit, evaluate
 
 
-# Processes. Single-process runs never call jax.distributed.initialize;
-# there every function below is a plain local one.
-
-# How long a process waits for the others at a gather or a checkpoint's
-# barrier (--distributed_timeout) before it ends with one line.
+# Processes. In a single-process run every function below is a local one.
+# How long a process waits for the others (--distributed_timeout).
 TIMEOUT = {"seconds": 60}
 
 

@@ -1,14 +1,12 @@
 """The runner: a task's models compiled over the devices, trained in
 checkpointed chunks, then scored on fresh test sequences.
 
-`compile_task` lays a task's models (variants x seeds) over the devices and
-compiles its programs (`parallel.programs`): initialisation, one chunk of
-epochs of `task.train`, evaluation. `run` trains them chunk by chunk; with a
-run folder it checkpoints after every chunk and appends the chunk's epochs
-to metrics.jsonl, and a rerun with the same folder resumes from the newest
+`compile_task` lays a task's models over the devices and compiles its
+programs (`parallel.programs`); `run` trains them chunk by chunk, with a run
+folder checkpointing after every chunk: a rerun resumes from the newest
 checkpoint, bit-identical to an uninterrupted run (epoch e trains on
-fold_in(data_key, e) whatever the chunks). The `RunOutput` is what the record
-writers (`report.records`) turn into each binary's files.
+fold_in(data_key, e) whatever the chunks). `report.records` turns the
+`RunOutput` into the binaries' files.
 """
 
 import json
@@ -35,79 +33,38 @@ from echo_jax.runtime import parallel
 from echo_jax.tasks import task as task_lib
 
 DEFAULT_CHUNK_EPOCHS = 1000
-# Model-updates a device runs per chunk at most by default: a progress line
-# and a checkpoint every few seconds on a CPU core at the tutorial's sizes,
-# also when an epoch is long (--length=100000: 20,000 updates an epoch).
+# Model-updates per device and chunk at most by default: a progress line
+# and a checkpoint every few seconds, also when an epoch is long.
 CHUNK_MODEL_UPDATES = 200_000
 # Test sequences scored per call: evaluation's memory stays bounded whatever
-# --eval_sequences (on XLA:CPU an evaluation program's first call kept
-# ~100 KB per batch it scored).
+# --eval_sequences (an XLA:CPU program's first call kept ~100 KB a batch).
 PIECE_SEQUENCES = 16_000
 PROGRESS_SECONDS = 30.0
-# Of physical memory, what a run's programs may plan to use on a CPU.
-USABLE_FRACTION = 0.8
 MEMORY_ENV = "ECHO_JAX_MEMORY_BYTES"  # a share of a machine, in bytes
 
 
-def model_keys(config: config_lib.EchoConfig, count: int) -> np.ndarray:
-  """Training key of model i < count: fold_in(fold_in(seed, 0), i), so
-  adding seeds never changes the earlier ones."""
-  base = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
-  return np.asarray(jax.vmap(lambda i: jax.random.fold_in(base, i))(
-      jnp.arange(count)))
-
-
-def test_keys(config: config_lib.EchoConfig) -> np.ndarray:
-  """The keys of the run's test set: every model is scored on the same
-  config.eval_sequences sequences, drawn from fold_in(seed, 1) (disjoint
-  from training), 8 bytes a sequence (`data.TestSet`)."""
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
-  return np.asarray(jax.random.split(key, config.eval_sequences))
-
-
-def variant_grid(config: config_lib.EchoConfig, variants: tuple[int, ...],
-                 count: int) -> tuple[np.ndarray, np.ndarray]:
-  """Keys and variant values of all models, variant-major, padded to `count`
-  by repeating model 0 (padding is discarded). Every variant uses the same
-  seeds' keys: variants are compared on paired initialisations and data."""
-  keys_S = model_keys(config, config.seeds)
-  keys_M = np.concatenate([keys_S] * len(variants))
-  variants_M = np.repeat(np.asarray(variants, np.int32), config.seeds)
-  pad = count - len(variants_M)
-  return (np.concatenate([keys_M, np.repeat(keys_M[:1], pad, 0)]),
-          np.concatenate([variants_M, np.repeat(variants_M[:1], pad)]))
-
-
 def default_chunk_epochs(task: task_lib.Task, models_per_device: int) -> int:
-  """DEFAULT_CHUNK_EPOCHS, fewer where an epoch's updates times a device's
-  models exceed CHUNK_MODEL_UPDATES."""
+  """DEFAULT_CHUNK_EPOCHS, or fewer: at most CHUNK_MODEL_UPDATES."""
   updates = task.train.updates_per_epoch * models_per_device
   return max(1, min(DEFAULT_CHUNK_EPOCHS, CHUNK_MODEL_UPDATES // updates))
 
 
-def local_devices(mesh: Mesh) -> list[Any]:
-  return [d for d in mesh.devices.flat
-          if d.process_index == jax.process_index()]
-
-
-def available_bytes(mesh: Mesh) -> tuple[int, str]:
-  """(bytes this process's devices of `mesh` may use, what that is)."""
+def check_memory(config: config_lib.EchoConfig, devices: list[Any],
+                 bytes_per_device: int, models: int) -> None:
+  """ConfigError (one line naming the flags to change) unless `models`
+  models needing `bytes_per_device` on each of `devices` fit in
+  $ECHO_JAX_MEMORY_BYTES, the accelerators' memory or 80% of the host's."""
+  need = bytes_per_device * len(devices)
+  stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
   if MEMORY_ENV in os.environ:
-    return int(os.environ[MEMORY_ENV]), f"${MEMORY_ENV}"
-  local = local_devices(mesh)
-  stats = local[0].memory_stats() if local[0].platform != "cpu" else None
-  if stats and "bytes_limit" in stats:
-    return int(stats["bytes_limit"]) * len(local), (
-        f"{len(local)} x {local[0].device_kind}")
-  total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-  return int(total * USABLE_FRACTION), "this machine's memory"
-
-
-def check_memory(config: config_lib.EchoConfig, mesh: Mesh, need: int,
-                 models: int) -> None:
-  """ConfigError (one line naming the flags to change) if `need` bytes
-  (for `models` models on this process's devices) do not fit."""
-  available, where = available_bytes(mesh)
+    available, where = int(os.environ[MEMORY_ENV]), f"${MEMORY_ENV}"
+  elif stats and "bytes_limit" in stats:
+    available = int(stats["bytes_limit"]) * len(devices)
+    where = f"{len(devices)} x {devices[0].device_kind}"
+  else:
+    available = int(0.8 * os.sysconf("SC_PAGE_SIZE")
+                    * os.sysconf("SC_PHYS_PAGES"))
+    where = "this machine's memory"
   if need > available:
     raise config_lib.ConfigError(
         f"the run needs about {need / 1e9:.3g} GB ({models} models x "
@@ -115,13 +72,6 @@ def check_memory(config: config_lib.EchoConfig, mesh: Mesh, need: int,
         f"{available / 1e9:.3g} GB: lower --hidden (={config.hidden}), "
         f"--n_unique (={config.n_unique}), --seeds (={config.seeds}) or "
         f"--eval_sequences (={config.eval_sequences})")
-
-
-def program_bytes(program) -> int:
-  """What XLA says one device needs to run a compiled program."""
-  stats = program.memory_analysis()
-  return (stats.argument_size_in_bytes + stats.output_size_in_bytes
-          + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
 
 
 class Compiled(NamedTuple):
@@ -132,7 +82,7 @@ class Compiled(NamedTuple):
   init: Any                       # keys_M -> TrainState_M at epoch 0
   data: Any                       # (state_M[, variants_M]) -> data_M
   fit: Any                        # (state_M, data_M, end_epoch[, variants_M])
-  evaluate: dict[int, Any]        # piece size -> compiled evaluation
+  evaluate: dict[int, Any]        # test sequences -> compiled evaluation
   chunk_epochs: int
   compile_seconds: float
 
@@ -153,30 +103,27 @@ class Compiled(NamedTuple):
 def compile_task(task: task_lib.Task, max_devices: int | None = None,
                  chunk_epochs: int | None = None,
                  with_evaluation: bool = True) -> Compiled:
-  """Compiles initialisation, a chunk of `chunk_epochs` epochs (default:
-  `default_chunk_epochs`, at most the run) and evaluation of the task's
-  models; ConfigError (one line) if they cannot fit in memory.
-  `with_evaluation=False` compiles training only (timing runs; `run` then
-  cannot score)."""
+  """Compiles the task's programs for a chunk of `chunk_epochs` epochs
+  (default: `default_chunk_epochs`, at most the run); ConfigError (one
+  line) if they cannot fit in memory. `with_evaluation=False`: training
+  only (timing runs)."""
   config = task.config
   mesh = parallel.seed_mesh(task.num_models, max_devices)
   count = parallel.padded_models(task.num_models, mesh)
-  devices = local_devices(mesh)
-  local = count // mesh.size * len(devices)  # models on this process
-  chunk_epochs = min(chunk_epochs or default_chunk_epochs(
-      task, count // mesh.size), config.epochs)
-  # Parameters, Adam's moments and gradients, before anything compiles: an
-  # oversized model is refused at once.
+  devices = [d for d in mesh.devices.flat
+             if d.process_index == jax.process_index()]
+  per_device = count // mesh.size
+  chunk_epochs = min(chunk_epochs or default_chunk_epochs(task, per_device),
+                     config.epochs)
+  # Parameters, Adam's moments and gradients: an oversized model is refused
+  # before anything compiles.
   params = jax.eval_shape(task.train.init,
                           jax.ShapeDtypeStruct((2,), jnp.uint32)).params
-  check_memory(config, mesh, 4 * parallel.tree_bytes(params) * local, local)
+  check_memory(config, devices, 4 * parallel.tree_bytes(params) * per_device,
+               per_device * len(devices))
   sharding = parallel.seed_sharding(mesh)
-  if task.variants is None:
-    keys_M = parallel.put(model_keys(config, count), sharding)
-    variants_M = None
-  else:
-    keys_M, variants_M = parallel.put(
-        variant_grid(config, task.variants, count), sharding)
+  keys_M, variants_M = task.model_keys(count)
+  keys_M, variants_M = parallel.put((keys_M, variants_M), sharding)
   extra = () if variants_M is None else (variants_M,)
   start = time.perf_counter()
   init, data, fit, evaluate = parallel.programs(
@@ -189,38 +136,43 @@ def compile_task(task: task_lib.Task, max_devices: int | None = None,
   lowered.append(data.lower(state, *extra))
   lowered.append(fit.lower(state, with_sharding(lowered[1].out_info),
                            np.int32(0), *extra))
-  sizes = []
-  if with_evaluation:
-    replicated = NamedSharding(mesh, P())
-    num = config.eval_sequences
+  num, sizes = config.eval_sequences, []
+  if with_evaluation:  # a piece of PIECE_SEQUENCES and a shorter last one
     sizes = sorted({min(num, PIECE_SEQUENCES), num % PIECE_SEQUENCES or num})
-    for size in sizes:
-      test_set = data_lib.TestSet(
-          jax.ShapeDtypeStruct((size, 2), jnp.uint32, sharding=replicated),
-          config.length, config.n_unique)
-      lowered.append(evaluate.lower(state.params, test_set, *extra))
-  programs = [program.compile() for program in lowered]
-  check_memory(config, mesh,
-               max(map(program_bytes, programs)) * len(devices), local)
-  init, data, fit, *evaluations = programs
+  for size in sizes:
+    test_set = data_lib.TestSet(
+        jax.ShapeDtypeStruct((size, 2), jnp.uint32,
+                             sharding=NamedSharding(mesh, P())),
+        config.length, config.n_unique)
+    lowered.append(evaluate.lower(state.params, test_set, *extra))
+  # A chunk's data are integer arithmetic (random bits, framing), exact at
+  # any optimisation level; at LLVM's -O1 a streaming task's compiled in
+  # 0.4 s instead of 3.9 s.
+  light = ({"xla_backend_optimization_level": 1}
+           if jax.default_backend() == "cpu" else None)
+  init, data, fit, *evaluations = programs = [
+      program.compile(light if i == 1 else None)
+      for i, program in enumerate(lowered)]
+  need = [p.memory_analysis() for p in programs]  # XLA's word, per device
+  check_memory(config, devices, max(
+      m.argument_size_in_bytes + m.output_size_in_bytes
+      + m.temp_size_in_bytes - m.alias_size_in_bytes for m in need),
+               per_device * len(devices))
   return Compiled(task, mesh, keys_M, variants_M, init, data, fit,
                   dict(zip(sizes, evaluations)), chunk_epochs,
                   time.perf_counter() - start)
 
 
-
 class RunOutput(NamedTuple):
-  """A finished run; per-model leaves keep the real models only (variant-
-  major: model m is variant m // seeds, seed m % seeds)."""
+  """A finished run, real models only (model m: variant m // seeds, seed
+  m % seeds)."""
   compiled: Compiled
   params: chex.ArrayTree              # host arrays, (M, ...)
   loss_MxE: np.ndarray
   accuracy_MxE: np.ndarray
   evaluation: evaluate_lib.Scores     # host arrays, models first
   timing: dict[str, Any]              # seconds, chunk length, resumed epoch
-  # With `run(..., evaluate_chunks=True)`: end epoch of each chunk -> the
-  # models' evaluation sums then, as JSON holds them; else empty.
-  chunk_evaluations: dict[int, Any]
+  chunk_evaluations: dict[int, Any]   # end epoch -> Scores.sums as JSON
 
   @property
   def task(self) -> task_lib.Task:
@@ -240,25 +192,23 @@ class RunOutput(NamedTuple):
 
 def score(compiled: Compiled, params_M, test_keys_Sx2: np.ndarray
           ) -> evaluate_lib.Scores:
-  """The models' Scores on the test set of `test_keys_Sx2`, piece by piece
-  (`PIECE_SEQUENCES`), as host arrays (real models only)."""
+  """The real models' Scores on a test set's keys, piece by piece."""
   config, num = compiled.task.config, test_keys_Sx2.shape[0]
-  replicated = NamedSharding(compiled.mesh, P())
   pieces, reported = [], time.monotonic()
   for start in range(0, num, PIECE_SEQUENCES):
-    keys = test_keys_Sx2[start:start + PIECE_SEQUENCES]
-    test_set = data_lib.TestSet(parallel.put(keys, replicated),
-                                config.length, config.n_unique)
+    keys = parallel.put(test_keys_Sx2[start:start + PIECE_SEQUENCES],
+                        NamedSharding(compiled.mesh, P()))
     pieces.append(parallel.to_host(compiled.evaluate[keys.shape[0]](
-        params_M, test_set, *compiled.extra())))
+        params_M, data_lib.TestSet(keys, config.length, config.n_unique),
+        *compiled.extra())))
     if time.monotonic() - reported >= PROGRESS_SECONDS:
       reported = time.monotonic()
       logging.info("%s: evaluated %d/%d test sequences",
                    compiled.task.name, start + keys.shape[0], num)
   sums = jax.tree.map(lambda *values: sum(values[1:], values[0]),
                       *[piece.sums for piece in pieces])
-  unpad = lambda x: x[:compiled.task.num_models]
-  return jax.tree.map(unpad, evaluate_lib.Scores(sums, pieces[0].first))
+  return jax.tree.map(lambda x: x[:compiled.task.num_models],
+                      evaluate_lib.Scores(sums, pieces[0].first))
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -280,37 +230,35 @@ def metrics_rows(task: task_lib.Task, loss_MxE: np.ndarray,
                  ) -> list[dict[str, Any]]:
   """metrics.jsonl rows for epochs [first, end) (numbered from 1): the mean
   over all models, and each seed's value (of each variant: its mean too)."""
-  # Whole-chunk numpy conversions, epoch-major and contiguous (so each
-  # mean adds in the same order as a one-epoch array's): per-epoch numpy
-  # calls cost more than the checkpoint they accompany.
+  # Whole-chunk conversions (per-epoch ones cost more than a checkpoint),
+  # epoch-major and contiguous: each mean adds in a one-epoch array's order.
   def columns(values_MxE):
     values_CxM = np.ascontiguousarray(values_MxE[:, first:end].T)
-    values_CxVxS = values_CxM.reshape(
-        end - first, len(task.variants or (0,)), task.config.seeds)
+    values_CxVxS = values_CxM.reshape(end - first, len(task.variants or [0]),
+                                      task.config.seeds)
     return (values_CxM.mean(1).tolist(), values_CxVxS.mean(2).tolist(),
             values_CxVxS.tolist())
 
   (loss, loss_V, loss_VxS), (accuracy, accuracy_V, accuracy_VxS) = (
       columns(loss_MxE), columns(accuracy_MxE))
-  if task.variants is None:
-    return [{"epoch": first + c + 1, "loss": loss[c], "accuracy": accuracy[c],
-             "loss_per_seed": loss_VxS[c][0],
-             "accuracy_per_seed": accuracy_VxS[c][0]}
-            for c in range(end - first)]
-  return [{"epoch": first + c + 1, "loss": loss[c], "accuracy": accuracy[c],
-           "per_variant": {
-               name: {"loss": loss_V[c][i], "accuracy": accuracy_V[c][i],
-                      "loss_per_seed": loss_VxS[c][i],
-                      "accuracy_per_seed": accuracy_VxS[c][i]}
-               for i, name in enumerate(task.row_names())}}
+  rows = [{"epoch": first + c + 1, "loss": loss[c], "accuracy": accuracy[c]}
           for c in range(end - first)]
+  for c, row in enumerate(rows):
+    if task.variants is None:
+      row.update(loss_per_seed=loss_VxS[c][0],
+                 accuracy_per_seed=accuracy_VxS[c][0])
+    else:
+      row["per_variant"] = {
+          name: {"loss": loss_V[c][i], "accuracy": accuracy_V[c][i],
+                 "loss_per_seed": loss_VxS[c][i],
+                 "accuracy_per_seed": accuracy_VxS[c][i]}
+          for i, name in enumerate(task.row_names())}
+  return rows
 
 
-# The run this process is training and its epochs done, for the line a
-# Ctrl-C ends with; and whether a Ctrl-C is pending. Ctrl-C is acted on
-# between chunks, after the chunk's checkpoint was handed to orbax (one
-# raised inside orbax's save was seen to be swallowed or to hang it); a
-# second Ctrl-C interrupts at once.
+# The run in training, for the line a Ctrl-C ends with. A Ctrl-C is acted on
+# between chunks, after the checkpoint was handed to orbax (raised inside
+# orbax's save, one was swallowed or hung it); a second one at once.
 _progress = {"name": None, "epoch": 0, "total": 0, "interrupt": False}
 
 
@@ -329,18 +277,6 @@ def interrupted_message() -> str:
           f"of {_progress['name']}; rerun the same command to resume")
 
 
-TIMING_FILE = "timing.json"
-CHUNK_EVALUATIONS_FILE = "chunk_evaluations.json"
-
-def read_timing(run_dir: str) -> dict[str, float]:
-  """The training and checkpoint seconds of a run folder's earlier
-  processes (none where no file, or a damaged one, holds them)."""
-  try:
-    return files.read_json(os.path.join(run_dir, TIMING_FILE))
-  except files.UnreadableStateError:
-    return {}
-
-
 # on_chunk(first_epoch, end_epoch, loss_MxE, accuracy_MxE), after each chunk
 # (e.g. TensorBoard summaries); M counts the real models.
 ChunkCallback = Callable[[int, int, np.ndarray, np.ndarray], None]
@@ -350,27 +286,20 @@ def run(compiled: Compiled, run_dir: str | None = None,
         on_chunk: ChunkCallback | None = None,
         evaluate_chunks: bool = False) -> RunOutput:
   """Trains every model chunk by chunk, then scores them on the run's test
-  set. With `run_dir` (claimed for the task's identity), the state and the
-  metrics so far are checkpointed after every chunk and a rerun resumes;
-  metrics.jsonl there holds the epochs so far. With `evaluate_chunks` the
-  models are also scored after every chunk (learning curves on fresh
-  sequences, kept in the run folder for a resumed run)."""
+  set. With `run_dir` (`checkpoint.RunFolder`), every chunk is checkpointed
+  and a rerun resumes. With `evaluate_chunks` the models are also scored
+  after every chunk (learning curves on fresh sequences)."""
   task, config = compiled.task, compiled.task.config
   num_models, total = task.num_models, config.epochs
-  test_keys_Sx2 = test_keys(config)
+  test_keys_Sx2 = train_lib.test_keys(config.seed, config.eval_sequences)
   state = compiled.init(compiled.keys_M)
   loss_MxE = np.zeros((num_models, total), np.float32)
   accuracy_MxE = np.zeros((num_models, total), np.float32)
-  checkpointer, earlier, resumed_from = None, {}, 0
-  evaluations, evaluations_path = {}, None
+  folder, earlier, resumed_from, evaluations = None, {}, 0, {}
   if run_dir is not None:
-    checkpoint.claim_run_dir(run_dir, task.identity())
-    # Orbax synchronises the processes of a multi-process run here.
-    with parallel.bounded("opening the checkpoints"):
-      checkpointer = checkpoint.Checkpointer(
-          os.path.join(run_dir, "checkpoints"))
-      restored = checkpointer.restore_latest(
-          {"state": state, "loss_E": loss_MxE, "accuracy_E": accuracy_MxE})
+    folder = checkpoint.RunFolder(run_dir, task.identity())
+    restored = folder.restore(
+        {"state": state, "loss_E": loss_MxE, "accuracy_E": accuracy_MxE})
     if restored is not None:
       state = parallel.put(restored["state"],
                            parallel.seed_sharding(compiled.mesh))
@@ -378,31 +307,25 @@ def run(compiled: Compiled, run_dir: str | None = None,
       resumed_from = int(restored["state"].epoch[0])
       logging.info("%s: resuming at epoch %d/%d from %s", task.name,
                    resumed_from, total, run_dir)
+      earlier = folder.timing()
     parallel.check_same_everywhere(
         str(resumed_from), f"the checkpoint it resumes {task.name} from",
         "put --workdir on a file system every process shares")
-    if resumed_from:
-      earlier = read_timing(run_dir)
     # The checkpoint is the truth: drop rows a kill left beyond it (or a
     # torn last line), then append one chunk at a time.
-    metrics_path = os.path.join(run_dir, "metrics.jsonl")
-    files.write_jsonl_atomic(metrics_path, metrics_rows(
+    files.write_jsonl_atomic(folder.metrics, metrics_rows(
         task, loss_MxE, accuracy_MxE, 0, resumed_from))
-    evaluations_path = os.path.join(run_dir, CHUNK_EVALUATIONS_FILE)
-    if evaluate_chunks and os.path.exists(evaluations_path):
-      evaluations = {int(epoch): sums for epoch, sums
-                     in files.read_json(evaluations_path).items()}
+    if evaluate_chunks:
+      evaluations = folder.chunk_evaluations()
 
   def evaluate_chunk(epoch):
-    if not evaluate_chunks or epoch in evaluations:
-      return  # resumed: scored before (the same bits)
-    sums = score(compiled, state.params, test_keys_Sx2).sums
-    # As JSON holds it (a tuple becomes a list), fresh or resumed.
-    evaluations[epoch] = json.loads(json.dumps(jax.tree.map(
-        lambda x: np.asarray(x).tolist(), sums)))
-    if evaluations_path and parallel.is_writer():
-      files.write_json_atomic(evaluations_path, {
-          str(e): evaluations[e] for e in sorted(evaluations)})
+    if evaluate_chunks and epoch not in evaluations:  # else scored before
+      sums = score(compiled, state.params, test_keys_Sx2).sums
+      # As JSON holds it (a tuple becomes a list), fresh or resumed.
+      evaluations[epoch] = json.loads(json.dumps(jax.tree.map(
+          lambda x: np.asarray(x).tolist(), sums)))
+      if folder is not None:
+        folder.write_chunk_evaluations(evaluations)
 
   if resumed_from:
     evaluate_chunk(resumed_from)
@@ -430,16 +353,14 @@ def run(compiled: Compiled, run_dir: str | None = None,
           accuracy_MxE[:, done - 1].mean(), train_seconds,
           (total - done) * train_seconds / (done - resumed_from))
       epoch_before, epoch = epoch, done
-      if checkpointer is not None:
+      if folder is not None:
         start = time.perf_counter()
-        checkpointer.save(done, {"state": state, "loss_E": loss_MxE,
-                                 "accuracy_E": accuracy_MxE})
-        if parallel.is_writer():
-          with open(metrics_path, "a") as f:
-            f.writelines(json.dumps(row) + "\n" for row in metrics_rows(
-                task, loss_MxE, accuracy_MxE, epoch_before, done))
+        folder.save(done, {"state": state, "loss_E": loss_MxE,
+                           "accuracy_E": accuracy_MxE}, metrics_rows(
+                               task, loss_MxE, accuracy_MxE, epoch_before,
+                               done))
         checkpoint_seconds += time.perf_counter() - start
-        files.write_json_atomic(os.path.join(run_dir, TIMING_FILE), {
+        folder.write_timing({
             "train_seconds": earlier.get("train_seconds", 0.0) + train_seconds,
             "checkpoint_seconds": (earlier.get("checkpoint_seconds", 0.0)
                                    + checkpoint_seconds)})
@@ -457,9 +378,9 @@ def run(compiled: Compiled, run_dir: str | None = None,
   finally:
     if in_main:
       signal.signal(signal.SIGINT, previous_handler)
-    if checkpointer is not None and wait_for_save:
+    if folder is not None and wait_for_save:
       start = time.perf_counter()
-      checkpointer.close()
+      folder.close()
       checkpoint_seconds += time.perf_counter() - start
   start = time.perf_counter()
   evaluation = (score(compiled, state.params, test_keys_Sx2)

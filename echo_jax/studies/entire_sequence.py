@@ -1,13 +1,13 @@
 """Entire sequence as timesteps: can a stateless LSTM echo X(t-1) when each
-sample is the whole prefix X(0..t), padded to the sequence length, the
-padding masked (skipped) or marked with a special value? Accuracy per
-position t, one Adam update per sequence (all its prefixes)."""
+sample is the prefix X(0..t), its padding masked or a special value? Accuracy
+per position t, one Adam update per sequence (all its prefixes)."""
 
 import os
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import masking
@@ -28,7 +28,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
     rows.extend(ext.run_task(workdir, NAME, task, options)[0])
   for row in rows:
     row["positions_t"] = list(range(config.lag, config.length))
-  record = records.result_record(NAME, config, rows)
+  record = rows_lib.result_record(NAME, config, rows)
   table = []
   for row in rows:
     per_t = row["eval_accuracy_per_position"]

@@ -8,14 +8,17 @@ from typing import Any
 import numpy as np
 
 from echo_jax.core import config as config_lib
+from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import rows as rows_lib
 from echo_jax.runtime import checkpoint
 from echo_jax.runtime import files
+from echo_jax.runtime import runner
 from echo_jax.studies import runs
 from echo_jax.tasks import task as task_lib
 
 # Every extension answer is a mean over at least 8 seeds on 1000 fresh
-# sequences (issue 4); flags may lower these for a quick look.
+# sequences; flags may lower these for a quick look.
 EXTENSION_DEFAULTS = {"seeds": 8, "eval_sequences": 1000, "stateful": False}
 
 
@@ -28,10 +31,8 @@ def base_config(name: str, **defaults: Any) -> config_lib.EchoConfig:
 
 def claim_study(workdir: str, name: str, config: config_lib.EchoConfig,
                 **params: Any) -> None:
-  """Claims <workdir>/<name>/ for this study's config and parameters before
-  any of its runs trains (study.json): a rerun with other settings is
-  refused at once, not after the runs before the first that differs. A
-  claim with nothing trained yet is replaced."""
+  """Claims <workdir>/<name>/ (study.json) before any run trains: a rerun
+  with other settings is refused at once (replaced if nothing trained)."""
   folder = os.path.join(workdir, name)
   checkpoint.claim_run_dir(folder, {"config": config.to_dict(), **params},
                         "study.json", trained=_any_trained(folder))
@@ -44,23 +45,50 @@ def _any_trained(folder: str) -> bool:
 
 
 def run_dir(workdir: str, binary: str, part: str) -> str:
-  """<workdir>/<binary>/<part>: one run folder per trained program
-  (config.json, checkpoints/, metrics.jsonl, learning_curves.png)."""
+  """<workdir>/<binary>/<part>: one run folder per trained program."""
   return os.path.join(workdir, binary, re.sub(r"[^A-Za-z0-9_.=-]+", "_", part))
 
 
+def run_task_in(task: task_lib.Task, run_dir: str,
+                options: runs.RunOptions = runs.RunOptions(),
+                resumable: bool = True):
+  """(rows, trained) of a framed task run in `run_dir` (`run_framed_in`);
+  `resumable=False` runs without a run folder (timing runs)."""
+  output = (run_framed_in(task, run_dir, options) if resumable else
+            runner.run_task(task, chunk_epochs=options.chunk_epochs))
+  return rows_lib.variant_rows(output), output.trained(by_variant=True)
+
+
+def run_framed_in(task: task_lib.Task, run_dir: str,
+                  options: runs.RunOptions = runs.RunOptions(),
+                  evaluate_chunks: bool = False) -> runner.RunOutput:
+  """Runs (or resumes) a framed task in its run folder; `evaluate_chunks`
+  scores the test set after every chunk."""
+  with runs.summaries(run_dir, options) as on_chunk:
+    output = runner.run_task(task, run_dir=run_dir,
+                             chunk_epochs=options.chunk_epochs,
+                             on_chunk=on_chunk,
+                             evaluate_chunks=evaluate_chunks)
+  trained = output.trained(by_variant=True)
+  plots.learning_curves_by_variant(
+      {name: (trained.loss_E[i], trained.accuracy_E[i])
+       for i, name in enumerate(task.row_names())},
+      os.path.join(run_dir, "learning_curves.png"),
+      f"{task.config.experiment}: {task.name}",
+      chance=1.0 / task.config.n_unique)
+  return output
+
+
 def run_task(workdir: str, binary: str, task: task_lib.Task,
-             options: runs.RunOptions, checkpoint: bool = True):
-  """Runs (or, rerun with the same --workdir, resumes) a framed task in its
-  run folder; returns (rows, trained)."""
-  return runs.run_task_in(task, run_dir(workdir, binary, task.name), options,
-                          checkpoint)
+             options: runs.RunOptions, resumable: bool = True):
+  """`run_task_in` in the task's `run_dir`; returns (rows, trained)."""
+  return run_task_in(task, run_dir(workdir, binary, task.name), options,
+                     resumable)
 
 
 def run_experiment(workdir: str, binary: str, part: str,
                    config: config_lib.EchoConfig, options: runs.RunOptions):
-  """Runs (or resumes) a tutorial experiment in its run folder; returns
-  (record, trained)."""
+  """A tutorial experiment in its `run_dir`; returns (record, trained)."""
   return runs.run_tutorial_in(config, run_dir(workdir, binary, part), options)
 
 
@@ -90,14 +118,13 @@ def trailing_mean(values, window: int = 50):
 def compare(name: str, config: config_lib.EchoConfig,
             tasks: list[task_lib.Task], workdir: str,
             options: runs.RunOptions = runs.RunOptions()) -> dict[str, Any]:
-  """Runs each task in its run folder and writes <name>.json with one row
-  per variant of each, and a table of their accuracies: the study of an
-  experiment that only compares models or framings."""
+  """A study that only compares tasks: <name>.json, one row per variant of
+  each, and a table of their accuracies."""
   claim_study(workdir, name, config, tasks=[task.name for task in tasks])
   rows = []
   for task in tasks:
     rows.extend(run_task(workdir, name, task, options)[0])
-  record = records.result_record(name, config, rows)
+  record = rows_lib.result_record(name, config, rows)
   finish(name, workdir, record,
          ("variant", "accuracy [95% CI]", "params", "train s"),
          [[row["variant"], records.ci_cell(row["eval_accuracy"]),

@@ -9,6 +9,7 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 
@@ -24,8 +25,8 @@ def run(base: config_lib.EchoConfig, workdir: str,
   rows = []
   for name, config in configs.items():
     record, trained = ext.run_experiment(workdir, NAME, name, config, options)
-    rows.append(records.experiment_row(name, record, trained))
-  record = records.result_record(NAME, base, rows)
+    rows.append(rows_lib.experiment_row(name, record, trained))
+  record = rows_lib.result_record(NAME, base, rows)
   table = []
   for row in rows:
     reached = [e for e in row["epochs_to_99pct_train_accuracy"]

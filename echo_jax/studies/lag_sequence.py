@@ -1,8 +1,7 @@
 """Echo a lag sequence: from each window, can a stateless LSTM output at
-every timestep s the value `lag` steps before it (a Dense layer per step,
-Keras' TimeDistributed), and how accurate is each window step? Steps whose
-target lies before the window (s < lag) are not scored. All lags in one
-program."""
+every timestep s the value `lag` steps before it (`tasks.seq2seq`), and how
+accurate is each window step? Steps whose target lies before the window
+(s < lag) are not scored."""
 
 import os
 import warnings
@@ -12,6 +11,7 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import seq2seq
@@ -41,7 +41,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
         "-" if a is None else records.percent(a)
         for a in row["eval_accuracy_per_window_step"]] + [
             f"{row['train_seconds']:.2f}"])
-  record = records.result_record(NAME, config, rows)
+  record = rows_lib.result_record(NAME, config, rows)
   ext.finish(NAME, workdir, record,
              ["variant", "accuracy [95% CI]"]
              + [f"step {s}" for s in range(config.context)]

@@ -1,7 +1,6 @@
 """Echo different lags: how accurately, and how fast, does a stateless LSTM
-echo X(t - lag) as the lag grows (the window grown to fit), and what is the
-smallest hidden size that reaches 99% for each lag? All lags of one hidden
-size train in one program (`tasks.lags`)."""
+echo X(t - lag) as the lag grows (the window grown to fit, `tasks.lags`), and
+what is the smallest hidden size that reaches 99% for each lag?"""
 
 import os
 
@@ -10,6 +9,7 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import lags as lags_lib
@@ -21,9 +21,8 @@ def run(config: config_lib.EchoConfig, workdir: str,
         options: runs.RunOptions = runs.RunOptions(), *,
         lags: tuple[int, ...], hiddens: list[int],
         sequences_per_epoch: int) -> dict:
-  """Every lag in `lags` for each hidden size in `hiddens` (ascending), each
-  Adam update on `sequences_per_epoch` fresh sequences; writes
-  lag_values.json and .png."""
+  """Every lag in `lags` for each hidden size in `hiddens` (ascending);
+  writes lag_values.json and .png."""
   ext.claim_study(workdir, NAME, config, lags=list(lags), hiddens=list(hiddens),
                   sequences_per_epoch=sequences_per_epoch)
   rows = []
@@ -57,7 +56,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
            f"{np.median(reached):.0f} ({len(reached)}/{ext.seeds_of(largest)})"
            if reached else "-"])
   train_seconds = {h: by_key[lags[0], h]["train_seconds"] for h in hiddens}
-  record = records.result_record(
+  record = rows_lib.result_record(
       NAME, config, rows, summary=summary,
       train_seconds_per_hidden_all_lags=train_seconds)
   ext.finish(NAME, workdir, record,

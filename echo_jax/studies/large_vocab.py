@@ -1,9 +1,8 @@
 """Large vocabularies: does the windowed echo still train with n_unique in
-the thousands, and what does feeding the LSTM an embedding lookup (the ids
-gather rows of the input kernel) instead of one-hot rows times the kernel
-save? The two encodings compute the same numbers: their accuracies after the
-same timing updates agree (the check), gather without the
-(batch x vocab x 4H) matmul."""
+the thousands, and what does an embedding lookup (the ids gather rows of the
+input kernel) save over one-hot rows times the kernel, the same numbers
+without the (batch x vocab x 4H) matmul? Their accuracies after the same
+timing updates must agree (the check)."""
 
 import os
 from typing import Sequence
@@ -13,12 +12,12 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import framed
 
 NAME = "large_vocab"
-# Stateless, 300 Adam updates at learning rate 1e-2.
 DEFAULTS = {"epochs": 300, "learning_rate": 1e-2}
 
 
@@ -27,9 +26,8 @@ def run(config: config_lib.EchoConfig, workdir: str,
         vocabs: Sequence[int] = (1000, 10000), sequences_per_epoch: int = 16,
         timing_epochs: int = 10) -> dict:
   """Per vocabulary in `vocabs`: gather for the full schedule, then gather
-  vs one_hot for `timing_epochs` updates (no run folder: timed afresh), each
-  update on the samples of `sequences_per_epoch` fresh sequences; writes
-  large_vocab.json and large_vocab.png (time per update)."""
+  vs one_hot for `timing_epochs` updates; writes large_vocab.json and
+  large_vocab.png (time per update)."""
   ext.claim_study(workdir, NAME, config, vocabs=list(vocabs),
                   sequences_per_epoch=sequences_per_epoch,
                   timing_epochs=timing_epochs)
@@ -42,15 +40,13 @@ def run(config: config_lib.EchoConfig, workdir: str,
                                  per_update)
     # Timing runs are a few updates, timed afresh: no run folder to resume.
     (row,), _ = ext.run_task(workdir, NAME, task, options,
-                             checkpoint=not timing)
+                             resumable=not timing)
     row["vocab"], row["encoding"], row["updates"] = vocab, encoding, epochs
     row["ms_per_update"] = 1000 * row["train_seconds"] / epochs
     return row
 
-  rows = []
-  for vocab in vocabs:
-    rows.append(run_variant(f"V={vocab} gather", vocab, "gather",
-                            config.epochs))
+  rows = [run_variant(f"V={vocab} gather", vocab, "gather", config.epochs)
+          for vocab in vocabs]
   timing = {}
   for vocab in vocabs:
     for encoding in ("gather", "one_hot"):
@@ -71,8 +67,8 @@ def run(config: config_lib.EchoConfig, workdir: str,
         f"{row['ms_per_update']:.1f}", f"{row['compile_seconds']:.2f}",
         f"{row['train_seconds']:.2f}",
         "-" if diff is None else f"{100 * diff:.2f} pts"])
-  record = records.result_record(NAME, config, rows,
-                                 samples_per_update=per_update)
+  record = rows_lib.result_record(NAME, config, rows,
+                                  samples_per_update=per_update)
   ext.finish(NAME, workdir, record,
              ("variant", "accuracy [95% CI]", "params",
               f"ms/update ({ext.seeds_of(rows[0])} models)", "compile s",

@@ -9,6 +9,7 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import masking
@@ -34,7 +35,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
     first = first_kept if row["variant"] == "drop" else config.lag
     row["positions_t"] = list(range(first, first + len(
         row["eval_accuracy_per_position"])))
-  record = records.result_record(
+  record = rows_lib.result_record(
       NAME, config, rows, tutorial_first_row=first_kept)
   table = []
   for row in rows:

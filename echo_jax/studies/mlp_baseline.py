@@ -10,6 +10,7 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import mlp
@@ -38,7 +39,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
         f"{np.median(reached):.0f} ({len(reached)}/{ext.seeds_of(row)})"
         if reached else "-",
         f"{row['compile_seconds']:.2f}", f"{row['train_seconds']:.2f}"])
-  record = records.result_record(NAME, config, rows)
+  record = rows_lib.result_record(NAME, config, rows)
   ext.finish(NAME, workdir, record,
              ("model", "accuracy [95% CI]", "params",
               "median epochs to 99% (seeds)", "compile s",

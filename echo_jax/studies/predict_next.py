@@ -1,11 +1,11 @@
 """The negative control: can the windowed model predict the next random
-integer X(t+1) from the last 5 values? It must not: the next value is
-independent of the past, so accuracy must stay at chance (1/n_unique). The
-echo X(t-1) with the same model, windows and training is the positive
-control."""
+integer X(t+1) from the last 5 values? It must not (`tasks.next_value`):
+accuracy must stay at chance. The echo X(t-1) with the same model, windows
+and training is the positive control."""
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
+from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import next_value
@@ -31,7 +31,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
                   records.percent(chance), "yes" if row["ci95_contains_chance"]
                   else "no", f"{row['final_train_loss']['mean']:.3f}",
                   f"{row['train_seconds']:.2f}"])
-  record = records.result_record(NAME, config, rows, chance_accuracy=chance)
+  record = rows_lib.result_record(NAME, config, rows, chance_accuracy=chance)
   ext.finish(NAME, workdir, record,
              ("variant", "accuracy [95% CI]", "chance", "CI holds chance",
               "final train loss", "train s"), table)

@@ -1,9 +1,6 @@
-"""A task run in its run folder: checkpoints, metrics.jsonl, learning
-curves, optional TensorBoard summaries, and the record written.
-
-What every study (and so every binary) does with one trained program.
-`RunOptions` carries the settings the binaries share (--chunk_epochs,
---tensorboard).
+"""Runs in their run folders (checkpoints, metrics.jsonl, learning curves,
+optional TensorBoard): the settings every binary shares (`RunOptions`), and
+one of the tutorial's experiments with its record and table (`run_single`).
 """
 
 import contextlib
@@ -89,39 +86,6 @@ def run_tutorial_in(config: config_lib.EchoConfig, run_dir: str,
   return record, trained
 
 
-def run_task_in(task: task_lib.Task, run_dir: str,
-                options: RunOptions = RunOptions(), checkpoint: bool = True):
-  """`run_tutorial_in` for a framed task: its rows (`records.variant_rows`)
-  and trained models with (variant, seed) axes; `checkpoint=False` runs
-  without a run folder (timing runs)."""
-  if not checkpoint:
-    output = runner.run_task(task, chunk_epochs=options.chunk_epochs)
-  else:
-    output = run_framed_in(task, run_dir, options)
-  return records.variant_rows(output), output.trained(by_variant=True)
-
-
-def run_framed_in(task: task_lib.Task, run_dir: str,
-                  options: RunOptions = RunOptions(),
-                  evaluate_chunks: bool = False) -> runner.RunOutput:
-  """Runs (or resumes) a framed task in its run folder (checkpoints,
-  metrics.jsonl, learning curves, optional TensorBoard; with
-  `evaluate_chunks`, a test-set score after every chunk)."""
-  with summaries(run_dir, options) as on_chunk:
-    output = runner.run_task(task, run_dir=run_dir,
-                             chunk_epochs=options.chunk_epochs,
-                             on_chunk=on_chunk,
-                             evaluate_chunks=evaluate_chunks)
-  trained = output.trained(by_variant=True)
-  plots.learning_curves_by_variant(
-      {name: (trained.loss_E[i], trained.accuracy_E[i])
-       for i, name in enumerate(task.row_names())},
-      os.path.join(run_dir, "learning_curves.png"),
-      f"{task.config.experiment}: {task.name}",
-      chance=1.0 / task.config.n_unique)
-  return output
-
-
 def run_and_write(config: config_lib.EchoConfig, workdir: str,
                   options: RunOptions = RunOptions(),
                   compiled: runner.Compiled | None = None) -> dict[str, Any]:
@@ -132,4 +96,16 @@ def run_and_write(config: config_lib.EchoConfig, workdir: str,
                               options, compiled)
   files.write_json_atomic(
       os.path.join(workdir, f"{config.experiment}.json"), record)
+  return record
+
+
+def run_single(config: config_lib.EchoConfig, workdir: str,
+               options: RunOptions = RunOptions()) -> dict:
+  """One experiment: run (or resume), write <experiment>.json, print the
+  example and the table."""
+  record = run_and_write(config, workdir, options)
+  records.print_example(record)
+  print(records.format_table(records.SUMMARY_HEADER,
+                            [records.summary_row(record)]))
+  print(f"wrote {os.path.join(workdir, f'{config.experiment}.json')}")
   return record

@@ -1,16 +1,11 @@
 """The state map: stateful vs stateless training of the windowed echo over
 batch size, lag and window, with what the carried state holds.
 
-Every (lag, window, batch) cell is one program (`tasks.state_cell`: the
-tutorial's framing fixes N by lag and window, so only a cell's stateful and
-stateless models x seeds share a shape), trained by the one runner in
-checkpointed chunks (<workdir>/runs/<cell>/) while the next cell compiles in
-the background. Each finished cell is written to <workdir>/cells/
-atomically, so a rerun with the same --workdir resumes without retraining
-finished cells (and inside the cell that was training). Then
-state_map.json (every cell, impossible and non-dividing ones too, without
-learning curves), state_map.png (stateful minus stateless per cell, one
-panel per batch size) and a table.
+Each (lag, window, batch) cell is one program (`tasks.state_cell`), trained
+in checkpointed chunks (<workdir>/runs/<cell>/) while the next compiles, its
+record written to <workdir>/cells/ atomically: a rerun with the same
+--workdir resumes. Then state_map.json (every cell, impossible and
+non-dividing ones too, without learning curves), state_map.png and a table.
 """
 
 import concurrent.futures
@@ -50,10 +45,10 @@ def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
             probe_sequences: int = state_cell.DEFAULT_PROBE_SEQUENCES
             ) -> dict[str, Any]:
   """Trains every cell not already in <workdir>/cells; returns the map's
-  record. The caller validates first (`state_cell.validate`)."""
+  record. Validates first."""
   state_cell.validate(config, grid)
   changed = files.claim_json(os.path.join(workdir, "state_map_config.json"),
-                               _settings(config, probe_sequences))
+                             _settings(config, probe_sequences))
   if changed:
     raise config_lib.ConfigError(
         f"workdir={workdir!r} holds a state map of another config (differs "

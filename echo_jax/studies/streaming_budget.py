@@ -1,23 +1,19 @@
 """Streaming echo at every lag: the budget at which it is learned.
 
-`streaming_echo` trains every lag for one fixed budget (1000 updates of 16
-sequences) and reports what that gives. This study asks, per lag, what it
-takes: each (hidden size, recipe) trains all its lags in one program for up
-to `--updates` Adam updates, and after every `--eval_every` updates scores
-every model on the run's 1000 fresh test sequences (`runner.run`'s
-`evaluate_chunks`). The budget to 99% is the first scored point whose mean
-over seeds reaches 99%; where none does, the curve shows where it stalls,
-and the end point is split by position (t = lag, lag + 1, later).
+Each (hidden size, recipe) trains all its lags in one program for up to
+`--updates` Adam updates, scoring every model on the test sequences every
+`--eval_every` updates. The budget to 99% is the first scored point whose
+mean over seeds reaches 99%; where none does, the curve shows where it
+stalls, and the end point is split by position (t = lag, lag + 1, later).
 
-Recipes (`RECIPES`): the streaming model's own (Keras' initialisation,
-Adam at 1e-2, constant) and two principled changes, each alone: chrono
-initialisation of the gate biases (Tallec & Ollivier 2018,
-`models.chrono_lstm_bias_init`: a forget bias of 1 keeps a unit's cell for
-a few steps, chrono spreads the units' initial memory over 1 to 25 steps,
-the sequence's length) and Keras 2's time-based learning-rate decay
-(`keras_adam.time_decay`: a constant 1e-2 leaves the means wobbling by a
-point or two near 99%; the decay needs no run length, so one run still
-gives every budget).
+Recipes (`RECIPES`): the streaming model's own (Keras' initialisation, Adam
+at 1e-2, constant) and, each alone, chrono initialisation of the gate biases
+(Tallec & Ollivier 2018, `models.chrono_lstm_bias_init`: where a forget bias
+of 1 keeps a unit's cell for a few steps, chrono spreads the units' initial
+memory over 1 to 25 steps, the sequence's length) or Keras 2's time-based
+learning-rate decay (`keras_adam.time_decay`: a constant 1e-2 leaves the
+means wobbling by a point or two near 99%; the decay needs no run length, so
+one run still gives every budget).
 """
 
 import os
@@ -28,6 +24,7 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import budget_plots
 from echo_jax.report import records
+from echo_jax.report import rows as rows_lib
 from echo_jax.runtime import files
 from echo_jax.runtime import parallel
 from echo_jax.runtime import runner
@@ -38,7 +35,6 @@ from echo_jax.tasks import streaming
 NAME = "streaming_budget"
 # The streaming models' schedule (as streaming_echo): Adam at 1e-2.
 DEFAULTS = {"learning_rate": 1e-2, "seeds": 8}
-# Recipe -> config changes.
 RECIPES = {"tutorial": {}, "chrono": {"init": "chrono"},
            "decay": {"optimizer": "keras_adam_decay"}}
 LEVEL = 0.99
@@ -61,15 +57,14 @@ def accuracy_per_seed(evaluation, seeds: int) -> np.ndarray:
 
 def curve_rows(output: runner.RunOutput, hidden: int, recipe: str,
                sequences: int) -> list[dict[str, Any]]:
-  """Per lag: the test-accuracy curve (mean and 95% interval over seeds at
-  every scored update), the updates to LEVEL, and the end point by
-  position."""
+  """Per lag: the test-accuracy curve (over seeds, at every scored update),
+  the updates to LEVEL, and the end point by position."""
   seeds = output.task.config.seeds
   updates = list(output.chunk_evaluations)
   per_point = [accuracy_per_seed(output.chunk_evaluations[u], seeds)
                for u in updates]
   rows = []
-  for i, row in enumerate(records.variant_rows(output)):
+  for i, row in enumerate(rows_lib.variant_rows(output)):
     curve = [records.summarise(point[i]) for point in per_point]
     reached = next((u for u, c in zip(updates, curve)
                     if c["mean"] >= LEVEL), None)
@@ -79,10 +74,8 @@ def curve_rows(output: runner.RunOutput, hidden: int, recipe: str,
         "lag": row["variant_value"], "hidden": hidden, "recipe": recipe,
         "updates": updates, "curve": curve,
         "updates_to_99pct": reached,
-        "sequences_to_99pct": None if reached is None
-                              else reached * sequences,
-        "at_99pct": None if reached is None
-                    else curve[updates.index(reached)],
+        "sequences_to_99pct": None if reached is None else reached * sequences,
+        "at_99pct": None if reached is None else curve[updates.index(reached)],
         "final_per_position": row["eval_accuracy_per_position"],
         "train_seconds": row["train_seconds"]})
   return rows
@@ -95,8 +88,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
         recipes: Sequence[str] = ("tutorial",),
         updates: int = 12_000, eval_every: int = 500,
         sequences_per_update: int = 16) -> dict:
-  """Trains each (hidden, recipe) for `updates` updates of
-  `sequences_per_update` sequences, scoring the test set every `eval_every`
+  """Trains each (hidden, recipe), scoring the test set every `eval_every`
   updates; writes streaming_budget.json and streaming_budget.png."""
   configs = {(h, r): recipe_config(config, h, r, updates)
              for h in hiddens for r in recipes}
@@ -109,12 +101,12 @@ def run(config: config_lib.EchoConfig, workdir: str,
     task = streaming.streaming_task(run_config, tuple(lags),
                                     sequences_per_update,
                                     name=f"hidden {hidden} {recipe}")
-    output = runs.run_framed_in(
+    output = ext.run_framed_in(
         task, ext.run_dir(workdir, NAME, task.name),
         options._replace(chunk_epochs=eval_every), evaluate_chunks=True)
     rows += curve_rows(output, hidden, recipe, sequences_per_update)
   rows.sort(key=lambda r: (r["lag"], r["hidden"], r["recipe"]))
-  record = records.result_record(NAME, config, rows, updates=updates,
+  record = rows_lib.result_record(NAME, config, rows, updates=updates,
                                  eval_every=eval_every,
                                  sequences_per_update=sequences_per_update)
   write(workdir, record, TABLE_HEADER, [table_row(r) for r in rows],
@@ -145,16 +137,14 @@ def load_runs(workdirs: Sequence[str]) -> dict[str, Any]:
 
 
 def combine(loaded: dict[str, Any], workdir: str) -> dict:
-  """One table and figure from several runs' results (`load_runs`; e.g.
-  short budgets for the short lags, longer ones for the long lags), each
-  row with the budget of the run that made it; writes streaming_budget.json
-  and streaming_budget.png into `workdir`, trains nothing."""
+  """streaming_budget.json and .png in `workdir` from several runs' results
+  (`load_runs`; e.g. longer budgets for the long lags); trains nothing."""
   first, rows = loaded["runs"][0], loaded["rows"]
   config = config_lib.from_dict(first["config"])
   sources = [{"workdir": w, "updates": r["updates"],
               "eval_every": r["eval_every"]}
              for w, r in zip(loaded["workdirs"], loaded["runs"])]
-  record = records.result_record(NAME, config, rows, combined_from=sources)
+  record = rows_lib.result_record(NAME, config, rows, combined_from=sources)
   write(workdir, record, ("run updates",) + TABLE_HEADER,
         [[r["run_updates"]] + table_row(r) for r in rows],
         first["sequences_per_update"], config.seeds)
@@ -163,8 +153,7 @@ def combine(loaded: dict[str, Any], workdir: str) -> dict:
 
 def write(workdir: str, record: dict[str, Any], header, table_rows,
           sequences: int, seeds: int) -> None:
-  """streaming_budget.json and the printed table (`ext.finish`), and the
-  figure of the record's rows (process 0)."""
+  """streaming_budget.json, the printed table and (process 0) the figure."""
   ext.finish(NAME, workdir, record, header, table_rows)
   if parallel.is_writer():
     budget_plots.accuracy_vs_budget(

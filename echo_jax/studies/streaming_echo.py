@@ -1,11 +1,9 @@
 """Streaming echo: can an LSTM that sees one integer per step echo the
-integer `lag` steps back? Yes, trained many-to-many with backpropagation
-through the whole sequence (per lag). Next to it, why the tutorial's
-beginner's setup (one timestep per sample, stateful) fails: the same
-streaming model with the gradient stopped at every step's incoming state
-(truncated backpropagation, as a stateful fit has), and the beginner's setup
-itself with batch size 6 (sample j starts from the state sample j-6 left)
-and batch size 1 (the right state, gradient still truncated)."""
+integer `lag` steps back? Yes, trained many-to-many with full
+backpropagation (per lag). Next to it, why the tutorial's beginner's setup
+fails: the same model with truncated backpropagation (as a stateful fit
+has), and the setup itself at batch size 6 (sample j starts from the state
+sample j-6 left) and 1 (the right state, gradient still truncated)."""
 
 import os
 from typing import Sequence
@@ -13,12 +11,12 @@ from typing import Sequence
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import streaming
 
 NAME = "streaming_echo"
-# The streaming models' schedule: 1000 Adam updates at learning rate 1e-2.
 DEFAULTS = {"epochs": 1000, "learning_rate": 1e-2}
 
 
@@ -38,17 +36,15 @@ def run(config: config_lib.EchoConfig, workdir: str,
         sequences_per_update: int = 16,
         beginner_epochs: int = 2000) -> dict:
   """The streaming models for `lags` (full backprop) and lag 1 (truncated),
-  `sequences_per_update` whole sequences per Adam update, then the
-  beginner's setup at batch 6 and 1 for `beginner_epochs`; writes
-  streaming_echo.json, streaming_echo.png and streaming_echo_lags.png."""
+  then the beginner's setup at batch 6 and 1; writes streaming_echo.json,
+  streaming_echo.png and streaming_echo_lags.png."""
   beginners = [beginner_config(config, b, beginner_epochs) for b in (6, 1)]
   ext.claim_study(workdir, NAME, config, lags=list(lags),
                   sequences_per_update=sequences_per_update,
                   beginner_epochs=beginner_epochs)
-  sequences = sequences_per_update  # per update; each is one sample
   rows = []
-  for task in (streaming.streaming_task(config, lags, sequences),
-               streaming.streaming_task(config, (1,), sequences,
+  for task in (streaming.streaming_task(config, lags, sequences_per_update),
+               streaming.streaming_task(config, (1,), sequences_per_update,
                                         truncate_bptt=True)):
     for row in ext.run_task(workdir, NAME, task, options)[0]:
       row["lag"] = row["variant_value"]
@@ -57,7 +53,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
   for beginner in beginners:
     record, trained = ext.run_experiment(workdir, NAME, beginner.experiment,
                                          beginner, options)
-    row = records.experiment_row(beginner.experiment, record, trained)
+    row = rows_lib.experiment_row(beginner.experiment, record, trained)
     row["lag"] = 1
     # The no_context framing keeps samples t = 1 .. L-1.
     row["positions_t"] = list(range(1, beginner.length))
@@ -74,7 +70,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
         records.percent(by_t[first]), records.percent(by_t[first + 1]),
         records.percent(sum(later) / len(later)),
         f"{row['train_seconds']:.2f}"])
-  record = records.result_record(NAME, config, rows)
+  record = rows_lib.result_record(NAME, config, rows)
   ext.finish(NAME, workdir, record,
              ("variant", "accuracy [95% CI]", "t = lag", "t = lag+1",
               "t >= lag+2", "train s"), table)

@@ -1,15 +1,10 @@
 """The lag x context x hidden-size map, resumable, one file per cell.
 
-Every (context, hidden) pair with a possible lag is one group
-(`tasks.sweep_cell.group_task`: all its lags x seeds in one program), run by
-the one runner. Seeds are paired across cells (model s of every cell trains
-with key fold_in(fold_in(PRNGKey(seed), 0), s)) and every model is scored on
-the same `eval_sequences` fresh test sequences.
-
-Each finished cell is written to <workdir>/cells/ atomically, so an
-interrupted sweep resumes without recomputing finished cells; a group trains
-in checkpointed chunks of epochs (<workdir>/groups/), so it also resumes
-inside the group that was training, bit-identically (see `runtime.chunked`).
+Each (context, hidden) pair with a possible lag is one group
+(`tasks.sweep_cell.group_task`), trained in checkpointed chunks
+(<workdir>/groups/), its cells written to <workdir>/cells/ atomically: an
+interrupted sweep resumes bit-identically. Seeds are paired across cells and
+every model is scored on the same fresh test sequences.
 """
 
 import concurrent.futures
@@ -20,7 +15,6 @@ import time
 from typing import Any
 
 from absl import logging
-import jax
 import numpy as np
 
 from echo_jax.core import config as config_lib
@@ -33,6 +27,7 @@ from echo_jax.runtime import runner
 from echo_jax.studies import runs
 from echo_jax.tasks import sweep_cell
 
+
 def cell_path(workdir: str, lag: int, context: int, hidden: int) -> str:
   return os.path.join(workdir, "cells",
                       f"lag{lag}_context{context}_hidden{hidden}.json")
@@ -41,7 +36,7 @@ def cell_path(workdir: str, lag: int, context: int, hidden: int) -> str:
 def _check_settings(workdir: str, config: config_lib.EchoConfig) -> None:
   """A workdir's cells belong to one config (the grid may grow)."""
   changed = files.claim_json(os.path.join(workdir, "sweep_config.json"),
-                               sweep_cell.sweep_settings(config))
+                             sweep_cell.sweep_settings(config))
   if changed:
     raise config_lib.ConfigError(
         f"workdir={workdir!r} holds a sweep of another config (differs in "
@@ -51,9 +46,7 @@ def _check_settings(workdir: str, config: config_lib.EchoConfig) -> None:
 def _load_cell(workdir: str, lag: int, context: int, hidden: int
                ) -> dict[str, Any] | None:
   path = cell_path(workdir, lag, context, hidden)
-  if not os.path.exists(path):
-    return None
-  return files.read_json(path)
+  return files.read_json(path) if os.path.exists(path) else None
 
 
 def group_dir(workdir: str, context: int, hidden: int,
@@ -63,10 +56,17 @@ def group_dir(workdir: str, context: int, hidden: int,
                       f"lags{'-'.join(map(str, lags))}")
 
 
+def epochs_to_level(accuracy_E: np.ndarray, level: float = 0.99
+                    ) -> int | None:
+  """First epoch (from 1) whose training accuracy (here a mean over seeds
+  of many samples, the sweep's) reaches `level`."""
+  hits = np.nonzero(np.asarray(accuracy_E) >= level)[0]
+  return int(hits[0]) + 1 if hits.size else None
+
+
 def cell_records(output, config: config_lib.EchoConfig
                  ) -> list[dict[str, Any]]:
-  """One record per lag of a finished sweep group's run
-  (`tasks.sweep_cell.group_task`): what cells/*.json hold."""
+  """The cells/*.json records of a finished group's run, one per lag."""
   lags = output.task.variants
   shape_config = output.task.config
   context, hidden = shape_config.context, shape_config.hidden
@@ -84,7 +84,7 @@ def cell_records(output, config: config_lib.EchoConfig
         "status": "ok", "seeds": config.seeds,
         "mean": mean, "ci_low": low, "ci_high": high,
         "eval_accuracy_per_seed": accuracy_S.tolist(),
-        "epochs_to_99": records.epochs_to_level(train_accuracy_E, 0.99),
+        "epochs_to_99": epochs_to_level(train_accuracy_E, 0.99),
         # The group trains its lags together: each cell's share of it.
         "train_seconds": train_seconds / len(lags),
         "group_train_seconds": train_seconds,
@@ -119,13 +119,8 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
               max_devices: int | None = None,
               eval_batch: int = sweep_cell.DEFAULT_EVAL_BATCH,
               chunk_epochs: int | None = None) -> dict[str, Any]:
-  """Trains every possible cell not already in <workdir>/cells, then
-  returns the sweep record (rows for every cell, impossible ones too).
-  A group trains in chunks of `chunk_epochs`, checkpointed in its
-  `group_dir`, so a killed sweep also resumes inside a group.
-
-  The caller validates first (`validate`), so bad input writes nothing.
-  """
+  """Trains every possible cell not already in <workdir>/cells; returns the
+  sweep record (rows for every cell, impossible ones too). Validates first."""
   sweep_cell.validate(config, grid)
   _check_settings(workdir, config)
   start = time.perf_counter()
@@ -153,8 +148,7 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
   # read them (process 0 writes them; the others may not see them yet).
   trained_now = {}
   compile_seconds = train_seconds = 0.0
-  # XLA compiles on one thread while a group trains on every device: compile
-  # the next group in the background so the cores idle less.
+  # Compile ahead: XLA compiles on one thread, a group trains on every device.
   compile_next = lambda i: compiler.submit(
       runner.compile_task,
       sweep_cell.group_task(config, *todo[i], eval_batch), max_devices,
@@ -239,51 +233,14 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 
 
 def write_summary(workdir: str, record: dict[str, Any]) -> None:
-  """sweep.csv and sweep.json (rows without the learning curves, which
-  stay in cells/*.json), both atomic."""
+  """sweep.csv and sweep.json (rows without the cells' learning curves)."""
   files.write_text_atomic(os.path.join(workdir, "sweep.csv"),
-                            csv_text(record["rows"]))
+                          csv_text(record["rows"]))
   summary = dict(record)
   summary["rows"] = [{k: v for k, v in row.items() if k not in CURVE_FIELDS}
                      for row in record["rows"]]
   summary["versions"] = files.versions()
   files.write_json_atomic(os.path.join(workdir, "sweep.json"), summary)
-
-
-def benchmark_vmap(config: config_lib.EchoConfig, lag: int, context: int,
-                   hidden: int, sizes: tuple[int, ...],
-                   max_devices: int | None = None) -> list[dict[str, Any]]:
-  """Seconds per model training S models in one call (sharded over the
-  devices, vmapped within one) vs S sequential calls of the one-model
-  program (one device); compilation excluded from both."""
-  # One chunk: the whole run is one call, as in one model's train(key).
-  group = lambda seeds, devices: runner.compile_task(
-      sweep_cell.group_task(config.replace(seeds=seeds), context, hidden,
-                            (lag,)), devices, chunk_epochs=config.epochs)
-  single = group(1, 1)
-  train = lambda compiled, keys_M: jax.block_until_ready(compiled.chunk(
-      compiled.init(keys_M), np.int32(config.epochs), *compiled.extra()))
-  train(single, single.keys_M)  # warm
-  rows = []
-  for size in sizes:
-    many = group(size, max_devices)
-    start = time.perf_counter()
-    train(many, many.keys_M)
-    vmapped = time.perf_counter() - start
-    keys_S = np.asarray(many.keys_M)[:size]
-    start = time.perf_counter()
-    for key in keys_S:
-      train(single, jax.device_put(key[None], single.keys_M.sharding))
-    sequential = time.perf_counter() - start
-    rows.append({"models": size, "devices": many.mesh.size,
-                 "vmapped_seconds": vmapped,
-                 "sequential_seconds": sequential,
-                 "vmapped_models_per_second": size / vmapped,
-                 "sequential_models_per_second": size / sequential,
-                 "speedup_per_model": sequential / vmapped})
-    logging.info("benchmark S=%d: one call %.2fs, %d calls %.2fs, ratio %.2f",
-                 size, vmapped, size, sequential, sequential / vmapped)
-  return rows
 
 
 def run(config: config_lib.EchoConfig, grid: sweep_cell.Grid, workdir: str,
@@ -311,20 +268,3 @@ def run(config: config_lib.EchoConfig, grid: sweep_cell.Grid, workdir: str,
         f"impossible; {record['wall_seconds_after_imports']:.1f} s after "
         f"imports; wrote {workdir}")
   return record
-
-
-def run_benchmark(config: config_lib.EchoConfig, sizes: tuple[int, ...],
-                  workdir: str) -> list[dict[str, Any]]:
-  """`benchmark_vmap` on the config's cell, written to benchmark.json."""
-  rows = benchmark_vmap(config, config.lag, config.context, config.hidden,
-                        sizes)
-  files.write_json_atomic(os.path.join(workdir, "benchmark.json"), {
-      "config": config.to_dict(), "rows": rows,
-      "versions": files.versions()})
-  print(records.format_table(
-      ("models S", "devices", "one call s", "S calls s", "ratio"),
-      [(r["models"], r["devices"], f"{r['vmapped_seconds']:.2f}",
-        f"{r['sequential_seconds']:.2f}", f"{r['speedup_per_model']:.2f}")
-       for r in rows]))
-  print(f"wrote {os.path.join(workdir, 'benchmark.json')}")
-  return rows

@@ -1,6 +1,5 @@
-"""Tasks of framed samples: a model fitted statelessly on any framing of
-fresh sequences and scored per sample position (`core.samples`), as every
-extension is; and the tutorial's classifier on its windows."""
+"""Tasks of framed samples (`core.samples`), as every extension is, and the
+tutorial's classifier on its windows."""
 
 from typing import Callable
 
@@ -21,9 +20,7 @@ def framed_task(name: str, config: config_lib.EchoConfig,
                 variants: tuple[int, ...] = (0,),
                 variant_names: tuple[str, ...] | None = None
                 ) -> task_lib.Task:
-  """A model (`init`, `apply`) on a framing: each epoch frames
-  `sequences_per_epoch` fresh sequences, `batch_size` samples per Adam
-  update (default config.batch_size)."""
+  """A model (`init`, `apply`) on a framing, fitted by `core.samples`."""
   batch_size = batch_size or config.batch_size
   return task_lib.Task(
       name, config,
@@ -48,8 +45,7 @@ def windows_frame(config: config_lib.EchoConfig) -> samples_lib.Frame:
 
 
 def lstm_apply(config: config_lib.EchoConfig) -> samples_lib.Apply:
-  """apply(params, ids_BxC) -> logits_BxV of the config's EchoLSTM from a
-  zero state."""
+  """apply(params, ids_BxC) -> logits_BxV of EchoLSTM from a zero state."""
   model = models.make_model(config)
 
   def apply(params, ids_BxC):

@@ -1,7 +1,6 @@
-"""A GRU on the tutorial's windows: the worked example of adding an
-experiment (docs/architecture.md). One module: a Flax model and the task
-that pairs it with a framing; the runner, checkpoints, records and the
-binary's flags come for free."""
+"""A GRU on the tutorial's windows, the worked example of adding an
+experiment (docs/architecture.md): a Flax model and the task pairing it with
+a framing; the runner, checkpoints, records and flags come for free."""
 
 import chex
 import flax.linen as nn

@@ -1,11 +1,9 @@
-"""Echo different lags: X(t - lag) from a window grown to fit the lag.
-
-Lag L uses the tutorial's window of 5 while it fits and L + 1 values beyond
-(`context_for_lag`), with the tutorial's rows (complete windows only). So
-that one compiled program trains every lag at once (the lag is a traced
-value), windows are left-aligned in `max context` slots and the slots after
-a window are masked with `seq_lengths`: skipped steps change nothing, so lag
-L's model is exactly an LSTM over its own window (tested).
+"""Echo different lags: X(t - lag) from a window grown to fit the lag
+(`context_for_lag`), on the tutorial's rows (complete windows only). So that
+one program trains every lag (a traced value), windows are left-aligned in
+`max context` slots and the slots after a window are masked with
+`seq_lengths`: skipped steps change nothing, so lag L's model is exactly an
+LSTM over its own window (tested).
 """
 
 import chex
@@ -35,16 +33,15 @@ def frame_lag_windows(sequence_L: chex.Array, lag, min_context: int,
   ids_NxW, lengths_N = masking.pad_windows(sequence_L, ends_N, context, width,
                                            "left", 0)
   targets_N = sequence_L[ends_N - lag]
-  return samples_lib.Samples({"ids": ids_NxW, "lengths": lengths_N}, targets_N,
-                           valid_N.astype(jnp.float32))
+  return samples_lib.Samples({"ids": ids_NxW, "lengths": lengths_N},
+                             targets_N, valid_N.astype(jnp.float32))
 
 
 def lags_task(config: config_lib.EchoConfig, lags: tuple[int, ...],
               sequences_per_epoch: int = 1) -> task_lib.Task:
-  """All `lags`, windows of at least `config.context`, hidden size
-  `config.hidden`, one program; each Adam update on every row of the
-  epoch's sequences (the first lag's row count: shorter lags' extra rows
-  are padding)."""
+  """All `lags` in one program, windows of at least `config.context`; each
+  Adam update on every row of the epoch's sequences (the smallest lag's row
+  count: a longer lag's rows past the sequence are weight-0 padding)."""
   width = max(int(context_for_lag(l, config.context)) for l in lags)
   first = min(lags)
   rows = samples_per_sequence(config.length, first, config.context)
@@ -52,9 +49,8 @@ def lags_task(config: config_lib.EchoConfig, lags: tuple[int, ...],
     raise ValueError(f"lag={max(lags)} leaves no complete window in "
                      f"length={config.length}")
 
-  def frame(sequence_L, lag):
-    return frame_lag_windows(sequence_L, lag, config.context, width, rows)
-
+  frame = lambda sequence_L, lag: frame_lag_windows(
+      sequence_L, lag, config.context, width, rows)
   return masking.padded_lstm_task(
       f"lags_h{config.hidden}", config, False, frame, width,
       sequences_per_epoch, tuple(lags),

@@ -1,16 +1,11 @@
-"""Missing steps: windows that reach before the sequence starts, and an LSTM
-that either sees a special value there or skips them (true masking).
-
-The tutorial drops the rows whose window reaches before X(0). Keeping them
-needs a value for the missing steps. Two ways, as the tutorial suggests:
-- a special value: missing steps hold the extra id `n_unique` (Keras'
-  `pad_sequences` pre-padding with a reserved value); the LSTM must learn to
-  ignore it;
-- true masking: missing steps are skipped, the state passes through them
-  unchanged (Keras' `Masking` layer). With Flax that is `nn.RNN`'s
-  `seq_lengths`, which needs the present values first and padding last, so
-  masked windows are left-aligned; since skipped steps change nothing, where
-  the padding sits does not matter (tested).
+"""Missing steps: keeping the rows the tutorial drops (windows reaching
+before X(0)) needs a value for the steps before X(0); as the tutorial says:
+- a special value: the extra id `n_unique` (Keras' `pad_sequences` with a
+  reserved value); the LSTM must learn to ignore it;
+- true masking: the steps are skipped, the state passes through unchanged
+  (Keras' `Masking`). Flax `nn.RNN`'s `seq_lengths` needs the present values
+  first, so masked windows are left-aligned; skipped steps change nothing,
+  so where the padding sits does not matter (tested).
 """
 
 import chex
@@ -29,17 +24,11 @@ ALIGNS = ("right", "left")
 def pad_windows(sequence_L: chex.Array, ends_N: chex.Array, context,
                 width: int, align: str, fill: int
                 ) -> tuple[chex.Array, chex.Array]:
-  """The last `context` values up to each X(t), t in ends_N, as `width` slots.
-
-  Values before X(0) are missing. `context` may be traced (<= width).
-  align "right": slot j holds X(t - width + 1 + j) for the window's slots
-    (the last `context`), `fill` before it and for missing values
-    (pre-padding, what a special value needs);
-  align "left": the present values X(max(0, t-context+1)) .. X(t) first,
-    then `fill` (what `seq_lengths` needs).
-
-  Returns ids_NxW int32 and lengths_N, the number of present values.
-  """
+  """(ids_NxW, lengths_N): the last `context` (<= width, may be traced)
+  values up to each X(t), t in ends_N, in `width` slots, and how many are
+  present (values before X(0) are missing). align "right": the window in the
+  last slots, `fill` before it and for missing values (pre-padding); "left":
+  the present values first, then `fill` (what `seq_lengths` needs)."""
   (length,) = sequence_L.shape
   slots_W = jnp.arange(width)
   start_N = jnp.maximum(ends_N - context + 1, 0)
@@ -59,16 +48,7 @@ def pad_windows(sequence_L: chex.Array, ends_N: chex.Array, context,
 
 class PaddedLSTM(nn.Module):
   """The tutorial's classifier (Keras-layout LSTM, Dense head on the last
-  state) with an input vocabulary that may hold a special value, and
-  optional true masking.
-
-  Attributes:
-    hidden: LSTM units.
-    input_vocab: distinct input ids (n_unique, or n_unique + 1 with a
-      special value for missing steps).
-    classes: output classes (n_unique).
-    init_scheme, recurrent_activation: as `models.KerasLSTMCell`.
-  """
+  state); `input_vocab` is n_unique + 1 with a special value."""
   hidden: int
   input_vocab: int
   classes: int
@@ -79,8 +59,7 @@ class PaddedLSTM(nn.Module):
   def __call__(self, ids_BxT: chex.Array,
                lengths_B: chex.Array | None = None) -> chex.Array:
     """ids (B, T) -> logits (B, classes) from the state after step
-    lengths_B - 1 (the last step when lengths_B is None); later steps are
-    skipped entirely."""
+    lengths_B - 1 (default: the last); later steps are skipped."""
     cell = models.KerasLSTMCell(self.hidden, self.input_vocab,
                                 self.init_scheme, self.recurrent_activation,
                                 name="lstm")
@@ -96,9 +75,9 @@ MODES = ("special_value", "mask")
 
 def frame_all_rows(sequence_L: chex.Array, lag: int, context: int,
                    n_unique: int, mode: str) -> samples_lib.Samples:
-  """Every row that has a target, t = lag .. L-1 (the tutorial keeps
-  t >= lag + context - 1 only), its window padded for `mode`: "special_value" fills missing steps with id n_unique,
-  "mask" left-aligns the present values and passes their count."""
+  """Every row with a target, t = lag .. L-1 (the tutorial keeps t >= lag +
+  context - 1 only): missing steps hold id n_unique ("special_value"), or
+  the present values come first and "lengths" counts them ("mask")."""
   (length,) = sequence_L.shape
   ends_N = jnp.arange(lag, length)
   align, fill = ("right", n_unique) if mode == "special_value" else ("left", 0)
@@ -109,7 +88,7 @@ def frame_all_rows(sequence_L: chex.Array, lag: int, context: int,
     inputs["lengths"] = lengths_N
   targets_N = sequence_L[ends_N - lag]
   return samples_lib.Samples(inputs, targets_N,
-                           jnp.ones(targets_N.shape, jnp.float32))
+                             jnp.ones(targets_N.shape, jnp.float32))
 
 
 def padded_lstm(config: config_lib.EchoConfig, special_value: bool
@@ -128,13 +107,10 @@ def padded_lstm_task(name: str, config: config_lib.EchoConfig,
   """A `PaddedLSTM` on a framing whose inputs are {"ids", maybe "lengths"}."""
   model = padded_lstm(config, special_value)
 
-  def init(key):
-    return model.init(key, jnp.zeros((1, width), jnp.int32))["params"]
-
-  def apply(params, inputs):
-    return model.apply({"params": params}, inputs["ids"],
-                       inputs.get("lengths"))
-
+  init = lambda key: model.init(
+      key, jnp.zeros((1, width), jnp.int32))["params"]
+  apply = lambda params, inputs: model.apply(
+      {"params": params}, inputs["ids"], inputs.get("lengths"))
   return framed.framed_task(name, config, init, frame, apply,
                             sequences_per_epoch, batch_size, variants,
                             variant_names)
@@ -142,15 +118,11 @@ def padded_lstm_task(name: str, config: config_lib.EchoConfig,
 
 def missing_value_task(config: config_lib.EchoConfig, mode: str
                        ) -> task_lib.Task:
-  """The windowed echo on every row with a target, missing steps handled
-  by `mode` (see `frame_all_rows`)."""
+  """The windowed echo on every row with a target (`frame_all_rows`)."""
   if mode not in MODES:
     raise ValueError(f"mode={mode!r} must be one of {MODES}")
 
-  def frame(sequence_L, variant):
-    del variant
-    return frame_all_rows(sequence_L, config.lag, config.context,
-                          config.n_unique, mode)
-
+  frame = lambda sequence_L, _: frame_all_rows(
+      sequence_L, config.lag, config.context, config.n_unique, mode)
   return padded_lstm_task(mode, config, mode == "special_value", frame,
                           config.context)

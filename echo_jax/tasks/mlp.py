@@ -1,8 +1,7 @@
-"""A multilayer perceptron over the flattened window: the readers' baseline.
-
-It sees the whole window at once as C x V one-hot features; its first layer
-is computed as a sum of gathered kernel rows (one per window step), the same
-numbers as the one-hot (B, C*V) @ (C*V, H) matmul without the zeros.
+"""The readers' baseline: a multilayer perceptron over the flattened window
+(C x V one-hot features). Its first layer sums gathered kernel rows, one per
+window step: the one-hot (B, C*V) @ (C*V, H) matmul's numbers, without the
+zeros.
 """
 
 import chex
@@ -41,11 +40,8 @@ def mlp_task(config: config_lib.EchoConfig, hidden: int) -> task_lib.Task:
   """The tutorial's windows (lag, context), fitted statelessly, by an MLP."""
   model = WindowMLP(hidden, config.n_unique, config.context)
 
-  def init(key):
-    return model.init(key, jnp.zeros((1, config.context), jnp.int32))["params"]
-
-  def apply(params, ids_BxC):
-    return model.apply({"params": params}, ids_BxC)
-
+  init = lambda key: model.init(
+      key, jnp.zeros((1, config.context), jnp.int32))["params"]
+  apply = lambda params, ids_BxC: model.apply({"params": params}, ids_BxC)
   return framed.framed_task(f"mlp_{hidden}", config, init,
                             framed.windows_frame(config), apply)

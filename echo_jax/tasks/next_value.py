@@ -1,9 +1,7 @@
-"""The negative control: predict the *next* random integer from the window.
-
-The next value is drawn independently of everything before it, so no model
-can beat chance (1/n_unique) on fresh sequences; an evaluation that showed
-more would be leaking the answer. Same windows, model and training as the
-echo, only the target moves from X(t - lag) to X(t + 1).
+"""The negative control: the echo's windows, model and training, the target
+moved from X(t - lag) to the *next* random integer X(t + 1). It is drawn
+independently of the past, so no model can beat chance (1/n_unique) on fresh
+sequences: an evaluation that showed more would be leaking the answer.
 """
 
 import chex
@@ -22,12 +20,10 @@ def frame_next_value(sequence_L: chex.Array, context: int
   windows_NxC, _ = data.frame_windows(sequence_L[:-1], 0, context)
   targets_N = sequence_L[context:]
   return samples_lib.Samples(windows_NxC, targets_N,
-                           jnp.ones(targets_N.shape, jnp.float32))
+                             jnp.ones(targets_N.shape, jnp.float32))
 
 
 def next_value_task(config: config_lib.EchoConfig) -> task_lib.Task:
-  def frame(sequence_L, variant):
-    del variant
-    return frame_next_value(sequence_L, config.context)
-
-  return framed.echo_lstm_task("predict_next", config, frame)
+  return framed.echo_lstm_task(
+      "predict_next", config,
+      lambda sequence_L, _: frame_next_value(sequence_L, config.context))

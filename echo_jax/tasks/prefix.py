@@ -1,10 +1,7 @@
-"""The entire sequence so far as timesteps: sample t is the prefix X(0..t).
-
-The tutorial's extension "Entire Sequence as Timesteps": instead of the last
-5 values, each sample holds everything seen up to t, padded to the sequence
-length so every sample has the same shape, and masked (or marked with a
-special value) so the padding carries no information. Target: X(t - lag),
-for every t >= lag, so there is one accuracy per position t.
+"""The tutorial's "Entire Sequence as Timesteps": sample t is the prefix
+X(0..t) instead of the last 5 values, padded to the sequence length and
+masked (or marked with a special value) so the padding carries no
+information; target X(t - lag) for every t >= lag.
 """
 
 import chex
@@ -17,11 +14,8 @@ from echo_jax.tasks import task as task_lib
 
 def frame_prefixes(sequence_L: chex.Array, lag: int, mode: str,
                    n_unique: int) -> samples_lib.Samples:
-  """Rows t = lag .. L-1: the prefix X(0..t) in L slots.
-
-  mode "mask": left-aligned, X(0..t) then padding, lengths t + 1 (the LSTM
-  skips the padding); "special_value": pre-padded with id n_unique.
-  """
+  """Rows t = lag .. L-1: the prefix X(0..t) in L slots, padded for `mode`
+  (`masking.frame_all_rows`)."""
   (length,) = sequence_L.shape
   # A context as long as the sequence: the window is the whole prefix.
   return masking.frame_all_rows(sequence_L, lag, length, n_unique, mode)
@@ -33,10 +27,8 @@ def prefix_task(config: config_lib.EchoConfig, mode: str,
   if mode not in masking.MODES:
     raise ValueError(f"mode={mode!r} must be one of {masking.MODES}")
 
-  def frame(sequence_L, variant):
-    del variant
-    return frame_prefixes(sequence_L, config.lag, mode, config.n_unique)
-
+  frame = lambda sequence_L, _: frame_prefixes(sequence_L, config.lag, mode,
+                                               config.n_unique)
   return masking.padded_lstm_task(f"prefix_{mode}", config,
                                   mode == "special_value", frame,
                                   config.length, sequences_per_epoch,

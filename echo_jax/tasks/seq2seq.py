@@ -1,8 +1,6 @@
-"""A prediction at every timestep: the LSTM's output sequence through one
-Dense layer applied per step (Keras' TimeDistributed(Dense)).
-
-Used twice: to echo a lag *sequence* from each window ("Echo Lag Sequence"),
-and to echo a whole stream one value at a time (`streaming`).
+"""A prediction at every timestep (Keras' TimeDistributed(Dense)): to echo
+a lag *sequence* from each window ("Echo Lag Sequence"), and a whole stream
+one value at a time (`streaming`).
 """
 
 import chex
@@ -18,9 +16,8 @@ from echo_jax.tasks import task as task_lib
 
 
 class _TruncatedCell(nn.RNNCellBase):
-  """Wraps a cell so no gradient flows into the state it starts from:
-  backpropagation through time truncated to one step, which is what a
-  stateful Keras fit with one timestep per sample does."""
+  """No gradient into the state a step starts from: backpropagation through
+  time truncated to one step, as a stateful Keras fit of timestep 1 has."""
   cell: nn.RNNCellBase
 
   def __call__(self, carry, x_t):
@@ -36,11 +33,8 @@ class _TruncatedCell(nn.RNNCellBase):
 
 
 class SequenceLSTM(nn.Module):
-  """ids (B, T) -> logits (B, T, V): Keras-layout LSTM, Dense per step.
-
-  Attributes: as `models.EchoLSTM`, plus `truncate_bptt` (stop the gradient
-  at every step's incoming state) and `unroll`.
-  """
+  """ids (B, T) -> logits (B, T, V): Keras-layout LSTM, Dense per step;
+  `truncate_bptt` stops the gradient at every step's incoming state."""
   hidden: int
   vocab: int
   init_scheme: str = "keras"
@@ -73,12 +67,9 @@ def sequence_lstm_task(name: str, config: config_lib.EchoConfig, frame,
                        config.recurrent_activation, truncate_bptt,
                        unroll=min(width, 5))
 
-  def init(key):
-    return model.init(key, jnp.zeros((1, width), jnp.int32))["params"]
-
-  def apply(params, ids_BxT):
-    return model.apply({"params": params}, ids_BxT)
-
+  init = lambda key: model.init(
+      key, jnp.zeros((1, width), jnp.int32))["params"]
+  apply = lambda params, ids_BxT: model.apply({"params": params}, ids_BxT)
   return framed.framed_task(name, config, init, frame, apply,
                             sequences_per_epoch, batch_size, variants,
                             variant_names)
@@ -86,15 +77,10 @@ def sequence_lstm_task(name: str, config: config_lib.EchoConfig, frame,
 
 def frame_lag_sequence(sequence_L: chex.Array, lag, context: int,
                        rows: int) -> samples_lib.Samples:
-  """Windows of `context` values; the target at window step s is the value
-  `lag` steps before it, X(t_s - lag), scored where it lies inside the
-  window (s >= lag: a stateless model never saw the others).
-
-  Row i's window is X(i + lag .. i + lag + context - 1), as the tutorial's
-  framing; `rows` is static, rows past the sequence have weight 0 (so a
-  traced `lag` can share one program).
-  Returns ids (rows, C), targets (rows, C), weights (rows, C).
-  """
+  """Row i: the tutorial's window X(i + lag .. i + lag + context - 1) and,
+  at each window step s, the target X(t_s - lag), scored where it lies in
+  the window (s >= lag: a stateless model never saw the others). Rows past
+  the sequence (`rows` is static, `lag` may be traced) have weight 0."""
   (length,) = sequence_L.shape
   i_N = jnp.arange(rows)
   s_C = jnp.arange(context)
@@ -113,9 +99,8 @@ def lag_sequence_task(config: config_lib.EchoConfig, lags: tuple[int, ...]
   """One task for all `lags` (window length `config.context`)."""
   rows = config.length - config.context - min(lags) + 1
 
-  def frame(sequence_L, lag):
-    return frame_lag_sequence(sequence_L, lag, config.context, rows)
-
+  frame = lambda sequence_L, lag: frame_lag_sequence(
+      sequence_L, lag, config.context, rows)
   return sequence_lstm_task("lag_sequence", config, frame, config.context,
                             variants=tuple(lags),
                             variant_names=tuple(f"lag {l}" for l in lags))

@@ -1,27 +1,18 @@
 """A state-map cell's task: the windowed echo trained stateful and
-stateless at one (lag, window, batch size), plus the measurements that
-explain the difference.
+stateless at one (lag, window, batch size), and what the carried state holds.
 
-Framing: the tutorial's own (`data.frame_windows`: N = length - lag -
-window + 1 rows, those whose target has a full window behind it), so the
-lag 1 / window 5 / batch 5 cell is exactly `ignore_state`'s point and any
-cell is `python -m experiments.echo_lag --lag=L --context=W --batch_size=B`.
-The lag changes N, so each (lag, window, batch) is its own shape: its
-stateful and stateless models (variant 1 and 0) x seeds train in one
-compiled program with the tutorial's fit (`train.make_run_epochs`: Keras'
-carry, row i of batch k into row i of batch k + 1, a constant to the
-gradient, reset each epoch), whether the carry crosses batches a traced
-choice per model. Seeds are paired: stateful and stateless model s share
-initialisation and data.
+The tutorial's framing (`data.frame_windows`, N = length - lag - window + 1
+rows): the lag 1 / window 5 / batch 5 cell is `ignore_state`'s point, any
+cell `experiments.echo_lag --lag=L --context=W --batch_size=B`. One program
+per cell: stateful and stateless models (variants 1 and 0) x paired seeds,
+fitted as Keras does (`train.make_train`), the carry a traced choice.
 
-Evaluation (`make_evaluate`) scores every model on the test sequences both
-ways: from a zero state (stateless prediction) and with the carry across
-batches of the same size (the tutorial's `predict` after `reset_states()`),
-and measures the carried state at the start of each window j >= batch (the
-final state of window j - batch): its mean norms and how much of window
-j - batch's values and of window j's target a linear probe (ridge regression
-onto one-hot values, fitted on test sequences [0, P), scored on [P, 2P))
-decodes from it.
+Evaluation scores every model from a zero state and with the carry across
+batches (the tutorial's `predict` after `reset_states()`), and measures the
+state carried into each window j >= batch (window j - batch's final state):
+its mean norms, and how much of window j - batch's values and of window j's
+target a linear probe (ridge regression onto one-hot values, fitted on test
+sequences [0, P), scored on [P, 2P)) decodes from it.
 """
 
 import dataclasses
@@ -43,12 +34,11 @@ from echo_jax.tasks import task as task_lib
 WHOLE = 0
 # Sequences per step of the evaluation loop (bounds its memory).
 DEFAULT_EVAL_BATCH = 100
-# Test sequences the probe is fitted on, and as many it is scored on (at
-# most half the test set each); accuracies use every test sequence. The
-# evaluator draws its test sequences at once: at most MAX_EVAL_SEQUENCES,
-# the runner's piece (`runtime.runner.PIECE_SEQUENCES`), so one probe is
-# fitted per run.
+# At most the runner's piece (`runtime.runner.PIECE_SEQUENCES`): the
+# evaluator gets every test sequence at once, so one probe is fitted per run.
 MAX_EVAL_SEQUENCES = 16_000
+# Test sequences the probe is fitted on, and as many it is scored on (at
+# most half the test set each); accuracies use every test sequence.
 DEFAULT_PROBE_SEQUENCES = 200
 # Sequences per step of the probe's passes (their one-hot values and
 # decoded logits are large: small steps stay in cache).
@@ -56,8 +46,9 @@ PROBE_BATCH = 10
 # Ridge penalty of the probe, relative to the mean diagonal of F^T F.
 PROBE_RIDGE = 1e-3
 # Newton-Schulz iterations of the probe's inverse (matmuls only: no batched
-# LAPACK call under vmap, which hung on two host devices, see FINDINGS).
+# LAPACK call under vmap, which hung on two host devices).
 PROBE_ITERATIONS = 40
+
 
 def batch_name(spec: int) -> str:
   return "whole" if spec == WHOLE else str(spec)
@@ -191,10 +182,9 @@ def _inverse_spd(a_FxF: chex.Array) -> chex.Array:
 
 def make_evaluate(shape_config: config_lib.EchoConfig, eval_batch: int,
                   probe_sequences: int = DEFAULT_PROBE_SEQUENCES):
-  """evaluate(params, sequences_SxL, variant) -> dict of counts and sums
-  (see the module docstring); `probe_correct_P` holds, for the window's C
-  positions of window j - batch (oldest first) and then window j's target,
-  the held-out probe's correct decodes."""
+  """evaluate(params, sequences_SxL, variant) -> dict of counts and sums;
+  `probe_correct_P`: the probe's correct decodes of window j - batch's C
+  values (oldest first), then of window j's target."""
   rollout = make_rollout(shape_config)
   n, b, c = shape_config.num_samples, shape_config.batch_size, \
       shape_config.context
@@ -219,8 +209,7 @@ def make_evaluate(shape_config: config_lib.EchoConfig, eval_batch: int,
     }, f_NxF, values_NxP
 
   def batches(sequences_SxL, fn, init, size=eval_batch):
-    """Sums fn(batch of sequences, valid mask) over the sequences, `size`
-    at a time (padded and masked)."""
+    """Sums fn(sequences, valid mask) over `size` sequences at a time."""
     num = sequences_SxL.shape[0]
     size = min(size, num)
     steps = -(-num // size)
@@ -233,11 +222,9 @@ def make_evaluate(shape_config: config_lib.EchoConfig, eval_batch: int,
 
   def evaluate(params, sequences_SxL, variant):
     del variant  # both ways, whichever way the model was trained
-    # The probe splits the test set three ways: drawn whole from its keys
-    # (a data.TestSet; 1000 sequences by default).
+    # Drawn whole from its keys (a data.TestSet): the probe splits it.
     sequences_SxL = data.sequences_of(sequences_SxL)
-    framed = lambda seqs: jax.vmap(
-        lambda s: one_sequence(params, s))(seqs)
+    framed = jax.vmap(lambda s: one_sequence(params, s))
 
     def scores(sums_B, valid_B):
       return jax.tree.map(
@@ -294,8 +281,7 @@ def cell_task(config: config_lib.EchoConfig, lag: int, window: int,
               batch: int, eval_batch: int = DEFAULT_EVAL_BATCH,
               probe_sequences: int = DEFAULT_PROBE_SEQUENCES
               ) -> task_lib.Task:
-  """The task of one (lag, window, batch) cell: a stateful and a stateless
-  model per seed (variants 1 and 0, paired seeds)."""
+  """One cell: a stateful and a stateless model per seed (variants 1, 0)."""
   shape_config = cell_config(config, lag, window, batch)
   evaluate = make_evaluate(shape_config, eval_batch, probe_sequences)
   return task_lib.Task(

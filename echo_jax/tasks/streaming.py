@@ -1,18 +1,14 @@
 """Streaming echo: one integer per step, output the integer `lag` steps back.
 
-The reader's "crucial question": can an LSTM that sees one value at a time
-echo the past? Yes, when it is trained as a many-to-many model over the whole
-sequence with backpropagation through all of it: the gradient from the loss
-at step t reaches the input at t - lag through the state. The tutorial's
-beginner's setup (one timestep per sample, stateful, batch 6) cannot, for two
-reasons this module makes explicit:
-(a) Keras carries row i of batch k into row i of batch k+1, so with batch
-    size b sample j starts from the state sample j - b left
-    (`keras_state_source`): with b = 6 the value to echo never entered it;
-(b) the carried state is a constant to the gradient, so even with b = 1
-    (the right state) nothing teaches the state to keep X(t-1): the same
-    many-to-many model with the gradient stopped at every step's incoming
-    state (`truncate_bptt`) stays near chance too.
+A many-to-many LSTM learns it with backpropagation through the whole
+sequence (the loss at step t reaches the input at t - lag through the
+state). The tutorial's beginner's setup (one timestep per sample, stateful,
+batch 6) cannot: (a) Keras carries row i of batch k into row i of batch k+1,
+so with batch size b sample j starts from the state sample j - b left
+(`keras_state_source`): at b = 6 the value to echo never entered it; (b) the
+carried state is a constant to the gradient, so even at b = 1 nothing
+teaches the state to keep X(t-1), as the many-to-many model with
+`truncate_bptt` (no gradient into each step's incoming state) shows.
 """
 
 import chex
@@ -36,15 +32,14 @@ def keras_state_source(num_samples: int, batch_size: int) -> np.ndarray:
 
 
 def frame_stream(sequence_L: chex.Array, lag) -> samples_lib.Samples:
-  """The whole sequence as one sample: ids (1, L), targets X(t - lag) at
-  every step t, weights 1 where t >= lag (earlier steps have no target).
-  `lag` may be traced."""
+  """The whole sequence as one sample (1, L): target X(t - lag) at every
+  step t, weight 0 before t = lag; `lag` may be traced."""
   (length,) = sequence_L.shape
   t_L = jnp.arange(length)
   targets_L = sequence_L[jnp.clip(t_L - lag, 0, length - 1)]
   weights_L = (t_L >= lag).astype(jnp.float32)
   return samples_lib.Samples(sequence_L[None, :], targets_L[None, :],
-                           weights_L[None, :])
+                             weights_L[None, :])
 
 
 def streaming_task(config: config_lib.EchoConfig, lags: tuple[int, ...],

@@ -1,18 +1,12 @@
-"""A sweep cell's task: the lag x context x hidden-size map's framing.
+"""A sweep cell (lag, context, hidden) asks how reliably an LSTM learns to
+echo X(t - lag) from a window of `context` values (`config.seeds` models).
 
-A cell (lag, context, hidden) asks how reliably an LSTM learns to echo
-X(t - lag) from a window of `context` values; `config.seeds` models answer it.
-
-Framing (differs from the tutorial's on purpose, see `all_windows`): every
-full window is a sample, N = length - context + 1 rows, the target X(t - lag)
-of the window ending at t. Then the lag is a traced value, not a shape, and
-every lag of one (context, hidden) pair trains for the same number of updates
-on the same rows: all lags x seeds of that pair train in one compiled program
-(a "group", `group_task`), fitted by the tutorial's own fit
-(`train.make_run_epochs` with this framing). At lag 0 this is exactly the
-tutorial's framing (tested against `train.make_train`). Cells with
-lag >= context are impossible (the target is not in the window): reported,
-never trained.
+Framing (`all_windows`, not the tutorial's on purpose): every full window is
+a sample, N = length - context + 1 rows, so the lag is a traced value, not a
+shape: all lags x seeds of one (context, hidden) pair train on the same rows
+in one program (a "group", `group_task`) with the tutorial's own fit
+(`train.make_train`). Cells with lag >= context are impossible (the target
+is not in the window): reported, never trained.
 """
 
 import collections
@@ -130,13 +124,10 @@ def validate(config: config_lib.EchoConfig, grid: Grid) -> None:
 
 def all_windows(sequence_L: chex.Array, lag: chex.Array, context: int
                 ) -> tuple[chex.Array, chex.Array]:
-  """Every full window (N = length - context + 1, oldest value first) and
-  the target X(t - lag) of the window ending at t; `lag` may be traced.
-
-  Rows lag.. are exactly `data.frame_windows(sequence_L, lag, context)`'s;
-  the tutorial's framing drops the first `lag` rows, whose target has fewer
-  than context - 1 values before it (a side effect of how it shifts data).
-  """
+  """Every full window (oldest value first) and the target X(t - lag) of
+  the window ending at t. Rows lag.. are `data.frame_windows(sequence_L,
+  lag, context)`'s; the tutorial drops the first `lag` rows (a side effect
+  of how it shifts data), so at lag 0 the two are the same (tested)."""
   windows_NxC, _ = data.frame_windows(sequence_L, 0, context)
   targets_N = jax.lax.dynamic_index_in_dim(windows_NxC, context - 1 - lag,
                                            axis=1, keepdims=False)
@@ -144,16 +135,13 @@ def all_windows(sequence_L: chex.Array, lag: chex.Array, context: int
 
 
 def make_frame_fn(shape_config: config_lib.EchoConfig) -> train_lib.FrameFn:
-  """frame(sequence_L, lag) -> all windows of the sequence, with the
-  targets of a traced `lag`."""
   return lambda sequence_L, lag: all_windows(sequence_L, lag,
                                              shape_config.context)
 
 
 def make_correct(shape_config: config_lib.EchoConfig, eval_batch: int):
   """correct(params, lag, sequences_SxL) -> int32 count of correct echoes
-  over all windows of all sequences, scored `eval_batch` sequences at a time
-  (lax.map), so memory does not grow with the test set."""
+  over all windows, `eval_batch` sequences at a time (bounded memory)."""
   predict_logits = evaluate_lib.make_predict_logits(shape_config)
   context = shape_config.context
 
@@ -176,9 +164,8 @@ def make_correct(shape_config: config_lib.EchoConfig, eval_batch: int):
 def group_task(config: config_lib.EchoConfig, context: int, hidden: int,
                lags: tuple[int, ...], eval_batch: int = DEFAULT_EVAL_BATCH
                ) -> task_lib.Task:
-  """The task of one (context, hidden) pair: every lag of `lags` x
-  config.seeds models, each model's lag a traced variant; scored by the
-  count of correct echoes over all windows of the test sequences."""
+  """One (context, hidden) pair: `lags` x config.seeds models, each model's
+  lag a traced variant, scored by its count of correct echoes."""
   shape_config = group_config(config, context, hidden)
   if not lags or max(lags) >= context:
     raise ValueError(f"lags {lags} must be non-empty and < context={context}")

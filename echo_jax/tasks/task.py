@@ -13,6 +13,8 @@ extensions' tasks.
 import dataclasses
 from typing import Any, Callable, Mapping
 
+import numpy as np
+
 from echo_jax.core import config as config_lib
 from echo_jax.core import evaluate as evaluate_lib
 from echo_jax.core import train as train_lib
@@ -50,6 +52,20 @@ class Task:
   @property
   def num_models(self) -> int:
     return len(self.variants or (0,)) * self.config.seeds
+
+  def model_keys(self, count: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Training keys and variants of the task's models, variant-major,
+    `count` of them: the variants reuse the same seeds' keys (paired
+    initialisations and data), padded by repeats of model 0."""
+    if self.variants is None:
+      return train_lib.model_keys(self.config.seed, count), None
+    seeds = self.config.seeds
+    keys_M = np.tile(train_lib.model_keys(self.config.seed, seeds),
+                     (len(self.variants), 1))
+    variants_M = np.repeat(np.asarray(self.variants, np.int32), seeds)
+    pad = count - len(variants_M)
+    return (np.concatenate([keys_M, np.repeat(keys_M[:1], pad, 0)]),
+            np.concatenate([variants_M, np.repeat(variants_M[:1], pad)]))
 
   def identity(self) -> dict[str, Any]:
     """What the task's run folder is claimed for (its config.json): a rerun

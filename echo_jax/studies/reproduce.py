@@ -1,5 +1,5 @@
-"""The tutorial's experiments: one of them, or all three as the tutorial ran
-them (`reproduce`), each in its run folder with its record and one table."""
+"""The tutorial reproduced: its three experiments as it ran them, each in
+its run folder with its record, then reproduce.json and one table."""
 
 from concurrent import futures
 import os
@@ -13,18 +13,6 @@ from echo_jax.runtime import files
 from echo_jax.studies import runs
 
 EXPERIMENTS = ("echo_current", "echo_lag_no_context", "echo_lag")
-
-
-def run_single(config: config_lib.EchoConfig, workdir: str,
-               options: runs.RunOptions = runs.RunOptions()) -> dict:
-  """One experiment: run (or resume), write <experiment>.json, print the
-  example and the table."""
-  record = runs.run_and_write(config, workdir, options)
-  records.print_example(record)
-  print(records.format_table(records.SUMMARY_HEADER,
-                            [records.summary_row(record)]))
-  print(f"wrote {os.path.join(workdir, f'{config.experiment}.json')}")
-  return record
 
 
 def reproduce(configs: Sequence[config_lib.EchoConfig], workdir: str,
