@@ -27,6 +27,7 @@ import atexit
 import datetime
 import fcntl
 import logging
+import signal
 import traceback
 from typing import Any, Callable, Sequence
 
@@ -89,15 +90,16 @@ PER_PROCESS_FLAGS = ("process_id", "compilation_cache")
 
 def fail(message: str, status: int = 2) -> None:
   """One line on stderr and a non-zero exit: 2 for bad input (how every
-  invalid flag or config ends), 1 for a run that failed."""
-  from echo_jax.runtime import parallel
-  if parallel.is_multiprocess():
-    # Not sys.exit: jax's shutdown would wait for every peer, and a peer
-    # still training waits for this one at its next gather.
-    release_all()
-    parallel.exit_now(message, status)
+  invalid flag or config ends), 1 for a run that failed, 74 for a file
+  that cannot be read or written, 128 + N for signal N."""
+  # Not sys.exit: jax's shutdown would wait for every peer (which may be
+  # waiting for this process), and orbax's worker threads for a save that
+  # failed or was cut short (a resume takes the newest complete checkpoint).
+  release_all()
   print(f"error: {message}", file=sys.stderr)
-  sys.exit(status)
+  sys.stderr.flush()
+  sys.stdout.flush()
+  os._exit(status)  # pylint: disable=protected-access
 
 
 def parse_flags(argv: Sequence[str]) -> list[str]:
@@ -138,15 +140,17 @@ def flag_overrides() -> dict[str, Any]:
           if flags.FLAGS[name].value is not None}
 
 
-def load_config_json(path: str) -> config_lib.EchoConfig:
-  return config_lib.load_json(path, "config_json")
+def with_overrides(base: config_lib.EchoConfig) -> config_lib.EchoConfig:
+  """`base` (a binary's preset) updated by --config_json's fields, then by
+  the config flags given."""
+  if _CONFIG_JSON.value:
+    base = config_lib.load_json(_CONFIG_JSON.value, base)
+  return base.replace(**flag_overrides())
 
 
 def resolve_config(experiment: str) -> config_lib.EchoConfig:
-  """Preset (or --config_json), then any flags given; validated."""
-  base = (load_config_json(_CONFIG_JSON.value) if _CONFIG_JSON.value
-          else config_lib.preset(experiment))
-  return config_lib.validate(base.replace(**flag_overrides()))
+  """The experiment's preset, --config_json, the flags given; validated."""
+  return config_lib.validate(with_overrides(config_lib.preset(experiment)))
 
 
 # The workdir: one run writes into it at a time.
@@ -293,7 +297,17 @@ def start_processes() -> None:
     except ValueError as e:
       if explicit or "coordinator_address should be defined" not in str(e):
         raise config_lib.ConfigError(f"{message} ({e})") from None
-      return  # no launcher detected: one process
+      # No launcher that jax knows. Open MPI 5's mpirun (PRRTE) is not one
+      # of them in jax 0.10: its ranks would each run alone.
+      ranks = os.environ.get("OMPI_COMM_WORLD_SIZE", "1")
+      if ranks.isdigit() and int(ranks) > 1:
+        raise config_lib.ConfigError(
+            f"started by Open MPI with {ranks} processes, which jax "
+            f"{jax.__version__} does not detect (Open MPI 5): give every "
+            "process --coordinator_address=HOST:PORT (HOST: rank 0's host) "
+            f"--num_processes={ranks} --process_id=$OMPI_COMM_WORLD_RANK"
+        ) from None
+      return  # one process
     except Exception as e:  # pylint: disable=broad-except
       # The runtime raises several types; the first line says why.
       reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
@@ -350,6 +364,15 @@ def run_main(body: Callable[[], None]) -> None:
         lambda record: "/orbax/" not in record.pathname)
     from echo_jax.runtime import parallel
     from echo_jax.runtime import runner
+    # SIGTERM (SLURM's preemption, scancel, time limit) ends a run like
+    # Ctrl-C: one line, and a rerun resumes.
+    signal.signal(signal.SIGTERM, runner.interrupt)
+    # After a save that failed (a full disk) or was cut short, TensorStore
+    # still calls back into orbax's closed event loop: noise, not news.
+    report = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None if (
+        "Event loop is closed" in str(unraisable.exc_value)) else report(
+            unraisable)
     try:
       if _CHUNK_EPOCHS.value is not None and _CHUNK_EPOCHS.value < 1:
         raise config_lib.ConfigError(
@@ -365,6 +388,12 @@ def run_main(body: Callable[[], None]) -> None:
       fail(str(e))
     except (FloatingPointError, parallel.PeerLostError) as e:
       fail(str(e).splitlines()[0], status=1)
+    except OSError as e:
+      # A full disk, a file that cannot be read or written: the newest
+      # complete checkpoint is intact, so a rerun resumes (exit 74: EX_IOERR).
+      fail(f"{e.strerror or e}{f': {e.filename}' if e.filename else ''} "
+           f"({runner.where()}); free space or fix the permissions, then "
+           "rerun the same command to resume", status=74)
     except Exception as e:  # pylint: disable=broad-except
       if not parallel.is_multiprocess():
         raise
@@ -372,12 +401,9 @@ def run_main(body: Callable[[], None]) -> None:
       # wait for peers that may be waiting for this process.
       traceback.print_exc()
       fail(f"{type(e).__name__} (traceback above)", status=1)
-    except KeyboardInterrupt:
-      # Not sys.exit: a save cut short can leave orbax's worker thread
-      # waiting, and the interpreter would wait for it. A resume takes the
-      # newest complete checkpoint, so ending here loses nothing.
-      release_all()
-      parallel.exit_now(runner.interrupted_message(), 130)
+    except (KeyboardInterrupt, runner.Interrupted) as e:
+      signum = getattr(e, "signum", signal.SIGINT)
+      fail(runner.interrupted_message(signum), 128 + signum)
 
   app.run(main, flags_parser=parse_flags)
 

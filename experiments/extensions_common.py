@@ -11,8 +11,8 @@ from echo_jax.core import config as config_lib
 def resolve(name: str, replaced: dict[str, str] | None = None,
             windowless: bool = False, **defaults: Any
             ) -> config_lib.EchoConfig:
-  """The windowed echo preset, the extension's defaults, then --config_json
-  or the flags given; validated. `replaced` maps shared flags the study does
+  """The windowed echo preset, the extension's defaults, --config_json and
+  the flags given; validated. `replaced` maps shared flags the study does
   not use to its own flag that takes their place (given, they are refused:
   silently ignored, they would still be recorded in the saved config). A
   `windowless` study frames no windows of --context: the tutorial's window
@@ -22,11 +22,7 @@ def resolve(name: str, replaced: dict[str, str] | None = None,
     if common.flags.FLAGS[single].present:
       raise config_lib.ConfigError(
           f"--{single} is not used by {name}: {instead}")
-  if common.flags.FLAGS["config_json"].value:
-    base = common.load_config_json(common.flags.FLAGS["config_json"].value)
-  else:
-    base = extensions.base_config(name, **defaults)
-  config = base.replace(experiment=name, **common.flag_overrides())
+  config = common.with_overrides(extensions.base_config(name, **defaults))
   if windowless:
     config_lib.validate(config.replace(lag=0, context=1))
     if not 0 <= config.lag < config.length:

@@ -13,11 +13,17 @@ import time
 
 from experiments import common
 
+from echo_jax.core import config as config_lib
+
 
 def reproduce():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import reproduce as study
   start = time.perf_counter()
+  if common.flags.FLAGS["config_json"].present:
+    raise config_lib.ConfigError(
+        "--config_json is not used by reproduce: it runs the tutorial's "
+        "three presets (run one experiment's binary with it)")
   configs = [common.resolve_config(name) for name in study.EXPERIMENTS]
   study.reproduce(configs, common.resolve_workdir("reproduce"),
                   common.run_options(), start)

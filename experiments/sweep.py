@@ -69,12 +69,9 @@ def resolve():
       name: common.int_list(name, flag.value if flag.present
                             else preset[name].split(","))
       for name, flag in grid_flags.items()})
-  if flags.FLAGS.config_json:
-    base = common.load_config_json(flags.FLAGS.config_json)
-  else:
-    base = config_lib.preset("echo_lag").replace(
-        stateful=False, seeds=preset["seeds"], epochs=preset["epochs"])
-  config = base.replace(experiment="sweep", **common.flag_overrides())
+  config = common.with_overrides(config_lib.preset("echo_lag").replace(
+      experiment="sweep", stateful=False, seeds=preset["seeds"],
+      epochs=preset["epochs"]))
   sweep_cell.validate(config, grid)
   return config, grid
 

@@ -84,6 +84,22 @@ class ResumeTest(absltest.TestCase):
     np.testing.assert_array_equal(trained_13.loss_E,
                                   trained_23.loss_E[:, :13])
 
+  def test_resume_with_a_chunk_that_cannot_reach_the_end_is_refused(self):
+    # Checkpointed at epoch 5 of 20 by chunks of 5; chunks of 4 (which
+    # divide 20, so compile unguarded) would run past epoch 20.
+    run_dir = make_tempdir(self)
+    config = TINY.replace(epochs=20)
+    with self.assertRaises(helpers.Stop):
+      helpers.run_tutorial(config, run_dir=run_dir, chunk_epochs=5,
+                           on_chunk=helpers.stop_after(1))
+    with self.assertRaisesRegex(config_lib.ConfigError,
+                                "checkpointed at epoch 5, not a multiple of "
+                                "chunk_epochs=4: resume with the "
+                                "--chunk_epochs it ran with"):
+      helpers.run_tutorial(config, run_dir=run_dir, chunk_epochs=4)
+    resumed, _ = helpers.run_tutorial(config, run_dir=run_dir, chunk_epochs=5)
+    self.assertEqual(resumed["resumed_from_epoch"], 5)
+
   def test_resume_with_another_config_is_refused(self):
     run_dir = make_tempdir(self)
     with self.assertRaises(helpers.Stop):

@@ -33,25 +33,6 @@ class ExtensionBinaryTest(parameterized.TestCase):
     self.addCleanup(shutil.rmtree, path, ignore_errors=True)
     return path
 
-  def test_rerun_in_the_same_workdir_resumes_with_the_same_results(self):
-    workdir = self.make_workdir()
-    args = [*TINY, "--epochs=4", "--chunk_epochs=2", f"--workdir={workdir}"]
-    first = run_binary("mask_missing", *args)
-    self.assertEqual(first.returncode, 0, first.stderr[-2000:])
-    self.assertIn("epoch 2/4", first.stderr)  # one progress line per chunk
-    with open(os.path.join(workdir, "mask_missing.json")) as f:
-      before = json.load(f)
-    again = run_binary("mask_missing", *args)
-    self.assertEqual(again.returncode, 0, again.stderr[-2000:])
-    self.assertIn("resuming at epoch 4/4", again.stderr)
-    with open(os.path.join(workdir, "mask_missing.json")) as f:
-      after = json.load(f)
-    for row, row_before in zip(after["rows"], before["rows"]):
-      self.assertEqual(row["resumed_from_epoch"], 4)
-      for key in ("eval_accuracy", "eval_accuracy_per_position",
-                  "train_accuracy_per_epoch", "final_train_loss"):
-        self.assertEqual(row[key], row_before[key])
-
   def test_streaming_budget_combines_runs_into_one_table(self):
     run = os.path.join(self.make_workdir(), "run")
     result = run_binary(

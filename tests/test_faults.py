@@ -3,6 +3,7 @@ nothing, and a resumed run equals an uninterrupted one."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,18 +137,49 @@ class BadInputTest(parameterized.TestCase):
 
 class StateFileTest(absltest.TestCase):
 
-  def test_truncated_config_json_named(self):
+  def test_checkpoints_carry_their_config(self):
+    # config.json damaged or deleted: the checkpoints' own identity decides.
     workdir = make_tempdir(self)
     first = run_binary("echo_lag", *FAST, "--chunk_epochs=2",
                        f"--workdir={workdir}")
     self.assertEqual(first.returncode, 0, first.stderr[-2000:])
+    self.assertNotIn("diverged", first.stderr)  # a sane run: no warning
+    record = os.path.join(workdir, "echo_lag.json")
+    with open(record) as f:
+      before = json.load(f)
+    intact = run_binary("echo_lag", *FAST, "--chunk_epochs=2",
+                        "--learning_rate=0.01", f"--workdir={workdir}")
+    line = one_line(self, intact, 2, "error: workdir holds a run of another "
+                    "config")
+    self.assertRegex(line, r"differs in [a-z_, ]*learning_rate")
     path = os.path.join(workdir, "echo_lag", "config.json")
-    with open(path, "r+") as f:
-      f.truncate(10)
-    result = run_binary("echo_lag", *FAST, "--chunk_epochs=2",
-                        f"--workdir={workdir}")
-    line = one_line(self, result, 2, "error: ")
-    self.assertIn(path, line)
+    os.remove(path)
+    for other in ("--hidden=5",):
+      result = run_binary("echo_lag", *FAST, "--chunk_epochs=2", other,
+                          f"--workdir={workdir}")
+      line = one_line(self, result, 2, "error: workdir holds a run of "
+                      "another config")
+      self.assertIn("use a new --workdir to start afresh", line)
+      self.assertFalse(os.path.exists(path))
+      with open(record) as f:
+        self.assertEqual(json.load(f), before)
+    # Damaged, it is written again from the run it belongs to.
+    with open(path, "w") as f:
+      f.write('{"hidden": ')
+    again = run_binary("echo_lag", *FAST, "--chunk_epochs=2",
+                       f"--workdir={workdir}")
+    self.assertEqual(again.returncode, 0, again.stderr[-2000:])
+    with open(path) as f:
+      self.assertEqual(json.load(f), before["config"])
+    with open(record) as f:
+      after = json.load(f)
+    self.assertEqual(after["resumed_from_epoch"], 4)
+    self.assertEqual(after["eval_accuracy_per_seed"],
+                     before["eval_accuracy_per_seed"])
+    # A rerun of a finished run keeps the timings of the run that trained.
+    self.assertGreater(before["train_seconds"], 0)
+    self.assertEqual(after["train_seconds"], before["train_seconds"])
+    self.assertEqual(after["train_seconds_this_process"], 0.0)
 
   def test_truncated_sweep_files_named(self):
     workdir = make_tempdir(self)
@@ -181,19 +213,6 @@ class StateFileTest(absltest.TestCase):
     result = run_binary("reproduce", *FAST, f"--workdir={workdir}")
     one_line(self, result, 2, "error: workdir holds a run of another config")
     self.assertCountEqual(os.listdir(workdir), ["echo_lag", "echo_lag.json"])
-
-  def test_rerun_of_a_finished_run_keeps_its_timings(self):
-    workdir = make_tempdir(self)
-    records = []
-    for _ in range(2):
-      result = run_binary("echo_lag", *FAST, f"--workdir={workdir}")
-      self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-      with open(os.path.join(workdir, "echo_lag.json")) as f:
-        records.append(json.load(f))
-    self.assertGreater(records[0]["train_seconds"], 0)
-    self.assertEqual(records[1]["train_seconds"], records[0]["train_seconds"])
-    self.assertEqual(records[1]["train_seconds_this_process"], 0.0)
-    self.assertEqual(records[1]["resumed_from_epoch"], 4)
 
 
 class DamagedCheckpointTest(absltest.TestCase):
@@ -230,7 +249,7 @@ class DamagedCheckpointTest(absltest.TestCase):
 class ProcessTest(absltest.TestCase):
 
   # Many small chunks: the run lasts long enough to be raced or interrupted.
-  LONG = ["--epochs=3000", "--chunk_epochs=20", "--seeds=2", "--hidden=8",
+  LONG = ["--epochs=3000", "--chunk_epochs=100", "--seeds=2", "--hidden=8",
           "--eval_sequences=10", f"--compilation_cache={helpers.SUITE_CACHE}"]
 
   def test_one_writer_per_workdir_and_stale_lock_ignored(self):
@@ -266,6 +285,218 @@ class ProcessTest(absltest.TestCase):
                      r"echo_lag; rerun the same command to resume$")
     self.assertFalse(os.path.exists(os.path.join(workdir, "echo_lag.json")))
     self.assertFalse(os.path.exists(os.path.join(workdir, ".echo_jax.lock")))
+
+
+class SignalTest(absltest.TestCase):
+
+  def test_killed_or_terminated_then_rerun_is_bit_identical(self):
+    # SIGKILL wherever it lands; SIGTERM (what SLURM sends at preemption,
+    # scancel or the time limit) ends with one line. Many small chunks, so
+    # each signal lands mid-run.
+    args = ["--epochs=200", "--chunk_epochs=5", "--seeds=2", "--hidden=8",
+            "--eval_sequences=20",
+            f"--compilation_cache={helpers.SUITE_CACHE}"]
+    whole = os.path.join(make_tempdir(self), "whole")
+    self.assertEqual(run_binary("echo_lag", *args,
+                                f"--workdir={whole}").returncode, 0)
+    with open(os.path.join(whole, "echo_lag.json")) as f:
+      want = json.load(f)
+    for sig in (signal.SIGKILL, signal.SIGTERM):
+      workdir = make_tempdir(self)
+      process = start_binary("echo_lag", *args, f"--workdir={workdir}")
+      self.addCleanup(process.kill)
+      checkpoints = os.path.join(workdir, "echo_lag", "checkpoints")
+      # Orbax renames a finished save to its step number: once one is
+      # there, a rerun has something to resume from.
+      self.assertTrue(wait_for(lambda: os.path.isdir(checkpoints) and any(
+          n.isdigit() for n in os.listdir(checkpoints)), process))
+      process.send_signal(sig)
+      _, stderr = process.communicate(timeout=60)
+      self.assertFalse(
+          os.path.exists(os.path.join(workdir, "echo_lag.json")))
+      if sig == signal.SIGTERM:
+        self.assertEqual(process.returncode, 143, stderr[-2000:])
+        self.assertNotIn("Traceback", stderr)
+        self.assertRegex(stderr.strip().splitlines()[-1],
+                         r"^error: terminated \(SIGTERM\) at epoch \d+/200 "
+                         r"of echo_lag; rerun the same command to resume$")
+      rerun = run_binary("echo_lag", *args, f"--workdir={workdir}")
+      self.assertEqual(rerun.returncode, 0, rerun.stderr[-2000:])
+      with open(os.path.join(workdir, "echo_lag.json")) as f:
+        got = json.load(f)
+      self.assertGreater(got["resumed_from_epoch"], 0)
+      for key in ("eval_accuracy_per_seed", "eval_accuracy_per_position",
+                  "train_loss_per_epoch", "final_train_loss_per_seed",
+                  "example"):
+        self.assertEqual(got[key], want[key], key)
+      with open(os.path.join(workdir, "echo_lag", "metrics.jsonl")) as f:
+        self.assertLen(f.readlines(), 200)
+
+
+class DiskFullTest(absltest.TestCase):
+  """A full disk ends a run with one line (exit 74), the newest complete
+  checkpoint intact; once there is room, the rerun resumes."""
+
+  def test_on_a_small_file_system(self):
+    mount = make_tempdir(self)
+    # Room for one checkpoint of LSTM(64) and its Adam state (~0.5 MB), not
+    # for the next beside it.
+    tried = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k",
+                            "tmpfs", mount], capture_output=True, check=False)
+    if tried.returncode:
+      self.skipTest("no tmpfs here (test_simulated_write_failure stands in)")
+    self.addCleanup(subprocess.run, ["umount", "-l", mount], check=False)
+    workdir = os.path.join(mount, "out")
+    args = ["--epochs=20", "--chunk_epochs=2", "--seeds=2", "--hidden=64",
+            "--eval_sequences=10",
+            f"--compilation_cache={helpers.SUITE_CACHE}"]
+    result = run_binary("echo_lag", *args, f"--workdir={workdir}")
+    line = one_line(self, result, 74, "error: No space left on device")
+    self.assertIn("rerun the same command to resume", line)
+    self.assertLess(len(result.stderr.strip().splitlines()), 40)
+    # Room again: the run folder moves to a bigger disk and resumes.
+    bigger = os.path.join(make_tempdir(self), "out")
+    shutil.copytree(workdir, bigger)
+    rerun = run_binary("echo_lag", *args, f"--workdir={bigger}")
+    self.assertEqual(rerun.returncode, 0, rerun.stderr[-2000:])
+    whole = os.path.join(make_tempdir(self), "whole")
+    self.assertEqual(run_binary("echo_lag", *args,
+                                f"--workdir={whole}").returncode, 0)
+    records = []
+    for folder in (bigger, whole):
+      with open(os.path.join(folder, "echo_lag.json")) as f:
+        records.append(json.load(f))
+    self.assertGreater(records[0]["resumed_from_epoch"], 0)
+    for key in ("eval_accuracy_per_seed", "train_loss_per_epoch", "example"):
+      self.assertEqual(records[0][key], records[1][key])
+
+  def test_simulated_write_failure(self):
+    # The same path as a full disk: an OSError out of a write.
+    code = ("from experiments import common\n"
+            "def body():\n"
+            "  raise OSError(28, 'No space left on device', 'x/metrics.jsonl')\n"
+            "common.run_main(body)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO,
+                            env=env(), capture_output=True, text=True,
+                            timeout=120, check=False)
+    self.assertEqual(result.stderr.strip().splitlines(), [
+        "error: No space left on device: x/metrics.jsonl (before training); "
+        "free space or fix the permissions, then rerun the same command to "
+        "resume"])
+    self.assertEqual(result.returncode, 74)
+
+
+class DivergenceTest(absltest.TestCase):
+
+  def test_a_diverging_run_is_named_and_marked(self):
+    workdir = make_tempdir(self)
+    result = run_binary("echo_lag", *FAST, "--learning_rate=1e10",
+                        f"--workdir={workdir}")
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    lines = [l for l in result.stderr.splitlines() if "diverged" in l]
+    self.assertLen(lines, 1)
+    self.assertIn("lower --learning_rate", lines[0])
+    with open(os.path.join(workdir, "echo_lag.json")) as f:
+      diverged = json.load(f)["diverged_at_epoch_per_seed"]
+    self.assertTrue(all(e is not None for e in diverged), diverged)
+
+
+class SimultaneousStartTest(absltest.TestCase):
+
+  def test_exactly_one_of_two_runs_started_at_once_proceeds(self):
+    # Twenty races on new workdirs, by two processes that start each race
+    # at the same instant: one claims it, the other gets the "in use"
+    # line, never a traceback.
+    code = ("import sys, time\n"
+            "from experiments import common\n"
+            "root = sys.argv[1]\n"
+            "print('ready', flush=True)\n"
+            "start = float(sys.stdin.readline())\n"
+            "for i in range(20):\n"
+            "  time.sleep(max(0.0, start + 0.4 * i - time.time()))\n"
+            "  try:\n"
+            "    common.claim(f'{root}/{i}/new/out')\n"
+            "  except Exception as e:\n"
+            "    print(i, type(e).__name__, e, flush=True)\n"
+            "  else:\n"
+            "    print(i, 'claimed', flush=True)\n"
+            "    time.sleep(0.25)  # held while the other tries\n"
+            "    common.release_all()\n")
+    root = make_tempdir(self)
+    racers = [subprocess.Popen(
+        [sys.executable, "-c", code, root], cwd=REPO, env=env(),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True) for _ in range(2)]
+    self.addCleanup(lambda: [r.kill() for r in racers])
+    for r in racers:  # both imported: the races start together
+      self.assertEqual(r.stdout.readline(), "ready\n")
+    for r in racers:
+      r.stdin.write(f"{time.time() + 0.2}\n")
+      r.stdin.flush()
+    outs = [r.communicate(timeout=120) for r in racers]
+    self.assertFalse(any(err.strip() for _, err in outs), outs)
+    said = {}
+    for out, _ in outs:
+      for line in out.splitlines():
+        i, what = line.split(" ", 1)
+        said.setdefault(int(i), []).append(what)
+    self.assertEqual(sorted(said), list(range(20)), outs)
+    for i, both in said.items():
+      both.sort()
+      self.assertEqual(both[1], "claimed", (i, both))
+      self.assertStartsWith(both[0], "ConfigError workdir=")
+      self.assertIn("is in use by another run", both[0])
+
+
+class ConfigJsonTest(absltest.TestCase):
+
+  def test_a_partial_config_starts_from_the_binarys_preset(self):
+    tmp = make_tempdir(self)
+    partial = os.path.join(tmp, "partial.json")
+    with open(partial, "w") as f:
+      json.dump({"seeds": 2, "epochs": 3, "eval_sequences": 4}, f)
+    result = run_binary("echo_current", f"--config_json={partial}",
+                        f"--compilation_cache={helpers.SUITE_CACHE}",
+                        f"--workdir={tmp}/out")
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    with open(os.path.join(tmp, "out", "echo_current.json")) as f:
+      config = json.load(f)["config"]
+    self.assertEqual(config, {**config_lib.preset("echo_current").to_dict(),
+                              "seeds": 2, "epochs": 3, "eval_sequences": 4})
+
+  def test_another_experiments_config_or_no_utf8_is_refused(self):
+    tmp = make_tempdir(self)
+    other = os.path.join(tmp, "other.json")
+    with open(other, "w") as f:
+      json.dump({"config": config_lib.preset("echo_lag").to_dict()}, f)
+    binary = os.path.join(tmp, "binary.json")
+    with open(binary, "wb") as f:
+      f.write(b'{"seeds": 2, "\xff": 1}')
+    for name, path, message in (
+        ("echo_current", other, f"error: config_json={other!r} is a config "
+         "of experiment 'echo_lag', not of this binary's 'echo_current'"),
+        ("echo_lag", binary, f"error: config_json={binary!r} cannot be "
+         "read"),
+        ("reproduce", other, "error: --config_json is not used by "
+         "reproduce")):
+      result = run_binary(name, f"--config_json={path}",
+                          f"--workdir={tmp}/out")
+      helpers.assert_refused(self, result, message, f"{tmp}/out")
+
+
+class OpenMpiTest(absltest.TestCase):
+
+  def test_open_mpi_5_ranks_are_refused_with_the_flags_to_use(self):
+    # Open MPI 5 (PRRTE) sets these but not Open MPI 4's
+    # OMPI_MCA_orte_hnp_uri, the variable jax detects Open MPI by.
+    workdir = os.path.join(make_tempdir(self), "out")
+    result = run_binary("echo_lag", *FAST, f"--workdir={workdir}",
+                        OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_RANK="1")
+    helpers.assert_refused(
+        self, result, "error: started by Open MPI with 2 processes, which "
+        "jax", workdir)
+    self.assertIn("--num_processes=2 --process_id=$OMPI_COMM_WORLD_RANK",
+                  result.stderr)
 
 
 class EvaluationMemoryTest(absltest.TestCase):

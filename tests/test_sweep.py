@@ -326,32 +326,6 @@ class BinaryTest(parameterized.TestCase):
     self.assertStartsWith(result.stderr.strip(), "error: workdir=")
     self.assertEqual(os.listdir(parent), ["file"])
 
-  def test_writes_table_plots_and_resumes(self):
-    workdir = os.path.join(make_tempdir(self), "out")
-    args = [*TINY_FLAGS, "--lags=0,1", "--contexts=1,2",
-            f"--workdir={workdir}"]
-    result = run_binary(*args)
-    self.assertEqual(result.returncode, 0, result.stderr)
-    self.assertIn("cell 3/3", result.stderr)
-    with open(os.path.join(workdir, "sweep.csv")) as f:
-      lines = f.read().splitlines()
-    self.assertLen(lines, 5)  # header + 2 lags x 2 contexts
-    self.assertIn("impossible", lines[2])  # lag 1, context 1
-    with open(os.path.join(workdir, "sweep.json")) as f:
-      summary = json.load(f)
-    self.assertEqual(summary["settings"]["epochs"], 3)
-    self.assertEqual(summary["cells_trained_now"], 3)
-    for name in ("heatmap.png", "accuracy_vs_hidden.png",
-                 "learning_curves.png"):
-      self.assertGreater(os.path.getsize(os.path.join(workdir, name)), 0)
-    again = run_binary(*args)
-    self.assertEqual(again.returncode, 0, again.stderr)
-    with open(os.path.join(workdir, "sweep.json")) as f:
-      self.assertEqual(json.load(f)["cells_reused"], 3)
-    refused = run_binary(*args[:-1], "--epochs=4", f"--workdir={workdir}")
-    self.assertEqual(refused.returncode, 2)
-    self.assertStartsWith(refused.stderr.strip(), "error: workdir=")
-
 
 if __name__ == "__main__":
   absltest.main()

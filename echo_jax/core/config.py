@@ -134,19 +134,27 @@ TUTORIAL_ACCURACY = {
 }
 
 
-def load_json(path: str, flag: str = "config_json") -> EchoConfig:
-  """A saved config: the "config" of a result JSON, or a plain config dict;
-  ConfigError naming `flag` if the file cannot be read or holds none."""
+def load_json(path: str, base: EchoConfig, flag: str = "config_json"
+              ) -> EchoConfig:
+  """`base` (a binary's preset) with the fields of a saved config (the
+  "config" of a result JSON, or a plain, maybe partial, config dict);
+  ConfigError naming `flag` if the file cannot be read, holds none, or
+  holds another experiment's."""
   try:
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
       saved = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
+  except (OSError, ValueError) as e:  # not UTF-8 or not JSON: ValueErrors
     raise ConfigError(f"{flag}={path!r} cannot be read: {e}") from None
   if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
     saved = saved["config"]
   if not isinstance(saved, dict):
     raise ConfigError(f"{flag}={path!r} holds no config dict")
-  return from_dict(saved)
+  if saved.get("experiment", base.experiment) != base.experiment:
+    raise ConfigError(
+        f"{flag}={path!r} is a config of experiment "
+        f"{saved['experiment']!r}, not of this binary's "
+        f"{base.experiment!r}")
+  return base.replace(**saved)
 
 
 def preset(name: str) -> EchoConfig:

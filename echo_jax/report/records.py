@@ -65,6 +65,8 @@ def tutorial_record(output) -> dict[str, Any]:
       "chance_accuracy": 1.0 / config.n_unique,
       "tutorial_accuracy": config_lib.TUTORIAL_ACCURACY.get(config.experiment),
       "final_train_loss_per_seed": trained.loss_E[:, -1].tolist(),
+      # Epoch its training loss passed 1000 x ln(n_unique) (None: never).
+      "diverged_at_epoch_per_seed": output.diverged,
       "train_loss_per_epoch": trained.loss_E.mean(0).tolist(),
       "train_accuracy_per_epoch": trained.accuracy_E.mean(0).tolist(),
       **output.timing,

@@ -60,6 +60,8 @@ def variant_rows(output) -> list[dict[str, Any]]:
         "chance_accuracy": 1.0 / config.n_unique,
         "params": one_model_params,
         "final_train_loss": records.summarise(trained.loss_E[i, :, -1]),
+        "diverged_at_epoch_per_seed": output.by_variant(
+            np.asarray(output.diverged, object))[i].tolist(),
         "epochs_to_99pct_train_accuracy": epochs_to_reach(
             trained.accuracy_E[i], 0.99, 50),
         "train_accuracy_per_epoch": trained.accuracy_E[i].mean(0).tolist(),
@@ -89,6 +91,7 @@ def experiment_row(name: str, record: dict[str, Any], trained
       "params": num_params(jax.tree.map(lambda x: x[0],
                                                 trained.params)),
       "final_train_loss": records.summarise(trained.loss_E[:, -1]),
+      "diverged_at_epoch_per_seed": record["diverged_at_epoch_per_seed"],
       "epochs_to_99pct_train_accuracy": epochs_to_reach(
           trained.accuracy_E, 0.99, 50),
       "train_accuracy_per_epoch": record["train_accuracy_per_epoch"],

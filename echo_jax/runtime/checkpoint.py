@@ -10,6 +10,7 @@ process sees.
 
 import json
 import os
+import re
 import time
 from typing import Any
 
@@ -23,55 +24,54 @@ from echo_jax.runtime import files
 from echo_jax.runtime import parallel
 
 
+def _save_error(error: Exception, path: str) -> OSError:
+  """An OSError for a checkpoint that could not be written (orbax and
+  TensorStore report a full disk as a ValueError naming the OS error)."""
+  code = re.search(r"os_error_code='(\d+)'", str(error))
+  reason = (os.strerror(int(code.group(1))) if code
+            else str(error).strip().splitlines()[0][:200])
+  return OSError(int(code.group(1)) if code else None, reason, path)
+
+
 def has_trained(run_dir: str) -> bool:
-  """Whether a run folder holds a checkpoint: until then, nothing of the
-  run it was claimed for would be lost by starting another."""
+  """Whether a run folder holds a checkpoint."""
   folder = os.path.join(run_dir, "checkpoints")
   return os.path.isdir(folder) and any(
       name.isdigit() for name in os.listdir(folder))
 
 
-def check_run_dir(run_dir: str, identity: dict[str, Any],
-                  claim_file: str = "config.json",
-                  trained: bool | None = None) -> None:
-  """ConfigError if `run_dir` holds a trained run (`trained`, default: a
-  checkpoint there) of another identity (saved in `claim_file`); reads
-  only, so a study can check every folder it will claim before training."""
-  path = os.path.join(run_dir, claim_file)
-  if trained is None:
-    trained = has_trained(run_dir)
-  if not os.path.exists(path) or not trained:
-    return
-  changed = files.changed_keys(files.read_json(path), identity)
-  if changed:
+def check_claim(path: str, identity: dict[str, Any], trained: bool) -> bool:
+  """Whether the JSON file `path` (a run folder's config.json, a study's
+  study.json) must be written to claim it for `identity`; ConfigError if
+  it claims another identity for something that has `trained`. A claim
+  that is missing, unreadable or of nothing trained yet is replaced (a run
+  folder's checkpoints carry their own identity)."""
+  try:
+    saved = files.read_json(path) if os.path.exists(path) else None
+  except files.UnreadableStateError:
+    saved = None
+  changed = None if saved is None else files.changed_keys(saved, identity)
+  if trained and changed:
     raise config_lib.ConfigError(
-        f"workdir holds a run of another config ({run_dir}; differs in "
-        f"{', '.join(changed)}): use a new --workdir to start afresh")
+        f"workdir holds a run of another config ({os.path.dirname(path)}; "
+        f"differs in {', '.join(changed)}): use a new --workdir to start "
+        "afresh")
+  return changed != []
 
 
-def claim_run_dir(run_dir: str, identity: dict[str, Any],
-                  claim_file: str = "config.json",
-                  trained: bool | None = None) -> None:
-  """A run folder belongs to one run (`identity`, a flat JSON dict saved in
-  `claim_file`): claimed on first use, and resuming another run is an
-  error. A claim whose run failed before it trained is replaced."""
-  if trained is None:
-    trained = has_trained(run_dir)
-  check_run_dir(run_dir, identity, claim_file, trained)
-  path = os.path.join(run_dir, claim_file)
-  if os.path.exists(path) and not trained and parallel.is_writer():
-    os.remove(path)
-  files.claim_json(path, identity)
+def claim(path: str, identity: dict[str, Any], trained: bool) -> None:
+  """`check_claim`, then the claim written (by process 0)."""
+  if check_claim(path, identity, trained) and parallel.is_writer():
+    files.write_json_atomic(path, identity)
 
 
 class RunFolder:
-  """One run's folder, claimed for `identity`; keeps its last `max_to_keep`
-  checkpoints."""
+  """One run's folder for `identity` (saved with every checkpoint and in
+  config.json); keeps its last `max_to_keep` checkpoints."""
 
   def __init__(self, path: str, identity: dict[str, Any],
                max_to_keep: int = 3):
-    claim_run_dir(path, identity)
-    self.path = path
+    self.path, self.identity = path, identity
     self.metrics = os.path.join(path, "metrics.jsonl")
     self._timing = os.path.join(path, "timing.json")
     self._evaluations = os.path.join(path, "chunk_evaluations.json")
@@ -85,21 +85,39 @@ class RunFolder:
               enable_async_checkpointing=True))
 
   def restore(self, like: Any) -> Any | None:
-    """The newest intact checkpoint (shaped like `like`), or None. One that
-    cannot be restored (truncated or corrupted files, e.g. a disk that
-    filled up) is moved aside into `damaged/` with one warning line, and
-    the one before it is tried."""
+    """The newest intact checkpoint (shaped like `like`), or None; then the
+    folder is claimed (config.json). One that cannot be restored (truncated
+    or corrupted files, e.g. a disk that filled up) is moved aside into
+    `damaged/` with one warning line, and the one before it is tried;
+    ConfigError if it belongs to a run of another identity."""
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), like)
+    state = None
     with parallel.bounded("restoring a checkpoint"):
       for step in sorted(self._manager.all_steps(), reverse=True):
         try:
-          return jax.tree.map(np.asarray, self._manager.restore(
-              step, args=ocp.args.StandardRestore(abstract)))
+          # The identity first (a small JSON item): another run's state
+          # may not even have this run's shapes.
+          saved = self._manager.restore(step, args=ocp.args.Composite(
+              identity=ocp.args.JsonRestore())).identity
         except Exception as e:  # pylint: disable=broad-except
           # Orbax and TensorStore raise many types for damaged data.
           self._move_aside(step, e)
-    return None
+          continue
+        changed = files.changed_keys(saved, self.identity)
+        if changed:
+          raise config_lib.ConfigError(
+              f"workdir holds a run of another config ({self.path}; "
+              f"differs in {', '.join(changed)}): use a new --workdir to "
+              "start afresh")
+        try:
+          state = self._manager.restore(step, args=ocp.args.Composite(
+              state=ocp.args.StandardRestore(abstract))).state
+          break
+        except Exception as e:  # pylint: disable=broad-except
+          self._move_aside(step, e)
+    claim(os.path.join(self.path, "config.json"), self.identity, False)
+    return None if state is None else jax.tree.map(np.asarray, state)
 
   def _move_aside(self, step: int, error: Exception) -> None:
     moved = "damaged/ (by process 0)"  # the others skip it the same way
@@ -120,7 +138,12 @@ class RunFolder:
     # Host copies: the caller may donate the arrays as soon as this returns.
     host_state = jax.tree.map(np.array, parallel.to_host(state))
     with parallel.bounded("a checkpoint's save"):
-      self._manager.save(epoch, args=ocp.args.StandardSave(host_state))
+      try:  # raises the error of the save before it, if that one failed
+        self._manager.save(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(host_state),
+            identity=ocp.args.JsonSave(self.identity)))
+      except (ValueError, RuntimeError) as e:
+        raise _save_error(e, self._checkpoints) from None
     if parallel.is_writer():
       with open(self.metrics, "a") as f:
         f.writelines(json.dumps(row) + "\n" for row in metrics_rows)
@@ -150,5 +173,8 @@ class RunFolder:
   def close(self) -> None:
     """Waits for the save in flight, then releases the manager."""
     with parallel.bounded("the last checkpoint's save"):
-      self._manager.wait_until_finished()
+      try:
+        self._manager.wait_until_finished()
+      except (ValueError, RuntimeError) as e:
+        raise _save_error(e, self._checkpoints) from None
       self._manager.close()

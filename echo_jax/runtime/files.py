@@ -86,18 +86,19 @@ class UnreadableStateError(config_lib.ConfigError):
   the message names it."""
 
 
-def read_json(path: str) -> Any:
-  """A state file's JSON; UnreadableStateError (one line naming the file)
-  if it cannot be read or parsed, e.g. truncated by a crash or a full
-  disk."""
+def read_json(path: str,
+              advice: str = "restore it, or start afresh in a new --workdir"
+              ) -> Any:
+  """A state file's JSON; UnreadableStateError (one line naming the file,
+  then `advice`) if it cannot be read or parsed, e.g. truncated by a crash
+  or a full disk."""
   try:
     with open(path) as f:
       return json.load(f)
   except (OSError, ValueError) as e:
     reason = e.strerror if isinstance(e, OSError) else str(e)
     raise UnreadableStateError(
-        f"{path} cannot be read ({reason}): restore or delete it (a rerun "
-        "then starts that part afresh)") from None
+        f"{path} cannot be read ({reason}): {advice}") from None
 
 
 def versions() -> dict[str, str]:

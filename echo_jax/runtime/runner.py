@@ -173,6 +173,7 @@ class RunOutput(NamedTuple):
   evaluation: evaluate_lib.Scores     # host arrays, models first
   timing: dict[str, Any]              # seconds, chunk length, resumed epoch
   chunk_evaluations: dict[int, Any]   # end epoch -> Scores.sums as JSON
+  diverged: list[int | None]          # epoch each model diverged, or None
 
   @property
   def task(self) -> task_lib.Task:
@@ -256,25 +257,53 @@ def metrics_rows(task: task_lib.Task, loss_MxE: np.ndarray,
   return rows
 
 
-# The run in training, for the line a Ctrl-C ends with. A Ctrl-C is acted on
-# between chunks, after the checkpoint was handed to orbax (raised inside
+class Interrupted(BaseException):
+  """SIGINT (Ctrl-C) or SIGTERM (what SLURM sends at preemption, scancel or
+  the time limit) stopped the run; `signum` says which."""
+
+  def __init__(self, signum: int):
+    super().__init__(signal.Signals(signum).name)
+    self.signum = signum
+
+
+def interrupt(signum, frame):
+  """A signal handler: stops the process with `Interrupted`."""
+  del frame
+  raise Interrupted(signum)
+
+
+# The run in training, for the line a signal ends it with. A signal is acted
+# on between chunks, after the checkpoint was handed to orbax (raised inside
 # orbax's save, one was swallowed or hung it); a second one at once.
-_progress = {"name": None, "epoch": 0, "total": 0, "interrupt": False}
+_progress = {"name": None, "epoch": 0, "total": 0, "signal": None}
 
 
-def _defer_interrupt(signum, frame):
-  del signum, frame
-  if _progress["interrupt"]:
-    raise KeyboardInterrupt
-  _progress["interrupt"] = True
+def _defer(signum, frame):
+  if _progress["signal"] is not None:
+    interrupt(signum, frame)
+  _progress["signal"] = signum
 
 
-def interrupted_message() -> str:
-  """What an interrupted binary says: where it stopped, how to go on."""
+def where() -> str:
+  """How far training got: 'at epoch E/T of NAME', or 'before training'."""
   if _progress["name"] is None:
-    return "interrupted before training began; rerun the same command"
-  return (f"interrupted at epoch {_progress['epoch']}/{_progress['total']} "
-          f"of {_progress['name']}; rerun the same command to resume")
+    return "before training"
+  return (f"at epoch {_progress['epoch']}/{_progress['total']} of "
+          f"{_progress['name']}")
+
+
+def interrupted_message(signum: int) -> str:
+  """What a binary stopped by `signum` says: where it stopped, how to go on."""
+  what = "interrupted" if signum == signal.SIGINT else (
+      f"terminated ({signal.Signals(signum).name})")
+  if _progress["name"] is None:
+    return f"{what} before training began; rerun the same command"
+  return f"{what} {where()}; rerun the same command to resume"
+
+
+# A model whose training loss rises this far above a uniform guess's
+# (ln n_unique) has diverged: finite, but it learns nothing any more.
+DIVERGENCE_FACTOR = 1000.0
 
 
 # on_chunk(first_epoch, end_epoch, loss_MxE, accuracy_MxE), after each chunk
@@ -305,6 +334,14 @@ def run(compiled: Compiled, run_dir: str | None = None,
                            parallel.seed_sharding(compiled.mesh))
       loss_MxE, accuracy_MxE = restored["loss_E"], restored["accuracy_E"]
       resumed_from = int(restored["state"].epoch[0])
+      if (resumed_from < total and resumed_from % compiled.chunk_epochs
+          and total % compiled.chunk_epochs == 0):
+        # A chunk length that divides the run compiles without the end-of-run
+        # guard: from another start its last chunk would run past the end.
+        raise config_lib.ConfigError(
+            f"{run_dir} was checkpointed at epoch {resumed_from}, not a "
+            f"multiple of chunk_epochs={compiled.chunk_epochs}: resume with "
+            "the --chunk_epochs it ran with")
       logging.info("%s: resuming at epoch %d/%d from %s", task.name,
                    resumed_from, total, run_dir)
       earlier = folder.timing()
@@ -330,11 +367,13 @@ def run(compiled: Compiled, run_dir: str | None = None,
   if resumed_from:
     evaluate_chunk(resumed_from)
   epoch, train_seconds, checkpoint_seconds = resumed_from, 0.0, 0.0
-  _progress.update(name=task.name, epoch=epoch, total=total, interrupt=False)
+  _progress.update(name=task.name, epoch=epoch, total=total, signal=None)
   in_main = threading.current_thread() is threading.main_thread()
+  signums = (signal.SIGINT, signal.SIGTERM)
   if in_main:
-    previous_handler = signal.signal(signal.SIGINT, _defer_interrupt)
-  wait_for_save = True  # not after a lost peer or a Ctrl-C
+    previous = [signal.signal(s, _defer) for s in signums]
+  wait_for_save = True  # not after a lost peer or a signal
+  warned, diverged_loss = False, DIVERGENCE_FACTOR * np.log(config.n_unique)
   try:
     while epoch < total:
       start = time.perf_counter()
@@ -347,6 +386,16 @@ def run(compiled: Compiled, run_dir: str | None = None,
       loss_MxE[:, epoch:done] = loss_MxC[:num_models, :done - epoch]
       accuracy_MxE[:, epoch:done] = accuracy_MxC[:num_models, :done - epoch]
       check_finite(loss_MxE[:, epoch:done], epoch)
+      over_MxE = loss_MxE[:, :done] > diverged_loss
+      if over_MxE.any() and not warned:
+        warned = True
+        m, e = np.argwhere(over_MxE)[0]
+        logging.warning(
+            "%s: model %d diverged: its training loss rose to %.3g at epoch "
+            "%d, over %gx a uniform guess's (%.3g); lower --learning_rate "
+            "(diverged models are marked in the record)", task.name, m,
+            loss_MxE[m, e], e + 1, DIVERGENCE_FACTOR,
+            np.log(config.n_unique))
       logging.info(
           "%s: epoch %d/%d  loss %.4f  accuracy %.4f  elapsed %.1fs  eta %.1fs",
           task.name, done, total, loss_MxE[:, done - 1].mean(),
@@ -368,16 +417,17 @@ def run(compiled: Compiled, run_dir: str | None = None,
       evaluate_chunk(done)
       if on_chunk is not None:
         on_chunk(epoch_before, done, loss_MxE, accuracy_MxE)
-      if _progress["interrupt"]:
-        raise KeyboardInterrupt
-  except (KeyboardInterrupt, parallel.PeerLostError):
+      if _progress["signal"] is not None:
+        interrupt(_progress["signal"], None)
+  except (Interrupted, parallel.PeerLostError):
     # A resume takes the newest complete checkpoint: the save in flight is
     # not waited for (it may wait for the lost process, or hang in orbax).
     wait_for_save = False
     raise
   finally:
     if in_main:
-      signal.signal(signal.SIGINT, previous_handler)
+      for s, handler in zip(signums, previous):
+        signal.signal(s, handler)
     if folder is not None and wait_for_save:
       start = time.perf_counter()
       folder.close()
@@ -395,10 +445,13 @@ def run(compiled: Compiled, run_dir: str | None = None,
                              + checkpoint_seconds),
       "chunk_epochs": compiled.chunk_epochs,
       "resumed_from_epoch": resumed_from}
+  over_MxE = loss_MxE > diverged_loss
+  diverged = [int(np.argmax(row)) + 1 if row.any() else None
+              for row in over_MxE]
   params = jax.tree.map(lambda x: x[:num_models],
                         parallel.to_host(state.params))
   return RunOutput(compiled, params, loss_MxE, accuracy_MxE, evaluation,
-                   timing, dict(sorted(evaluations.items())))
+                   timing, dict(sorted(evaluations.items())), diverged)
 
 
 def run_task(task: task_lib.Task, max_devices: int | None = None,

@@ -34,14 +34,11 @@ def claim_study(workdir: str, name: str, config: config_lib.EchoConfig,
   """Claims <workdir>/<name>/ (study.json) before any run trains: a rerun
   with other settings is refused at once (replaced if nothing trained)."""
   folder = os.path.join(workdir, name)
-  checkpoint.claim_run_dir(folder, {"config": config.to_dict(), **params},
-                        "study.json", trained=_any_trained(folder))
-
-
-def _any_trained(folder: str) -> bool:
-  return os.path.isdir(folder) and any(
+  trained = os.path.isdir(folder) and any(
       checkpoint.has_trained(os.path.join(folder, part))
       for part in os.listdir(folder))
+  checkpoint.claim(os.path.join(folder, "study.json"),
+                   {"config": config.to_dict(), **params}, trained)
 
 
 def run_dir(workdir: str, binary: str, part: str) -> str:

@@ -24,8 +24,9 @@ def reproduce(configs: Sequence[config_lib.EchoConfig], workdir: str,
   # Every run folder is checked before any experiment trains: a workdir
   # holding another config is refused with nothing written.
   for config in configs:
-    checkpoint.check_run_dir(os.path.join(workdir, config.experiment),
-                             config.to_dict())
+    run_dir = os.path.join(workdir, config.experiment)
+    checkpoint.check_claim(os.path.join(run_dir, "config.json"),
+                           config.to_dict(), checkpoint.has_trained(run_dir))
   # The experiments compile in order in a worker while earlier ones train
   # and write their files (XLA releases the GIL): each waits only for its
   # own programs.

@@ -95,7 +95,8 @@ def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
         cell = None
         if status == "ok":
           batch = state_cell.batch_of(config, lag, window, spec)
-          cell = files.read_json(path((lag, window, batch)))
+          cell = files.read_json(path((lag, window, batch)),
+                                 "delete it: a rerun trains that cell again")
         rows.append(state_map_records.summary_row(cell, lag, window, spec,
                                                   status))
   return {

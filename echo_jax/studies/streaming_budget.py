@@ -77,6 +77,7 @@ def curve_rows(output: runner.RunOutput, hidden: int, recipe: str,
         "sequences_to_99pct": None if reached is None else reached * sequences,
         "at_99pct": None if reached is None else curve[updates.index(reached)],
         "final_per_position": row["eval_accuracy_per_position"],
+        "diverged_at_epoch_per_seed": row["diverged_at_epoch_per_seed"],
         "train_seconds": row["train_seconds"]})
   return rows
 
@@ -123,7 +124,8 @@ def load_runs(workdirs: Sequence[str]) -> dict[str, Any]:
     if not os.path.isfile(path):
       raise config_lib.ConfigError(
           f"combine={','.join(workdirs)}: {source} holds no {NAME}.json")
-    record = files.read_json(path)
+    record = files.read_json(
+        path, "rerun the run that wrote it, or leave it out of --combine")
     runs_.append(record)
     rows += [{**row, "source": source, "run_updates": record["updates"]}
              for row in record["rows"]]

@@ -46,7 +46,8 @@ def _check_settings(workdir: str, config: config_lib.EchoConfig) -> None:
 def _load_cell(workdir: str, lag: int, context: int, hidden: int
                ) -> dict[str, Any] | None:
   path = cell_path(workdir, lag, context, hidden)
-  return files.read_json(path) if os.path.exists(path) else None
+  return (files.read_json(path, "delete it: a rerun trains that cell again")
+          if os.path.exists(path) else None)
 
 
 def group_dir(workdir: str, context: int, hidden: int,
@@ -96,6 +97,8 @@ def cell_records(output, config: config_lib.EchoConfig
         "framing": sweep_cell.FRAMING,
         "final_train_loss_per_seed":
             trained.loss_E[i, :, -1].astype(np.float64).tolist(),
+        "diverged_at_epoch_per_seed": output.by_variant(
+            np.asarray(output.diverged, object))[i].tolist(),
         # Learning curves, mean over seeds.
         "train_loss_per_epoch": np.round(
             trained.loss_E[i].mean(0).astype(np.float64), 6).tolist(),
