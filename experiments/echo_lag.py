@@ -6,9 +6,12 @@ batch 5, 2000 epochs, state reset each epoch. Tutorial: 100% accuracy.
 
 from experiments import common
 
+from echo_jax.core import config as config_lib
+
 
 def main():
-  common.run_main(lambda: common.run_single("echo_lag"))
+  common.run_main(lambda: common.run_single("echo_lag"),
+                  lambda: config_lib.preset("echo_lag"))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,12 @@ the model stays at chance (1/n_unique).
 
 from experiments import common
 
+from echo_jax.core import config as config_lib
+
 
 def main():
-  common.run_main(lambda: common.run_single("echo_lag_no_context"))
+  common.run_main(lambda: common.run_single("echo_lag_no_context"),
+                  lambda: config_lib.preset("echo_lag_no_context"))
 
 
 if __name__ == "__main__":

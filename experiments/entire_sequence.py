@@ -12,18 +12,23 @@ entire_sequence.png (accuracy per position t).
 from experiments import common
 from experiments import extensions_common as ext
 
+# The study's defaults (over the extensions') and the shared flags it
+# refuses (-> what to give instead), for the run and for --help.
+DEFAULTS = {"epochs": 1000, "learning_rate": 1e-2}
+REPLACED = {"context": "its samples are whole prefixes"}
+
 
 def entire_sequence():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import entire_sequence as study
-  config = ext.resolve(
-      study.NAME, {"context": "its samples are whole prefixes"},
-      windowless=True, epochs=1000, learning_rate=1e-2)
+  config = ext.resolve(study.NAME, REPLACED, windowless=True, **DEFAULTS)
   study.run(config, common.resolve_workdir(study.NAME), common.run_options())
 
 
 def main():
-  common.run_main(entire_sequence)
+  common.run_main(entire_sequence,
+                  lambda: ext.preset("entire_sequence", **DEFAULTS),
+                  REPLACED)
 
 
 if __name__ == "__main__":

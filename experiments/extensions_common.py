@@ -8,6 +8,12 @@ from experiments import common  # first: sets up host devices
 from echo_jax.core import config as config_lib
 
 
+def preset(name: str, **defaults: Any) -> config_lib.EchoConfig:
+  """The windowed echo preset with the extensions' and then the study's
+  defaults: what `resolve` starts from, and --help's defaults."""
+  return config_lib.extension_preset(name, **defaults)
+
+
 def resolve(name: str, replaced: dict[str, str] | None = None,
             windowless: bool = False, **defaults: Any
             ) -> config_lib.EchoConfig:
@@ -17,12 +23,11 @@ def resolve(name: str, replaced: dict[str, str] | None = None,
   silently ignored, they would still be recorded in the saved config). A
   `windowless` study frames no windows of --context: the tutorial's window
   checks are replaced by 0 <= lag < length."""
-  from echo_jax.studies import extensions  # pylint: disable=g-import-not-at-top
   for single, instead in (replaced or {}).items():
     if common.flags.FLAGS[single].present:
       raise config_lib.ConfigError(
           f"--{single} is not used by {name}: {instead}")
-  config = common.with_overrides(extensions.base_config(name, **defaults))
+  config = common.with_overrides(preset(name, **defaults))
   if windowless:
     config_lib.validate(config.replace(lag=0, context=1))
     if not 0 <= config.lag < config.length:

@@ -24,7 +24,7 @@ def gru_echo():
 
 
 def main():
-  common.run_main(gru_echo)
+  common.run_main(gru_echo, lambda: ext.preset("gru_echo"))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def ignore_state():
 
 
 def main():
-  common.run_main(ignore_state)
+  common.run_main(ignore_state, lambda: ext.preset("ignore_state"))
 
 
 if __name__ == "__main__":

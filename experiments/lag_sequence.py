@@ -20,12 +20,15 @@ from echo_jax.core import config as config_lib
 
 _LAGS = flags.DEFINE_list("lags", ["1", "2", "3", "4"],
                           "Lags to echo at every step (each < --context).")
+# The shared flags it refuses (-> what to give instead), for the run and
+# for --help.
+REPLACED = {"lag": "give --lags"}
 
 
 def lag_sequence():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import lag_sequence as study
-  config = ext.resolve(study.NAME, {"lag": "give --lags"})
+  config = ext.resolve(study.NAME, REPLACED)
   lags = common.int_list("lags", _LAGS.value)
   for lag in lags:
     if not 1 <= lag < config.context or (
@@ -38,7 +41,8 @@ def lag_sequence():
 
 
 def main():
-  common.run_main(lag_sequence)
+  common.run_main(lag_sequence, lambda: ext.preset("lag_sequence"),
+                  REPLACED)
 
 
 if __name__ == "__main__":

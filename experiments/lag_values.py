@@ -24,14 +24,17 @@ _HIDDENS = flags.DEFINE_list("hiddens", ["8", "16", "32", "64"],
                              "LSTM sizes to try for every lag.")
 _SEQUENCES = flags.DEFINE_integer("sequences_per_epoch", 2,
                                   "Fresh sequences per Adam update.")
+# The study's defaults (over the extensions') and the shared flags it
+# refuses (-> what to give instead), for the run and for --help.
+DEFAULTS = {"epochs": 600, "learning_rate": 1e-2}
+REPLACED = {"lag": "give --lags"}
 
 
 def lag_values():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import lag_values as study
   from echo_jax.tasks import lags as lags_lib
-  config = ext.resolve(study.NAME, {"lag": "give --lags"}, epochs=600,
-                       learning_rate=1e-2)
+  config = ext.resolve(study.NAME, REPLACED, **DEFAULTS)
   lags = common.int_list(_LAGS.name, _LAGS.value, minimum=1)
   hiddens = sorted(common.int_list(_HIDDENS.name, _HIDDENS.value, minimum=1))
   if _SEQUENCES.value < 1:
@@ -46,7 +49,8 @@ def lag_values():
 
 
 def main():
-  common.run_main(lag_values)
+  common.run_main(lag_values,
+                  lambda: ext.preset("lag_values", **DEFAULTS), REPLACED)
 
 
 if __name__ == "__main__":

@@ -27,13 +27,24 @@ _SEQUENCES = flags.DEFINE_integer("sequences_per_epoch", 16,
                                   "Fresh sequences per Adam update.")
 _TIMING_EPOCHS = flags.DEFINE_integer(
     "timing_epochs", 10, "Updates of the gather vs one_hot timing runs.")
+# The shared flags it refuses (-> what to give instead), for the run and
+# for --help.
+REPLACED = {"n_unique": "give --vocabs"}
+
+
+# The study's own defaults (before --config_json and the flags).
+DEFAULTS = {"epochs": 300, "learning_rate": 1e-2}
+
+
+def preset():
+  """The config before --config_json and the flags (also --help's)."""
+  return ext.preset("large_vocab", **DEFAULTS)
 
 
 def large_vocab():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import large_vocab as study
-  config = ext.resolve(study.NAME, {"n_unique": "give --vocabs"},
-                       **study.DEFAULTS)
+  config = ext.resolve(study.NAME, REPLACED, **DEFAULTS)
   vocabs = common.int_list("vocabs", _VOCABS.value, minimum=2)
   if _SEQUENCES.value < 1 or _TIMING_EPOCHS.value < 1:
     raise config_lib.ConfigError(
@@ -44,7 +55,7 @@ def large_vocab():
 
 
 def main():
-  common.run_main(large_vocab)
+  common.run_main(large_vocab, preset, REPLACED)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def mask_missing():
 
 
 def main():
-  common.run_main(mask_missing)
+  common.run_main(mask_missing, lambda: ext.preset("mask_missing"))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def mlp_baseline():
 
 
 def main():
-  common.run_main(mlp_baseline)
+  common.run_main(mlp_baseline, lambda: ext.preset("mlp_baseline"))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def predict_next():
 
 
 def main():
-  common.run_main(predict_next)
+  common.run_main(predict_next, lambda: ext.preset("predict_next"))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ from experiments import common
 from echo_jax.core import config as config_lib
 
 
+def presets():
+  """The configs before the flags, for --help: the tutorial's three."""
+  return [config_lib.preset(name) for name in config_lib.TUTORIAL_EXPERIMENTS]
+
+
 def reproduce():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import reproduce as study
@@ -30,7 +35,7 @@ def reproduce():
 
 
 def main():
-  common.run_main(reproduce)
+  common.run_main(reproduce, presets, ["config_json"])
 
 
 if __name__ == "__main__":

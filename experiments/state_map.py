@@ -29,6 +29,11 @@ _BATCH_SIZES = flags.DEFINE_list(
     "batch_sizes", ["1", "4", "5", "whole"],
     "Batch sizes to map; 'whole' is each cell's whole sequence. A size that "
     "does not divide a cell's samples per sequence is reported, not trained.")
+# The shared flags it refuses (-> what to give instead), for the run and
+# for --help.
+REPLACED = {"lag": "give --lags", "context": "give --windows",
+            "batch_size": "give --batch_sizes",
+            "stateful": "it trains both ways"}
 
 
 def state_map():
@@ -36,10 +41,7 @@ def state_map():
   from echo_jax.studies import state_map as study
   from echo_jax.tasks import state_cell
   start = time.perf_counter()
-  config = ext.resolve(study.NAME, replaced={
-      "lag": "give --lags", "context": "give --windows",
-      "batch_size": "give --batch_sizes",
-      "stateful": "it trains both ways"})
+  config = ext.resolve(study.NAME, replaced=REPLACED)
   batches = [str(state_cell.WHOLE) if b == "whole" else b
              for b in _BATCH_SIZES.value]
   grid = state_cell.Grid(common.int_list("lags", _LAGS.value),
@@ -51,7 +53,7 @@ def state_map():
 
 
 def main():
-  common.run_main(state_map)
+  common.run_main(state_map, lambda: ext.preset("state_map"), REPLACED)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,4 @@
 r"""Streaming echo at every lag: the budget at which each lag is learned.
-
 Per (hidden size, recipe), all lags train in one program (a many-to-many
 LSTM reading one integer per step, backpropagation through the whole
 sequence, 16 sequences per Adam update at learning rate 1e-2) for up to
@@ -40,6 +39,19 @@ _COMBINE = flags.DEFINE_list(
     "combine", [],
     "Instead of training: workdirs of earlier runs whose results are merged "
     "into one table and figure in --workdir.")
+# The shared flags it refuses (-> what to give instead), for the run and
+# for --help.
+REPLACED = {"lag": "give --lags", "hidden": "give --hiddens",
+            "epochs": "give --updates", "chunk_epochs": "give --eval_every"}
+
+
+# The streaming models' schedule (as streaming_echo): Adam at 1e-2.
+DEFAULTS = {"learning_rate": 1e-2, "seeds": 8}
+
+
+def preset():
+  """The config before --config_json and the flags (also --help's)."""
+  return ext.preset("streaming_budget", **DEFAULTS)
 
 
 def streaming_budget():
@@ -49,10 +61,7 @@ def streaming_budget():
     loaded = study.load_runs(list(_COMBINE.value))  # checked before writing
     study.combine(loaded, common.resolve_workdir(study.NAME))
     return
-  config = ext.resolve(
-      study.NAME, {"lag": "give --lags", "hidden": "give --hiddens",
-                   "epochs": "give --updates",
-                   "chunk_epochs": "give --eval_every"}, **study.DEFAULTS)
+  config = ext.resolve(study.NAME, REPLACED, **DEFAULTS)
   lags = common.int_list("lags", _LAGS.value, minimum=1)
   hiddens = common.int_list("hiddens", _HIDDENS.value, minimum=1)
   if max(lags) >= config.length:
@@ -80,7 +89,7 @@ def streaming_budget():
 
 
 def main():
-  common.run_main(streaming_budget)
+  common.run_main(streaming_budget, preset, REPLACED)
 
 
 if __name__ == "__main__":

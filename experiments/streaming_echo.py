@@ -31,12 +31,24 @@ _SEQUENCES = flags.DEFINE_integer(
     "Whole sequences per Adam update of the streaming models.")
 _BEGINNER_EPOCHS = flags.DEFINE_integer(
     "beginner_epochs", 2000, "Epochs of the beginner's setup (tutorial: 2000).")
+# The shared flags it refuses (-> what to give instead), for the run and
+# for --help.
+REPLACED = {"lag": "give --lags"}
+
+
+# The study's own defaults (before --config_json and the flags).
+DEFAULTS = {"epochs": 1000, "learning_rate": 1e-2}
+
+
+def preset():
+  """The config before --config_json and the flags (also --help's)."""
+  return ext.preset("streaming_echo", **DEFAULTS)
 
 
 def streaming_echo():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import streaming_echo as study
-  config = ext.resolve(study.NAME, {"lag": "give --lags"}, **study.DEFAULTS)
+  config = ext.resolve(study.NAME, REPLACED, **DEFAULTS)
   lags = common.int_list("lags", _LAGS.value)
   if _SEQUENCES.value < 1:
     raise config_lib.ConfigError(
@@ -50,7 +62,7 @@ def streaming_echo():
 
 
 def main():
-  common.run_main(streaming_echo)
+  common.run_main(streaming_echo, preset, REPLACED)
 
 
 if __name__ == "__main__":

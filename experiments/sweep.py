@@ -31,11 +31,24 @@ from experiments import common
 
 from echo_jax.core import config as config_lib
 
-_LAGS = flags.DEFINE_list("lags", None, "Lags to sweep (default 0..8).")
-_CONTEXTS = flags.DEFINE_list("contexts", None,
-                              "Window lengths to sweep (default 1..10).")
+DEFAULTS = {"lags": "0,1,2,3,4,5,6,7,8", "contexts": "1,2,3,4,5,6,7,8,9,10",
+            "hidden_sizes": "4,8,16,32,64", "seeds": 8, "epochs": 2000}
+# The structure in minutes: the impossible triangle, near-perfect echoes
+# with room to spare, and a small LSTM failing at longer lags.
+QUICK = {"lags": "0,1,2,3,4", "contexts": "1,3,5", "hidden_sizes": "4,16,64",
+         "seeds": 4, "epochs": 1000}
+_NOT_SWEPT = {"lag": "lags", "context": "contexts", "hidden": "hidden_sizes"}
+
+# resolve() takes a grid flag's value only if given (`present`): --quick
+# replaces these defaults.
+_LAGS = flags.DEFINE_list("lags", DEFAULTS["lags"],
+                          f"Lags to sweep (--quick: {QUICK['lags']}).")
+_CONTEXTS = flags.DEFINE_list(
+    "contexts", DEFAULTS["contexts"],
+    f"Window lengths to sweep (--quick: {QUICK['contexts']}).")
 _HIDDEN_SIZES = flags.DEFINE_list(
-    "hidden_sizes", None, "LSTM sizes to sweep (default 4,8,16,32,64).")
+    "hidden_sizes", DEFAULTS["hidden_sizes"],
+    f"LSTM sizes to sweep (--quick: {QUICK['hidden_sizes']}).")
 _QUICK = flags.DEFINE_boolean(
     "quick", False, "A small grid with fewer seeds and epochs that still "
     "shows the map's structure; flags given explicitly override it.")
@@ -46,13 +59,14 @@ _BENCHMARK = flags.DEFINE_boolean(
 _BENCHMARK_SIZES = flags.DEFINE_list("benchmark_sizes", ["1", "8", "64"],
                                      "Model counts S for --benchmark.")
 
-DEFAULTS = {"lags": "0,1,2,3,4,5,6,7,8", "contexts": "1,2,3,4,5,6,7,8,9,10",
-            "hidden_sizes": "4,8,16,32,64", "seeds": 8, "epochs": 2000}
-# The structure in minutes: the impossible triangle, near-perfect echoes
-# with room to spare, and a small LSTM failing at longer lags.
-QUICK = {"lags": "0,1,2,3,4", "contexts": "1,3,5", "hidden_sizes": "4,16,64",
-         "seeds": 4, "epochs": 1000}
-_NOT_SWEPT = {"lag": "lags", "context": "contexts", "hidden": "hidden_sizes"}
+
+def preset(quick: bool = False) -> config_lib.EchoConfig:
+  """The config before --config_json and the flags: the tutorial's
+  echo_lag, stateless, with the seeds and epochs of DEFAULTS (or QUICK)."""
+  defaults = QUICK if quick else DEFAULTS
+  return config_lib.preset("echo_lag").replace(
+      experiment="sweep", stateful=False, seeds=defaults["seeds"],
+      epochs=defaults["epochs"])
 
 
 def resolve():
@@ -62,16 +76,14 @@ def resolve():
     if flags.FLAGS[single].present:
       raise config_lib.ConfigError(
           f"--{single} is not used by the sweep: give --{plural}")
-  preset = QUICK if _QUICK.value else DEFAULTS
+  defaults = QUICK if _QUICK.value else DEFAULTS
   grid_flags = {"lags": _LAGS, "contexts": _CONTEXTS,
                 "hidden_sizes": _HIDDEN_SIZES}
   grid = sweep_cell.Grid(**{
       name: common.int_list(name, flag.value if flag.present
-                            else preset[name].split(","))
+                            else defaults[name].split(","))
       for name, flag in grid_flags.items()})
-  config = common.with_overrides(config_lib.preset("echo_lag").replace(
-      experiment="sweep", stateful=False, seeds=preset["seeds"],
-      epochs=preset["epochs"]))
+  config = common.with_overrides(preset(_QUICK.value))
   sweep_cell.validate(config, grid)
   return config, grid
 
@@ -96,8 +108,9 @@ def run_benchmark():
 
 
 def main():
-  common.run_main(lambda: run_benchmark() if _BENCHMARK.value
-                  else run_sweep())
+  common.run_main(
+      lambda: run_benchmark() if _BENCHMARK.value else run_sweep(),
+      preset, _NOT_SWEPT)
 
 
 if __name__ == "__main__":

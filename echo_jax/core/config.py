@@ -132,6 +132,7 @@ TUTORIAL_ACCURACY = {
     "echo_lag_no_context": 0.0,
     "echo_lag": 1.0,
 }
+TUTORIAL_EXPERIMENTS = tuple(TUTORIAL_ACCURACY)  # in the tutorial's order
 
 
 def load_json(path: str, base: EchoConfig, flag: str = "config_json"
@@ -162,6 +163,18 @@ def preset(name: str) -> EchoConfig:
     raise ConfigError(
         f"unknown experiment {name!r}; known: {', '.join(PRESETS)}")
   return PRESETS[name]
+
+
+# Every extension answer is a mean over at least 8 seeds on 1000 fresh
+# sequences; flags may lower these for a quick look.
+EXTENSION_DEFAULTS = {"seeds": 8, "eval_sequences": 1000, "stateful": False}
+
+
+def extension_preset(name: str, **defaults: Any) -> EchoConfig:
+  """The windowed echo preset with the extensions' and then the study's
+  defaults, named `name` (not validated: flags may still change it)."""
+  return preset("echo_lag").replace(
+      experiment=name, **{**EXTENSION_DEFAULTS, **defaults})
 
 
 def _check_int(config: EchoConfig, name: str, low: int, high: int | None):

@@ -17,18 +17,6 @@ from echo_jax.runtime import runner
 from echo_jax.studies import runs
 from echo_jax.tasks import task as task_lib
 
-# Every extension answer is a mean over at least 8 seeds on 1000 fresh
-# sequences; flags may lower these for a quick look.
-EXTENSION_DEFAULTS = {"seeds": 8, "eval_sequences": 1000, "stateful": False}
-
-
-def base_config(name: str, **defaults: Any) -> config_lib.EchoConfig:
-  """The windowed echo preset with the extensions' and then the study's
-  defaults, named `name` (not validated: flags may still change it)."""
-  return config_lib.preset("echo_lag").replace(
-      experiment=name, **{**EXTENSION_DEFAULTS, **defaults})
-
-
 def claim_study(workdir: str, name: str, config: config_lib.EchoConfig,
                 **params: Any) -> None:
   """Claims <workdir>/<name>/ (study.json) before any run trains: a rerun

@@ -18,7 +18,6 @@ from echo_jax.studies import runs
 from echo_jax.tasks import framed
 
 NAME = "large_vocab"
-DEFAULTS = {"epochs": 300, "learning_rate": 1e-2}
 
 
 def run(config: config_lib.EchoConfig, workdir: str,

@@ -33,8 +33,6 @@ from echo_jax.studies import runs
 from echo_jax.tasks import streaming
 
 NAME = "streaming_budget"
-# The streaming models' schedule (as streaming_echo): Adam at 1e-2.
-DEFAULTS = {"learning_rate": 1e-2, "seeds": 8}
 RECIPES = {"tutorial": {}, "chrono": {"init": "chrono"},
            "decay": {"optimizer": "keras_adam_decay"}}
 LEVEL = 0.99

@@ -17,7 +17,6 @@ from echo_jax.studies import runs
 from echo_jax.tasks import streaming
 
 NAME = "streaming_echo"
-DEFAULTS = {"epochs": 1000, "learning_rate": 1e-2}
 
 
 def beginner_config(config: config_lib.EchoConfig, batch_size: int,
