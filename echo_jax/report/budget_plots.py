@@ -4,6 +4,7 @@ test accuracy against the training budget, one panel per lag."""
 from typing import Any, Sequence
 
 from echo_jax.report import plots  # sets the Agg backend before pyplot loads
+from echo_jax.report import records
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from matplotlib import ticker
@@ -15,7 +16,8 @@ Row = dict[str, Any]
 def accuracy_vs_budget(path: str, rows: Sequence[Row], sequences: int,
                        seeds: int, level: float) -> None:
   """Test accuracy against updates (log scale), one panel per lag, a line
-  per (hidden, recipe, run) with its 95% band; one legend below."""
+  per (hidden, recipe, run) with its 95% band (none for one seed: it has
+  no interval); one legend below."""
   lags = sorted({r["lag"] for r in rows})
   columns = min(5, len(lags))
   lines = -(-len(lags) // columns)
@@ -29,9 +31,11 @@ def accuracy_vs_budget(path: str, rows: Sequence[Row], sequences: int,
       colour = colours.setdefault(label, f"C{len(colours) % 10}")
       ax.plot(r["updates"], [100 * c["mean"] for c in r["curve"]], lw=1.2,
               color=colour, label=label)
-      ax.fill_between(r["updates"], [100 * c["ci95"][0] for c in r["curve"]],
-                      [100 * c["ci95"][1] for c in r["curve"]], alpha=0.2,
-                      color=colour)
+      if seeds > 1:
+        ax.fill_between(r["updates"],
+                        [100 * c["ci95"][0] for c in r["curve"]],
+                        [100 * c["ci95"][1] for c in r["curve"]], alpha=0.2,
+                        color=colour)
     ax.axhline(100 * level, color="grey", ls=":", lw=1)
     ax.set_title(f"lag {lag}", fontsize=9)
     ax.set_xscale("log")
@@ -50,11 +54,15 @@ def accuracy_vs_budget(path: str, rows: Sequence[Row], sequences: int,
     for handle, label in zip(*ax.get_legend_handles_labels()):
       handles.setdefault(label, handle)
   legend_rows = -(-len(handles) // 4)
-  figure.tight_layout(rect=(0, 0.06 * legend_rows / lines + 0.02, 1, 0.97))
+  # The title's share of the height: one row of panels needs more of it.
+  figure.tight_layout(rect=(0, 0.06 * legend_rows / lines + 0.02, 1,
+                            1 - 0.06 / lines))
   figure.legend(list(handles.values()), list(handles), loc="lower center",
                 ncol=min(4, len(handles)), fontsize=7,
                 bbox_to_anchor=(0.5, 0.0))
+  spread = (f"mean of {seeds} seeds, 95% band" if seeds > 1
+            else records.NO_INTERVAL)
   figure.suptitle(f"Streaming echo: test accuracy on 1000 fresh sequences "
-                  f"(mean of {seeds} seeds, 95% band) against the budget; "
+                  f"({spread}) against the budget; "
                   f"dotted: {100 * level:g}%", fontsize=10)
   plots.save_atomic(figure, path)

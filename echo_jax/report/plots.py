@@ -35,18 +35,20 @@ def learning_curves_by_variant(
     title: str, chance: float | None = None) -> None:
   """Per variant (name -> (loss_SxE, accuracy_SxE)), training loss and
   accuracy per epoch: the mean over seeds as a line, min-max as a band."""
-  figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+  # Constrained layout keeps the figure title clear of the panels.
+  figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
   for label, (loss_SxE, accuracy_SxE) in curves.items():
     loss_SxE, accuracy_SxE = np.asarray(loss_SxE), np.asarray(accuracy_SxE)
     epochs_E = np.arange(1, loss_SxE.shape[1] + 1)
     seeds = loss_SxE.shape[0]
+    mean = "one seed" if seeds == 1 else "mean over seeds"
     for ax, values in ((axes[0], loss_SxE), (axes[1], accuracy_SxE)):
       line, = ax.plot(epochs_E, values.mean(0), lw=1.2,
-                      label=f"{label}: mean over seeds" if label
-                      else "mean over seeds")
-      ax.fill_between(epochs_E, values.min(0), values.max(0), alpha=0.2,
-                      color=line.get_color(),
-                      label=None if label else f"min-max over {seeds} seeds")
+                      label=f"{label}: {mean}" if label else mean)
+      if seeds > 1:  # one seed has no spread to draw
+        ax.fill_between(epochs_E, values.min(0), values.max(0), alpha=0.2,
+                        color=line.get_color(),
+                        label=None if label else f"min-max over {seeds} seeds")
   for ax, name in ((axes[0], "training loss"), (axes[1], "training accuracy")):
     ax.set_xlabel("epoch")
     ax.set_ylabel(name)

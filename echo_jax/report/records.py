@@ -26,8 +26,10 @@ def t_quantile_975(df: int) -> float:
 
 def mean_and_ci95(values: np.ndarray, bounds: tuple[float, float] = (0.0, 1.0)
                   ) -> tuple[float, float, float]:
-  """Mean and a Student-t 95% interval over seeds (degenerate for one),
-  clipped to `bounds`: an accuracy's interval never passes 0 or 100%."""
+  """Mean and a Student-t 95% interval over seeds, clipped to `bounds`: an
+  accuracy's interval never passes 0 or 100%. One seed has no interval: it
+  returns (mean, mean, mean), kept so that records stay two numbers for every
+  reader; tables (`ci_cell`) and figures say "no interval" instead."""
   values = np.asarray(values, np.float64)
   mean = float(values.mean())
   if values.size < 2:
@@ -97,10 +99,11 @@ def percent(x: float | None) -> str:
 
 
 def summary_row(record: dict[str, Any]) -> list[str]:
-  low, high = record["eval_accuracy_ci95"]
+  seeds = len(record["eval_accuracy_per_seed"])
   return [record["experiment"], percent(record["tutorial_accuracy"]),
-          ci_cell({"mean": record["eval_accuracy"], "ci95": [low, high]}),
-          str(len(record["eval_accuracy_per_seed"])),
+          interval_text(record["eval_accuracy"],
+                        *record["eval_accuracy_ci95"], seeds),
+          str(seeds),
           f"{record['compile_seconds']:.2f}", f"{record['train_seconds']:.2f}"]
 
 
@@ -115,7 +118,21 @@ def print_example(record: dict[str, Any]) -> None:
   print(f"  Predicted: {record['example']['predicted']}")
 
 
+# What a table or figure says in place of a one-seed run's interval.
+NO_INTERVAL = "1 seed: no interval"
+
+
+def interval_text(mean: float, low: float, high: float,
+                  seeds: int | None = None) -> str:
+  """"mean [low, high]" in percent; with `seeds` < 2, "mean (1 seed: no
+  interval)": a Student-t interval needs two seeds, and [mean, mean] would
+  read as certainty."""
+  if seeds is not None and seeds < 2:
+    return f"{percent(mean)} ({NO_INTERVAL})"
+  return f"{percent(mean)} [{percent(low)}, {percent(high)}]"
+
+
 def ci_cell(summary: dict[str, Any]) -> str:
-  """"mean [low, high]" of a `stats.summarise` summary, in percent."""
-  low, high = summary["ci95"]
-  return f"{percent(summary['mean'])} [{percent(low)}, {percent(high)}]"
+  """`interval_text` of a `summarise` summary (seeds: its per_seed)."""
+  seeds = len(summary["per_seed"]) if "per_seed" in summary else None
+  return interval_text(summary["mean"], *summary["ci95"], seeds)

@@ -111,19 +111,35 @@ def _batches(rows: Sequence[Row]) -> list[str]:
   return [str(n) for n in numbers] + (["whole"] if "whole" in names else [])
 
 
+# What the figure's marks and panel names mean (it is shown without the
+# docs): `state_cell.cell_status` and `state_cell.batch_name`.
+CAPTION = (
+    "Cell: stateful minus stateless mean test accuracy, percentage points "
+    "(red: stateful worse, blue: stateful better).\n"
+    "x: lag >= window, the target is not in the window (impossible).  "
+    "n/d: the batch size does not divide the N = length - lag - window + 1 "
+    "windows\nof a sequence, as stateful training needs: not trained.  "
+    "whole: the batch is all N windows of a sequence.")
+# Wide enough to stay legible at README width (about 900 px at save's 80 dpi).
+MIN_WIDTH_INCHES = 11.5
+
+
 def difference_heatmap(rows: Sequence[Row], path: str, title: str) -> None:
   """Stateful minus stateless accuracy (percentage points) per lag (rows)
   and window (columns), one panel per batch size; impossible cells marked
-  x, batch sizes that do not divide the cell's samples marked n/d."""
+  x, batch sizes that do not divide the cell's samples marked n/d, both
+  explained in a caption."""
   lags = sorted({r["lag"] for r in rows})
   windows = sorted({r["window"] for r in rows})
   batches = _batches(rows)
   columns = min(6, len(batches))
   lines = math.ceil(len(batches) / columns)
+  # Constrained layout places the title, caption and colour bar clear of
+  # the panels at any grid size.
   figure, axes = plt.subplots(
-      lines, columns, squeeze=False,
-      figsize=(0.55 * len(windows) * columns + 2.2,
-               (0.45 * len(lags) + 1.1) * lines + 0.6))
+      lines, columns, squeeze=False, layout="constrained",
+      figsize=(max(MIN_WIDTH_INCHES, 0.8 * len(windows) * columns + 2),
+               (0.5 * len(lags) + 1.3) * lines + 1.4))
   image = None
   for ax in axes.flat[len(batches):]:
     ax.set_visible(False)
@@ -146,20 +162,24 @@ def difference_heatmap(rows: Sequence[Row], path: str, title: str) -> None:
         value = grid_LxW[i, j]
         if np.isnan(value):
           ax.text(j, i, marks.get((i, j), ""), ha="center", va="center",
-                  fontsize=6, color="0.35")
+                  fontsize=10, color="0.35")
         else:
           text = (f"{value:+.0f}" if abs(value) >= 9.95 else
                   f"{value:+.1f}" if abs(value) >= 0.05 else "0")
-          ax.text(j, i, text, ha="center", va="center", fontsize=7,
+          ax.text(j, i, text, ha="center", va="center", fontsize=11,
                   color="white" if abs(value) > 60 else "black")
-    ax.set_xticks(range(len(windows)), windows, fontsize=7)
-    ax.set_yticks(range(len(lags)), lags, fontsize=7)
-    ax.set_xlabel("window", fontsize=8)
-    ax.set_ylabel("lag", fontsize=8)
-    ax.set_title(f"batch {batch}", fontsize=9)
-  figure.suptitle(title, fontsize=9)
-  figure.tight_layout(rect=(0, 0, 0.9, 0.95))
+    ax.set_xticks(range(len(windows)), windows, fontsize=10)
+    ax.set_yticks(range(len(lags)), lags, fontsize=10)
+    ax.set_xlabel("window", fontsize=11)
+    ax.set_title(f"batch {batch}", fontsize=12)
+  for ax in axes[:, 0]:
+    ax.set_ylabel("lag", fontsize=11)
+  figure.suptitle(title, fontsize=12)
+  figure.supxlabel(CAPTION, fontsize=10, ha="left", x=0.01,
+                   multialignment="left")
   if image is not None:
-    bar = figure.colorbar(image, ax=axes.ravel().tolist(), fraction=0.04)
-    bar.set_label("stateful - stateless accuracy (points)", fontsize=8)
+    bar = figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.9,
+                          aspect=30)
+    bar.set_label("stateful - stateless (points)", fontsize=11)
+    bar.ax.tick_params(labelsize=10)
   plots.save_atomic(figure, path)

@@ -7,6 +7,7 @@ import os
 from typing import Any, Sequence
 
 from echo_jax.report import plots  # sets the Agg backend before pyplot loads
+from echo_jax.report import records
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import matplotlib.pyplot as plt
@@ -24,13 +25,31 @@ def _cell(rows: Sequence[Row], lag: int, context: int, hidden: int) -> Row:
   return next(r for r in rows if (r["lag"], r["context"], r["hidden"]) == key)
 
 
+# The accuracy the docs count a cell as learnt by.
+LEVEL = 0.99
+
+
+def cell_text(mean: float) -> str:
+  """A cell's mean accuracy in percent to 0.1, truncated rather than rounded
+  so that no cell under 99% reads 99.0 ("100" only for a perfect cell)."""
+  tenths = math.floor(1000 * mean + 1e-9)  # 1e-9: 0.99 must stay 990
+  return "100" if tenths >= 1000 else f"{tenths / 10:.1f}"
+
+
+def _seeds(rows: Sequence[Row]) -> int:
+  """The fewest seeds of any trained cell (a sweep has one count)."""
+  return min(r["seeds"] for r in rows if r["status"] == "ok")
+
+
 def heatmap(rows: Sequence[Row], path: str, title: str) -> None:
   """Mean test accuracy (%) per lag (rows) and context (columns), one panel
-  per hidden size; impossible cells (lag >= context) hatched and marked x."""
+  per hidden size; cells at or above 99% framed in bold, impossible cells
+  (lag >= context) hatched and marked x; a caption line says so."""
   lags, contexts = _values(rows, "lag"), _values(rows, "context")
   hiddens = _values(rows, "hidden")
+  # Constrained layout keeps the two-line title clear of the panel titles.
   figure, axes = plt.subplots(
-      1, len(hiddens), squeeze=False,
+      1, len(hiddens), squeeze=False, layout="constrained",
       figsize=(0.45 * len(contexts) * len(hiddens) + 1.5,
                0.38 * len(lags) + 1.6))
   image = None
@@ -52,9 +71,15 @@ def heatmap(rows: Sequence[Row], path: str, title: str) -> None:
                                      hatch="///", edgecolor="0.6", lw=0))
           ax.text(j, i, "x", ha="center", va="center", fontsize=6,
                   color="0.4")
-        else:
-          ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=6,
-                  color="black" if value > 60 else "white")
+          continue
+        mean = _cell(rows, lag, context, hidden)["mean"]
+        learnt = mean >= LEVEL
+        if learnt:
+          ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
+                                     edgecolor="black", lw=1.5))
+        ax.text(j, i, cell_text(mean), ha="center", va="center",
+                fontsize=6, fontweight="bold" if learnt else "normal",
+                color="black" if value > 60 else "white")
     ax.set_xticks(range(len(contexts)), contexts, fontsize=7)
     ax.set_yticks(range(len(lags)), lags, fontsize=7)
     ax.set_xlabel("context", fontsize=8)
@@ -62,7 +87,9 @@ def heatmap(rows: Sequence[Row], path: str, title: str) -> None:
   axes[0][0].set_ylabel("lag (x: lag >= context, impossible)", fontsize=8)
   figure.colorbar(image, ax=axes[0].tolist(), fraction=0.02, pad=0.01,
                   label="test accuracy (%)")
-  figure.suptitle(title, fontsize=9)
+  figure.suptitle(
+      f"{title}\ncell: mean test accuracy (%) to 0.1, truncated; framed, "
+      f"bold: >= {100 * LEVEL:g}%; x: lag >= context, impossible", fontsize=9)
   plots.save_atomic(figure, path)
 
 
@@ -74,10 +101,12 @@ def bits_needed(lag: int, n_unique: int) -> float:
 
 def accuracy_vs_hidden(rows: Sequence[Row], path: str, title: str,
                        n_unique: int, chance: float) -> None:
-  """Accuracy (95% CI bars) vs hidden size, one line per lag, at the largest
-  context (where every lag is possible), dotted at `bits_needed` units."""
+  """Accuracy (95% CI bars, none for one seed) vs hidden size, one line per
+  lag, at the largest context (where every lag is possible), dotted at
+  `bits_needed` units."""
   context = max(_values(rows, "context"))
   hiddens = _values(rows, "hidden")
+  seeds = _seeds(rows)
   figure, ax = plt.subplots(figsize=(7, 4))
   colors = plt.cm.plasma(np.linspace(0, 0.9, len(_values(rows, "lag"))))
   for color, lag in zip(colors, _values(rows, "lag")):
@@ -87,7 +116,9 @@ def accuracy_vs_hidden(rows: Sequence[Row], path: str, title: str,
     mean = np.array([100 * c["mean"] for c in cells])
     errors = np.array([[100 * (c["mean"] - c["ci_low"]) for c in cells],
                        [100 * (c["ci_high"] - c["mean"]) for c in cells]])
-    ax.errorbar(hiddens, mean, yerr=np.maximum(errors, 0), color=color,
+    # One seed's [mean, mean] is no interval: no bars rather than flat ones.
+    ax.errorbar(hiddens, mean, yerr=np.maximum(errors, 0) if seeds > 1
+                else None, color=color,
                 marker="o", markersize=3, capsize=2, lw=1.2,
                 label=f"lag {lag}")
     if lag > 0:
@@ -101,7 +132,9 @@ def accuracy_vs_hidden(rows: Sequence[Row], path: str, title: str,
   ax.set_ylim(-2, 102)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, ncol=2, loc="best")
-  ax.set_title(f"{title}\ncontext {context}", fontsize=9)
+  bars = (f"bars: 95% CI over {seeds} seeds" if seeds > 1
+          else records.NO_INTERVAL)
+  ax.set_title(f"{title}\ncontext {context}; {bars}", fontsize=9)
   plots.save_atomic(figure, path)
 
 
@@ -113,8 +146,10 @@ def learning_curves(rows: Sequence[Row], path: str, title: str,
   hiddens = _values(rows, "hidden")
   lags = _values(rows, "lag")
   colors = plt.cm.plasma(np.linspace(0, 0.9, len(lags)))
+  # Constrained layout keeps the figure title clear of the panel titles.
   figure, axes = plt.subplots(1, len(hiddens), squeeze=False, sharey=True,
-                              figsize=(3 * len(hiddens) + 1, 3))
+                              figsize=(3 * len(hiddens) + 1, 3),
+                              layout="constrained")
   for ax, hidden in zip(axes[0], hiddens):
     for color, lag in zip(colors, lags):
       row = _cell(rows, lag, context, hidden)
@@ -129,7 +164,8 @@ def learning_curves(rows: Sequence[Row], path: str, title: str,
     ax.grid(alpha=0.3)
   axes[0][0].set_ylabel("training accuracy (%)", fontsize=8)
   axes[0][-1].legend(fontsize=6, loc="lower right")
-  figure.suptitle(f"{title}; context {context}, mean over seeds", fontsize=9)
+  mean = "one seed" if _seeds(rows) == 1 else "mean over seeds"
+  figure.suptitle(f"{title}; context {context}, {mean}", fontsize=9)
   plots.save_atomic(figure, path)
 
 

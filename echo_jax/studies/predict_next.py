@@ -26,10 +26,15 @@ def run(config: config_lib.EchoConfig, workdir: str,
   table = []
   for row in rows:
     low, high = row["eval_accuracy"]["ci95"]
-    row["ci95_contains_chance"] = bool(low <= chance <= high)
+    # One seed has no interval: None, not a claim about chance.
+    row["ci95_contains_chance"] = (
+        bool(low <= chance <= high)
+        if len(row["eval_accuracy"]["per_seed"]) > 1 else None)
+    contains = {True: "yes", False: "no", None: "-"}
     table.append([row["variant"], records.ci_cell(row["eval_accuracy"]),
-                  records.percent(chance), "yes" if row["ci95_contains_chance"]
-                  else "no", f"{row['final_train_loss']['mean']:.3f}",
+                  records.percent(chance),
+                  contains[row["ci95_contains_chance"]],
+                  f"{row['final_train_loss']['mean']:.3f}",
                   f"{row['train_seconds']:.2f}"])
   record = rows_lib.result_record(NAME, config, rows, chance_accuracy=chance)
   ext.finish(NAME, workdir, record,

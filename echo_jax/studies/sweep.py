@@ -264,8 +264,8 @@ def run(config: config_lib.EchoConfig, grid: sweep_cell.Grid, workdir: str,
   print(records.format_table(
       ("hidden", "lag", "context", "accuracy [95% CI]", "epochs to 99%"),
       [(r["hidden"], r["lag"], r["context"],
-        f"{records.percent(r['mean'])} [{records.percent(r['ci_low'])}, "
-        f"{records.percent(r['ci_high'])}]", r["epochs_to_99"] or "-")
+        records.interval_text(r["mean"], r["ci_low"], r["ci_high"],
+                              r["seeds"]), r["epochs_to_99"] or "-")
        for r in ok if r["context"] == max(grid.contexts)]))
   print(f"{len(ok)} cells trained or reused, {record['cells_impossible']} "
         f"impossible; {record['wall_seconds_after_imports']:.1f} s after "
