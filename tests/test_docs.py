@@ -1,5 +1,7 @@
-"""The documentation: links resolve, shown commands run, the README stays a
-front page, and every docs table sits next to the command that made it."""
+"""The documentation: links and their anchors resolve, shown commands run,
+the README stays a front page, the docs stay within their length, and every
+docs table sits next to the command that made it, with at most one commit
+hash (its "measured on" line)."""
 
 import functools
 import glob
@@ -19,6 +21,9 @@ PAGES = [README] + DOC_PAGES
 # Pages whose tables are not measurements (docs/architecture.md: the layers).
 TABLES_WITHOUT_COMMAND = ("docs/architecture.md",)
 MAX_README_LINES = 200
+# docs/*.md together, and any one page.
+MAX_DOCS_LINES = 1300
+MAX_PAGE_LINES = 400
 # Tables (and lines shown near them) must name their command this close.
 COMMAND_DISTANCE = 15
 
@@ -53,14 +58,60 @@ def commands(page):
   return found
 
 
+def external(target):
+  """http(s), mailto, ...: not a file of this repository."""
+  return bool(re.match(r"^[a-z][a-z0-9+.-]*:", target))
+
+
 def links(page):
   """Relative link and image targets on `page` (anchors stripped)."""
   targets = []
   for target in LINK.findall(read(page)):
-    if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
-      continue  # http(s), mailto, ...: not a file; an anchor on this page
+    if external(target) or target.startswith("#"):
+      continue  # an anchor on this page: see anchored_links
     targets.append(target.split("#", 1)[0])
   return targets
+
+
+def anchored_links(page):
+  """(page the anchor is on, anchor) of every link on `page` with an
+  #anchor into a markdown page: `#x` on `page` itself, `f.md#x` on f.md."""
+  found = []
+  for target in LINK.findall(read(page)):
+    if external(target) or "#" not in target:
+      continue
+    path, anchor = target.split("#", 1)
+    if not path:
+      found.append((page, anchor))
+    elif path.endswith(".md"):
+      found.append((os.path.normpath(
+          os.path.join(os.path.dirname(page), path)), anchor))
+  return found
+
+
+def slug(heading):
+  """GitHub's anchor of a heading: markup dropped, lowercase, punctuation
+  removed (letters, digits, '_', '-' and spaces stay), spaces to '-'."""
+  text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # [text](url)
+  text = re.sub(r"<[^>]+>", "", text).strip().lower()
+  return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(page):
+  """The anchors of `page`'s headings (not in fenced code); a repeated
+  heading gets GitHub's -1, -2, ... suffixes."""
+  seen = {}
+  in_fence = False
+  for line in read(page).splitlines():
+    if line.lstrip().startswith("```"):
+      in_fence = not in_fence
+      continue
+    heading = re.match(r"^#{1,6}\s+(.*?)(\s+#+)?\s*$", line)
+    if heading and not in_fence:
+      base = slug(heading.group(1))
+      count = seen.get(base, 0)
+      seen[base] = count + 1
+      yield base if count == 0 else f"{base}-{count}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -118,6 +169,23 @@ class LinksTest(parameterized.TestCase):
                if target and not os.path.exists(os.path.join(base, target))]
     self.assertEmpty(missing, f"{page} links to missing files")
 
+  @parameterized.parameters(*PAGES)
+  def test_anchors_name_a_heading_of_their_page(self, page):
+    broken = [f"{target}#{anchor}" for target, anchor in anchored_links(page)
+              if not os.path.isfile(os.path.join(REPO, target))
+              or anchor not in set(anchors(target))]
+    self.assertEmpty(broken, f"{page} links to anchors no heading has")
+
+  def test_slug_follows_github(self):
+    self.assertEqual(slug("Many models on one GPU (H200)"),
+                     "many-models-on-one-gpu-h200")
+    self.assertEqual(
+        slug("The cost model: how far from this machine's limit"),
+        "the-cost-model-how-far-from-this-machines-limit")
+    self.assertEqual(slug("ignore_state"), "ignore_state")
+    self.assertEqual(slug("Start-up: the `reproduce` run"),
+                     "start-up-the-reproduce-run")
+
 
 class CommandsTest(parameterized.TestCase):
 
@@ -146,11 +214,6 @@ class ReadmeTest(absltest.TestCase):
     lines = read(README).splitlines()
     self.assertLessEqual(len(lines), MAX_README_LINES)
 
-  def test_commit_hashes_only_in_measured_on_lines(self):
-    stray = [(n, line) for n, line in enumerate(read(README).splitlines(), 1)
-             if COMMIT.search(line) and "measured on" not in line]
-    self.assertEmpty(stray, "commit hashes outside 'measured on' lines")
-
   def test_keeps_the_ci_commands(self):
     text = read(README)
     for command in ("python3 -m pip install -r requirements.txt",
@@ -175,6 +238,38 @@ class TablesTest(parameterized.TestCase):
       if not (near_command(before) or near_command(after)):
         orphans.append(f"line {first + 1}: {lines[first]}")
     self.assertEmpty(orphans, f"{page}: tables without their command")
+
+  @parameterized.parameters(*PAGES)
+  def test_commit_hashes_only_in_measured_on_lines(self, page):
+    stray = [(n, line) for n, line in enumerate(read(page).splitlines(), 1)
+             if COMMIT.search(line) and "measured on" not in line]
+    self.assertEmpty(stray, f"{page}: commit hashes outside 'measured on' "
+                     "lines")
+
+  @parameterized.parameters(*PAGES)
+  def test_at_most_one_commit_hash_per_table(self, page):
+    # A table's lines: its rows and the text since the previous table or
+    # heading, where its command and "measured on" line stand.
+    lines = read(page).splitlines()
+    crowded = []
+    start = 0
+    for first, last in tables(lines):
+      for i in range(first - 1, start - 1, -1):
+        if lines[i].startswith("#"):
+          start = i
+          break
+      hashes = sum(len(COMMIT.findall(line)) for line in lines[start:last + 1])
+      if hashes > 1:
+        crowded.append(f"line {first + 1}: {hashes} commit hashes")
+      start = last + 1
+    self.assertEmpty(crowded, f"{page}: tables with more than one commit "
+                     "hash (one 'measured on' line per table)")
+
+  def test_docs_length(self):
+    lengths = {page: len(read(page).splitlines()) for page in DOC_PAGES}
+    self.assertLessEqual(sum(lengths.values()), MAX_DOCS_LINES, lengths)
+    self.assertEmpty({page: n for page, n in lengths.items()
+                      if n > MAX_PAGE_LINES}, "docs pages over the limit")
 
   def test_docs_pages_exist(self):
     for page in ("tutorial", "extensions", "map", "performance",

@@ -12,14 +12,18 @@ from echo_jax.runtime import checkpoint
 from echo_jax.runtime import files
 from echo_jax.studies import runs
 
-EXPERIMENTS = ("echo_current", "echo_lag_no_context", "echo_lag")
+EXPERIMENTS = config_lib.TUTORIAL_EXPERIMENTS
+# Left out of reproduce.json, the results of record (a few kB, committed as
+# docs/results/reproduce.json): each <experiment>.json beside it keeps them.
+PER_EPOCH = ("train_loss_per_epoch", "train_accuracy_per_epoch")
 
 
 def reproduce(configs: Sequence[config_lib.EchoConfig], workdir: str,
               options: runs.RunOptions = runs.RunOptions(),
               start: float | None = None) -> dict:
-  """The three experiments in order, then reproduce.json (the records and
-  the wall time since `start`) and the table."""
+  """The three experiments in order, then reproduce.json (the records
+  without their per-epoch curves, and the wall time since `start`) and the
+  table."""
   start = time.perf_counter() if start is None else start
   # Every run folder is checked before any experiment trains: a workdir
   # holding another config is refused with nothing written.
@@ -40,7 +44,8 @@ def reproduce(configs: Sequence[config_lib.EchoConfig], workdir: str,
       for done in pending:
         done.cancel()
   wall_seconds = time.perf_counter() - start
-  summary = {"experiments": results,
+  summary = {"experiments": [{k: v for k, v in record.items()
+                              if k not in PER_EPOCH} for record in results],
              "wall_seconds_after_imports": wall_seconds,
              "versions": files.versions()}
   files.write_json_atomic(os.path.join(workdir, "reproduce.json"), summary)
