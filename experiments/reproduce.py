@@ -4,7 +4,8 @@ r"""Reproduces the tutorial: its three experiments with its settings, one table.
 
 Flags given (e.g. --seeds, --epochs, --init) apply to all three experiments.
 Writes echo_current.json, echo_lag_no_context.json, echo_lag.json and
-reproduce.json (the three records plus the wall time) into --workdir, and a
+reproduce.json (the three records without their per-epoch curves, and the
+wall time) into --workdir, and a
 run folder per experiment (config, checkpoints, metrics.jsonl, learning
 curves); rerunning with the same --workdir resumes an interrupted run.
 """
