@@ -27,7 +27,7 @@ _SEQUENCES = flags.DEFINE_integer("sequences_per_epoch", 2,
 # The study's defaults (over the extensions') and the shared flags it
 # refuses (-> what to give instead), for the run and for --help.
 DEFAULTS = {"epochs": 600, "learning_rate": 1e-2}
-REPLACED = {"lag": "give --lags"}
+REPLACED = {"lag": "give --lags", "hidden": "give --hiddens"}
 
 
 def lag_values():

@@ -42,7 +42,8 @@ CASES = {
     "ignore_state": ("ignore_state", _EXT),
     "mask_missing": ("mask_missing", _EXT),
     "entire_sequence": ("entire_sequence", _EXT + ["--length=10"]),
-    "lag_values": ("lag_values", _EXT + ["--lags=1,6", "--hiddens=3"]),
+    "lag_values": ("lag_values", [f for f in _EXT if f != "--hidden=4"]
+                   + ["--lags=1,6", "--hiddens=3"]),
     "lag_sequence": ("lag_sequence", _EXT + ["--lags=1,3"]),
     "streaming_echo": ("streaming_echo", _EXT + [
         "--lags=1,2", "--beginner_epochs=2", "--length=13"]),
