@@ -2,6 +2,7 @@
 quote from them matches, at the precision shown, formatted by the same
 functions the binaries print with."""
 
+import csv
 import json
 import os
 import re
@@ -22,13 +23,19 @@ def read(*parts):
     return f.read()
 
 
-def table_rows(text, first_cells):
-  """{first cell: [cells]} of markdown table rows whose first cell is one of
-  `first_cells`."""
-  rows = {}
+def table_rows(text, first_cells, header):
+  """{first cell: [cells]} of the rows, whose first cell is one of
+  `first_cells`, of the markdown tables whose header row contains
+  `header`."""
+  rows, in_table = {}, False
   for line in text.splitlines():
+    if not line.lstrip().startswith("|"):
+      in_table = False
+      continue
     cells = [c.strip() for c in line.strip().strip("|").split("|")]
-    if line.lstrip().startswith("|") and cells[0] in first_cells:
+    if not in_table:  # a header row
+      in_table, wanted = True, header in line
+    elif wanted and cells[0] in first_cells:
       rows[cells[0]] = cells
   return rows
 
@@ -53,10 +60,30 @@ class ReproduceResultsTest(absltest.TestCase):
             for r in self.experiments}
     for page in TUTORIAL_TABLE_PAGES:
       with self.subTest(page=page):
-        rows = table_rows(read(page), want)
+        rows = table_rows(read(page), want, "ours: mean [95% CI]")
         self.assertCountEqual(rows, want, f"{page}: the tutorial's table")
         for name, cells in rows.items():
           self.assertEqual(cells[:4], want[name], f"{page}: {name}")
+
+
+class SweepResultsTest(absltest.TestCase):
+  """docs/results/sweep.csv, the default sweep: the cells reaching 99% per
+  hidden size, as docs/map.md's table and the README say."""
+
+  def test_pages_count_the_cells_that_reach_99(self):
+    with open(os.path.join(RESULTS, "sweep.csv"), encoding="utf-8") as f:
+      rows = [r for r in csv.DictReader(f) if r["status"] == "ok"]
+    reached = {}
+    for row in rows:
+      reached.setdefault(row["hidden"], 0)
+      reached[row["hidden"]] += float(row["mean"]) >= 0.99
+    table = table_rows(read("docs", "map.md"), reached,
+                       "cells reaching 99%")
+    self.assertEqual({h: int(cells[1]) for h, cells in table.items()},
+                     reached)
+    self.assertIn(f"16, 32 and 64 units reach 99% in {reached['16']}, "
+                  f"{reached['32']} and {reached['64']} of their 54 cells",
+                  " ".join(read("README.md").split()))
 
 
 class EveryResultsFileIsQuotedTest(absltest.TestCase):
