@@ -17,6 +17,7 @@ from typing import Sequence
 from absl import flags
 
 from benchmarks import benchmark as study
+from benchmarks import keras_peer
 from echo_jax.core import config as config_lib
 
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per measurement.")
@@ -27,13 +28,16 @@ _SCALING_EPOCHS = flags.DEFINE_integer(
     "Epochs per model in the models/s measurement (the windowed echo); "
     "throughput scales linearly with epochs, this keeps N=64 sequential short.")
 _PEER = flags.DEFINE_boolean(
-    "peer", True, "Time the PyTorch port too, when torch is importable.")
+    "peer", True,
+    "Time the peers too: the PyTorch port when torch is importable, the "
+    "tutorial's Keras code on Keras 3's JAX backend (benchmarks/keras_peer.py, "
+    "each model in a subprocess) when keras is.")
 _START_UP = flags.DEFINE_boolean(
     "start_up", True,
     "Time `python -m experiments.reproduce` cold and warm in subprocesses.")
 _PEER_SEEDS = flags.DEFINE_integer(
     "peer_seeds", 4,
-    "Models per experiment the PyTorch port trains, one after another: the "
+    "Models per experiment each peer trains, one after another: the "
     "same work as `reproduce` (which trains 4 seeds per experiment).")
 _GPU_SEEDS = flags.DEFINE_list(
     "gpu_seeds", ["1024"],
@@ -110,14 +114,16 @@ def benchmark():
     # use) or the subprocesses' large model counts run out.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
   port, info = peer() if _PEER.value else (None, None)
-  study.run(common.resolve_workdir("benchmark"), sections,
-            _REPEATS.value, list(counts), gpu_counts, _SCALING_EPOCHS.value,
-            _MAX_SEQUENTIAL.value, _START_UP.value,
-            port.train_and_evaluate if port else None, _PEER_SEEDS.value,
-            info, port.train_many if port else None,
-            tuple(n for n in (8, 64) if n in counts), check_counts,
-            _GPU_CHECK_TIMEOUT.value,
-            {name: settings[name] for name in chosen})
+  workdir = common.resolve_workdir("benchmark")
+  report = study.run(
+      workdir, sections, _REPEATS.value, list(counts), gpu_counts,
+      _SCALING_EPOCHS.value, _MAX_SEQUENTIAL.value, _START_UP.value,
+      port.train_and_evaluate if port else None, _PEER_SEEDS.value, info,
+      port.train_many if port else None,
+      tuple(n for n in (8, 64) if n in counts), check_counts,
+      _GPU_CHECK_TIMEOUT.value, {name: settings[name] for name in chosen})
+  if _PEER.value and keras_peer.available():
+    keras_peer.add_to_benchmark(report, workdir, _PEER_SEEDS.value)
 
 
 def main():

@@ -49,7 +49,7 @@ EXPECTED = {
                          "seeds": "8"}, ("context",)),
     "lag_values": ({"epochs": "600", "learning_rate": "0.01", "seeds": "8",
                     "lags": "1,2,3,4,5,6,7,8,9,10", "hiddens": "8,16,32,64",
-                    "sequences_per_epoch": "2"}, ("lag",)),
+                    "sequences_per_epoch": "2"}, ("lag", "hidden")),
     "lag_sequence": ({"seeds": "8", "epochs": "2000", "context": "5",
                       "lags": "1,2,3,4"}, ("lag",)),
     "streaming_echo": ({"epochs": "1000", "learning_rate": "0.01",
