@@ -373,7 +373,9 @@ def run(compiled: Compiled, run_dir: str | None = None,
   if in_main:
     previous = [signal.signal(s, _defer) for s in signums]
   wait_for_save = True  # not after a lost peer or a signal
-  warned, diverged_loss = False, DIVERGENCE_FACTOR * np.log(config.n_unique)
+  diverged_loss = DIVERGENCE_FACTOR * np.log(config.n_unique)
+  # One warning; each epoch checked once, from epoch 0 after a resume too.
+  warned, checked = False, 0
   try:
     while epoch < total:
       start = time.perf_counter()
@@ -386,16 +388,18 @@ def run(compiled: Compiled, run_dir: str | None = None,
       loss_MxE[:, epoch:done] = loss_MxC[:num_models, :done - epoch]
       accuracy_MxE[:, epoch:done] = accuracy_MxC[:num_models, :done - epoch]
       check_finite(loss_MxE[:, epoch:done], epoch)
-      over_MxE = loss_MxE[:, :done] > diverged_loss
-      if over_MxE.any() and not warned:
+      over_MxE = loss_MxE[:, checked:done] > diverged_loss
+      if not warned and over_MxE.any():
         warned = True
         m, e = np.argwhere(over_MxE)[0]
+        e += checked
         logging.warning(
             "%s: model %d diverged: its training loss rose to %.3g at epoch "
             "%d, over %gx a uniform guess's (%.3g); lower --learning_rate "
             "(diverged models are marked in the record)", task.name, m,
             loss_MxE[m, e], e + 1, DIVERGENCE_FACTOR,
             np.log(config.n_unique))
+      checked = done
       logging.info(
           "%s: epoch %d/%d  loss %.4f  accuracy %.4f  elapsed %.1fs  eta %.1fs",
           task.name, done, total, loss_MxE[:, done - 1].mean(),
