@@ -40,6 +40,13 @@ def has_trained(run_dir: str) -> bool:
       name.isdigit() for name in os.listdir(folder))
 
 
+def other_config(where: str, changed) -> config_lib.ConfigError:
+  """The refusal of a folder that holds a run of another identity."""
+  return config_lib.ConfigError(
+      f"workdir holds a run of another config ({where}; differs in "
+      f"{', '.join(changed)}): use a new --workdir to start afresh")
+
+
 def check_claim(path: str, identity: dict[str, Any], trained: bool) -> bool:
   """Whether the JSON file `path` (a run folder's config.json, a study's
   study.json) must be written to claim it for `identity`; ConfigError if
@@ -52,10 +59,7 @@ def check_claim(path: str, identity: dict[str, Any], trained: bool) -> bool:
     saved = None
   changed = None if saved is None else files.changed_keys(saved, identity)
   if trained and changed:
-    raise config_lib.ConfigError(
-        f"workdir holds a run of another config ({os.path.dirname(path)}; "
-        f"differs in {', '.join(changed)}): use a new --workdir to start "
-        "afresh")
+    raise other_config(os.path.dirname(path), changed)
   return changed != []
 
 
@@ -106,10 +110,7 @@ class RunFolder:
           continue
         changed = files.changed_keys(saved, self.identity)
         if changed:
-          raise config_lib.ConfigError(
-              f"workdir holds a run of another config ({self.path}; "
-              f"differs in {', '.join(changed)}): use a new --workdir to "
-              "start afresh")
+          raise other_config(self.path, changed)
         try:
           state = self._manager.restore(step, args=ocp.args.Composite(
               state=ocp.args.StandardRestore(abstract))).state
