@@ -2,6 +2,7 @@
 
 import json
 import os
+from unittest import mock
 
 from absl.testing import absltest
 import chex
@@ -10,7 +11,9 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.runtime import files
 from echo_jax.runtime import runner
+from echo_jax.report import tensorboard
 from echo_jax.studies import runs
+from echo_jax.studies import streaming_budget
 from echo_jax.tasks import task as task_lib
 
 import helpers
@@ -56,25 +59,40 @@ class ResumeTest(absltest.TestCase):
     _, by_all = helpers.run_tutorial(config, chunk_epochs=20)
     chex.assert_trees_all_equal(by_5, by_all)
 
-  def test_chunk_evaluations_are_the_runs_and_survive_a_resume(self):
-    # Scoring after every chunk: the last score is the run's evaluation;
-    # a run stopped after 2 chunks and resumed has the same scores.
+  def test_chunk_scores_are_the_runs_and_survive_a_resume(self):
+    # streaming_budget's scoring after every chunk: the last score is the
+    # run's evaluation; a run stopped after 2 chunks, the second's score
+    # lost too (killed between its checkpoint and its scoring), resumes
+    # with the same scores.
     task = task_lib.tutorial_task(TINY)
-    whole = runner.run_task(task, chunk_epochs=5, evaluate_chunks=True)
-    self.assertEqual(list(whole.chunk_evaluations), [5, 10, 15, 20, 23])
-    last = whole.chunk_evaluations[23]
-    np.testing.assert_array_equal(last, whole.evaluation.sums)
+    options = runs.RunOptions(chunk_epochs=5)
+    whole, scores = streaming_budget.run_scored(task, make_tempdir(self),
+                                                options)
+    self.assertEqual(list(scores), [5, 10, 15, 20, 23])
+    np.testing.assert_array_equal(scores[23], whole.evaluation.sums)
     run_dir = make_tempdir(self)
-    with self.assertRaises(helpers.Stop):
-      runner.run_task(task, run_dir=run_dir, chunk_epochs=5,
-                      on_chunk=helpers.stop_after(2), evaluate_chunks=True)
-    saved = files.read_json(
-        os.path.join(run_dir, "chunk_evaluations.json"))
+    run = runner.run
+
+    def killed(compiled, folder, on_chunk):
+      stop = helpers.stop_after(2)
+
+      def both(*args):
+        on_chunk(*args)
+        stop(*args)
+
+      return run(compiled, folder, both)
+
+    with mock.patch.object(runner, "run", killed):
+      with self.assertRaises(helpers.Stop):
+        streaming_budget.run_scored(task, run_dir, options)
+    path = os.path.join(run_dir, "chunk_evaluations.json")
+    saved = files.read_json(path)
     self.assertEqual(list(saved), ["5", "10"])
-    resumed = runner.run_task(task, run_dir=run_dir, chunk_epochs=5,
-                              evaluate_chunks=True)
+    files.write_json_atomic(path, {"5": saved["5"]})
+    resumed, resumed_scores = streaming_budget.run_scored(task, run_dir,
+                                                          options)
     self.assertEqual(resumed.timing["resumed_from_epoch"], 10)
-    self.assertEqual(resumed.chunk_evaluations, whole.chunk_evaluations)
+    self.assertEqual(resumed_scores, scores)
 
   def test_runs_differing_in_epochs_stop_at_their_own_end(self):
     # The end epoch is data: a chunk that overshoots a run's end stops there.
@@ -115,7 +133,7 @@ class ChunkCallbackTest(absltest.TestCase):
     calls = []
     _, trained = helpers.run_tutorial(
         TINY, chunk_epochs=10,
-        on_chunk=lambda first, end, loss, accuracy: calls.append(
+        on_chunk=lambda first, end, loss, accuracy, params: calls.append(
             (first, end, loss[:, first:end].copy())))
     self.assertEqual([(a, b) for a, b, _ in calls], [(0, 10), (10, 20),
                                                      (20, 23)])
@@ -128,8 +146,8 @@ class ChunkCallbackTest(absltest.TestCase):
     except ImportError:
       self.skipTest("tensorboardX not installed (optional extra)")
     logdir = make_tempdir(self)
-    with runs.tensorboard_writer(logdir) as on_chunk:
-      on_chunk(0, 2, np.ones((2, 3)), np.zeros((2, 3)))
+    with tensorboard.writer(logdir) as on_chunk:
+      on_chunk(0, 2, np.ones((2, 3)), np.zeros((2, 3)), None)
     self.assertTrue(any(name.startswith("events.out.tfevents")
                         for name in os.listdir(logdir)))
 

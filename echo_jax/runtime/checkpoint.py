@@ -1,5 +1,5 @@
 """A run folder: who it belongs to (config.json), its checkpoints (orbax),
-its metrics.jsonl, timing.json and scores after each chunk.
+its metrics.jsonl and timing.json.
 
 The training state is saved as host numpy arrays (gathered from every device
 and process: `parallel.to_host`), so a run can resume on another device
@@ -78,7 +78,6 @@ class RunFolder:
     self.path, self.identity = path, identity
     self.metrics = os.path.join(path, "metrics.jsonl")
     self._timing = os.path.join(path, "timing.json")
-    self._evaluations = os.path.join(path, "chunk_evaluations.json")
     self._checkpoints = os.path.abspath(os.path.join(path, "checkpoints"))
     # Orbax synchronises the processes of a multi-process run here.
     with parallel.bounded("opening the checkpoints"):
@@ -159,17 +158,6 @@ class RunFolder:
 
   def write_timing(self, timing: dict[str, float]) -> None:
     files.write_json_atomic(self._timing, timing)
-
-  def chunk_evaluations(self) -> dict[int, Any]:
-    """The scores after each chunk of the run's earlier processes."""
-    if not os.path.exists(self._evaluations):
-      return {}
-    return {int(epoch): sums for epoch, sums
-            in files.read_json(self._evaluations).items()}
-
-  def write_chunk_evaluations(self, evaluations: dict[int, Any]) -> None:
-    files.write_json_atomic(self._evaluations, {
-        str(e): evaluations[e] for e in sorted(evaluations)})
 
   def close(self) -> None:
     """Waits for the save in flight, then releases the manager."""

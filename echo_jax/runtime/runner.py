@@ -9,7 +9,6 @@ fold_in(data_key, e) whatever the chunks). `report.records` turns the
 `RunOutput` into the binaries' files.
 """
 
-import json
 import os
 import signal
 import threading
@@ -172,7 +171,6 @@ class RunOutput(NamedTuple):
   accuracy_MxE: np.ndarray
   evaluation: evaluate_lib.Scores     # host arrays, models first
   timing: dict[str, Any]              # seconds, chunk length, resumed epoch
-  chunk_evaluations: dict[int, Any]   # end epoch -> Scores.sums as JSON
   diverged: list[int | None]          # epoch each model diverged, or None
 
   @property
@@ -306,25 +304,26 @@ def interrupted_message(signum: int) -> str:
 DIVERGENCE_FACTOR = 1000.0
 
 
-# on_chunk(first_epoch, end_epoch, loss_MxE, accuracy_MxE), after each chunk
-# (e.g. TensorBoard summaries); M counts the real models.
-ChunkCallback = Callable[[int, int, np.ndarray, np.ndarray], None]
+# on_chunk(first_epoch, end_epoch, loss_MxE, accuracy_MxE, params_M) after
+# each chunk's checkpoint (e.g. TensorBoard summaries), and once after a
+# resume with first_epoch == end_epoch (a kill may have cut the last call
+# short). loss and accuracy: host arrays of the real models; params_M: on
+# the devices, padding included (for `score`).
+ChunkCallback = Callable[[int, int, np.ndarray, np.ndarray, Any], None]
 
 
 def run(compiled: Compiled, run_dir: str | None = None,
-        on_chunk: ChunkCallback | None = None,
-        evaluate_chunks: bool = False) -> RunOutput:
+        on_chunk: ChunkCallback | None = None) -> RunOutput:
   """Trains every model chunk by chunk, then scores them on the run's test
   set. With `run_dir` (`checkpoint.RunFolder`), every chunk is checkpointed
-  and a rerun resumes. With `evaluate_chunks` the models are also scored
-  after every chunk (learning curves on fresh sequences)."""
+  and a rerun resumes."""
   task, config = compiled.task, compiled.task.config
   num_models, total = task.num_models, config.epochs
   test_keys_Sx2 = train_lib.test_keys(config.seed, config.eval_sequences)
   state = compiled.init(compiled.keys_M)
   loss_MxE = np.zeros((num_models, total), np.float32)
   accuracy_MxE = np.zeros((num_models, total), np.float32)
-  folder, earlier, resumed_from, evaluations = None, {}, 0, {}
+  folder, earlier, resumed_from = None, {}, 0
   if run_dir is not None:
     folder = checkpoint.RunFolder(run_dir, task.identity())
     restored = folder.restore(
@@ -352,20 +351,8 @@ def run(compiled: Compiled, run_dir: str | None = None,
     # torn last line), then append one chunk at a time.
     files.write_jsonl_atomic(folder.metrics, metrics_rows(
         task, loss_MxE, accuracy_MxE, 0, resumed_from))
-    if evaluate_chunks:
-      evaluations = folder.chunk_evaluations()
-
-  def evaluate_chunk(epoch):
-    if evaluate_chunks and epoch not in evaluations:  # else scored before
-      sums = score(compiled, state.params, test_keys_Sx2).sums
-      # As JSON holds it (a tuple becomes a list), fresh or resumed.
-      evaluations[epoch] = json.loads(json.dumps(jax.tree.map(
-          lambda x: np.asarray(x).tolist(), sums)))
-      if folder is not None:
-        folder.write_chunk_evaluations(evaluations)
-
-  if resumed_from:
-    evaluate_chunk(resumed_from)
+  if resumed_from and on_chunk is not None:
+    on_chunk(resumed_from, resumed_from, loss_MxE, accuracy_MxE, state.params)
   epoch, train_seconds, checkpoint_seconds = resumed_from, 0.0, 0.0
   _progress.update(name=task.name, epoch=epoch, total=total, signal=None)
   in_main = threading.current_thread() is threading.main_thread()
@@ -418,9 +405,8 @@ def run(compiled: Compiled, run_dir: str | None = None,
             "checkpoint_seconds": (earlier.get("checkpoint_seconds", 0.0)
                                    + checkpoint_seconds)})
       _progress["epoch"] = done
-      evaluate_chunk(done)
       if on_chunk is not None:
-        on_chunk(epoch_before, done, loss_MxE, accuracy_MxE)
+        on_chunk(epoch_before, done, loss_MxE, accuracy_MxE, state.params)
       if _progress["signal"] is not None:
         interrupt(_progress["signal"], None)
   except (Interrupted, parallel.PeerLostError):
@@ -455,13 +441,11 @@ def run(compiled: Compiled, run_dir: str | None = None,
   params = jax.tree.map(lambda x: x[:num_models],
                         parallel.to_host(state.params))
   return RunOutput(compiled, params, loss_MxE, accuracy_MxE, evaluation,
-                   timing, dict(sorted(evaluations.items())), diverged)
+                   timing, diverged)
 
 
 def run_task(task: task_lib.Task, max_devices: int | None = None,
              run_dir: str | None = None, chunk_epochs: int | None = None,
-             on_chunk: ChunkCallback | None = None,
-             evaluate_chunks: bool = False) -> RunOutput:
+             on_chunk: ChunkCallback | None = None) -> RunOutput:
   """`compile_task`, then `run`."""
-  return run(compile_task(task, max_devices, chunk_epochs), run_dir,
-             on_chunk, evaluate_chunks)
+  return run(compile_task(task, max_devices, chunk_epochs), run_dir, on_chunk)

@@ -46,14 +46,15 @@ def run_task_in(task: task_lib.Task, run_dir: str,
 
 def run_framed_in(task: task_lib.Task, run_dir: str,
                   options: runs.RunOptions = runs.RunOptions(),
-                  evaluate_chunks: bool = False) -> runner.RunOutput:
-  """Runs (or resumes) a framed task in its run folder; `evaluate_chunks`
-  scores the test set after every chunk."""
-  with runs.summaries(run_dir, options) as on_chunk:
-    output = runner.run_task(task, run_dir=run_dir,
-                             chunk_epochs=options.chunk_epochs,
-                             on_chunk=on_chunk,
-                             evaluate_chunks=evaluate_chunks)
+                  compiled: runner.Compiled | None = None,
+                  on_chunk: runner.ChunkCallback | None = None
+                  ) -> runner.RunOutput:
+  """Runs (or resumes) a framed task in its run folder, with its programs
+  `compiled` (here if None) and `on_chunk` called after every chunk."""
+  compiled = compiled or runner.compile_task(
+      task, chunk_epochs=options.chunk_epochs)
+  with runs.summaries(run_dir, options, on_chunk) as callback:
+    output = runner.run(compiled, run_dir, callback)
   trained = output.trained(by_variant=True)
   plots.learning_curves_by_variant(
       {name: (trained.loss_E[i], trained.accuracy_E[i])

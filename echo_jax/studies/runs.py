@@ -22,41 +22,23 @@ class RunOptions(NamedTuple):
 
 
 @contextlib.contextmanager
-def tensorboard_writer(logdir: str | None):
-  """Yields an on_chunk callback writing per-epoch scalars (mean over seeds)
-  for TensorBoard into `logdir`, or None when `logdir` is None. Opt-in:
-  tensorboardX's import alone costs seconds (it imports torch if present)."""
-  if logdir is None:
-    yield None
+def summaries(run_dir: str, options: RunOptions,
+              also: runner.ChunkCallback | None = None):
+  """Yields the on_chunk callback of a run in `run_dir`: `also` (if any)
+  and, with options.tensorboard, TensorBoard summaries into its
+  tensorboard/ subfolder (process 0's)."""
+  if not (options.tensorboard and parallel.is_writer()):
+    yield also
     return
-  try:
-    import tensorboardX  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise config_lib.ConfigError(
-        "tensorboard=true needs tensorboardX: pip install -r "
-        "requirements-tensorboard.txt") from None
-  summary_writer = tensorboardX.SummaryWriter(logdir)
+  from echo_jax.report import tensorboard  # pylint: disable=g-import-not-at-top
+  with tensorboard.writer(os.path.join(run_dir, "tensorboard")) as write:
 
-  def on_chunk(first, end, loss_SxE, accuracy_SxE):
-    for epoch in range(first, end):
-      summary_writer.add_scalar("train/loss", loss_SxE[:, epoch].mean(),
-                                epoch + 1)
-      summary_writer.add_scalar("train/accuracy",
-                                accuracy_SxE[:, epoch].mean(), epoch + 1)
-    summary_writer.flush()
+    def both(*args):
+      write(*args)
+      if also is not None:
+        also(*args)
 
-  try:
-    yield on_chunk
-  finally:
-    summary_writer.close()
-
-
-def summaries(run_dir: str, options: RunOptions):
-  """`tensorboard.writer` for a run folder: its tensorboard/ subfolder with
-  options.tensorboard, else no callback."""
-  wanted = options.tensorboard and parallel.is_writer()  # process 0's
-  return tensorboard_writer(
-      os.path.join(run_dir, "tensorboard") if wanted else None)
+    yield both
 
 
 def compile_tutorial(config: config_lib.EchoConfig,

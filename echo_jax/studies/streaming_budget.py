@@ -16,12 +16,15 @@ means wobbling by a point or two near 99%; the decay needs no run length, so
 one run still gives every budget).
 """
 
+import json
 import os
 from typing import Any, Sequence
 
+import jax
 import numpy as np
 
 from echo_jax.core import config as config_lib
+from echo_jax.core import train as train_lib
 from echo_jax.report import budget_plots
 from echo_jax.report import records
 from echo_jax.report import rows as rows_lib
@@ -53,14 +56,38 @@ def accuracy_per_seed(evaluation, seeds: int) -> np.ndarray:
   return (correct_M.sum(axes) / weight_M.sum(axes)).reshape(-1, seeds)
 
 
-def curve_rows(output: runner.RunOutput, hidden: int, recipe: str,
-               sequences: int) -> list[dict[str, Any]]:
+def run_scored(task, run_dir: str, options: runs.RunOptions):
+  """(RunOutput, {update: Scores.sums as JSON}): the task run (or resumed)
+  in `run_dir`, every model scored on the test set after each chunk; the
+  scores are kept in <run_dir>/chunk_evaluations.json, so a resume keeps
+  the earlier ones."""
+  compiled = runner.compile_task(task, chunk_epochs=options.chunk_epochs)
+  path = os.path.join(run_dir, "chunk_evaluations.json")
+  scores = {}
+  if os.path.exists(path):
+    scores = {int(u): sums for u, sums in files.read_json(path).items()}
+  test_keys = train_lib.test_keys(task.config.seed, task.config.eval_sequences)
+
+  def score_chunk(first, end, loss, accuracy, params_M):
+    del first, loss, accuracy
+    if end not in scores:  # else scored before a resume
+      sums = runner.score(compiled, params_M, test_keys).sums
+      # As JSON holds it (a tuple becomes a list), fresh or resumed.
+      scores[end] = json.loads(json.dumps(jax.tree.map(
+          lambda x: np.asarray(x).tolist(), sums)))
+      files.write_json_atomic(path, {str(u): scores[u] for u in sorted(scores)})
+
+  output = ext.run_framed_in(task, run_dir, options, compiled, score_chunk)
+  return output, dict(sorted(scores.items()))
+
+
+def curve_rows(output: runner.RunOutput, scores: dict[int, Any], hidden: int,
+               recipe: str, sequences: int) -> list[dict[str, Any]]:
   """Per lag: the test-accuracy curve (over seeds, at every scored update),
   the updates to LEVEL, and the end point by position."""
   seeds = output.task.config.seeds
-  updates = list(output.chunk_evaluations)
-  per_point = [accuracy_per_seed(output.chunk_evaluations[u], seeds)
-               for u in updates]
+  updates = list(scores)
+  per_point = [accuracy_per_seed(scores[u], seeds) for u in updates]
   rows = []
   for i, row in enumerate(rows_lib.variant_rows(output)):
     curve = [records.summarise(point[i]) for point in per_point]
@@ -100,10 +127,10 @@ def run(config: config_lib.EchoConfig, workdir: str,
     task = streaming.streaming_task(run_config, tuple(lags),
                                     sequences_per_update,
                                     name=f"hidden {hidden} {recipe}")
-    output = ext.run_framed_in(
+    output, scores = run_scored(
         task, ext.run_dir(workdir, NAME, task.name),
-        options._replace(chunk_epochs=eval_every), evaluate_chunks=True)
-    rows += curve_rows(output, hidden, recipe, sequences_per_update)
+        options._replace(chunk_epochs=eval_every))
+    rows += curve_rows(output, scores, hidden, recipe, sequences_per_update)
   rows.sort(key=lambda r: (r["lag"], r["hidden"], r["recipe"]))
   record = rows_lib.result_record(NAME, config, rows, updates=updates,
                                  eval_every=eval_every,
