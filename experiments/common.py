@@ -138,7 +138,7 @@ def int_list(name: str, values: Sequence[str], minimum: int | None = None
 
 def flag_overrides() -> dict[str, Any]:
   # Given = on the command line (`present`), not "not None": --help sets
-  # the flags' defaults to the preset's values (`list_key_flags`).
+  # the flags' defaults to the preset's values (`flag_help`).
   return {name: flags.FLAGS[name].value for name in CONFIG_FLAGS
           if flags.FLAGS[name].present}
 
@@ -224,8 +224,10 @@ def release_all() -> None:
 
 
 def resolve_workdir(name: str) -> str:
-  """--workdir (default: a fresh runs/<name>-<time>-<pid>), claimed for this
-  process (`claim`: a run that fails before writing leaves nothing)."""
+  """The run begins (`start_run`); then --workdir (default: a fresh
+  runs/<name>-<time>-<pid>), claimed for this process (`claim`: a run that
+  fails before writing leaves nothing)."""
+  start_run()
   from echo_jax.runtime import parallel
   if not parallel.is_writer():
     return _WORKDIR.value  # process 0 checks and locks it; we only read
@@ -355,48 +357,50 @@ def _enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def describe_main_module() -> None:
-  """The main module's docstring, which absl's help prints, cut to its
-  first paragraph (the description: the flags follow it) and made safe for
-  absl's usage(), which %-formats it (%s: the program's path): "100%
-  accuracy" came out as "100'<path>'ccuracy"."""
-  main = sys.modules["__main__"]
-  if main.__doc__:
-    main.__doc__ = main.__doc__.strip().split("\n\n")[0].replace(
-        "%", "%%") + "\n"
+def start_run() -> None:
+  """Readies this process for its first JAX computation (`resolve_workdir`
+  calls it, once a binary's settings are validated: bad input ends in one
+  line before JAX is even imported)."""
+  from echo_jax.runtime import parallel
+  from echo_jax.runtime import runner
+  # SIGTERM (SLURM's preemption, scancel, time limit) ends a run like
+  # Ctrl-C: one line, and a rerun resumes.
+  signal.signal(signal.SIGTERM, runner.interrupt)
+  parallel.models_per_block()  # a bad $ECHO_JAX_MODELS_PER_BLOCK: here
+  start_processes()
+  _enable_compilation_cache()
+  if _DEBUG_NANS.value:
+    import jax
+    jax.config.update("jax_debug_nans", True)
 
 
-# absl's short help, printed while the flags are parsed. Not --helpfull:
-# the preset may import the study, whose libraries (chex, orbax) define
-# flags a run never parses, so --helpfull would list them as accepted.
+def fail_run(error: BaseException) -> None:
+  """Ends the process on `error` with one line and its exit status: 1 for
+  a run that failed, 74 for a file that cannot be written, 128 + N for
+  signal N; a bug's traceback (then one line in a multi-process run, whose
+  peers must not wait for this process's shutdown)."""
+  from echo_jax.runtime import parallel
+  from echo_jax.runtime import runner
+  if isinstance(error, (FloatingPointError, parallel.PeerLostError)):
+    fail(str(error).splitlines()[0], status=1)
+  if isinstance(error, OSError):
+    # A full disk, a file that cannot be read or written: the newest
+    # complete checkpoint is intact, so a rerun resumes (74: EX_IOERR).
+    fail(f"{error.strerror or error}"
+         f"{f': {error.filename}' if error.filename else ''} "
+         f"({runner.where()}); free space or fix the permissions, then "
+         "rerun the same command to resume", status=74)
+  if isinstance(error, (KeyboardInterrupt, runner.Interrupted)):
+    signum = getattr(error, "signum", signal.SIGINT)
+    fail(runner.interrupted_message(signum), 128 + signum)
+  if isinstance(error, Exception) and parallel.is_multiprocess():
+    traceback.print_exception(error)
+    fail(f"{type(error).__name__} (traceback above)", status=1)
+  raise error
+
+
+# absl's short help, printed while the flags are parsed (`flag_help`).
 _SHORT_HELP = re.compile(r"--?(help|helpshort|\?)")
-
-
-def list_key_flags(preset: Callable[[], Any] | None,
-                   refused: Collection[str]) -> None:
-  """Readies absl's --help, which lists the main module's key flags: its
-  own, --workdir and, given `preset`, --config_json and every config flag,
-  each with the value `preset()` holds as its default; `preset()` may be a
-  list of configs (defaults that differ are named in the help). Flags in
-  `refused`, which the binary rejects, are left out."""
-  listed = ["workdir"]
-  if preset is not None:
-    configs = preset()
-    configs = configs if isinstance(configs, list) else [configs]
-    listed += ["config_json", *CONFIG_FLAGS]
-    for name in CONFIG_FLAGS:
-      values = {config.experiment: getattr(config, name) for config in configs}
-      if len(set(values.values())) == 1:
-        # Display only: a run's overrides are the flags given (`present`).
-        flags.FLAGS.set_default(name, getattr(configs[0], name))
-      else:
-        flags.FLAGS[name].help += " Default: " + ", ".join(
-            f"{str(value).lower() if isinstance(value, bool) else value} "
-            f"({experiment})" for experiment, value in values.items()) + "."
-  for name in listed:
-    if name not in refused:
-      # The module name absl's main_module_help() looks up.
-      flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
 
 
 def run_main(body: Callable[[], None],
@@ -405,7 +409,7 @@ def run_main(body: Callable[[], None],
   """app.run with one-line errors for bad flags and bad config values.
   `preset` returns the config(s) the binary starts from before
   --config_json and the flags, `refused` the flags it rejects: with them
-  --help lists the binary's flags and their defaults (`list_key_flags`).
+  --help lists the binary's flags and their defaults (`flag_help`).
   `preset` is called for --help only (it may import the study, JAX)."""
 
   def main(argv):
@@ -415,11 +419,6 @@ def run_main(body: Callable[[], None],
     logging.getLogger("jax").setLevel(logging.WARNING)
     logging.getLogger("absl").addFilter(
         lambda record: "/orbax/" not in record.pathname)
-    from echo_jax.runtime import parallel
-    from echo_jax.runtime import runner
-    # SIGTERM (SLURM's preemption, scancel, time limit) ends a run like
-    # Ctrl-C: one line, and a rerun resumes.
-    signal.signal(signal.SIGTERM, runner.interrupt)
     # After a save that failed (a full disk) or was cut short, TensorStore
     # still calls back into orbax's closed event loop: noise, not news.
     report = sys.unraisablehook
@@ -430,37 +429,17 @@ def run_main(body: Callable[[], None],
       if _CHUNK_EPOCHS.value is not None and _CHUNK_EPOCHS.value < 1:
         raise config_lib.ConfigError(
             f"chunk_epochs={_CHUNK_EPOCHS.value} must be >= 1")
-      parallel.models_per_block()  # a bad $ECHO_JAX_MODELS_PER_BLOCK: here
-      start_processes()
-      _enable_compilation_cache()
-      if _DEBUG_NANS.value:
-        import jax
-        jax.config.update("jax_debug_nans", True)
       body()
     except config_lib.ConfigError as e:
       fail(str(e))
-    except (FloatingPointError, parallel.PeerLostError) as e:
-      fail(str(e).splitlines()[0], status=1)
-    except OSError as e:
-      # A full disk, a file that cannot be read or written: the newest
-      # complete checkpoint is intact, so a rerun resumes (exit 74: EX_IOERR).
-      fail(f"{e.strerror or e}{f': {e.filename}' if e.filename else ''} "
-           f"({runner.where()}); free space or fix the permissions, then "
-           "rerun the same command to resume", status=74)
-    except Exception as e:  # pylint: disable=broad-except
-      if not parallel.is_multiprocess():
-        raise
-      # A bug: its traceback, then out without jax's shutdown, which would
-      # wait for peers that may be waiting for this process.
-      traceback.print_exc()
-      fail(f"{type(e).__name__} (traceback above)", status=1)
-    except (KeyboardInterrupt, runner.Interrupted) as e:
-      signum = getattr(e, "signum", signal.SIGINT)
-      fail(runner.interrupted_message(signum), 128 + signum)
+    except SystemExit:
+      raise
+    except BaseException as e:  # pylint: disable=broad-except
+      fail_run(e)
 
-  describe_main_module()
   if any(_SHORT_HELP.fullmatch(arg) for arg in sys.argv[1:]):
-    list_key_flags(preset, refused)
+    from experiments import flag_help
+    flag_help.prepare(preset, refused)
   app.run(main, flags_parser=parse_flags)
 
 
@@ -473,6 +452,6 @@ def run_options():
 
 def run_single(name: str) -> None:
   """The body of a one-experiment binary: resolve, run, write, report."""
-  from echo_jax.studies import runs
   config = resolve_config(name)
+  from echo_jax.studies import runs
   runs.run_single(config, resolve_workdir(config.experiment), run_options())

@@ -19,9 +19,9 @@ REPLACED = {"context": "its samples are whole prefixes"}
 
 
 def entire_sequence():
+  config = ext.resolve("entire_sequence", REPLACED, windowless=True, **DEFAULTS)
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import entire_sequence as study
-  config = ext.resolve(study.NAME, REPLACED, windowless=True, **DEFAULTS)
   study.run(config, common.resolve_workdir(study.NAME), common.run_options())
 
 

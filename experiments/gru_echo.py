@@ -12,11 +12,11 @@ from experiments import extensions_common as ext
 
 
 def gru_echo():
+  config = ext.resolve("gru_echo")
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import extensions
   from echo_jax.tasks import framed
   from echo_jax.tasks import gru
-  config = ext.resolve("gru_echo")
   extensions.compare(
       "gru_echo", config,
       [framed.echo_lstm_task("lstm", config), gru.gru_task(config)],

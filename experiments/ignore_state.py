@@ -13,9 +13,9 @@ from experiments import extensions_common as ext
 
 
 def ignore_state():
+  config = ext.resolve("ignore_state")
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import ignore_state as study
-  config = ext.resolve(study.NAME)
   study.run(config, common.resolve_workdir(study.NAME), common.run_options())
 
 

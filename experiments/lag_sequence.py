@@ -26,9 +26,7 @@ REPLACED = {"lag": "give --lags"}
 
 
 def lag_sequence():
-  # pylint: disable=g-import-not-at-top
-  from echo_jax.studies import lag_sequence as study
-  config = ext.resolve(study.NAME, REPLACED)
+  config = ext.resolve("lag_sequence", REPLACED)
   lags = common.int_list("lags", _LAGS.value)
   for lag in lags:
     if not 1 <= lag < config.context or (
@@ -36,6 +34,8 @@ def lag_sequence():
       raise config_lib.ConfigError(
           f"lag={lag} must be in [1, context={config.context}) and leave a "
           f"window in length={config.length}")
+  # pylint: disable=g-import-not-at-top
+  from echo_jax.studies import lag_sequence as study
   study.run(config, common.resolve_workdir(study.NAME), common.run_options(),
             lags=lags)
 

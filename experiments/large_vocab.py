@@ -42,13 +42,13 @@ def preset():
 
 
 def large_vocab():
-  # pylint: disable=g-import-not-at-top
-  from echo_jax.studies import large_vocab as study
-  config = ext.resolve(study.NAME, REPLACED, **DEFAULTS)
+  config = ext.resolve("large_vocab", REPLACED, **DEFAULTS)
   vocabs = common.int_list("vocabs", _VOCABS.value, minimum=2)
   if _SEQUENCES.value < 1 or _TIMING_EPOCHS.value < 1:
     raise config_lib.ConfigError(
         "sequences_per_epoch and timing_epochs must be >= 1")
+  # pylint: disable=g-import-not-at-top
+  from echo_jax.studies import large_vocab as study
   study.run(config, common.resolve_workdir(study.NAME), common.run_options(),
             vocabs=vocabs, sequences_per_epoch=_SEQUENCES.value,
             timing_epochs=_TIMING_EPOCHS.value)

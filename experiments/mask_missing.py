@@ -14,9 +14,9 @@ from experiments import extensions_common as ext
 
 
 def mask_missing():
+  config = ext.resolve("mask_missing")
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import mask_missing as study
-  config = ext.resolve(study.NAME)
   study.run(config, common.resolve_workdir(study.NAME), common.run_options())
 
 

@@ -19,10 +19,10 @@ _MLP_HIDDEN = flags.DEFINE_list("mlp_hidden", ["50"],
 
 
 def mlp_baseline():
+  config = ext.resolve("mlp_baseline")
+  sizes = common.int_list("mlp_hidden", _MLP_HIDDEN.value, minimum=1)
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import mlp_baseline as study
-  config = ext.resolve(study.NAME)
-  sizes = common.int_list("mlp_hidden", _MLP_HIDDEN.value, minimum=1)
   study.run(config, common.resolve_workdir(study.NAME), common.run_options(),
             mlp_hidden=sizes)
 

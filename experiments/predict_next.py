@@ -14,9 +14,9 @@ from experiments import extensions_common as ext
 
 
 def predict_next():
+  config = ext.resolve("predict_next")
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import predict_next as study
-  config = ext.resolve(study.NAME)
   study.run(config, common.resolve_workdir(study.NAME), common.run_options())
 
 

@@ -23,14 +23,15 @@ def presets():
 
 
 def reproduce():
-  # pylint: disable=g-import-not-at-top
-  from echo_jax.studies import reproduce as study
   start = time.perf_counter()
   if common.flags.FLAGS["config_json"].present:
     raise config_lib.ConfigError(
         "--config_json is not used by reproduce: it runs the tutorial's "
         "three presets (run one experiment's binary with it)")
-  configs = [common.resolve_config(name) for name in study.EXPERIMENTS]
+  configs = [common.resolve_config(name)
+             for name in config_lib.TUTORIAL_EXPERIMENTS]
+  # pylint: disable=g-import-not-at-top
+  from echo_jax.studies import reproduce as study
   study.reproduce(configs, common.resolve_workdir("reproduce"),
                   common.run_options(), start)
 

@@ -46,9 +46,7 @@ def preset():
 
 
 def streaming_echo():
-  # pylint: disable=g-import-not-at-top
-  from echo_jax.studies import streaming_echo as study
-  config = ext.resolve(study.NAME, REPLACED, **DEFAULTS)
+  config = ext.resolve("streaming_echo", REPLACED, **DEFAULTS)
   lags = common.int_list("lags", _LAGS.value)
   if _SEQUENCES.value < 1:
     raise config_lib.ConfigError(
@@ -56,6 +54,8 @@ def streaming_echo():
   if not lags or min(lags) < 1 or max(lags) >= config.length:
     raise config_lib.ConfigError(
         f"lags={','.join(_LAGS.value)} must be in [1, length={config.length})")
+  # pylint: disable=g-import-not-at-top
+  from echo_jax.studies import streaming_echo as study
   study.run(config, common.resolve_workdir(study.NAME), common.run_options(),
             lags=lags, sequences_per_update=_SEQUENCES.value,
             beginner_epochs=_BEGINNER_EPOCHS.value)

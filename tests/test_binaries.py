@@ -56,6 +56,24 @@ class BadInputTest(parameterized.TestCase):
     result = run_binary(binary, flag, f"--workdir={workdir}")
     helpers.assert_refused(self, result, message, workdir)
 
+  @parameterized.parameters("echo_lag", "mask_missing", "reproduce")
+  def test_bad_input_ends_before_jax_is_imported(self, binary):
+    # Fails fast: the flags are checked before the run begins (JAX's import
+    # alone takes about a second).
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
+    result = subprocess.run(
+        [sys.executable, "-m", f"experiments.{binary}", "--epochs=0"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        check=False)
+    self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+    self.assertEqual(result.stderr.strip().splitlines()[-1],
+                     "error: epochs=0 must be >= 1")
+    imported = [line.rsplit("|", 1)[1].strip()
+                for line in result.stderr.splitlines()
+                if line.startswith("import time:")]
+    self.assertIn("echo_jax.core.config", imported)
+    self.assertNotIn("jax", imported)
+
   def test_existing_workdir_untouched_by_bad_input(self):
     workdir = make_tempdir(self)
     with open(os.path.join(workdir, "keep.txt"), "w") as f:
