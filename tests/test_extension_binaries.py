@@ -1,7 +1,6 @@
 """The extension binaries end to end, tiny: a rerun resumes; their own flags
 refuse bad values in one line (results and files: test_golden)."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -32,37 +31,6 @@ class ExtensionBinaryTest(parameterized.TestCase):
     path = tempfile.mkdtemp()
     self.addCleanup(shutil.rmtree, path, ignore_errors=True)
     return path
-
-  def test_streaming_budget_combines_runs_into_one_table(self):
-    run = os.path.join(self.make_workdir(), "run")
-    result = run_binary(
-        "streaming_budget", "--seeds=2", "--eval_sequences=4", "--hiddens=4",
-        "--recipes=tutorial", "--lags=1", "--updates=2", "--eval_every=1",
-        "--length=13", f"--compilation_cache={helpers.SUITE_CACHE}",
-        f"--workdir={run}")
-    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-    merged = os.path.join(self.make_workdir(), "merged")
-    result = run_binary("streaming_budget", f"--combine={run}",
-                        f"--workdir={merged}")
-    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-    with open(os.path.join(merged, "streaming_budget.json")) as f:
-      record = json.load(f)
-    (row,) = record["rows"]
-    self.assertEqual((row["lag"], row["run_updates"], row["updates"]),
-                     (1, 2, [1, 2]))
-    self.assertTrue(os.path.exists(os.path.join(merged,
-                                                "streaming_budget.png")))
-    again = os.path.join(self.make_workdir(), "again")
-    helpers.assert_refused(
-        self, run_binary("streaming_budget", f"--combine={run},{run}",
-                         f"--workdir={again}"),
-        "error: combine: two runs hold the same lag, hidden, recipe and "
-        "budget", again)
-    helpers.assert_refused(
-        self, run_binary("streaming_budget", f"--combine={again}",
-                         f"--workdir={again}"),
-        f"error: combine={again}: {again} holds no streaming_budget.json",
-        again)
 
   @parameterized.parameters(
       ("lag_values", "--lags=0", "error: lags=0 must be integers >= 1"),

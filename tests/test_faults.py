@@ -140,6 +140,10 @@ class StateFileTest(absltest.TestCase):
   def test_checkpoints_carry_their_config(self):
     # config.json damaged or deleted: the checkpoints' own identity decides.
     workdir = make_tempdir(self)
+    # A run that failed before its first checkpoint does not hold the folder.
+    failed = run_binary("echo_lag", *FAST, "--learning_rate=3e38",
+                        "--seeds=1", f"--workdir={workdir}")
+    one_line(self, failed, 1, "error: non-finite training loss")
     first = run_binary("echo_lag", *FAST, "--chunk_epochs=2",
                        f"--workdir={workdir}")
     self.assertEqual(first.returncode, 0, first.stderr[-2000:])
@@ -147,6 +151,11 @@ class StateFileTest(absltest.TestCase):
     record = os.path.join(workdir, "echo_lag.json")
     with open(record) as f:
       before = json.load(f)
+    # reproduce checks every run folder before it trains any.
+    result = run_binary("reproduce", *FAST, "--hidden=5",
+                        f"--workdir={workdir}")
+    one_line(self, result, 2, "error: workdir holds a run of another config")
+    self.assertCountEqual(os.listdir(workdir), ["echo_lag", "echo_lag.json"])
     intact = run_binary("echo_lag", *FAST, "--chunk_epochs=2",
                         "--learning_rate=0.01", f"--workdir={workdir}")
     line = one_line(self, intact, 2, "error: workdir holds a run of another "
@@ -197,22 +206,6 @@ class StateFileTest(absltest.TestCase):
       result = run_binary("sweep", *args)
       self.assertIn(path, one_line(self, result, 2, "error: "))
       os.remove(path)
-
-  def test_run_that_failed_before_a_checkpoint_does_not_hold_its_config(self):
-    workdir = make_tempdir(self)
-    failed = run_binary("echo_lag", *FAST, "--learning_rate=3e38",
-                        "--seeds=1", f"--workdir={workdir}")
-    one_line(self, failed, 1, "error: non-finite training loss")
-    sane = run_binary("echo_lag", *FAST, f"--workdir={workdir}")
-    self.assertEqual(sane.returncode, 0, sane.stderr[-2000:])
-
-  def test_reproduce_checks_every_run_folder_before_training(self):
-    workdir = make_tempdir(self)
-    other = run_binary("echo_lag", *FAST, "--hidden=5", f"--workdir={workdir}")
-    self.assertEqual(other.returncode, 0, other.stderr[-2000:])
-    result = run_binary("reproduce", *FAST, f"--workdir={workdir}")
-    one_line(self, result, 2, "error: workdir holds a run of another config")
-    self.assertCountEqual(os.listdir(workdir), ["echo_lag", "echo_lag.json"])
 
 
 class DamagedCheckpointTest(absltest.TestCase):
@@ -290,9 +283,10 @@ class ProcessTest(absltest.TestCase):
 class SignalTest(absltest.TestCase):
 
   def test_killed_or_terminated_then_rerun_is_bit_identical(self):
-    # SIGKILL wherever it lands; SIGTERM (what SLURM sends at preemption,
-    # scancel or the time limit) ends with one line. Many small chunks, so
-    # each signal lands mid-run.
+    # SIGKILL wherever it lands; then the resumed run gets SIGTERM (what
+    # SLURM sends at preemption, scancel or the time limit), which ends it
+    # with one line; the rerun after both equals an uninterrupted run. Many
+    # small chunks, so each signal lands mid-run.
     args = ["--epochs=200", "--chunk_epochs=5", "--seeds=2", "--hidden=8",
             "--eval_sequences=20",
             f"--compilation_cache={helpers.SUITE_CACHE}"]
@@ -301,36 +295,37 @@ class SignalTest(absltest.TestCase):
                                 f"--workdir={whole}").returncode, 0)
     with open(os.path.join(whole, "echo_lag.json")) as f:
       want = json.load(f)
+    workdir = make_tempdir(self)
+    run_dir = os.path.join(workdir, "echo_lag")
+    steps_before = []
     for sig in (signal.SIGKILL, signal.SIGTERM):
-      workdir = make_tempdir(self)
       process = start_binary("echo_lag", *args, f"--workdir={workdir}")
       self.addCleanup(process.kill)
-      checkpoints = os.path.join(workdir, "echo_lag", "checkpoints")
-      # Orbax renames a finished save to its step number: once one is
-      # there, a rerun has something to resume from.
-      self.assertTrue(wait_for(lambda: os.path.isdir(checkpoints) and any(
-          n.isdigit() for n in os.listdir(checkpoints)), process))
+      # Orbax renames a finished save to its step number: once a new one is
+      # there, this process has trained, and a rerun can resume from it.
+      self.assertTrue(wait_for(lambda: os.path.isdir(os.path.join(
+          run_dir, "checkpoints")) and checkpoint_steps(run_dir)[-1:] > (
+              steps_before[-1:]), process))
       process.send_signal(sig)
       _, stderr = process.communicate(timeout=60)
-      self.assertFalse(
-          os.path.exists(os.path.join(workdir, "echo_lag.json")))
-      if sig == signal.SIGTERM:
-        self.assertEqual(process.returncode, 143, stderr[-2000:])
-        self.assertNotIn("Traceback", stderr)
-        self.assertRegex(stderr.strip().splitlines()[-1],
-                         r"^error: terminated \(SIGTERM\) at epoch \d+/200 "
-                         r"of echo_lag; rerun the same command to resume$")
-      rerun = run_binary("echo_lag", *args, f"--workdir={workdir}")
-      self.assertEqual(rerun.returncode, 0, rerun.stderr[-2000:])
-      with open(os.path.join(workdir, "echo_lag.json")) as f:
-        got = json.load(f)
-      self.assertGreater(got["resumed_from_epoch"], 0)
-      for key in ("eval_accuracy_per_seed", "eval_accuracy_per_position",
-                  "train_loss_per_epoch", "final_train_loss_per_seed",
-                  "example"):
-        self.assertEqual(got[key], want[key], key)
-      with open(os.path.join(workdir, "echo_lag", "metrics.jsonl")) as f:
-        self.assertLen(f.readlines(), 200)
+      self.assertFalse(os.path.exists(os.path.join(workdir, "echo_lag.json")))
+      steps_before = checkpoint_steps(run_dir)
+    self.assertEqual(process.returncode, 143, stderr[-2000:])
+    self.assertNotIn("Traceback", stderr)
+    self.assertRegex(stderr.strip().splitlines()[-1],
+                     r"^error: terminated \(SIGTERM\) at epoch \d+/200 "
+                     r"of echo_lag; rerun the same command to resume$")
+    rerun = run_binary("echo_lag", *args, f"--workdir={workdir}")
+    self.assertEqual(rerun.returncode, 0, rerun.stderr[-2000:])
+    with open(os.path.join(workdir, "echo_lag.json")) as f:
+      got = json.load(f)
+    self.assertGreater(got["resumed_from_epoch"], 0)
+    for key in ("eval_accuracy_per_seed", "eval_accuracy_per_position",
+                "train_loss_per_epoch", "final_train_loss_per_seed",
+                "example"):
+      self.assertEqual(got[key], want[key], key)
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+      self.assertLen(f.readlines(), 200)
 
 
 class DiskFullTest(absltest.TestCase):

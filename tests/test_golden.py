@@ -23,6 +23,7 @@ import sys
 from absl.testing import absltest
 from absl.testing import parameterized
 
+import helpers
 from helpers import make_tempdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -316,8 +317,36 @@ def rerun_extension(test, binary, args, workdir, cache):
       test.assertEqual(row[key], row_before[key], key)
 
 
+def combine_budget(test, binary, args, workdir, cache):
+  """streaming_budget --combine: one table from earlier runs' results (here
+  the golden run's); two runs of the same budget, or a folder without
+  results, refused in one line."""
+  del args, cache
+  merged = os.path.join(make_tempdir(test), "merged")
+  result = run_binary(binary, [f"--combine={workdir}"], 1, merged)
+  test.assertEqual(result.returncode, 0, result.stderr[-2000:])
+  with open(os.path.join(merged, "streaming_budget.json")) as f:
+    record = json.load(f)
+  test.assertEqual(
+      [(r["lag"], r["recipe"], r["run_updates"], r["updates"])
+       for r in record["rows"]],
+      [(lag, recipe, 4, [2, 4]) for lag in (1, 2)
+       for recipe in ("decay", "tutorial")])
+  test.assertTrue(os.path.exists(os.path.join(merged, "streaming_budget.png")))
+  again = os.path.join(make_tempdir(test), "again")
+  helpers.assert_refused(
+      test, run_binary(binary, [f"--combine={workdir},{workdir}"], 1, again),
+      "error: combine: two runs hold the same lag, hidden, recipe and "
+      "budget", again)
+  helpers.assert_refused(
+      test, run_binary(binary, [f"--combine={again}"], 1, again),
+      f"error: combine={again}: {again} holds no streaming_budget.json",
+      again)
+
+
 # Checked on the golden run's own workdir (no second first run).
-RERUN_CHECKS = {"sweep": rerun_sweep, "mask_missing": rerun_extension}
+RERUN_CHECKS = {"sweep": rerun_sweep, "mask_missing": rerun_extension,
+                "streaming_budget": combine_budget}
 
 
 if __name__ == "__main__":
