@@ -60,8 +60,7 @@ def variant_rows(output) -> list[dict[str, Any]]:
         "chance_accuracy": 1.0 / config.n_unique,
         "params": one_model_params,
         "final_train_loss": records.summarise(trained.loss_E[i, :, -1]),
-        "diverged_at_epoch_per_seed": output.by_variant(
-            np.asarray(output.diverged, object))[i].tolist(),
+        "diverged_at_epoch_per_seed": output.diverged_per_seed(i),
         "epochs_to_99pct_train_accuracy": epochs_to_reach(
             trained.accuracy_E[i], 0.99, 50),
         "train_accuracy_per_epoch": trained.accuracy_E[i].mean(0).tolist(),

@@ -58,8 +58,7 @@ def cell_record(output, probe_sequences: int) -> Row:
         "epochs_to_99_median": float(np.median(hits)) if hits else None,
         "seeds_reaching_99": len(hits),
         "final_train_loss": records.summarise(trained.loss_E[i, :, -1]),
-        "diverged_at_epoch_per_seed": output.by_variant(
-            np.asarray(output.diverged, object))[i].tolist(),
+        "diverged_at_epoch_per_seed": output.diverged_per_seed(i),
         # The state carried into windows j >= batch.
         "carried_h_norm": None if h_norm is None else records.summarise(h_norm),
         "carried_c_norm": None if c_norm is None else records.summarise(c_norm),

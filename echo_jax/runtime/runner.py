@@ -181,6 +181,11 @@ class RunOutput(NamedTuple):
     """(M, ...) -> (variants, seeds, ...)."""
     return x.reshape((-1, self.task.config.seeds) + x.shape[1:])
 
+  def diverged_per_seed(self, variant: int) -> list[int | None]:
+    """The epoch each seed of variant `variant` diverged at, or None."""
+    seeds = self.task.config.seeds
+    return self.diverged[variant * seeds:(variant + 1) * seeds]
+
   def trained(self, by_variant: bool = False) -> train_lib.TrainResult:
     """Parameters and learning curves, (M, ...) or (variants, seeds, ...)."""
     split = self.by_variant if by_variant else (lambda x: x)

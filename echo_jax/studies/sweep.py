@@ -97,8 +97,7 @@ def cell_records(output, config: config_lib.EchoConfig
         "framing": sweep_cell.FRAMING,
         "final_train_loss_per_seed":
             trained.loss_E[i, :, -1].astype(np.float64).tolist(),
-        "diverged_at_epoch_per_seed": output.by_variant(
-            np.asarray(output.diverged, object))[i].tolist(),
+        "diverged_at_epoch_per_seed": output.diverged_per_seed(i),
         # Learning curves, mean over seeds.
         "train_loss_per_epoch": np.round(
             trained.loss_E[i].mean(0).astype(np.float64), 6).tolist(),
