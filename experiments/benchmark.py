@@ -10,6 +10,7 @@ of --repeats runs; ratios compare numbers measured in this same process.
 """
 
 from experiments import common  # first: exposes one host device per core
+from experiments import list_flags
 
 import os
 from typing import Sequence
@@ -94,10 +95,11 @@ def peer():
 
 
 def benchmark():
-  counts = common.int_list("scaling_seeds", _SCALING_SEEDS.value, minimum=1)
-  gpu_counts = common.int_list("gpu_seeds", _GPU_SEEDS.value, minimum=1)
-  check_counts = common.int_list("gpu_check_seeds", _GPU_CHECK_SEEDS.value,
-                                 minimum=1)
+  counts = list_flags.int_list("scaling_seeds", _SCALING_SEEDS.value,
+                               minimum=1)
+  gpu_counts = list_flags.int_list("gpu_seeds", _GPU_SEEDS.value, minimum=1)
+  check_counts = list_flags.int_list("gpu_check_seeds",
+                                     _GPU_CHECK_SEEDS.value, minimum=1)
   for name, value in (("repeats", _REPEATS.value),
                       ("max_sequential_seeds", _MAX_SEQUENTIAL.value),
                       ("gpu_check_timeout_s", _GPU_CHECK_TIMEOUT.value)):

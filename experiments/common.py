@@ -67,17 +67,17 @@ _TENSORBOARD = flags.DEFINE_boolean(
     "extra: pip install -r requirements-tensorboard.txt).")
 _DEBUG_NANS = flags.DEFINE_boolean(
     "debug_nans", False, "Turn on jax_debug_nans (slow; finds the NaN op).")
-# A multi-process run (docs/scaling.md). Unset, each falls back to
+# A multi-process run (docs/scaling.md; `launch`). Unset, each falls back to
 # $ECHO_JAX_<NAME in capitals>, so one command line can serve every process.
-_COORDINATOR_ADDRESS = flags.DEFINE_string(
+flags.DEFINE_string(
     "coordinator_address", None,
     "HOST:PORT of process 0, where the processes of a multi-process run meet "
     "(jax.distributed). Give it with --num_processes and --process_id; "
     "default: detected from SLURM, Open MPI or a Cloud TPU pod, else one "
     "process.")
-_NUM_PROCESSES = flags.DEFINE_integer(
+flags.DEFINE_integer(
     "num_processes", None, "Processes of a multi-process run (>= 1).")
-_PROCESS_ID = flags.DEFINE_integer(
+flags.DEFINE_integer(
     "process_id", None,
     "This process's index in [0, --num_processes); process 0 writes the "
     "results.")
@@ -85,8 +85,7 @@ _DISTRIBUTED_TIMEOUT = flags.DEFINE_integer(
     "distributed_timeout", 60,
     "Seconds a process of a multi-process run waits for the others: to "
     "start, and at each gather or checkpoint; then it exits with one line.")
-# Flags that may differ between the processes of one run.
-PER_PROCESS_FLAGS = ("process_id", "compilation_cache")
+LAUNCH_FLAGS = ("coordinator_address", "num_processes", "process_id")
 
 
 def fail(message: str, status: int = 2) -> None:
@@ -114,28 +113,6 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   return rest
 
 
-def int_list(name: str, values: Sequence[str], minimum: int | None = None
-             ) -> tuple[int, ...]:
-  """A list flag's integers; one-line ConfigError naming the flag if any is
-  not an integer, one is given twice, the list is empty, or (with
-  `minimum`) one is below it."""
-  try:
-    parsed = tuple(int(v) for v in values)
-  except ValueError:
-    raise config_lib.ConfigError(
-        f"{name}={','.join(values)} must be integers") from None
-  if minimum is not None and (not parsed or min(parsed) < minimum):
-    raise config_lib.ConfigError(
-        f"{name}={','.join(values)} must be integers >= {minimum}")
-  if not parsed:
-    raise config_lib.ConfigError(f"{name} is empty: give at least one value")
-  for i, value in enumerate(parsed):
-    if value in parsed[:i]:
-      # Each value is one row of the results: a copy would train twice.
-      raise config_lib.ConfigError(f"{name}: {value} is given twice")
-  return parsed
-
-
 def flag_overrides() -> dict[str, Any]:
   # Given = on the command line (`present`), not "not None": --help sets
   # the flags' defaults to the preset's values (`flag_help`).
@@ -159,12 +136,6 @@ def resolve_config(experiment: str) -> config_lib.EchoConfig:
 # The workdir: one run writes into it at a time.
 LOCK_NAME = ".echo_jax.lock"
 _held: dict[str, Callable[[], None]] = {}  # workdir -> its release
-
-
-def fresh_name(name: str) -> str:
-  """runs/<name>-<time>-<pid>: a new folder for a run given no --workdir."""
-  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-  return os.path.join("runs", f"{name}-{stamp}-{os.getpid()}")
 
 
 def claim(workdir: str) -> str:
@@ -231,76 +202,54 @@ def resolve_workdir(name: str) -> str:
   from echo_jax.runtime import parallel
   if not parallel.is_writer():
     return _WORKDIR.value  # process 0 checks and locks it; we only read
-  return claim(_WORKDIR.value or fresh_name(name))
-
-
-def _launch_value(flag):
-  """A multi-process flag's value, else $ECHO_JAX_<NAME>, else None."""
-  text = os.environ.get(f"ECHO_JAX_{flag.name.upper()}") or None
-  if flag.value is not None or text is None:
-    return flag.value
-  if flag.name != "coordinator_address" and not text.lstrip("-").isdigit():
-    raise config_lib.ConfigError(
-        f"ECHO_JAX_{flag.name.upper()}={text!r} must be an integer")
-  return text if flag.name == "coordinator_address" else int(text)
-
-
-def check_launch(address: str | None, count: int | None,
-                 index: int | None) -> bool:
-  """Whether the flags ask for a multi-process run; ConfigError (one line
-  naming the flag and its allowed range) if they are inconsistent."""
-  given = {"coordinator_address": address, "num_processes": count,
-           "process_id": index}
-  if all(v is None for v in given.values()):
-    return False
-  missing = [name for name, v in given.items() if v is None]
-  if missing:
-    raise config_lib.ConfigError(
-        "--coordinator_address, --num_processes and --process_id go "
-        f"together: also give --{', --'.join(missing)}")
-  if count < 1:
-    raise config_lib.ConfigError(f"num_processes={count} must be >= 1")
-  if not 0 <= index < count:
-    raise config_lib.ConfigError(
-        f"process_id={index} must be in [0, num_processes={count})")
-  host, _, port = address.rpartition(":")
-  if not host or not port.isdigit() or not 0 < int(port) < 65536:
-    raise config_lib.ConfigError(
-        f"coordinator_address={address!r} must be HOST:PORT")
-  return True
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  return claim(_WORKDIR.value
+               or os.path.join("runs", f"{name}-{stamp}-{os.getpid()}"))
 
 
 def start_processes() -> None:
-  """Joins a multi-process run if the flags ask for one or a launcher that
-  jax.distributed.initialize detects started this process; then every
-  process checks that all were given the same flags, and all but process 0
-  go quiet."""
-  import jax
+  """Joins a multi-process run if the launch flags (or their $ECHO_JAX_*
+  variables) ask for one (`launch.join`), or a launcher that
+  jax.distributed.initialize detects (SLURM, Open MPI 4, a Cloud TPU pod)
+  started this process; else the run is this one process."""
   from echo_jax.runtime import parallel
-  address, count, index = (_launch_value(f) for f in (
-      _COORDINATOR_ADDRESS, _NUM_PROCESSES, _PROCESS_ID))
-  explicit = check_launch(address, count, index)
   timeout = _DISTRIBUTED_TIMEOUT.value
   if timeout < 1:
     raise config_lib.ConfigError(
         f"distributed_timeout={timeout} must be >= 1")
   parallel.TIMEOUT["seconds"] = timeout
+  if any(flags.FLAGS[name].value is not None
+         or os.environ.get(f"ECHO_JAX_{name.upper()}")
+         for name in LAUNCH_FLAGS):
+    from experiments import launch
+    launch.join(timeout)
+  elif not initialize(timeout, "this process", "the launcher coordinator"):
+    return
+  if parallel.is_multiprocess():
+    from experiments import launch
+    launch.check_processes()
+
+
+def initialize(timeout: int, who: str, where: str, *settings) -> bool:
+  """jax.distributed.initialize(*settings) (address, count, index; none: a
+  launcher's), ended with one line after `timeout` seconds; False if no
+  settings were given and no launcher that jax knows started this process."""
+  import jax
+  from echo_jax.runtime import parallel
   # Gloo is jax's CPU default; set so a CPU run never depends on that.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  who = f"process {index} of {count}" if explicit else "this process"
-  message = (f"{who} could not join the run at "
-             f"{address or 'the launcher coordinator'} within "
+  message = (f"{who} could not join the run at {where} within "
              f"--distributed_timeout={timeout} s: start every process with "
              "the same --coordinator_address and --num_processes")
   # Ours fires before jax's own deadline, which aborts with a report.
   with parallel.watchdog(timeout, message, status=2):
     try:
       jax.distributed.initialize(
-          address, count, index, initialization_timeout=timeout + 5,
+          *settings, initialization_timeout=timeout + 5,
           heartbeat_timeout_seconds=timeout + 30,
           shutdown_timeout_seconds=timeout)
     except ValueError as e:
-      if explicit or "coordinator_address should be defined" not in str(e):
+      if settings or "coordinator_address should be defined" not in str(e):
         raise config_lib.ConfigError(f"{message} ({e})") from None
       # No launcher that jax knows. Open MPI 5's mpirun (PRRTE) is not one
       # of them in jax 0.10: its ranks would each run alone.
@@ -312,34 +261,12 @@ def start_processes() -> None:
             "process --coordinator_address=HOST:PORT (HOST: rank 0's host) "
             f"--num_processes={ranks} --process_id=$OMPI_COMM_WORLD_RANK"
         ) from None
-      return  # one process
+      return False
     except Exception as e:  # pylint: disable=broad-except
       # The runtime raises several types; the first line says why.
       reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
       raise config_lib.ConfigError(f"{message} ({reason})") from None
-  if not parallel.is_multiprocess():
-    return
-  # Orbax's barriers through jax's coordination service, not collectives:
-  # its asynchronous saves wait at barriers in a worker thread, and a
-  # collective there can interleave with the main thread's gathers in
-  # another order on each process (gloo then aborts on the mismatch).
-  import orbax.checkpoint  # pylint: disable=unused-import  (its flag)
-  flags.FLAGS["experimental_orbax_use_distributed_barrier"].value = True
-  if not parallel.is_writer():
-    from absl import logging as absl_logging
-    absl_logging.set_verbosity(absl_logging.ERROR)
-    sys.stdout = open(os.devnull, "w")  # pylint: disable=consider-using-with
-  given = sorted(f"{name}={flags.FLAGS[name].value!r}" for name in flags.FLAGS
-                 if flags.FLAGS[name].present and name not in PER_PROCESS_FLAGS)
-  parallel.check_same_everywhere(
-      "\n".join([os.path.basename(sys.argv[0])] + given), "the flags given",
-      "start every process with the same command (only --process_id may "
-      "differ)")
-  if not _WORKDIR.value:
-    # The default is a fresh name per process (it carries the pid).
-    raise config_lib.ConfigError(
-        "a multi-process run needs --workdir: one folder every process sees "
-        "(a shared file system)")
+  return True
 
 
 def _enable_compilation_cache() -> None:

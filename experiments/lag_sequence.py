@@ -15,6 +15,7 @@ from absl import flags
 
 from experiments import common
 from experiments import extensions_common as ext
+from experiments import list_flags
 
 from echo_jax.core import config as config_lib
 
@@ -27,7 +28,7 @@ REPLACED = {"lag": "give --lags"}
 
 def lag_sequence():
   config = ext.resolve("lag_sequence", REPLACED)
-  lags = common.int_list("lags", _LAGS.value)
+  lags = list_flags.int_list("lags", _LAGS.value)
   for lag in lags:
     if not 1 <= lag < config.context or (
         config.length - lag - config.context + 1 < 1):

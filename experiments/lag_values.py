@@ -15,6 +15,7 @@ from absl import flags
 
 from experiments import common
 from experiments import extensions_common as ext
+from experiments import list_flags
 
 from echo_jax.core import config as config_lib
 
@@ -35,8 +36,9 @@ def lag_values():
   from echo_jax.studies import lag_values as study
   from echo_jax.tasks import lags as lags_lib
   config = ext.resolve(study.NAME, REPLACED, **DEFAULTS)
-  lags = common.int_list(_LAGS.name, _LAGS.value, minimum=1)
-  hiddens = sorted(common.int_list(_HIDDENS.name, _HIDDENS.value, minimum=1))
+  lags = list_flags.int_list(_LAGS.name, _LAGS.value, minimum=1)
+  hiddens = sorted(list_flags.int_list(_HIDDENS.name, _HIDDENS.value,
+                                       minimum=1))
   if _SEQUENCES.value < 1:
     raise config_lib.ConfigError(
         f"sequences_per_epoch={_SEQUENCES.value} must be >= 1")

@@ -18,6 +18,7 @@ from absl import flags
 
 from experiments import common
 from experiments import extensions_common as ext
+from experiments import list_flags
 
 from echo_jax.core import config as config_lib
 
@@ -43,7 +44,7 @@ def preset():
 
 def large_vocab():
   config = ext.resolve("large_vocab", REPLACED, **DEFAULTS)
-  vocabs = common.int_list("vocabs", _VOCABS.value, minimum=2)
+  vocabs = list_flags.int_list("vocabs", _VOCABS.value, minimum=2)
   if _SEQUENCES.value < 1 or _TIMING_EPOCHS.value < 1:
     raise config_lib.ConfigError(
         "sequences_per_epoch and timing_epochs must be >= 1")

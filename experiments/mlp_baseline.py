@@ -12,6 +12,7 @@ from absl import flags
 
 from experiments import common
 from experiments import extensions_common as ext
+from experiments import list_flags
 
 
 _MLP_HIDDEN = flags.DEFINE_list("mlp_hidden", ["50"],
@@ -20,7 +21,7 @@ _MLP_HIDDEN = flags.DEFINE_list("mlp_hidden", ["50"],
 
 def mlp_baseline():
   config = ext.resolve("mlp_baseline")
-  sizes = common.int_list("mlp_hidden", _MLP_HIDDEN.value, minimum=1)
+  sizes = list_flags.int_list("mlp_hidden", _MLP_HIDDEN.value, minimum=1)
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import mlp_baseline as study
   study.run(config, common.resolve_workdir(study.NAME), common.run_options(),

@@ -22,6 +22,7 @@ from absl import flags
 
 from experiments import common
 from experiments import extensions_common as ext
+from experiments import list_flags
 
 _LAGS = flags.DEFINE_list("lags", ["1", "3"], "Lags to map.")
 _WINDOWS = flags.DEFINE_list("windows", ["5", "7"], "Window lengths to map.")
@@ -44,9 +45,9 @@ def state_map():
   config = ext.resolve(study.NAME, replaced=REPLACED)
   batches = [str(state_cell.WHOLE) if b == "whole" else b
              for b in _BATCH_SIZES.value]
-  grid = state_cell.Grid(common.int_list("lags", _LAGS.value),
-                         common.int_list("windows", _WINDOWS.value),
-                         common.int_list("batch_sizes", batches))
+  grid = state_cell.Grid(list_flags.int_list("lags", _LAGS.value),
+                         list_flags.int_list("windows", _WINDOWS.value),
+                         list_flags.int_list("batch_sizes", batches))
   state_cell.validate(config, grid)
   study.run(config, grid, common.resolve_workdir(study.NAME),
             common.run_options(), start)

@@ -21,6 +21,7 @@ from absl import flags
 
 from experiments import common
 from experiments import extensions_common as ext
+from experiments import list_flags
 
 from echo_jax.core import config as config_lib
 
@@ -62,8 +63,8 @@ def streaming_budget():
     study.combine(loaded, common.resolve_workdir(study.NAME))
     return
   config = ext.resolve(study.NAME, REPLACED, **DEFAULTS)
-  lags = common.int_list("lags", _LAGS.value, minimum=1)
-  hiddens = common.int_list("hiddens", _HIDDENS.value, minimum=1)
+  lags = list_flags.int_list("lags", _LAGS.value, minimum=1)
+  hiddens = list_flags.int_list("hiddens", _HIDDENS.value, minimum=1)
   if max(lags) >= config.length:
     raise config_lib.ConfigError(
         f"lags={','.join(_LAGS.value)} must be in [1, length={config.length})")

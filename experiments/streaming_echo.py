@@ -21,6 +21,7 @@ from absl import flags
 
 from experiments import common
 from experiments import extensions_common as ext
+from experiments import list_flags
 
 from echo_jax.core import config as config_lib
 
@@ -47,7 +48,7 @@ def preset():
 
 def streaming_echo():
   config = ext.resolve("streaming_echo", REPLACED, **DEFAULTS)
-  lags = common.int_list("lags", _LAGS.value)
+  lags = list_flags.int_list("lags", _LAGS.value)
   if _SEQUENCES.value < 1:
     raise config_lib.ConfigError(
         f"sequences_per_update={_SEQUENCES.value} must be >= 1")

@@ -28,6 +28,7 @@ import time
 from absl import flags
 
 from experiments import common
+from experiments import list_flags
 
 from echo_jax.core import config as config_lib
 
@@ -80,8 +81,8 @@ def resolve():
   grid_flags = {"lags": _LAGS, "contexts": _CONTEXTS,
                 "hidden_sizes": _HIDDEN_SIZES}
   grid = sweep_cell.Grid(**{
-      name: common.int_list(name, flag.value if flag.present
-                            else defaults[name].split(","))
+      name: list_flags.int_list(name, flag.value if flag.present
+                                else defaults[name].split(","))
       for name, flag in grid_flags.items()})
   config = common.with_overrides(preset(_QUICK.value))
   sweep_cell.validate(config, grid)
@@ -98,8 +99,8 @@ def run_sweep():
 
 def run_benchmark():
   from benchmarks import sweep_vmap  # pylint: disable=g-import-not-at-top
-  sizes = common.int_list("benchmark_sizes", _BENCHMARK_SIZES.value,
-                          minimum=1)
+  sizes = list_flags.int_list("benchmark_sizes", _BENCHMARK_SIZES.value,
+                              minimum=1)
   base = config_lib.preset("echo_lag").replace(stateful=False)
   config = config_lib.validate(base.replace(experiment="sweep_benchmark",
                                             **common.flag_overrides()))

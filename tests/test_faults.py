@@ -502,8 +502,8 @@ class EvaluationMemoryTest(absltest.TestCase):
     key = jax.random.PRNGKey(7)
     params = models.init_params(config, jax.random.PRNGKey(0))
     evaluate_fn = jax.jit(evaluate.make_evaluate(config))
-    test_set = data.test_set(key, config.eval_sequences, config.length,
-                             config.n_unique)
+    test_set = data.TestSet(jax.random.split(key, config.eval_sequences),
+                            config.length, config.n_unique)
     from_keys = evaluate_fn(params, test_set)
     from_array = evaluate_fn(params, data.sequences_of(test_set))
     for got, want in zip(from_keys, from_array):

@@ -86,8 +86,9 @@ class StateCellTest(parameterized.TestCase):
     config = state_cell.cell_config(TINY, 1, 3, TINY.replace(
         lag=1, context=3).num_samples)
     params = models.init_params(config, jax.random.PRNGKey(5))
-    sequences = data.sequences_of(data.test_set(
-        jax.random.PRNGKey(6), 6, config.length, config.n_unique))
+    sequences = data.sequences_of(data.TestSet(
+        jax.random.split(jax.random.PRNGKey(6), 6), config.length,
+        config.n_unique))
     out = state_cell.make_evaluate(config, 4, 2)(params, sequences, 1)
     self.assertEqual(int(out["correct_zero"]), int(out["correct_carried"]))
     self.assertEqual(float(out["h_norm"]), 0.0)

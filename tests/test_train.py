@@ -144,8 +144,9 @@ class TrainTest(chex.TestCase):
     config = config_lib.preset("echo_current").replace(epochs=60)
     result = jax.jit(train.make_train(config))(jax.random.PRNGKey(0))
     scores = jax.jit(evaluate.make_evaluate(config))(
-        result.params, data.test_set(jax.random.PRNGKey(1), 100,
-                                     config.length, config.n_unique))
+        result.params, data.TestSet(
+            jax.random.split(jax.random.PRNGKey(1), 100), config.length,
+            config.n_unique))
     accuracy_N = evaluate.fraction(scores.sums, 100)
     chex.assert_shape(accuracy_N, (25,))
     targets_N, predicted_N = scores.first

@@ -165,18 +165,6 @@ def preset(name: str) -> EchoConfig:
   return PRESETS[name]
 
 
-# Every extension answer is a mean over at least 8 seeds on 1000 fresh
-# sequences; flags may lower these for a quick look.
-EXTENSION_DEFAULTS = {"seeds": 8, "eval_sequences": 1000, "stateful": False}
-
-
-def extension_preset(name: str, **defaults: Any) -> EchoConfig:
-  """The windowed echo preset with the extensions' and then the study's
-  defaults, named `name` (not validated: flags may still change it)."""
-  return preset("echo_lag").replace(
-      experiment=name, **{**EXTENSION_DEFAULTS, **defaults})
-
-
 def _check_int(config: EchoConfig, name: str, low: int, high: int | None):
   value = getattr(config, name)
   if isinstance(value, bool) or not isinstance(value, int):

@@ -21,11 +21,6 @@ class TestSet:
   n_unique: int = flax.struct.field(pytree_node=False)
 
 
-def test_set(key: chex.PRNGKey, count: int, length: int, n_unique: int
-             ) -> TestSet:
-  return TestSet(jax.random.split(key, count), length, n_unique)
-
-
 def sequences_of(sequences) -> chex.Array:
   """A TestSet's (or one item's) sequences, drawn; arrays pass through."""
   if not isinstance(sequences, TestSet):
@@ -41,18 +36,9 @@ def num_sequences(sequences) -> int:
   return jax.tree.leaves(sequences)[0].shape[0]
 
 
-def one_hot_encode(sequence_L: chex.Array, n_unique: int) -> chex.Array:
-  return jax.nn.one_hot(sequence_L, n_unique, dtype=jnp.float32)
-
-
 def one_hot_decode(encoded_LxK: chex.Array) -> chex.Array:
-  """Argmax of the last axis: inverts `one_hot_encode`, decodes logits."""
+  """Argmax of the last axis: decodes one-hot codes and logits."""
   return jnp.argmax(encoded_LxK, axis=-1).astype(jnp.int32)
-
-
-def num_windows(length: int, lag: int, context: int) -> int:
-  """Rows kept by `frame_windows`: those whose target has a full window."""
-  return length - lag - context + 1
 
 
 def frame_windows(sequence_L: chex.Array, lag: int, context: int
@@ -63,7 +49,7 @@ def frame_windows(sequence_L: chex.Array, lag: int, context: int
   y = X[:-1] (24) for the beginner's mistake (lag 1, context 1), and 20 for
   the windowed echo (lag 1, context 5)."""
   (length,) = sequence_L.shape
-  n = num_windows(length, lag, context)
+  n = length - lag - context + 1  # the rows whose target has a full window
   if n < 1:
     raise ValueError(
         f"length={length} leaves no window for lag={lag}, context={context}")

@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 
 from echo_jax.core import config as config_lib
-from echo_jax.core import data
 from echo_jax.core import fused_lstm
 
 Carry = tuple[chex.Array, chex.Array]  # (c_BxH, h_BxH), Flax's order
@@ -102,8 +101,7 @@ class KerasLSTMCell(nn.RNNCellBase):
   @nn.nowrap
   def initialize_carry(self, rng, input_shape) -> Carry:
     del rng
-    zeros = jnp.zeros(input_shape[:1] + (self.features,), jnp.float32)
-    return zeros, zeros
+    return zero_carry(input_shape[0], self.features)
 
   @property
   def num_feature_axes(self) -> int:
@@ -168,5 +166,5 @@ def init_params(config: config_lib.EchoConfig, key: chex.PRNGKey
 
 def model_inputs(config: config_lib.EchoConfig, ids: chex.Array) -> chex.Array:
   if config.input_encoding == "one_hot":
-    return data.one_hot_encode(ids, config.n_unique)
+    return jax.nn.one_hot(ids, config.n_unique, dtype=jnp.float32)
   return ids

@@ -109,14 +109,8 @@ def versions() -> dict[str, str]:
   import jaxlib
   import numpy as np
   import optax
-  return {
-      "python": platform.python_version(),
-      "jax": jax.__version__,
-      "jaxlib": jaxlib.__version__,
-      "flax": flax.__version__,
-      "optax": optax.__version__,
-      "chex": chex.__version__,
-      "numpy": np.__version__,
-      "backend": jax.default_backend(),
-      "devices": [str(d) for d in jax.devices()],
-  }
+  return {"python": platform.python_version(),
+          **{m.__name__: m.__version__
+             for m in (jax, jaxlib, flax, optax, chex, np)},
+          "backend": jax.default_backend(),
+          "devices": [str(d) for d in jax.devices()]}

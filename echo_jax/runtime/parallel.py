@@ -176,22 +176,21 @@ def is_writer() -> bool:
   return not is_multiprocess() or jax.process_index() == 0
 
 
-def exit_now(message: str, status: int = 1) -> None:
-  """One line on stderr, then the process ends without the runtime's
-  shutdown barrier (which waits for peers that may be gone)."""
-  print(f"error: {message}", file=sys.stderr)
-  sys.stderr.flush()
-  sys.stdout.flush()
-  os._exit(status)  # pylint: disable=protected-access
-
-
 @contextlib.contextmanager
 def watchdog(seconds: float, message: str, status: int = 1
              ) -> Iterator[None]:
-  """Ends the process with `message` (`exit_now`) if the block has not
+  """Ends the process with one line, `message`, if the block has not
   finished within `seconds`: a Python exception cannot interrupt the
   runtime's waits (they release the GIL, so the timer's thread runs)."""
-  timer = threading.Timer(seconds, lambda: exit_now(message, status))
+
+  def end():
+    print(f"error: {message}", file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    # Not sys.exit: the runtime's shutdown waits for peers that may be gone.
+    os._exit(status)  # pylint: disable=protected-access
+
+  timer = threading.Timer(seconds, end)
   timer.daemon = True
   timer.start()
   try:

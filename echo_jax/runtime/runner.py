@@ -77,7 +77,7 @@ class Compiled(NamedTuple):
   task: task_lib.Task
   mesh: Mesh
   keys_M: chex.Array              # sharded; padded to a multiple of devices
-  variants_M: chex.Array | None   # sharded, or None (task without variants)
+  extra: tuple[chex.Array, ...]   # (variants_M,) sharded; () without variants
   init: Any                       # keys_M -> TrainState_M at epoch 0
   data: Any                       # (state_M[, variants_M]) -> data_M
   fit: Any                        # (state_M, data_M, end_epoch[, variants_M])
@@ -90,13 +90,10 @@ class Compiled(NamedTuple):
     """Models in the program, padding included."""
     return int(self.keys_M.shape[0])
 
-  def extra(self) -> tuple[Any, ...]:
-    return () if self.variants_M is None else (self.variants_M,)
-
   def chunk(self, state_M, end_epoch: int):
     """One chunk of epochs: its data, then its fit (donating state_M)."""
-    return self.fit(state_M, self.data(state_M, *self.extra()),
-                    np.int32(end_epoch), *self.extra())
+    return self.fit(state_M, self.data(state_M, *self.extra),
+                    np.int32(end_epoch), *self.extra)
 
 
 def compile_task(task: task_lib.Task, max_devices: int | None = None,
@@ -157,7 +154,7 @@ def compile_task(task: task_lib.Task, max_devices: int | None = None,
       m.argument_size_in_bytes + m.output_size_in_bytes
       + m.temp_size_in_bytes - m.alias_size_in_bytes for m in need),
                per_device * len(devices))
-  return Compiled(task, mesh, keys_M, variants_M, init, data, fit,
+  return Compiled(task, mesh, keys_M, extra, init, data, fit,
                   dict(zip(sizes, evaluations)), chunk_epochs,
                   time.perf_counter() - start)
 
@@ -204,7 +201,7 @@ def score(compiled: Compiled, params_M, test_keys_Sx2: np.ndarray
                         NamedSharding(compiled.mesh, P()))
     pieces.append(parallel.to_host(compiled.evaluate[keys.shape[0]](
         params_M, data_lib.TestSet(keys, config.length, config.n_unique),
-        *compiled.extra())))
+        *compiled.extra)))
     if time.monotonic() - reported >= PROGRESS_SECONDS:
       reported = time.monotonic()
       logging.info("%s: evaluated %d/%d test sequences",
@@ -215,15 +212,12 @@ def score(compiled: Compiled, params_M, test_keys_Sx2: np.ndarray
                       evaluate_lib.Scores(sums, pieces[0].first))
 
 
-class NonFiniteLossError(FloatingPointError):
-  """Training produced a NaN or infinite loss; the message names the epoch."""
-
-
 def check_finite(loss_MxE: np.ndarray, first_epoch: int) -> None:
+  """FloatingPointError naming the first epoch with a NaN or infinite loss."""
   bad = ~np.isfinite(loss_MxE)
   if bad.any():
     model_index, offset = np.argwhere(bad)[0]
-    raise NonFiniteLossError(
+    raise FloatingPointError(
         f"non-finite training loss at epoch {first_epoch + offset + 1} "
         f"(model {model_index}); lower --learning_rate, or rerun with "
         "--debug_nans to find the operation")
@@ -359,6 +353,11 @@ def run(compiled: Compiled, run_dir: str | None = None,
   if resumed_from and on_chunk is not None:
     on_chunk(resumed_from, resumed_from, loss_MxE, accuracy_MxE, state.params)
   epoch, train_seconds, checkpoint_seconds = resumed_from, 0.0, 0.0
+  # A rerun of a finished run keeps the run's own time.
+  totals = lambda: {
+      "train_seconds": earlier.get("train_seconds", 0.0) + train_seconds,
+      "checkpoint_seconds": (earlier.get("checkpoint_seconds", 0.0)
+                             + checkpoint_seconds)}
   _progress.update(name=task.name, epoch=epoch, total=total, signal=None)
   in_main = threading.current_thread() is threading.main_thread()
   signums = (signal.SIGINT, signal.SIGTERM)
@@ -366,8 +365,7 @@ def run(compiled: Compiled, run_dir: str | None = None,
     previous = [signal.signal(s, _defer) for s in signums]
   wait_for_save = True  # not after a lost peer or a signal
   diverged_loss = DIVERGENCE_FACTOR * np.log(config.n_unique)
-  # One warning; each epoch checked once, from epoch 0 after a resume too.
-  warned, checked = False, 0
+  warned = False  # one warning, also for an epoch before a resume
   try:
     while epoch < total:
       start = time.perf_counter()
@@ -380,18 +378,16 @@ def run(compiled: Compiled, run_dir: str | None = None,
       loss_MxE[:, epoch:done] = loss_MxC[:num_models, :done - epoch]
       accuracy_MxE[:, epoch:done] = accuracy_MxC[:num_models, :done - epoch]
       check_finite(loss_MxE[:, epoch:done], epoch)
-      over_MxE = loss_MxE[:, checked:done] > diverged_loss
+      over_MxE = loss_MxE[:, :done] > diverged_loss
       if not warned and over_MxE.any():
         warned = True
         m, e = np.argwhere(over_MxE)[0]
-        e += checked
         logging.warning(
             "%s: model %d diverged: its training loss rose to %.3g at epoch "
             "%d, over %gx a uniform guess's (%.3g); lower --learning_rate "
             "(diverged models are marked in the record)", task.name, m,
             loss_MxE[m, e], e + 1, DIVERGENCE_FACTOR,
             np.log(config.n_unique))
-      checked = done
       logging.info(
           "%s: epoch %d/%d  loss %.4f  accuracy %.4f  elapsed %.1fs  eta %.1fs",
           task.name, done, total, loss_MxE[:, done - 1].mean(),
@@ -405,10 +401,7 @@ def run(compiled: Compiled, run_dir: str | None = None,
                                task, loss_MxE, accuracy_MxE, epoch_before,
                                done))
         checkpoint_seconds += time.perf_counter() - start
-        folder.write_timing({
-            "train_seconds": earlier.get("train_seconds", 0.0) + train_seconds,
-            "checkpoint_seconds": (earlier.get("checkpoint_seconds", 0.0)
-                                   + checkpoint_seconds)})
+        folder.write_timing(totals())
       _progress["epoch"] = done
       if on_chunk is not None:
         on_chunk(epoch_before, done, loss_MxE, accuracy_MxE, state.params)
@@ -431,13 +424,9 @@ def run(compiled: Compiled, run_dir: str | None = None,
   evaluation = (score(compiled, state.params, test_keys_Sx2)
                 if compiled.evaluate else None)
   timing = {
-      "compile_seconds": compiled.compile_seconds,
-      # A rerun of a finished run keeps the run's own time.
-      "train_seconds": earlier.get("train_seconds", 0.0) + train_seconds,
+      "compile_seconds": compiled.compile_seconds, **totals(),
       "train_seconds_this_process": train_seconds,
       "eval_seconds": time.perf_counter() - start,
-      "checkpoint_seconds": (earlier.get("checkpoint_seconds", 0.0)
-                             + checkpoint_seconds),
       "chunk_epochs": compiled.chunk_epochs,
       "resumed_from_epoch": resumed_from}
   over_MxE = loss_MxE > diverged_loss
