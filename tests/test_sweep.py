@@ -72,9 +72,8 @@ class GroupTest(absltest.TestCase):
     cls.output = run_group(max_devices=1)
 
   def test_grouped_models_equal_one_model_at_a_time(self):
-    shape_config = sweep_cell.group_config(TINY, CONTEXT, TINY.hidden)
-    train_one = jax.jit(train.make_train(
-        shape_config, sweep_cell.make_frame_fn(shape_config)))
+    train_one = jax.jit(sweep_cell.group_task(TINY, CONTEXT, TINY.hidden,
+                                              LAGS).train)
     keys_S = train.model_keys(TINY.seed, TINY.seeds)
     for i, lag in enumerate(LAGS):
       for s in range(TINY.seeds):
@@ -84,7 +83,7 @@ class GroupTest(absltest.TestCase):
             atol=1e-6)
 
   def test_lag_zero_is_the_core_training_run(self):
-    config = sweep_cell.cell_config(TINY, 0, CONTEXT, TINY.hidden)
+    config = sweep_cell.group_config(TINY, CONTEXT, TINY.hidden)
     core = jax.jit(train.make_train(config))
     keys_S = train.model_keys(TINY.seed, TINY.seeds)
     for s in range(TINY.seeds):
@@ -132,10 +131,6 @@ class GroupTest(absltest.TestCase):
 
 
 class HelpersTest(absltest.TestCase):
-
-  def test_epochs_to_level(self):
-    self.assertEqual(sweep_study.epochs_to_level(np.array([0.5, 0.99, 1.0])), 2)
-    self.assertIsNone(sweep_study.epochs_to_level(np.array([0.5, 0.98])))
 
   def test_csv_has_the_columns_and_empty_impossible_fields(self):
     rows = [sweep_study.impossible_record(3, 2, 8)]

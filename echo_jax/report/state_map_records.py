@@ -23,13 +23,13 @@ def _ratio(count_S: np.ndarray, total: int) -> np.ndarray | None:
   return None if total == 0 else np.asarray(count_S, np.float64) / total
 
 
-def cell_record(output, probe_sequences: int) -> Row:
+def cell_record(output) -> Row:
   """A finished cell's record: per training mode its accuracy both ways,
   epochs to 99%, losses, carried-state norms and probe decodes."""
   config = output.task.config
   n, b = config.num_samples, config.batch_size
   sequences = config.eval_sequences
-  probe = min(probe_sequences, sequences // 2)
+  probe = min(output.task.settings["probe_sequences"], sequences // 2)
   evaluation = {k: output.by_variant(v)
                 for k, v in output.evaluation.sums.items()}
   trained = output.trained(by_variant=True)
@@ -105,9 +105,9 @@ def summary_row(cell: Row | None, lag: int, window: int, spec: int,
 
 
 def _batches(rows: Sequence[Row]) -> list[str]:
-  names = {r["batch"] for r in rows}
-  numbers = sorted(int(n) for n in names if n != "whole")
-  return [str(n) for n in numbers] + (["whole"] if "whole" in names else [])
+  """The batch names (`state_cell.batch_name`), increasing, whole last."""
+  return sorted({r["batch"] for r in rows},
+                key=lambda name: math.inf if name == "whole" else int(name))
 
 
 # What the figure's marks and panel names mean (it is shown without the
@@ -145,28 +145,21 @@ def difference_heatmap(rows: Sequence[Row], path: str, title: str) -> None:
   for ax, batch in zip(axes.flat, batches):
     ax.set_facecolor("0.85")
     grid_LxW = np.full((len(lags), len(windows)), np.nan)
-    marks = {}
     for r in rows:
       if r["batch"] != batch:
         continue
       i, j = lags.index(r["lag"]), windows.index(r["window"])
-      if r["status"] == "ok":
-        grid_LxW[i, j] = 100 * r["difference"]["mean"]
-      else:
-        marks[i, j] = "x" if r["status"] == "impossible" else "n/d"
+      if r["status"] != "ok":
+        ax.text(j, i, "x" if r["status"] == "impossible" else "n/d",
+                ha="center", va="center", fontsize=10, color="0.35")
+        continue
+      value = grid_LxW[i, j] = 100 * r["difference"]["mean"]
+      text = (f"{value:+.0f}" if abs(value) >= 9.95 else
+              f"{value:+.1f}" if abs(value) >= 0.05 else "0")
+      ax.text(j, i, text, ha="center", va="center", fontsize=11,
+              color="white" if abs(value) > 60 else "black")
     image = ax.imshow(grid_LxW, origin="lower", cmap="RdBu", vmin=-100,
                       vmax=100, aspect="auto")
-    for i in range(len(lags)):
-      for j in range(len(windows)):
-        value = grid_LxW[i, j]
-        if np.isnan(value):
-          ax.text(j, i, marks.get((i, j), ""), ha="center", va="center",
-                  fontsize=10, color="0.35")
-        else:
-          text = (f"{value:+.0f}" if abs(value) >= 9.95 else
-                  f"{value:+.1f}" if abs(value) >= 0.05 else "0")
-          ax.text(j, i, text, ha="center", va="center", fontsize=11,
-                  color="white" if abs(value) > 60 else "black")
     ax.set_xticks(range(len(windows)), windows, fontsize=10)
     ax.set_yticks(range(len(lags)), lags, fontsize=10)
     ax.set_xlabel("window", fontsize=11)

@@ -55,24 +55,18 @@ def heatmap(rows: Sequence[Row], path: str, title: str) -> None:
   image = None
   for ax, hidden in zip(axes[0], hiddens):
     accuracy_LxC = np.full((len(lags), len(contexts)), np.nan)
+    ax.set_facecolor("0.85")
     for i, lag in enumerate(lags):
       for j, context in enumerate(contexts):
         row = _cell(rows, lag, context, hidden)
-        if row["status"] == "ok":
-          accuracy_LxC[i, j] = 100 * row["mean"]
-    ax.set_facecolor("0.85")
-    image = ax.imshow(accuracy_LxC, origin="lower", cmap="viridis", vmin=0,
-                      vmax=100, aspect="auto")
-    for i, lag in enumerate(lags):
-      for j, context in enumerate(contexts):
-        value = accuracy_LxC[i, j]
-        if np.isnan(value):
+        if row["status"] != "ok":
           ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
                                      hatch="///", edgecolor="0.6", lw=0))
           ax.text(j, i, "x", ha="center", va="center", fontsize=6,
                   color="0.4")
           continue
-        mean = _cell(rows, lag, context, hidden)["mean"]
+        mean = row["mean"]
+        value = accuracy_LxC[i, j] = 100 * mean
         learnt = mean >= LEVEL
         if learnt:
           ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
@@ -80,6 +74,8 @@ def heatmap(rows: Sequence[Row], path: str, title: str) -> None:
         ax.text(j, i, cell_text(mean), ha="center", va="center",
                 fontsize=6, fontweight="bold" if learnt else "normal",
                 color="black" if value > 60 else "white")
+    image = ax.imshow(accuracy_LxC, origin="lower", cmap="viridis", vmin=0,
+                      vmax=100, aspect="auto")
     ax.set_xticks(range(len(contexts)), contexts, fontsize=7)
     ax.set_yticks(range(len(lags)), lags, fontsize=7)
     ax.set_xlabel("context", fontsize=8)
@@ -170,12 +166,11 @@ def learning_curves(rows: Sequence[Row], path: str, title: str,
 
 
 def write_all(rows: Sequence[Row], workdir: str, title: str, n_unique: int
-              ) -> list[str]:
-  """The three figures into `workdir`; returns their paths."""
+              ) -> None:
+  """The three figures into `workdir`."""
   chance = 1.0 / n_unique
-  paths = [os.path.join(workdir, name) for name in (
-      "heatmap.png", "accuracy_vs_hidden.png", "learning_curves.png")]
-  heatmap(rows, paths[0], title)
-  accuracy_vs_hidden(rows, paths[1], title, n_unique, chance)
-  learning_curves(rows, paths[2], title, chance)
-  return paths
+  heatmap(rows, os.path.join(workdir, "heatmap.png"), title)
+  accuracy_vs_hidden(rows, os.path.join(workdir, "accuracy_vs_hidden.png"),
+                     title, n_unique, chance)
+  learning_curves(rows, os.path.join(workdir, "learning_curves.png"), title,
+                  chance)

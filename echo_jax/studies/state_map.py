@@ -8,7 +8,6 @@ record written to <workdir>/cells/ atomically: a rerun with the same
 non-dividing ones too, without learning curves), state_map.png and a table.
 """
 
-import concurrent.futures
 import os
 import shutil
 import time
@@ -20,8 +19,8 @@ from echo_jax.core import config as config_lib
 from echo_jax.report import records
 from echo_jax.report import state_map_records
 from echo_jax.runtime import files
-from echo_jax.runtime import runner
 from echo_jax.studies import runs
+from echo_jax.studies import sweep
 from echo_jax.tasks import state_cell
 
 NAME = "state_map"
@@ -31,62 +30,42 @@ def cell_name(lag: int, window: int, batch: int) -> str:
   return f"lag{lag}_window{window}_batch{batch}"
 
 
-def _settings(config: config_lib.EchoConfig, probe_sequences: int
-              ) -> dict[str, Any]:
+def _settings(config: config_lib.EchoConfig) -> dict[str, Any]:
   """What a map's cells share: the config less the mapped fields."""
-  settings = config.to_dict()
-  for name in ("lag", "context", "batch_size", "stateful", "experiment"):
-    settings.pop(name)
-  return {**settings, "probe_sequences": probe_sequences}
+  mapped = ("lag", "context", "batch_size", "stateful", "experiment")
+  settings = {k: v for k, v in config.to_dict().items() if k not in mapped}
+  return {**settings, "probe_sequences": state_cell.PROBE_SEQUENCES}
 
 
 def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
-            workdir: str, options: runs.RunOptions = runs.RunOptions(),
-            probe_sequences: int = state_cell.DEFAULT_PROBE_SEQUENCES
+            workdir: str, options: runs.RunOptions = runs.RunOptions()
             ) -> dict[str, Any]:
   """Trains every cell not already in <workdir>/cells; returns the map's
   record. Validates first."""
   state_cell.validate(config, grid)
-  changed = files.claim_json(os.path.join(workdir, "state_map_config.json"),
-                             _settings(config, probe_sequences))
-  if changed:
-    raise config_lib.ConfigError(
-        f"workdir={workdir!r} holds a state map of another config (differs "
-        f"in {', '.join(changed)}): use a new --workdir")
+  sweep.claim_workdir(workdir, "state_map_config.json", _settings(config),
+                      "state map")
   start = time.perf_counter()
   path = lambda cell: os.path.join(workdir, "cells", f"{cell_name(*cell)}.json")
   all_cells = state_cell.cells(config, grid)
   todo = [cell for cell in all_cells if not os.path.exists(path(cell))]
   logging.info("state map: %d cells to train, %d already done",
                len(todo), len(all_cells) - len(todo))
-  compile_next = lambda i: compiler.submit(
-      runner.compile_task,
-      state_cell.cell_task(config, *todo[i], probe_sequences=probe_sequences),
-      None, options.chunk_epochs)
-  trained_now = 0
-  with concurrent.futures.ThreadPoolExecutor(1) as compiler:
-    # XLA compiles on one thread while a cell trains on every device.
-    pending = compile_next(0) if todo else None
-    for i, cell in enumerate(todo):
-      compiled = pending.result()
-      pending = compile_next(i + 1) if i + 1 < len(todo) else None
-      run_dir = os.path.join(workdir, "runs", cell_name(*cell))
-      try:
-        output = runner.run(compiled, run_dir)
-      except BaseException:
-        if pending is not None:
-          pending.cancel()
-        raise
-      record = state_map_records.cell_record(output, probe_sequences)
-      files.write_json_atomic(path(cell), record)
-      shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
-      trained_now += 1
-      logging.info(
-          "cell %d/%d  lag %d window %d batch %d: stateful %.2f%%, "
-          "stateless %.2f%%  elapsed %.0fs", i + 1, len(todo), *cell,
-          100 * record["stateful"]["accuracy"]["mean"],
-          100 * record["stateless"]["accuracy"]["mean"],
-          time.perf_counter() - start)
+  run_dirs = [os.path.join(workdir, "runs", cell_name(*cell))
+              for cell in todo]
+  outputs = sweep.run_in_turn(
+      [state_cell.cell_task(config, *cell) for cell in todo], run_dirs,
+      chunk_epochs=options.chunk_epochs)
+  for i, (output, cell, run_dir) in enumerate(zip(outputs, todo, run_dirs)):
+    record = state_map_records.cell_record(output)
+    files.write_json_atomic(path(cell), record)
+    shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+    logging.info(
+        "cell %d/%d  lag %d window %d batch %d: stateful %.2f%%, "
+        "stateless %.2f%%  elapsed %.0fs", i + 1, len(todo), *cell,
+        100 * record["stateful"]["accuracy"]["mean"],
+        100 * record["stateless"]["accuracy"]["mean"],
+        time.perf_counter() - start)
   rows = []
   for window in sorted(grid.windows):
     for lag in sorted(grid.lags):
@@ -103,12 +82,12 @@ def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
       "experiment": NAME,
       "framing": "tutorial windows (data.frame_windows): N = length - lag "
                  "- window + 1 samples per sequence",
-      "settings": _settings(config, probe_sequences),
+      "settings": _settings(config),
       "config": config.to_dict(),
       "grid": grid.to_dict(),
       "chance_accuracy": 1.0 / config.n_unique,
       "cells_trained": len(all_cells),
-      "cells_trained_now": trained_now,
+      "cells_trained_now": len(todo),
       "rows": rows,
   }
 
@@ -152,11 +131,9 @@ TABLE_HEADER = (
 
 
 def run(config: config_lib.EchoConfig, grid: state_cell.Grid, workdir: str,
-        options: runs.RunOptions = runs.RunOptions(),
-        start: float | None = None) -> dict[str, Any]:
+        options: runs.RunOptions, start: float) -> dict[str, Any]:
   """The map (`run_map`), then state_map.json, state_map.png and the
-  table; `start` is when the binary began."""
-  start = time.perf_counter() if start is None else start
+  table; `start` is when the binary began (`time.perf_counter`)."""
   record = run_map(config, grid, workdir, options)
   record["wall_seconds_after_imports"] = time.perf_counter() - start
   record["versions"] = files.versions()

@@ -8,11 +8,12 @@ every model is scored on the same fresh test sequences.
 """
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import shutil
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from absl import logging
 import numpy as np
@@ -20,12 +21,14 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.core import evaluate
 from echo_jax.report import records
+from echo_jax.report import rows as rows_lib
 from echo_jax.report import sweep_plots
 from echo_jax.runtime import files
 from echo_jax.runtime import parallel
 from echo_jax.runtime import runner
 from echo_jax.studies import runs
 from echo_jax.tasks import sweep_cell
+from echo_jax.tasks import task as task_lib
 
 
 def cell_path(workdir: str, lag: int, context: int, hidden: int) -> str:
@@ -33,14 +36,38 @@ def cell_path(workdir: str, lag: int, context: int, hidden: int) -> str:
                       f"lag{lag}_context{context}_hidden{hidden}.json")
 
 
-def _check_settings(workdir: str, config: config_lib.EchoConfig) -> None:
-  """A workdir's cells belong to one config (the grid may grow)."""
-  changed = files.claim_json(os.path.join(workdir, "sweep_config.json"),
-                             sweep_cell.sweep_settings(config))
+def claim_workdir(workdir: str, file_name: str, settings: dict[str, Any],
+                  study: str) -> None:
+  """A workdir's cells belong to one config (the grid may grow): the first
+  run saves its `settings` in `file_name`, a rerun must match them."""
+  changed = files.claim_json(os.path.join(workdir, file_name), settings)
   if changed:
     raise config_lib.ConfigError(
-        f"workdir={workdir!r} holds a sweep of another config (differs in "
+        f"workdir={workdir!r} holds a {study} of another config (differs in "
         f"{', '.join(changed)}): use a new --workdir")
+
+
+def run_in_turn(tasks: list[task_lib.Task], run_dirs: list[str],
+                max_devices: int | None = None,
+                chunk_epochs: int | None = None
+                ) -> Iterator[runner.RunOutput]:
+  """Runs (or resumes) each task in its run folder, yielding its output,
+  while the next one compiles: XLA compiles on one thread, a task trains on
+  every device. Its compile thread ends when it is consumed to the end."""
+  compile_next = lambda i: compiler.submit(
+      runner.compile_task, tasks[i], max_devices, chunk_epochs)
+  with concurrent.futures.ThreadPoolExecutor(1) as compiler:
+    pending = compile_next(0) if tasks else None
+    for i, run_dir in enumerate(run_dirs):
+      compiled = pending.result()
+      pending = compile_next(i + 1) if i + 1 < len(tasks) else None
+      try:
+        output = runner.run(compiled, run_dir)
+      except BaseException:
+        if pending is not None:
+          pending.cancel()
+        raise
+      yield output
 
 
 def _load_cell(workdir: str, lag: int, context: int, hidden: int
@@ -55,14 +82,6 @@ def group_dir(workdir: str, context: int, hidden: int,
   """A group's run folder (checkpoints while it trains, metrics.jsonl)."""
   return os.path.join(workdir, "groups", f"context{context}_hidden{hidden}_"
                       f"lags{'-'.join(map(str, lags))}")
-
-
-def epochs_to_level(accuracy_E: np.ndarray, level: float = 0.99
-                    ) -> int | None:
-  """First epoch (from 1) whose training accuracy (here a mean over seeds
-  of many samples, the sweep's) reaches `level`."""
-  hits = np.nonzero(np.asarray(accuracy_E) >= level)[0]
-  return int(hits[0]) + 1 if hits.size else None
 
 
 def cell_records(output, config: config_lib.EchoConfig
@@ -85,7 +104,10 @@ def cell_records(output, config: config_lib.EchoConfig
         "status": "ok", "seeds": config.seeds,
         "mean": mean, "ci_low": low, "ci_high": high,
         "eval_accuracy_per_seed": accuracy_S.tolist(),
-        "epochs_to_99": epochs_to_level(train_accuracy_E, 0.99),
+        # No trailing window: one epoch's accuracy is already a mean over
+        # seeds of many samples.
+        "epochs_to_99": rows_lib.epochs_to_reach(
+            train_accuracy_E[None], 0.99, 1)[0],
         # The group trains its lags together: each cell's share of it.
         "train_seconds": train_seconds / len(lags),
         "group_train_seconds": train_seconds,
@@ -103,8 +125,8 @@ def cell_records(output, config: config_lib.EchoConfig
             trained.loss_E[i].mean(0).astype(np.float64), 6).tolist(),
         "train_accuracy_per_epoch": np.round(
             train_accuracy_E.astype(np.float64), 6).tolist(),
-        "config": sweep_cell.cell_config(config, lag, context,
-                                         hidden).to_dict(),
+        "config": config.replace(lag=lag, context=context,
+                                 hidden=hidden).to_dict(),
     })
   return cells
 
@@ -119,12 +141,12 @@ def impossible_record(lag: int, context: int, hidden: int) -> dict[str, Any]:
 def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
               workdir: str,
               max_devices: int | None = None,
-              eval_batch: int = sweep_cell.DEFAULT_EVAL_BATCH,
               chunk_epochs: int | None = None) -> dict[str, Any]:
   """Trains every possible cell not already in <workdir>/cells; returns the
   sweep record (rows for every cell, impossible ones too). Validates first."""
   sweep_cell.validate(config, grid)
-  _check_settings(workdir, config)
+  claim_workdir(workdir, "sweep_config.json",
+                sweep_cell.sweep_settings(config), "sweep")
   start = time.perf_counter()
   todo = []  # (context, hidden, lags still missing)
   for context, hidden in grid.groups():
@@ -150,58 +172,42 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
   # read them (process 0 writes them; the others may not see them yet).
   trained_now = {}
   compile_seconds = train_seconds = 0.0
-  # Compile ahead: XLA compiles on one thread, a group trains on every device.
-  compile_next = lambda i: compiler.submit(
-      runner.compile_task,
-      sweep_cell.group_task(config, *todo[i], eval_batch), max_devices,
-      chunk_epochs)
-  with concurrent.futures.ThreadPoolExecutor(1) as compiler:
-    pending = compile_next(0) if todo else None
-    for i, (context, hidden, lags) in enumerate(todo):
-      compiled = pending.result()
-      pending = compile_next(i + 1) if i + 1 < len(todo) else None
-      run_dir = group_dir(workdir, context, hidden, lags)
-      try:
-        output = runner.run(compiled, run_dir)
-      except BaseException:
-        if pending is not None:
-          pending.cancel()
-        raise
-      compile_seconds += compiled.compile_seconds
-      train_seconds += output.timing["train_seconds"]
-      models_done += len(lags) * config.seeds
-      for record in cell_records(output, config):
-        files.write_json_atomic(
-            cell_path(workdir, record["lag"], context, hidden), record)
-        trained_now[record["lag"], context, hidden] = json.loads(
-            json.dumps(record))
-        done += 1
-        elapsed = time.perf_counter() - start
-        # Cost is about proportional to models: estimate from models done.
-        remaining = elapsed * (models_todo - models_done) / models_done
-        logging.info(
-            "cell %d/%d  lag %d context %d hidden %d: %.2f%% [%.2f, %.2f]  "
-            "elapsed %.0fs  eta %.0fs", done, total, record["lag"], context,
-            hidden, 100 * record["mean"], 100 * record["ci_low"],
-            100 * record["ci_high"], elapsed, remaining)
-      # Its cells are written: the group's checkpoints are spent.
-      if parallel.is_writer():
-        shutil.rmtree(os.path.join(run_dir, "checkpoints"),
-                      ignore_errors=True)
-  rows = []
-  for lag, context, hidden in grid.cells():
-    if not sweep_cell.is_possible(lag, context):
-      rows.append(impossible_record(lag, context, hidden))
-    elif (lag, context, hidden) in trained_now:
-      rows.append(trained_now[lag, context, hidden])
-    else:
-      rows.append(_load_cell(workdir, lag, context, hidden))
+  run_dirs = [group_dir(workdir, *group) for group in todo]
+  outputs = run_in_turn([sweep_cell.group_task(config, *group)
+                         for group in todo], run_dirs, max_devices,
+                        chunk_epochs)
+  for output, (context, hidden, lags), run_dir in zip(outputs, todo,
+                                                      run_dirs):
+    compile_seconds += output.compiled.compile_seconds
+    train_seconds += output.timing["train_seconds"]
+    models_done += len(lags) * config.seeds
+    for record in cell_records(output, config):
+      files.write_json_atomic(
+          cell_path(workdir, record["lag"], context, hidden), record)
+      trained_now[record["lag"], context, hidden] = json.loads(
+          json.dumps(record))
+      done += 1
+      elapsed = time.perf_counter() - start
+      # Cost is about proportional to models: estimate from models done.
+      remaining = elapsed * (models_todo - models_done) / models_done
+      logging.info(
+          "cell %d/%d  lag %d context %d hidden %d: %.2f%% [%.2f, %.2f]  "
+          "elapsed %.0fs  eta %.0fs", done, total, record["lag"], context,
+          hidden, 100 * record["mean"], 100 * record["ci_low"],
+          100 * record["ci_high"], elapsed, remaining)
+    # Its cells are written: the group's checkpoints are spent.
+    if parallel.is_writer():
+      shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+  # Cells (lag, context, hidden) with lag >= context are impossible.
+  rows = [impossible_record(*cell) if cell[0] >= cell[1]
+          else trained_now.get(cell) or _load_cell(workdir, *cell)
+          for cell in grid.cells()]
   return {
       "experiment": "sweep",
       "framing": sweep_cell.FRAMING,
       "framing_note": sweep_cell.FRAMING_NOTE,
       "settings": sweep_cell.sweep_settings(config),
-      "grid": grid.to_dict(),
+      "grid": dataclasses.asdict(grid),
       "chance_accuracy": 1.0 / config.n_unique,
       "cells_total": len(rows),
       "cells_trained_now": total - reused,
@@ -234,8 +240,17 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def write_summary(workdir: str, record: dict[str, Any]) -> None:
-  """sweep.csv and sweep.json (rows without the cells' learning curves)."""
+def run(config: config_lib.EchoConfig, grid: sweep_cell.Grid, workdir: str,
+        options: runs.RunOptions, start: float) -> dict[str, Any]:
+  """The sweep (`run_sweep`), then sweep.csv, sweep.json (rows without the
+  cells' learning curves), the plots and a table of the largest context;
+  `start` is when the binary began (`time.perf_counter`)."""
+  record = run_sweep(config, grid, workdir, chunk_epochs=options.chunk_epochs)
+  title = (f"echo X(t-lag): {config.seeds} seeds/cell, {config.epochs} "
+           f"epochs, batch {config.batch_size}, "
+           f"{'stateful' if config.stateful else 'stateless'}, "
+           f"{config.eval_sequences} test sequences")
+  record["wall_seconds_after_imports"] = time.perf_counter() - start
   files.write_text_atomic(os.path.join(workdir, "sweep.csv"),
                           csv_text(record["rows"]))
   summary = dict(record)
@@ -243,21 +258,6 @@ def write_summary(workdir: str, record: dict[str, Any]) -> None:
                      for row in record["rows"]]
   summary["versions"] = files.versions()
   files.write_json_atomic(os.path.join(workdir, "sweep.json"), summary)
-
-
-def run(config: config_lib.EchoConfig, grid: sweep_cell.Grid, workdir: str,
-        options: runs.RunOptions = runs.RunOptions(),
-        start: float | None = None) -> dict[str, Any]:
-  """The sweep (`run_sweep`), then sweep.csv, sweep.json, the plots and a
-  table of the largest context; `start` is when the binary began."""
-  start = time.perf_counter() if start is None else start
-  record = run_sweep(config, grid, workdir, chunk_epochs=options.chunk_epochs)
-  title = (f"echo X(t-lag): {config.seeds} seeds/cell, {config.epochs} "
-           f"epochs, batch {config.batch_size}, "
-           f"{'stateful' if config.stateful else 'stateless'}, "
-           f"{config.eval_sequences} test sequences")
-  record["wall_seconds_after_imports"] = time.perf_counter() - start
-  write_summary(workdir, record)
   sweep_plots.write_all(record["rows"], workdir, title, config.n_unique)
   ok = [r for r in record["rows"] if r["status"] == "ok"]
   print(records.format_table(

@@ -33,13 +33,13 @@ from echo_jax.tasks import task as task_lib
 # In a batch-size list: the whole sequence as one batch (N differs by cell).
 WHOLE = 0
 # Sequences per step of the evaluation loop (bounds its memory).
-DEFAULT_EVAL_BATCH = 100
+EVAL_BATCH = 100
 # At most the runner's piece (`runtime.runner.PIECE_SEQUENCES`): the
 # evaluator gets every test sequence at once, so one probe is fitted per run.
 MAX_EVAL_SEQUENCES = 16_000
 # Test sequences the probe is fitted on, and as many it is scored on (at
 # most half the test set each); accuracies use every test sequence.
-DEFAULT_PROBE_SEQUENCES = 200
+PROBE_SEQUENCES = 200
 # Sequences per step of the probe's passes (their one-hot values and
 # decoded logits are large: small steps stay in cache).
 PROBE_BATCH = 10
@@ -65,14 +65,9 @@ class Grid:
             "batch_sizes": [batch_name(b) for b in self.batch_sizes]}
 
 
-def samples_per_sequence(config: config_lib.EchoConfig, lag: int,
-                         window: int) -> int:
-  return config.replace(lag=lag, context=window).num_samples
-
-
 def batch_of(config: config_lib.EchoConfig, lag: int, window: int,
              spec: int) -> int:
-  n = samples_per_sequence(config, lag, window)
+  n = data.num_windows(config.length, lag, window)
   return n if spec == WHOLE else spec
 
 
@@ -82,7 +77,7 @@ def cell_status(config: config_lib.EchoConfig, lag: int, window: int,
   not_divisor (stateful training needs the batch to divide the N rows)."""
   if lag >= window:
     return "impossible"
-  n = samples_per_sequence(config, lag, window)
+  n = data.num_windows(config.length, lag, window)
   batch = batch_of(config, lag, window, spec)
   return "ok" if batch <= n and n % batch == 0 else "not_divisor"
 
@@ -107,13 +102,13 @@ def validate(config: config_lib.EchoConfig, grid: Grid) -> None:
     raise config_lib.ConfigError(
         f"framing={config.framing} cannot be mapped: the map's cells are "
         "windows (framing=window)")
-  check = sweep_cell._check_axis  # pylint: disable=protected-access
-  check("windows", grid.windows, 1, config.length,
-        f" (length={config.length})")
-  check("lags", grid.lags, 0, max(grid.windows) - 1,
-        " (a lag must be below the largest window)")
-  check("batch_sizes", grid.batch_sizes, 0, config.length,
-        f" (0 or whole: the whole sequence; length={config.length})")
+  sweep_cell.check_axis("windows", grid.windows, 1, config.length,
+                        f" (length={config.length})")
+  sweep_cell.check_axis("lags", grid.lags, 0, max(grid.windows) - 1,
+                        " (a lag must be below the largest window)")
+  sweep_cell.check_axis(
+      "batch_sizes", grid.batch_sizes, 0, config.length,
+      f" (0 or whole: the whole sequence; length={config.length})")
   config_lib.validate(config.replace(lag=0, context=1))
   if not 2 <= config.eval_sequences <= MAX_EVAL_SEQUENCES:
     raise config_lib.ConfigError(
@@ -122,7 +117,7 @@ def validate(config: config_lib.EchoConfig, grid: Grid) -> None:
         "is scored on others, all scored at once)")
   for lag in grid.lags:
     for window in grid.windows:
-      if lag < window and samples_per_sequence(config, lag, window) < 1:
+      if lag < window and data.num_windows(config.length, lag, window) < 1:
         raise config_lib.ConfigError(
             f"windows: {window} with lag {lag} leaves no sample in a "
             f"sequence of length={config.length}")
@@ -141,8 +136,6 @@ def cell_config(config: config_lib.EchoConfig, lag: int, window: int,
 
 
 STATEFUL, STATELESS = 1, 0
-VARIANTS = (STATEFUL, STATELESS)
-VARIANT_NAMES = ("stateful", "stateless")
 
 
 def make_rollout(shape_config: config_lib.EchoConfig):
@@ -181,7 +174,7 @@ def _inverse_spd(a_FxF: chex.Array) -> chex.Array:
 
 
 def make_evaluate(shape_config: config_lib.EchoConfig, eval_batch: int,
-                  probe_sequences: int = DEFAULT_PROBE_SEQUENCES):
+                  probe_sequences: int = PROBE_SEQUENCES):
   """evaluate(params, sequences_SxL, variant) -> dict of counts and sums;
   `probe_correct_P`: the probe's correct decodes of window j - batch's C
   values (oldest first), then of window j's target."""
@@ -278,16 +271,15 @@ def make_evaluate(shape_config: config_lib.EchoConfig, eval_batch: int,
 
 
 def cell_task(config: config_lib.EchoConfig, lag: int, window: int,
-              batch: int, eval_batch: int = DEFAULT_EVAL_BATCH,
-              probe_sequences: int = DEFAULT_PROBE_SEQUENCES
-              ) -> task_lib.Task:
+              batch: int) -> task_lib.Task:
   """One cell: a stateful and a stateless model per seed (variants 1, 0)."""
   shape_config = cell_config(config, lag, window, batch)
-  evaluate = make_evaluate(shape_config, eval_batch, probe_sequences)
+  evaluate = make_evaluate(shape_config, EVAL_BATCH)
   return task_lib.Task(
       f"lag {lag} window {window} batch {batch}", shape_config,
       train_lib.make_train(shape_config,
                            stateful_fn=lambda variant: variant == STATEFUL),
       lambda *args: evaluate_lib.Scores(evaluate(*args)),
-      variants=VARIANTS, variant_names=VARIANT_NAMES,
-      settings={"probe_sequences": probe_sequences})
+      variants=(STATEFUL, STATELESS),
+      variant_names=("stateful", "stateless"),
+      settings={"probe_sequences": PROBE_SEQUENCES})

@@ -30,7 +30,7 @@ FRAMING_NOTE = (
     "updates (the tutorial also drops the first `lag` rows; same at lag 0)")
 # Sequences per lax.map step when scoring: bounds evaluation memory (all
 # models x 1000 sequences at once can take gigabytes).
-DEFAULT_EVAL_BATCH = 50
+EVAL_BATCH = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,41 +50,25 @@ class Grid:
     return [(l, c, h) for h in sorted(self.hidden_sizes)
             for c in sorted(self.contexts) for l in sorted(self.lags)]
 
-  def to_dict(self) -> dict[str, list[int]]:
-    return {"lags": list(self.lags), "contexts": list(self.contexts),
-            "hidden_sizes": list(self.hidden_sizes)}
-
 
 def possible_lags(grid: Grid, context: int) -> tuple[int, ...]:
   return tuple(l for l in sorted(grid.lags) if l < context)
-
-
-def is_possible(lag: int, context: int) -> bool:
-  """The target X(t - lag) is inside the window of the last `context`."""
-  return lag < context
-
-
-def cell_config(config: config_lib.EchoConfig, lag: int, context: int,
-                hidden: int) -> config_lib.EchoConfig:
-  return config.replace(lag=lag, context=context, hidden=hidden)
 
 
 def group_config(config: config_lib.EchoConfig, context: int, hidden: int
                  ) -> config_lib.EchoConfig:
   """The static shapes of a group. Lag 0 stands for every lag: its
   num_samples, length - context + 1, is the all-windows row count."""
-  return cell_config(config, 0, context, hidden)
+  return config.replace(lag=0, context=context, hidden=hidden)
 
 
 def sweep_settings(config: config_lib.EchoConfig) -> dict[str, Any]:
   """What a sweep's cells share: the config less the grid's three fields."""
-  settings = config.to_dict()
-  for name in ("lag", "context", "hidden"):
-    settings.pop(name)
-  return settings
+  return {k: v for k, v in config.to_dict().items()
+          if k not in ("lag", "context", "hidden")}
 
 
-def _check_axis(name: str, values: tuple[int, ...], low: int,
+def check_axis(name: str, values: tuple[int, ...], low: int,
                 high: int | None, why: str = "") -> None:
   """One grid axis: non-empty, no repeats, integers in [low, high]."""
   if not values:
@@ -107,12 +91,12 @@ def validate(config: config_lib.EchoConfig, grid: Grid) -> None:
         f"framing={config.framing} cannot be swept: the sweep's cells are "
         "windows of --contexts values (framing=window)")
   # Contexts first: the lags' range depends on them.
-  _check_axis("contexts", grid.contexts, 1,
+  check_axis("contexts", grid.contexts, 1,
               config.length - config.batch_size + 1,
               f" (length={config.length} must leave batch_size="
               f"{config.batch_size} full windows)")
-  _check_axis("hidden_sizes", grid.hidden_sizes, 1, None)
-  _check_axis("lags", grid.lags, 0, max(grid.contexts) - 1,
+  check_axis("hidden_sizes", grid.hidden_sizes, 1, None)
+  check_axis("lags", grid.lags, 0, max(grid.contexts) - 1,
               " (a lag must be below the largest context to be possible)")
   config_lib.validate(config.replace(lag=0, context=1))
   for context, hidden in grid.groups():
@@ -134,18 +118,18 @@ def all_windows(sequence_L: chex.Array, lag: chex.Array, context: int
   return windows_NxC, targets_N
 
 
-def make_frame_fn(shape_config: config_lib.EchoConfig) -> train_lib.FrameFn:
-  return lambda sequence_L, lag: all_windows(sequence_L, lag,
-                                             shape_config.context)
-
-
-def make_correct(shape_config: config_lib.EchoConfig, eval_batch: int):
-  """correct(params, lag, sequences_SxL) -> int32 count of correct echoes
-  over all windows, `eval_batch` sequences at a time (bounded memory)."""
+def group_task(config: config_lib.EchoConfig, context: int, hidden: int,
+               lags: tuple[int, ...]) -> task_lib.Task:
+  """One (context, hidden) pair: `lags` x config.seeds models, each model's
+  lag a traced variant, scored by its count of correct echoes."""
+  shape_config = group_config(config, context, hidden)
+  if not lags or max(lags) >= context:
+    raise ValueError(f"lags {lags} must be non-empty and < context={context}")
   predict_logits = evaluate_lib.make_predict_logits(shape_config)
-  context = shape_config.context
 
-  def correct(params, lag, sequences_SxL):
+  def correct(params, sequences_SxL, lag):
+    """The int32 count of correct echoes over all windows,
+    EVAL_BATCH sequences at a time (bounded memory)."""
 
     def one_sequence(sequence_L):
       # An item of a TestSet is drawn here, inside the batch.
@@ -154,25 +138,14 @@ def make_correct(shape_config: config_lib.EchoConfig, eval_batch: int):
       predicted_N = jnp.argmax(predict_logits(params, windows_NxC), -1)
       return jnp.sum(predicted_N == targets_N, dtype=jnp.int32)
 
-    num_sequences = data.num_sequences(sequences_SxL)
-    return jnp.sum(jax.lax.map(one_sequence, sequences_SxL,
-                               batch_size=min(eval_batch, num_sequences)))
+    batch = min(EVAL_BATCH, data.num_sequences(sequences_SxL))
+    return evaluate_lib.Scores(jnp.sum(
+        jax.lax.map(one_sequence, sequences_SxL, batch_size=batch)))
 
-  return correct
-
-
-def group_task(config: config_lib.EchoConfig, context: int, hidden: int,
-               lags: tuple[int, ...], eval_batch: int = DEFAULT_EVAL_BATCH
-               ) -> task_lib.Task:
-  """One (context, hidden) pair: `lags` x config.seeds models, each model's
-  lag a traced variant, scored by its count of correct echoes."""
-  shape_config = group_config(config, context, hidden)
-  if not lags or max(lags) >= context:
-    raise ValueError(f"lags {lags} must be non-empty and < context={context}")
-  correct = make_correct(shape_config, eval_batch)
   return task_lib.Task(
       f"context {context} hidden {hidden}", shape_config,
-      train_lib.make_train(shape_config, make_frame_fn(shape_config)),
-      lambda params, sequences, lag: evaluate_lib.Scores(
-          correct(params, lag, sequences)),
-      variants=tuple(lags), variant_names=tuple(f"lag {l}" for l in lags))
+      train_lib.make_train(
+          shape_config, lambda sequence_L, lag: all_windows(sequence_L, lag,
+                                                            context)),
+      correct, variants=tuple(lags),
+      variant_names=tuple(f"lag {l}" for l in lags))
