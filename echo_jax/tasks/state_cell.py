@@ -67,7 +67,7 @@ class Grid:
 
 def batch_of(config: config_lib.EchoConfig, lag: int, window: int,
              spec: int) -> int:
-  n = data.num_windows(config.length, lag, window)
+  n = config.replace(lag=lag, context=window).num_samples
   return n if spec == WHOLE else spec
 
 
@@ -77,7 +77,7 @@ def cell_status(config: config_lib.EchoConfig, lag: int, window: int,
   not_divisor (stateful training needs the batch to divide the N rows)."""
   if lag >= window:
     return "impossible"
-  n = data.num_windows(config.length, lag, window)
+  n = config.replace(lag=lag, context=window).num_samples
   batch = batch_of(config, lag, window, spec)
   return "ok" if batch <= n and n % batch == 0 else "not_divisor"
 
@@ -117,7 +117,8 @@ def validate(config: config_lib.EchoConfig, grid: Grid) -> None:
         "is scored on others, all scored at once)")
   for lag in grid.lags:
     for window in grid.windows:
-      if lag < window and data.num_windows(config.length, lag, window) < 1:
+      samples = config.replace(lag=lag, context=window).num_samples
+      if lag < window and samples < 1:
         raise config_lib.ConfigError(
             f"windows: {window} with lag {lag} leaves no sample in a "
             f"sequence of length={config.length}")
