@@ -10,11 +10,9 @@ from echo_jax.report import records
 from matplotlib import ticker
 import matplotlib.pyplot as plt
 
-Row = dict[str, Any]
 
-
-def accuracy_vs_budget(path: str, rows: Sequence[Row], sequences: int,
-                       seeds: int, level: float) -> None:
+def accuracy_vs_budget(path: str, rows: Sequence[dict[str, Any]],
+                       sequences: int, seeds: int, level: float) -> None:
   """Test accuracy against updates (log scale), one panel per lag, a line
   per (hidden, recipe, run) with its 95% band (none for one seed: it has
   no interval); one legend below."""
@@ -23,14 +21,15 @@ def accuracy_vs_budget(path: str, rows: Sequence[Row], sequences: int,
   lines = -(-len(lags) // columns)
   figure, axes = plt.subplots(lines, columns, squeeze=False, sharex=True,
                               sharey=True, figsize=(3 * columns, 2.6 * lines))
-  colours = {}
+  colours, handles = {}, {}
   for ax, lag in zip(axes.flat, lags):
     for r in (r for r in rows if r["lag"] == lag):
       run = f" (run of {r['run_updates']})" if "run_updates" in r else ""
       label = f"hidden {r['hidden']}, {r['recipe']}{run}"
       colour = colours.setdefault(label, f"C{len(colours) % 10}")
-      ax.plot(r["updates"], [100 * c["mean"] for c in r["curve"]], lw=1.2,
-              color=colour, label=label)
+      line, = ax.plot(r["updates"], [100 * c["mean"] for c in r["curve"]],
+                      lw=1.2, color=colour, label=label)
+      handles.setdefault(label, line)
       if seeds > 1:
         ax.fill_between(r["updates"],
                         [100 * c["ci95"][0] for c in r["curve"]],
@@ -49,10 +48,6 @@ def accuracy_vs_budget(path: str, rows: Sequence[Row], sequences: int,
     ax.set_xlabel(f"updates ({sequences} sequences each)")
   for ax in axes[:, 0]:
     ax.set_ylabel("test accuracy (%)")
-  handles = {}
-  for ax in axes.flat:
-    for handle, label in zip(*ax.get_legend_handles_labels()):
-      handles.setdefault(label, handle)
   legend_rows = -(-len(handles) // 4)
   # The title's share of the height: one row of panels needs more of it.
   figure.tight_layout(rect=(0, 0.06 * legend_rows / lines + 0.02, 1,

@@ -12,19 +12,25 @@ from echo_jax.report import records
 from echo_jax.runtime import files
 
 
+def trailing_mean(values, window: int = 50):
+  """(epochs, mean of the last `window` values) for a per-epoch curve; one
+  epoch's accuracy over a few samples is too noisy to plot raw."""
+  values = np.asarray(values, np.float64)
+  window = max(1, min(window, len(values)))
+  smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+  return np.arange(window, len(values) + 1), smooth
+
+
 def epochs_to_reach(accuracy_SxE: np.ndarray, level: float, window: int
                     ) -> list[int | None]:
   """Per seed, the first epoch (1-based) at which the mean training accuracy
-  of the last `window` epochs reaches `level`; None if it never does. A
-  window, because one epoch's accuracy over a few samples is noisy."""
-  accuracy_SxE = np.asarray(accuracy_SxE, np.float64)
-  window = min(window, accuracy_SxE.shape[1])
-  kernel = np.ones(window) / window
+  of the last `window` epochs (`trailing_mean`) reaches `level`; None if it
+  never does."""
   reached = []
   for accuracy_E in accuracy_SxE:
-    trailing = np.convolve(accuracy_E, kernel, mode="valid")
+    epochs, trailing = trailing_mean(accuracy_E, window)
     hits = np.nonzero(trailing >= level)[0]
-    reached.append(int(hits[0]) + window if hits.size else None)
+    reached.append(int(epochs[hits[0]]) if hits.size else None)
   return reached
 
 
@@ -32,20 +38,26 @@ def num_params(params: chex.ArrayTree) -> int:
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
 
 
+def accuracy_per_seed(evaluation, seeds: int) -> np.ndarray:
+  """(variants, seeds) accuracy from a samples evaluation (correct, weight),
+  per model summed over positions."""
+  correct_M, weight_M = (np.asarray(x, np.float64) for x in evaluation)
+  axes = tuple(range(1, correct_M.ndim))
+  return (correct_M.sum(axes) / weight_M.sum(axes)).reshape(-1, seeds)
+
+
 def variant_rows(output) -> list[dict[str, Any]]:
   """One row per variant of a framed task's run (the extensions')."""
   task, config = output.task, output.task.config
   trained = output.trained(by_variant=True)
-  correct_M, weight_M = output.evaluation.sums
-  correct_VS = output.by_variant(correct_M).astype(np.float64)
-  weight_VS = output.by_variant(weight_M).astype(np.float64)
-  one_model_params = num_params(jax.tree.map(lambda x: x[0, 0],
-                                                     trained.params))
+  correct_VS, weight_VS = (output.by_variant(x).astype(np.float64)
+                           for x in output.evaluation.sums)
+  accuracy_VS = accuracy_per_seed(output.evaluation.sums, config.seeds)
+  one_model_params = num_params(
+      jax.tree.map(lambda x: x[0, 0], trained.params))
   rows = []
   for i, name in enumerate(task.row_names()):
     correct_S, weight_S = correct_VS[i], weight_VS[i]
-    reduce_axes = tuple(range(1, correct_S.ndim))
-    accuracy_S = correct_S.sum(reduce_axes) / weight_S.sum(reduce_axes)
     # Positions with no target (e.g. before the lag) are reported as null.
     scored = weight_S.sum(0) > 0
     per_position = np.where(
@@ -53,7 +65,7 @@ def variant_rows(output) -> list[dict[str, Any]]:
     rows.append({
         "variant": name,
         "variant_value": int(task.variants[i]),
-        "eval_accuracy": records.summarise(accuracy_S),
+        "eval_accuracy": records.summarise(accuracy_VS[i]),
         "eval_accuracy_per_position": [
             None if np.isnan(a) else float(a) for a in per_position.ravel()],
         "eval_accuracy_per_position_shape": list(per_position.shape),
@@ -87,8 +99,7 @@ def experiment_row(name: str, record: dict[str, Any], trained
       "eval_accuracy_per_position": per_position,
       "eval_accuracy_per_position_shape": [len(per_position)],
       "chance_accuracy": record["chance_accuracy"],
-      "params": num_params(jax.tree.map(lambda x: x[0],
-                                                trained.params)),
+      "params": num_params(jax.tree.map(lambda x: x[0], trained.params)),
       "final_train_loss": records.summarise(trained.loss_E[:, -1]),
       "diverged_at_epoch_per_seed": record["diverged_at_epoch_per_seed"],
       "epochs_to_99pct_train_accuracy": epochs_to_reach(

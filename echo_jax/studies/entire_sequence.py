@@ -7,7 +7,6 @@ import os
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import masking
@@ -21,30 +20,29 @@ def run(config: config_lib.EchoConfig, workdir: str,
   """Each padding mode of `config`; writes entire_sequence.json and .png
   (accuracy per position t)."""
   ext.claim_study(workdir, NAME, config)
-  samples = config.length - config.lag
-  rows = []
-  for mode in masking.MODES:
-    task = prefix.prefix_task(config, mode, batch_size=samples)
-    rows.extend(ext.run_task(workdir, NAME, task, options)[0])
-  for row in rows:
-    row["positions_t"] = list(range(config.lag, config.length))
-  record = rows_lib.result_record(NAME, config, rows)
+  # One update per sequence: all its prefixes, t = lag .. length - 1.
+  rows = ext.run_tasks(
+      workdir, NAME,
+      [prefix.prefix_task(config, mode, batch_size=config.length - config.lag)
+       for mode in masking.MODES], options)
   table = []
   for row in rows:
+    row["positions_t"] = list(range(config.lag, config.length))
     per_t = row["eval_accuracy_per_position"]
     table.append([
         row["variant"], records.ci_cell(row["eval_accuracy"]),
         records.percent(min(per_t)), records.percent(per_t[-1]),
         row["params"], f"{row['compile_seconds']:.2f}",
         f"{row['train_seconds']:.2f}"])
-  ext.finish(NAME, workdir, record,
-             ("variant", "accuracy [95% CI]", "worst position",
-              f"t={config.length - 1} (longest prefix)", "params",
-              "compile s", "train s"), table)
+  record = ext.finish(
+      NAME, workdir, config, rows,
+      ("variant", "accuracy [95% CI]", "worst position",
+       f"t={config.length - 1} (longest prefix)", "params", "compile s",
+       "train s"), table)
   plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       f"Whole prefix as timesteps: accuracy per position "
-      f"({ext.seeds_of(rows[0])} seeds)", "position t (prefix length t+1)",
+      f"({config.seeds} seeds)", "position t (prefix length t+1)",
       [(row["variant"], row["positions_t"], row["eval_accuracy_per_position"])
        for row in rows])
   return record

@@ -1,11 +1,9 @@
 """What the extension studies share: one run folder per trained program,
-the result file and its printed table, smoothed curves for plots."""
+the result file and its printed table."""
 
 import os
 import re
 from typing import Any
-
-import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
@@ -16,6 +14,7 @@ from echo_jax.runtime import files
 from echo_jax.runtime import runner
 from echo_jax.studies import runs
 from echo_jax.tasks import task as task_lib
+
 
 def claim_study(workdir: str, name: str, config: config_lib.EchoConfig,
                 **params: Any) -> None:
@@ -32,16 +31,6 @@ def claim_study(workdir: str, name: str, config: config_lib.EchoConfig,
 def run_dir(workdir: str, binary: str, part: str) -> str:
   """<workdir>/<binary>/<part>: one run folder per trained program."""
   return os.path.join(workdir, binary, re.sub(r"[^A-Za-z0-9_.=-]+", "_", part))
-
-
-def run_task_in(task: task_lib.Task, run_dir: str,
-                options: runs.RunOptions = runs.RunOptions(),
-                resumable: bool = True):
-  """(rows, trained) of a framed task run in `run_dir` (`run_framed_in`);
-  `resumable=False` runs without a run folder (timing runs)."""
-  output = (run_framed_in(task, run_dir, options) if resumable else
-            runner.run_task(task, chunk_epochs=options.chunk_epochs))
-  return rows_lib.variant_rows(output), output.trained(by_variant=True)
 
 
 def run_framed_in(task: task_lib.Task, run_dir: str,
@@ -65,40 +54,40 @@ def run_framed_in(task: task_lib.Task, run_dir: str,
   return output
 
 
-def run_task(workdir: str, binary: str, task: task_lib.Task,
-             options: runs.RunOptions, resumable: bool = True):
-  """`run_task_in` in the task's `run_dir`; returns (rows, trained)."""
-  return run_task_in(task, run_dir(workdir, binary, task.name), options,
-                     resumable)
+def run_tasks(workdir: str, binary: str, tasks: list[task_lib.Task],
+              options: runs.RunOptions, resumable: bool = True
+              ) -> list[dict[str, Any]]:
+  """The rows (`rows.variant_rows`) of framed tasks run in turn, each in its
+  `run_dir` (`run_framed_in`); `resumable=False` runs without a run folder
+  (timing runs)."""
+  rows = []
+  for task in tasks:
+    output = (run_framed_in(task, run_dir(workdir, binary, task.name), options)
+              if resumable else
+              runner.run_task(task, chunk_epochs=options.chunk_epochs))
+    rows += rows_lib.variant_rows(output)
+  return rows
 
 
-def run_experiment(workdir: str, binary: str, part: str,
-                   config: config_lib.EchoConfig, options: runs.RunOptions):
-  """A tutorial experiment in its `run_dir`; returns (record, trained)."""
-  return runs.run_tutorial_in(config, run_dir(workdir, binary, part), options)
+def by_lag_cells(by_t: dict[int, float | None], lag: int) -> list[str]:
+  """A streaming row's accuracy at t = lag, at t = lag + 1 and over
+  t >= lag + 2 (the table columns "t = lag", "t = lag+1", "t >= lag+2")."""
+  later = [a for t, a in by_t.items() if t >= lag + 2 and a is not None]
+  return [records.percent(by_t[lag]), records.percent(by_t[lag + 1]),
+          records.percent(sum(later) / len(later))]
 
 
-def seeds_of(row: dict[str, Any]) -> int:
-  return len(row["eval_accuracy"]["per_seed"])
-
-
-def finish(name: str, workdir: str, record: dict[str, Any],
-           header, table_rows) -> str:
-  """Writes <name>.json, prints the table; returns the JSON path."""
+def finish(name: str, workdir: str, config: config_lib.EchoConfig,
+           rows: list[dict[str, Any]], header, table_rows, **extra: Any
+           ) -> dict[str, Any]:
+  """Writes <name>.json (`rows.result_record` of `rows` and `extra`), prints
+  the table; returns the record."""
+  record = rows_lib.result_record(name, config, rows, **extra)
   path = os.path.join(workdir, f"{name}.json")
   files.write_json_atomic(path, record)
   print(records.format_table(header, table_rows))
   print(f"wrote {path}")
-  return path
-
-
-def trailing_mean(values, window: int = 50):
-  """(epochs, mean of the last `window` values) for a per-epoch curve; one
-  epoch's accuracy over a few samples is too noisy to plot raw."""
-  values = np.asarray(values, np.float64)
-  window = max(1, min(window, len(values)))
-  smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-  return np.arange(window, len(values) + 1), smooth
+  return record
 
 
 def compare(name: str, config: config_lib.EchoConfig,
@@ -107,12 +96,9 @@ def compare(name: str, config: config_lib.EchoConfig,
   """A study that only compares tasks: <name>.json, one row per variant of
   each, and a table of their accuracies."""
   claim_study(workdir, name, config, tasks=[task.name for task in tasks])
-  rows = []
-  for task in tasks:
-    rows.extend(run_task(workdir, name, task, options)[0])
-  record = rows_lib.result_record(name, config, rows)
-  finish(name, workdir, record,
-         ("variant", "accuracy [95% CI]", "params", "train s"),
-         [[row["variant"], records.ci_cell(row["eval_accuracy"]),
-           row["params"], f"{row['train_seconds']:.2f}"] for row in rows])
-  return record
+  rows = run_tasks(workdir, name, tasks, options)
+  return finish(
+      name, workdir, config, rows,
+      ("variant", "accuracy [95% CI]", "params", "train s"),
+      [[row["variant"], records.ci_cell(row["eval_accuracy"]),
+        row["params"], f"{row['train_seconds']:.2f}"] for row in rows])

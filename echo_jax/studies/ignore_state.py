@@ -24,9 +24,9 @@ def run(base: config_lib.EchoConfig, workdir: str,
              "stateless": base.replace(stateful=False)}
   rows = []
   for name, config in configs.items():
-    record, trained = ext.run_experiment(workdir, NAME, name, config, options)
+    record, trained = runs.run_tutorial_in(
+        config, ext.run_dir(workdir, NAME, name), options)
     rows.append(rows_lib.experiment_row(name, record, trained))
-  record = rows_lib.result_record(NAME, base, rows)
   table = []
   for row in rows:
     reached = [e for e in row["epochs_to_99pct_train_accuracy"]
@@ -34,16 +34,18 @@ def run(base: config_lib.EchoConfig, workdir: str,
     table.append([
         row["variant"], records.ci_cell(row["eval_accuracy"]),
         f"{np.median(reached):.0f}" if reached else "-",
-        f"{len(reached)}/{ext.seeds_of(row)}",
+        f"{len(reached)}/{base.seeds}",
         f"{row['final_train_loss']['mean']:.4f}",
         f"{row['train_seconds']:.2f}"])
-  ext.finish(NAME, workdir, record,
-             ("variant", "accuracy [95% CI]", "median epochs to 99%",
-              "seeds reaching 99%", "final train loss", "train s"), table)
+  record = ext.finish(
+      NAME, workdir, base, rows,
+      ("variant", "accuracy [95% CI]", "median epochs to 99%",
+       "seeds reaching 99%", "final train loss", "train s"), table)
   plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       f"Windowed echo: training accuracy (50-epoch mean, "
-      f"{ext.seeds_of(rows[0])} seeds)", "epoch",
-      [(row["variant"], *ext.trailing_mean(row["train_accuracy_per_epoch"]))
+      f"{base.seeds} seeds)", "epoch",
+      [(row["variant"],
+        *rows_lib.trailing_mean(row["train_accuracy_per_epoch"]))
        for row in rows])
   return record

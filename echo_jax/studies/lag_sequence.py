@@ -11,7 +11,6 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import seq2seq
@@ -25,13 +24,13 @@ def run(config: config_lib.EchoConfig, workdir: str,
   """Every lag in `lags` (each in [1, context)); writes lag_sequence.json
   and .png (accuracy per window step)."""
   ext.claim_study(workdir, NAME, config, lags=list(lags))
-  rows, _ = ext.run_task(workdir, NAME, seq2seq.lag_sequence_task(config, lags),
-                         options)
+  rows = ext.run_tasks(workdir, NAME, [seq2seq.lag_sequence_task(config, lags)],
+                       options)
   table = []
   for row in rows:
-    per_position = np.array(
-        [np.nan if a is None else a for a in row["eval_accuracy_per_position"]],
-        float).reshape(row["eval_accuracy_per_position_shape"])
+    per_position = np.array(  # None (unscored) becomes NaN
+        row["eval_accuracy_per_position"], float).reshape(
+            row["eval_accuracy_per_position_shape"])
     with warnings.catch_warnings():  # all-NaN columns: unscored steps
       warnings.simplefilter("ignore", RuntimeWarning)
       per_step = np.nanmean(per_position, axis=0)
@@ -41,15 +40,14 @@ def run(config: config_lib.EchoConfig, workdir: str,
         "-" if a is None else records.percent(a)
         for a in row["eval_accuracy_per_window_step"]] + [
             f"{row['train_seconds']:.2f}"])
-  record = rows_lib.result_record(NAME, config, rows)
-  ext.finish(NAME, workdir, record,
-             ["variant", "accuracy [95% CI]"]
-             + [f"step {s}" for s in range(config.context)]
-             + ["train s (all lags)"], table)
+  record = ext.finish(NAME, workdir, config, rows,
+                      ["variant", "accuracy [95% CI]"]
+                      + [f"step {s}" for s in range(config.context)]
+                      + ["train s (all lags)"], table)
   plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       f"Echo a lag sequence: accuracy per window step "
-      f"({ext.seeds_of(rows[0])} seeds)", "step s in the window",
+      f"({config.seeds} seeds)", "step s in the window",
       [(row["variant"], list(range(config.context)),
         row["eval_accuracy_per_window_step"]) for row in rows])
   return record

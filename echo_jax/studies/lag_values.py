@@ -9,7 +9,6 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import lags as lags_lib
@@ -25,24 +24,21 @@ def run(config: config_lib.EchoConfig, workdir: str,
   writes lag_values.json and .png."""
   ext.claim_study(workdir, NAME, config, lags=list(lags), hiddens=list(hiddens),
                   sequences_per_epoch=sequences_per_epoch)
-  rows = []
-  for hidden in hiddens:
-    task = lags_lib.lags_task(config.replace(hidden=hidden), lags,
-                              sequences_per_epoch)
-    for row in ext.run_task(workdir, NAME, task, options)[0]:
-      row["lag"], row["hidden"] = row["variant_value"], hidden
-      row["context"] = int(lags_lib.context_for_lag(row["lag"],
-                                                    config.context))
-      row["samples_per_sequence"] = lags_lib.samples_per_sequence(
-          config.length, row["lag"], config.context)
-      rows.append(row)
+  rows = ext.run_tasks(
+      workdir, NAME,
+      [lags_lib.lags_task(config.replace(hidden=h), lags, sequences_per_epoch)
+       for h in hiddens], options)
+  for row in rows:
+    row["lag"], row["hidden"] = row["variant_value"], row["config"]["hidden"]
+    row["context"] = int(lags_lib.context_for_lag(row["lag"], config.context))
+    row["samples_per_sequence"] = lags_lib.samples_per_sequence(
+        config.length, row["lag"], config.context)
   by_key = {(row["lag"], row["hidden"]): row for row in rows}
   summary = []
   table = []
   for lag in lags:
-    accuracies = [by_key[lag, h]["eval_accuracy"]["mean"] for h in hiddens]
-    smallest = next((h for h, a in zip(hiddens, accuracies) if a >= 0.99),
-                    None)
+    smallest = next((h for h in hiddens
+                     if by_key[lag, h]["eval_accuracy"]["mean"] >= 0.99), None)
     largest = by_key[lag, hiddens[-1]]
     reached = [e for e in largest["epochs_to_99pct_train_accuracy"]
                if e is not None]
@@ -53,23 +49,21 @@ def run(config: config_lib.EchoConfig, workdir: str,
         [lag, largest["context"], largest["samples_per_sequence"]]
         + [records.ci_cell(by_key[lag, h]["eval_accuracy"]) for h in hiddens]
         + [smallest or f">{hiddens[-1]}",
-           f"{np.median(reached):.0f} ({len(reached)}/{ext.seeds_of(largest)})"
+           f"{np.median(reached):.0f} ({len(reached)}/{config.seeds})"
            if reached else "-"])
   train_seconds = {h: by_key[lags[0], h]["train_seconds"] for h in hiddens}
-  record = rows_lib.result_record(
-      NAME, config, rows, summary=summary,
-      train_seconds_per_hidden_all_lags=train_seconds)
-  ext.finish(NAME, workdir, record,
-             ["lag", "context", "rows/seq"]
-             + [f"hidden {h} [95% CI]" for h in hiddens]
-             + ["smallest hidden >= 99%",
-                f"epochs to 99% at {hiddens[-1]} (seeds)"], table)
+  record = ext.finish(
+      NAME, workdir, config, rows,
+      ["lag", "context", "rows/seq"]
+      + [f"hidden {h} [95% CI]" for h in hiddens]
+      + ["smallest hidden >= 99%", f"epochs to 99% at {hiddens[-1]} (seeds)"],
+      table, summary=summary, train_seconds_per_hidden_all_lags=train_seconds)
   print("train seconds, all lags x seeds of one hidden size: "
         + ", ".join(f"{h}: {s:.1f}" for h, s in train_seconds.items()))
   plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       f"Echo X(t-lag): accuracy by lag and LSTM size "
-      f"({ext.seeds_of(rows[0])} seeds)", "lag",
+      f"({config.seeds} seeds)", "lag",
       [(f"hidden {h}", lags,
         [by_key[l, h]["eval_accuracy"]["mean"] for l in lags])
        for h in hiddens], chance=1 / config.n_unique)

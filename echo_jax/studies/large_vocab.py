@@ -12,7 +12,6 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import framed
@@ -38,8 +37,8 @@ def run(config: config_lib.EchoConfig, workdir: str,
     task = framed.echo_lstm_task(name, variant, None, sequences_per_epoch,
                                  per_update)
     # Timing runs are a few updates, timed afresh: no run folder to resume.
-    (row,), _ = ext.run_task(workdir, NAME, task, options,
-                             resumable=not timing)
+    (row,) = ext.run_tasks(workdir, NAME, [task], options,
+                           resumable=not timing)
     row["vocab"], row["encoding"], row["updates"] = vocab, encoding, epochs
     row["ms_per_update"] = 1000 * row["train_seconds"] / epochs
     return row
@@ -49,13 +48,12 @@ def run(config: config_lib.EchoConfig, workdir: str,
   timing = {}
   for vocab in vocabs:
     for encoding in ("gather", "one_hot"):
-      row = run_variant(f"V={vocab} {encoding}, {timing_epochs} updates",
-                        vocab, encoding, timing_epochs, timing=True)
-      timing[vocab, encoding] = row
-      rows.append(row)
-  for vocab in vocabs:
-    gather = timing[vocab, "gather"]["eval_accuracy"]["per_seed"]
-    one_hot = timing[vocab, "one_hot"]["eval_accuracy"]["per_seed"]
+      timing[vocab, encoding] = run_variant(
+          f"V={vocab} {encoding}, {timing_epochs} updates", vocab, encoding,
+          timing_epochs, timing=True)
+      rows.append(timing[vocab, encoding])
+    gather, one_hot = (timing[vocab, e]["eval_accuracy"]["per_seed"]
+                       for e in ("gather", "one_hot"))
     timing[vocab, "one_hot"]["max_abs_accuracy_diff_vs_gather"] = float(
         np.max(np.abs(np.subtract(gather, one_hot))))
   table = []
@@ -66,12 +64,12 @@ def run(config: config_lib.EchoConfig, workdir: str,
         f"{row['ms_per_update']:.1f}", f"{row['compile_seconds']:.2f}",
         f"{row['train_seconds']:.2f}",
         "-" if diff is None else f"{100 * diff:.2f} pts"])
-  record = rows_lib.result_record(NAME, config, rows,
-                                  samples_per_update=per_update)
-  ext.finish(NAME, workdir, record,
-             ("variant", "accuracy [95% CI]", "params",
-              f"ms/update ({ext.seeds_of(rows[0])} models)", "compile s",
-              "train s", "max |gather - one_hot| per seed"), table)
+  record = ext.finish(
+      NAME, workdir, config, rows,
+      ("variant", "accuracy [95% CI]", "params",
+       f"ms/update ({config.seeds} models)", "compile s", "train s",
+       "max |gather - one_hot| per seed"), table,
+      samples_per_update=per_update)
   figure, axes = plots.plt.subplots(figsize=(5, 3))
   width = 0.38
   x = np.arange(len(vocabs))
@@ -80,7 +78,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
              [timing[v, encoding]["ms_per_update"] for v in vocabs], width,
              label=encoding)
   axes.set_xticks(x, [f"V = {v}" for v in vocabs])
-  axes.set_ylabel(f"ms per update ({ext.seeds_of(rows[0])} models)")
+  axes.set_ylabel(f"ms per update ({config.seeds} models)")
   axes.set_title("Embedding lookup (gather) vs one-hot matmul", fontsize=10)
   axes.legend(fontsize=8)
   plots.save_atomic(figure, os.path.join(workdir, f"{NAME}.png"))

@@ -9,7 +9,6 @@ import numpy as np
 from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
-from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import masking
@@ -25,20 +24,15 @@ def run(config: config_lib.EchoConfig, workdir: str,
   ext.claim_study(workdir, NAME, config)
   tasks = [framed.echo_lstm_task("drop", config)] + [
       masking.missing_value_task(config, mode) for mode in masking.MODES]
-  rows = []
-  for task in tasks:
-    rows.extend(ext.run_task(workdir, NAME, task, options)[0])
+  rows = ext.run_tasks(workdir, NAME, tasks, options)
   # Positions as time steps t: dropping keeps t >= lag + context - 1, the
   # other two every t >= lag.
   first_kept = config.lag + config.context - 1
+  table = []
   for row in rows:
     first = first_kept if row["variant"] == "drop" else config.lag
     row["positions_t"] = list(range(first, first + len(
         row["eval_accuracy_per_position"])))
-  record = rows_lib.result_record(
-      NAME, config, rows, tutorial_first_row=first_kept)
-  table = []
-  for row in rows:
     by_t = dict(zip(row["positions_t"], row["eval_accuracy_per_position"]))
     dropped = [by_t[t] for t in range(config.lag, first_kept) if t in by_t]
     kept = [a for t, a in by_t.items() if t >= first_kept]
@@ -48,13 +42,14 @@ def run(config: config_lib.EchoConfig, workdir: str,
         records.percent(np.mean(dropped)) if dropped else "-",
         records.percent(np.mean(kept)), row["params"],
         f"{row['train_seconds']:.2f}"])
-  ext.finish(NAME, workdir, record,
-             ("variant", "rows/seq", "accuracy [95% CI]",
-              f"rows t<{first_kept}", f"rows t>={first_kept}", "params",
-              "train s"), table)
+  record = ext.finish(
+      NAME, workdir, config, rows,
+      ("variant", "rows/seq", "accuracy [95% CI]", f"rows t<{first_kept}",
+       f"rows t>={first_kept}", "params", "train s"), table,
+      tutorial_first_row=first_kept)
   plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
-      f"Missing steps: accuracy per position ({ext.seeds_of(rows[0])} seeds)",
+      f"Missing steps: accuracy per position ({config.seeds} seeds)",
       "position t in the sequence",
       [(row["variant"], row["positions_t"], row["eval_accuracy_per_position"])
        for row in rows])

@@ -27,27 +27,25 @@ def run(config: config_lib.EchoConfig, workdir: str,
   ext.claim_study(workdir, NAME, config, mlp_hidden=list(mlp_hidden))
   tasks = [framed.echo_lstm_task(f"lstm_{config.hidden}", config)] + [
       mlp.mlp_task(config, size) for size in mlp_hidden]
-  rows = []
-  for task in tasks:
-    rows.extend(ext.run_task(workdir, NAME, task, options)[0])
+  rows = ext.run_tasks(workdir, NAME, tasks, options)
   table = []
   for row in rows:
     reached = [e for e in row["epochs_to_99pct_train_accuracy"]
                if e is not None]
     table.append([
         row["variant"], records.ci_cell(row["eval_accuracy"]), row["params"],
-        f"{np.median(reached):.0f} ({len(reached)}/{ext.seeds_of(row)})"
+        f"{np.median(reached):.0f} ({len(reached)}/{config.seeds})"
         if reached else "-",
         f"{row['compile_seconds']:.2f}", f"{row['train_seconds']:.2f}"])
-  record = rows_lib.result_record(NAME, config, rows)
-  ext.finish(NAME, workdir, record,
-             ("model", "accuracy [95% CI]", "params",
-              "median epochs to 99% (seeds)", "compile s",
-              f"train s ({ext.seeds_of(rows[0])} models)"), table)
+  record = ext.finish(
+      NAME, workdir, config, rows,
+      ("model", "accuracy [95% CI]", "params", "median epochs to 99% (seeds)",
+       "compile s", f"train s ({config.seeds} models)"), table)
   plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       "Windowed echo, MLP vs LSTM: training accuracy (50-epoch mean)",
       "epoch",
-      [(row["variant"], *ext.trailing_mean(row["train_accuracy_per_epoch"]))
+      [(row["variant"],
+        *rows_lib.trailing_mean(row["train_accuracy_per_epoch"]))
        for row in rows])
   return record

@@ -5,7 +5,6 @@ and training is the positive control."""
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
-from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import next_value
@@ -18,10 +17,10 @@ def run(config: config_lib.EchoConfig, workdir: str,
         options: runs.RunOptions = runs.RunOptions()) -> dict:
   """Both tasks of `config`; writes predict_next.json."""
   ext.claim_study(workdir, NAME, config)
-  rows = []
-  for task in (next_value.next_value_task(config),
-               framed.echo_lstm_task("echo_control", config)):
-    rows.extend(ext.run_task(workdir, NAME, task, options)[0])
+  rows = ext.run_tasks(workdir, NAME,
+                       [next_value.next_value_task(config),
+                        framed.echo_lstm_task("echo_control", config)],
+                       options)
   chance = 1 / config.n_unique
   table = []
   for row in rows:
@@ -36,8 +35,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
                   contains[row["ci95_contains_chance"]],
                   f"{row['final_train_loss']['mean']:.3f}",
                   f"{row['train_seconds']:.2f}"])
-  record = rows_lib.result_record(NAME, config, rows, chance_accuracy=chance)
-  ext.finish(NAME, workdir, record,
-             ("variant", "accuracy [95% CI]", "chance", "CI holds chance",
-              "final train loss", "train s"), table)
-  return record
+  return ext.finish(
+      NAME, workdir, config, rows,
+      ("variant", "accuracy [95% CI]", "chance", "CI holds chance",
+       "final train loss", "train s"), table, chance_accuracy=chance)

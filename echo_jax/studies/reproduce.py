@@ -12,7 +12,6 @@ from echo_jax.runtime import checkpoint
 from echo_jax.runtime import files
 from echo_jax.studies import runs
 
-EXPERIMENTS = config_lib.TUTORIAL_EXPERIMENTS
 # Left out of reproduce.json, the results of record (a few kB, committed as
 # docs/results/reproduce.json): each <experiment>.json beside it keeps them.
 PER_EPOCH = ("train_loss_per_epoch", "train_accuracy_per_epoch")

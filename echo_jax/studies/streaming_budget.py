@@ -41,21 +41,6 @@ RECIPES = {"tutorial": {}, "chrono": {"init": "chrono"},
 LEVEL = 0.99
 
 
-def recipe_config(config: config_lib.EchoConfig, hidden: int, recipe: str,
-                  updates: int) -> config_lib.EchoConfig:
-  return config_lib.validate(config.replace(
-      experiment=f"{NAME}_h{hidden}_{recipe}", hidden=hidden, epochs=updates,
-      **RECIPES[recipe]))
-
-
-def accuracy_per_seed(evaluation, seeds: int) -> np.ndarray:
-  """(variants, seeds) accuracy from a samples evaluation (correct, weight),
-  per model summed over positions."""
-  correct_M, weight_M = (np.asarray(x, np.float64) for x in evaluation)
-  axes = tuple(range(1, correct_M.ndim))
-  return (correct_M.sum(axes) / weight_M.sum(axes)).reshape(-1, seeds)
-
-
 def run_scored(task, run_dir: str, options: runs.RunOptions):
   """(RunOutput, {update: Scores.sums as JSON}): the task run (or resumed)
   in `run_dir`, every model scored on the test set after each chunk; the
@@ -87,7 +72,7 @@ def curve_rows(output: runner.RunOutput, scores: dict[int, Any], hidden: int,
   the updates to LEVEL, and the end point by position."""
   seeds = output.task.config.seeds
   updates = list(scores)
-  per_point = [accuracy_per_seed(scores[u], seeds) for u in updates]
+  per_point = [rows_lib.accuracy_per_seed(scores[u], seeds) for u in updates]
   rows = []
   for i, row in enumerate(rows_lib.variant_rows(output)):
     curve = [records.summarise(point[i]) for point in per_point]
@@ -116,7 +101,8 @@ def run(config: config_lib.EchoConfig, workdir: str,
         sequences_per_update: int = 16) -> dict:
   """Trains each (hidden, recipe), scoring the test set every `eval_every`
   updates; writes streaming_budget.json and streaming_budget.png."""
-  configs = {(h, r): recipe_config(config, h, r, updates)
+  configs = {(h, r): config_lib.validate(config.replace(
+      experiment=f"{NAME}_h{h}_{r}", hidden=h, epochs=updates, **RECIPES[r]))
              for h in hiddens for r in recipes}
   ext.claim_study(workdir, NAME, config, lags=list(lags),
                   hiddens=list(hiddens), recipes=list(recipes),
@@ -132,12 +118,10 @@ def run(config: config_lib.EchoConfig, workdir: str,
         options._replace(chunk_epochs=eval_every))
     rows += curve_rows(output, scores, hidden, recipe, sequences_per_update)
   rows.sort(key=lambda r: (r["lag"], r["hidden"], r["recipe"]))
-  record = rows_lib.result_record(NAME, config, rows, updates=updates,
-                                 eval_every=eval_every,
-                                 sequences_per_update=sequences_per_update)
-  write(workdir, record, TABLE_HEADER, [table_row(r) for r in rows],
-        sequences_per_update, config.seeds)
-  return record
+  return write(workdir, config, rows, TABLE_HEADER,
+               [table_row(r) for r in rows], sequences_per_update,
+               updates=updates, eval_every=eval_every,
+               sequences_per_update=sequences_per_update)
 
 
 def load_runs(workdirs: Sequence[str]) -> dict[str, Any]:
@@ -171,21 +155,21 @@ def combine(loaded: dict[str, Any], workdir: str) -> dict:
   sources = [{"workdir": w, "updates": r["updates"],
               "eval_every": r["eval_every"]}
              for w, r in zip(loaded["workdirs"], loaded["runs"])]
-  record = rows_lib.result_record(NAME, config, rows, combined_from=sources)
-  write(workdir, record, ("run updates",) + TABLE_HEADER,
-        [[r["run_updates"]] + table_row(r) for r in rows],
-        first["sequences_per_update"], config.seeds)
-  return record
+  return write(workdir, config, rows, ("run updates",) + TABLE_HEADER,
+               [[r["run_updates"]] + table_row(r) for r in rows],
+               first["sequences_per_update"], combined_from=sources)
 
 
-def write(workdir: str, record: dict[str, Any], header, table_rows,
-          sequences: int, seeds: int) -> None:
-  """streaming_budget.json, the printed table and (process 0) the figure."""
-  ext.finish(NAME, workdir, record, header, table_rows)
+def write(workdir: str, config: config_lib.EchoConfig, rows, header,
+          table_rows, sequences: int, **extra: Any) -> dict[str, Any]:
+  """streaming_budget.json (`ext.finish`), the printed table and (process 0)
+  the figure; returns the record."""
+  record = ext.finish(NAME, workdir, config, rows, header, table_rows, **extra)
   if parallel.is_writer():
     budget_plots.accuracy_vs_budget(
-        os.path.join(workdir, f"{NAME}.png"), record["rows"], sequences,
-        seeds, LEVEL)
+        os.path.join(workdir, f"{NAME}.png"), rows, sequences, config.seeds,
+        LEVEL)
+  return record
 
 
 TABLE_HEADER = ("lag", "hidden", "recipe", "updates to 99%",
@@ -194,13 +178,10 @@ TABLE_HEADER = ("lag", "hidden", "recipe", "updates to 99%",
 
 
 def table_row(row: dict[str, Any]) -> list[Any]:
-  lag, by_t = row["lag"], row["final_per_position"]
-  later = [a for t, a in enumerate(by_t) if t >= lag + 2 and a is not None]
-  reached = row["updates_to_99pct"]
-  return [lag, row["hidden"], row["recipe"],
-          "not reached" if reached is None else reached,
-          "-" if reached is None else records.ci_cell(row["at_99pct"]),
-          records.ci_cell(row["eval_accuracy"]), records.percent(by_t[lag]),
-          records.percent(by_t[lag + 1]),
-          records.percent(sum(later) / len(later)),
-          f"{row['train_seconds']:.0f}"]
+  lag, reached = row["lag"], row["updates_to_99pct"]
+  return ([lag, row["hidden"], row["recipe"],
+           "not reached" if reached is None else reached,
+           "-" if reached is None else records.ci_cell(row["at_99pct"]),
+           records.ci_cell(row["eval_accuracy"])]
+          + ext.by_lag_cells(dict(enumerate(row["final_per_position"])), lag)
+          + [f"{row['train_seconds']:.0f}"])

@@ -41,17 +41,17 @@ def run(config: config_lib.EchoConfig, workdir: str,
   ext.claim_study(workdir, NAME, config, lags=list(lags),
                   sequences_per_update=sequences_per_update,
                   beginner_epochs=beginner_epochs)
-  rows = []
-  for task in (streaming.streaming_task(config, lags, sequences_per_update),
-               streaming.streaming_task(config, (1,), sequences_per_update,
-                                        truncate_bptt=True)):
-    for row in ext.run_task(workdir, NAME, task, options)[0]:
-      row["lag"] = row["variant_value"]
-      row["positions_t"] = list(range(config.length))
-      rows.append(row)
+  rows = ext.run_tasks(
+      workdir, NAME,
+      [streaming.streaming_task(config, lags, sequences_per_update),
+       streaming.streaming_task(config, (1,), sequences_per_update,
+                                truncate_bptt=True)], options)
+  for row in rows:
+    row["lag"] = row["variant_value"]
+    row["positions_t"] = list(range(config.length))
   for beginner in beginners:
-    record, trained = ext.run_experiment(workdir, NAME, beginner.experiment,
-                                         beginner, options)
+    record, trained = runs.run_tutorial_in(
+        beginner, ext.run_dir(workdir, NAME, beginner.experiment), options)
     row = rows_lib.experiment_row(beginner.experiment, record, trained)
     row["lag"] = 1
     # The no_context framing keeps samples t = 1 .. L-1.
@@ -62,34 +62,28 @@ def run(config: config_lib.EchoConfig, workdir: str,
   table = []
   for row in rows:
     by_t = dict(zip(row["positions_t"], row["eval_accuracy_per_position"]))
-    first = row["lag"]
-    later = [a for t, a in by_t.items() if t >= first + 2 and a is not None]
-    table.append([
-        row["variant"], records.ci_cell(row["eval_accuracy"]),
-        records.percent(by_t[first]), records.percent(by_t[first + 1]),
-        records.percent(sum(later) / len(later)),
-        f"{row['train_seconds']:.2f}"])
-  record = rows_lib.result_record(NAME, config, rows)
-  ext.finish(NAME, workdir, record,
-             ("variant", "accuracy [95% CI]", "t = lag", "t = lag+1",
-              "t >= lag+2", "train s"), table)
-  for beginner in beginners:
-    source = streaming.keras_state_source(beginner.num_samples,
-                                          beginner.batch_size)
+    table.append([row["variant"], records.ci_cell(row["eval_accuracy"])]
+                 + ext.by_lag_cells(by_t, row["lag"])
+                 + [f"{row['train_seconds']:.2f}"])
+  record = ext.finish(NAME, workdir, config, rows,
+                      ("variant", "accuracy [95% CI]", "t = lag", "t = lag+1",
+                       "t >= lag+2", "train s"), table)
+  # The beginners' rows are the last ones.
+  for beginner, row in zip(beginners, rows[-len(beginners):]):
     print(f"batch {beginner.batch_size}: sample j (t = j+1) starts from the "
-          f"state of sample {source[:8].tolist()} ... (-1: zeros)")
+          f"state of sample {row['keras_state_source'][:8]} ... (-1: zeros)")
   lag_one = [r for r in rows if r["lag"] == 1]
   plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       f"Echo X(t-1), one value per step: accuracy per position "
-      f"({ext.seeds_of(rows[0])} seeds)", "position t",
+      f"({config.seeds} seeds)", "position t",
       [(r["variant"], r["positions_t"], r["eval_accuracy_per_position"])
        for r in lag_one], chance=1 / config.n_unique)
   full = [r for r in rows if r["variant"].startswith("streaming_full_bptt")]
   plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}_lags.png"),
       f"Streaming echo, full backprop, {config.epochs} updates: accuracy by "
-      f"lag ({ext.seeds_of(rows[0])} seeds)", "lag",
+      f"lag ({config.seeds} seeds)", "lag",
       [("full backprop", [r["lag"] for r in full],
         [r["eval_accuracy"]["mean"] for r in full])],
       chance=1 / config.n_unique)

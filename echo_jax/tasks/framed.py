@@ -44,25 +44,20 @@ def windows_frame(config: config_lib.EchoConfig) -> samples_lib.Frame:
   return frame
 
 
-def lstm_apply(config: config_lib.EchoConfig) -> samples_lib.Apply:
-  """apply(params, ids_BxC) -> logits_BxV of EchoLSTM from a zero state."""
-  model = models.make_model(config)
-
-  def apply(params, ids_BxC):
-    logits_BxV, _ = model.apply({"params": params},
-                                models.model_inputs(config, ids_BxC))
-    return logits_BxV
-
-  return apply
-
-
 def echo_lstm_task(name: str, config: config_lib.EchoConfig,
                    frame: samples_lib.Frame | None = None,
                    sequences_per_epoch: int = 1,
                    batch_size: int | None = None) -> task_lib.Task:
   """The tutorial's classifier (`models.EchoLSTM`, as `config` builds it) on
   a framing; by default the tutorial's own windows, fitted statelessly."""
+  model = models.make_model(config)
+
+  def apply(params, ids_BxC):  # from a zero state
+    logits_BxV, _ = model.apply({"params": params},
+                                models.model_inputs(config, ids_BxC))
+    return logits_BxV
+
   return framed_task(name, config,
                      lambda key: models.init_params(config, key),
-                     frame or windows_frame(config), lstm_apply(config),
+                     frame or windows_frame(config), apply,
                      sequences_per_epoch, batch_size)

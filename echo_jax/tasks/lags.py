@@ -43,8 +43,7 @@ def lags_task(config: config_lib.EchoConfig, lags: tuple[int, ...],
   Adam update on every row of the epoch's sequences (the smallest lag's row
   count: a longer lag's rows past the sequence are weight-0 padding)."""
   width = max(int(context_for_lag(l, config.context)) for l in lags)
-  first = min(lags)
-  rows = samples_per_sequence(config.length, first, config.context)
+  rows = samples_per_sequence(config.length, min(lags), config.context)
   if samples_per_sequence(config.length, max(lags), config.context) < 1:
     raise ValueError(f"lag={max(lags)} leaves no complete window in "
                      f"length={config.length}")

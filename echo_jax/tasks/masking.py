@@ -91,13 +91,6 @@ def frame_all_rows(sequence_L: chex.Array, lag: int, context: int,
                              jnp.ones(targets_N.shape, jnp.float32))
 
 
-def padded_lstm(config: config_lib.EchoConfig, special_value: bool
-                ) -> PaddedLSTM:
-  return PaddedLSTM(config.hidden,
-                    config.n_unique + (1 if special_value else 0),
-                    config.n_unique, config.init, config.recurrent_activation)
-
-
 def padded_lstm_task(name: str, config: config_lib.EchoConfig,
                      special_value: bool, frame, width: int,
                      sequences_per_epoch: int = 1,
@@ -105,7 +98,9 @@ def padded_lstm_task(name: str, config: config_lib.EchoConfig,
                      variant_names: tuple[str, ...] | None = None,
                      batch_size: int | None = None) -> task_lib.Task:
   """A `PaddedLSTM` on a framing whose inputs are {"ids", maybe "lengths"}."""
-  model = padded_lstm(config, special_value)
+  model = PaddedLSTM(config.hidden,
+                     config.n_unique + (1 if special_value else 0),
+                     config.n_unique, config.init, config.recurrent_activation)
 
   init = lambda key: model.init(
       key, jnp.zeros((1, width), jnp.int32))["params"]

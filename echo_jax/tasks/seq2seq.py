@@ -23,10 +23,6 @@ class _TruncatedCell(nn.RNNCellBase):
   def __call__(self, carry, x_t):
     return self.cell(jax.lax.stop_gradient(carry), x_t)
 
-  @nn.nowrap
-  def initialize_carry(self, rng, input_shape):
-    return self.cell.initialize_carry(rng, input_shape)
-
   @property
   def num_feature_axes(self) -> int:
     return self.cell.num_feature_axes
