@@ -174,12 +174,6 @@ def _check_int(config: EchoConfig, name: str, low: int, high: int | None):
     raise ConfigError(f"{name}={value} must be {allowed}")
 
 
-def _check_choice(config: EchoConfig, name: str, choices: tuple[str, ...]):
-  value = getattr(config, name)
-  if value not in choices:
-    raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
-
-
 def _check_positive_float(config: EchoConfig, name: str, upper: float | None):
   value = getattr(config, name)
   if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -195,12 +189,15 @@ def validate(config: EchoConfig) -> EchoConfig:
   """Returns `config` if every value is usable, else raises ConfigError."""
   if not isinstance(config.experiment, str) or not config.experiment:
     raise ConfigError(f"experiment={config.experiment!r} must be a name")
-  _check_choice(config, "framing", FRAMINGS)
-  _check_choice(config, "init", INITS)
-  _check_choice(config, "recurrent_activation", RECURRENT_ACTIVATIONS)
-  _check_choice(config, "input_encoding", INPUT_ENCODINGS)
-  _check_choice(config, "lstm_backend", LSTM_BACKENDS)
-  _check_choice(config, "optimizer", OPTIMIZERS)
+  for name, choices in (
+      ("framing", FRAMINGS), ("init", INITS),
+      ("recurrent_activation", RECURRENT_ACTIVATIONS),
+      ("input_encoding", INPUT_ENCODINGS), ("lstm_backend", LSTM_BACKENDS),
+      ("optimizer", OPTIMIZERS)):
+    value = getattr(config, name)
+    if value not in choices:
+      raise ConfigError(
+          f"{name}={value!r} must be one of {', '.join(choices)}")
   if not isinstance(config.stateful, bool):
     raise ConfigError(f"stateful={config.stateful!r} must be true or false")
   for name, low, high in (

@@ -9,6 +9,7 @@ final state of row i of batch k-1, the carry is a constant to the gradient
 (no backpropagation across batches), and it is zeroed every epoch."""
 
 import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
 import chex
@@ -184,10 +185,9 @@ def make_fit_sequence(config: config_lib.EchoConfig):
 
   def fit_sequence(params, opt_state, windows_NxC, targets_N, stateful=None):
     batches = split_batches(config, windows_NxC, targets_N)
-    step = batch_step if stateful is None else (
-        lambda state, batch: batch_step(state, batch, stateful))
     (params, opt_state, _), (loss_K, accuracy_K) = jax.lax.scan(
-        step, (params, opt_state, zero_carry()), batches)
+        functools.partial(batch_step, stateful=stateful),
+        (params, opt_state, zero_carry()), batches)
     return params, opt_state, loss_K, accuracy_K
 
   return fit_sequence

@@ -55,7 +55,7 @@ def check_claim(path: str, identity: dict[str, Any], trained: bool) -> bool:
   folder's checkpoints carry their own identity)."""
   try:
     saved = files.read_json(path) if os.path.exists(path) else None
-  except files.UnreadableStateError:
+  except config_lib.ConfigError:
     saved = None
   changed = None if saved is None else files.changed_keys(saved, identity)
   if trained and changed:
@@ -153,7 +153,7 @@ class RunFolder:
     (none where no file, or a damaged one, holds them)."""
     try:
       return files.read_json(self._timing)
-    except files.UnreadableStateError:
+    except config_lib.ConfigError:
       return {}
 
   def write_timing(self, timing: dict[str, float]) -> None:

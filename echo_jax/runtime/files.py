@@ -81,23 +81,18 @@ def changed_keys(saved: dict[str, Any], value: dict[str, Any]) -> list[str]:
                 if saved.get(k) != value.get(k))
 
 
-class UnreadableStateError(config_lib.ConfigError):
-  """A file a run depends on cannot be read (an unusable workdir, exit 2);
-  the message names it."""
-
-
 def read_json(path: str,
               advice: str = "restore it, or start afresh in a new --workdir"
               ) -> Any:
-  """A state file's JSON; UnreadableStateError (one line naming the file,
-  then `advice`) if it cannot be read or parsed, e.g. truncated by a crash
-  or a full disk."""
+  """A state file's JSON; ConfigError (an unusable workdir, exit 2: one
+  line naming the file, then `advice`) if it cannot be read or parsed, e.g.
+  truncated by a crash or a full disk."""
   try:
     with open(path) as f:
       return json.load(f)
   except (OSError, ValueError) as e:
     reason = e.strerror if isinstance(e, OSError) else str(e)
-    raise UnreadableStateError(
+    raise config_lib.ConfigError(
         f"{path} cannot be read ({reason}): {advice}") from None
 
 
