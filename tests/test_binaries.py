@@ -101,41 +101,6 @@ class BadInputTest(parameterized.TestCase):
     self.assertStartsWith(result.stderr, "error: workdir=")
 
 
-class RunTest(absltest.TestCase):
-
-  def test_single_experiment_writes_result(self):
-    workdir = make_tempdir(self)
-    cache = make_tempdir(self)
-    result = run_binary("echo_lag", *FAST, "--hidden=8", f"--workdir={workdir}",
-                        cache=cache)
-    self.assertEqual(result.returncode, 0, result.stderr)
-    self.assertIn("Expected:", result.stdout)
-    self.assertCountEqual(os.listdir(workdir), ["echo_lag.json", "echo_lag"])
-    self.assertContainsSubset(
-        ["config.json", "metrics.jsonl", "learning_curves.png", "checkpoints"],
-        os.listdir(os.path.join(workdir, "echo_lag")))
-    with open(os.path.join(workdir, "echo_lag.json")) as f:
-      record = json.load(f)
-    self.assertEqual(record["experiment"], "echo_lag")
-    self.assertEqual(record["config"]["hidden"], 8)
-    self.assertLen(record["eval_accuracy_per_seed"], 2)
-    for key in ("eval_accuracy", "compile_seconds", "train_seconds",
-                "versions"):
-      self.assertIn(key, record)
-
-    # --config_json reruns exactly the saved config: same numbers.
-    rerun_dir = os.path.join(workdir, "rerun")
-    rerun = run_binary("echo_lag", f"--workdir={rerun_dir}",
-                       f"--config_json={os.path.join(workdir, 'echo_lag.json')}",
-                       cache=cache)
-    self.assertEqual(rerun.returncode, 0, rerun.stderr)
-    with open(os.path.join(rerun_dir, "echo_lag.json")) as f:
-      again = json.load(f)
-    self.assertEqual(again["config"], record["config"])
-    self.assertEqual(again["eval_accuracy_per_seed"],
-                     record["eval_accuracy_per_seed"])
-
-
 class BenchmarkTest(absltest.TestCase):
 
   def test_scaling_and_cost_model_sections(self):

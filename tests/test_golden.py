@@ -257,6 +257,8 @@ class GoldenOutputTest(parameterized.TestCase):
       check_extension(self, case, workdir, result.stdout)
     elif case == "reproduce":
       check_reproduce(self, workdir, result.stdout)
+    elif case == "echo_lag":  # the tutorial's check: model 0, sequence 0
+      self.assertIn("Expected:", result.stdout)
     outputs = read_outputs(workdir)
     golden_path = os.path.join(GOLDEN_DIR, f"{case}_{devices}dev.json")
     if UPDATE:
@@ -317,6 +319,30 @@ def rerun_extension(test, binary, args, workdir, cache):
       test.assertEqual(row[key], row_before[key], key)
 
 
+def rerun_config_json(test, binary, args, workdir, cache):
+  """One experiment's files; --config_json of its record reruns exactly the
+  saved config: the same numbers."""
+  del args
+  test.assertCountEqual(os.listdir(workdir), [f"{binary}.json", binary])
+  test.assertContainsSubset(
+      ["config.json", "metrics.jsonl", "learning_curves.png", "checkpoints"],
+      os.listdir(os.path.join(workdir, binary)))
+  path = os.path.join(workdir, f"{binary}.json")
+  with open(path) as f:
+    record = json.load(f)
+  for key in ("eval_accuracy", "compile_seconds", "train_seconds",
+              "versions"):
+    test.assertIn(key, record)
+  rerun_dir = os.path.join(make_tempdir(test), "rerun")
+  rerun = run_binary(binary, [f"--config_json={path}"], 1, rerun_dir, cache)
+  test.assertEqual(rerun.returncode, 0, rerun.stderr[-2000:])
+  with open(os.path.join(rerun_dir, f"{binary}.json")) as f:
+    again = json.load(f)
+  test.assertEqual(again["config"], record["config"])
+  test.assertEqual(again["eval_accuracy_per_seed"],
+                   record["eval_accuracy_per_seed"])
+
+
 def combine_budget(test, binary, args, workdir, cache):
   """streaming_budget --combine: one table from earlier runs' results (here
   the golden run's); two runs of the same budget, or a folder without
@@ -346,7 +372,8 @@ def combine_budget(test, binary, args, workdir, cache):
 
 # Checked on the golden run's own workdir (no second first run).
 RERUN_CHECKS = {"sweep": rerun_sweep, "mask_missing": rerun_extension,
-                "streaming_budget": combine_budget}
+                "streaming_budget": combine_budget,
+                "echo_lag": rerun_config_json}
 
 
 if __name__ == "__main__":
