@@ -8,6 +8,7 @@ import os
 import re
 
 from absl.testing import absltest
+import numpy as np
 
 from echo_jax.report import records
 
@@ -84,6 +85,51 @@ class SweepResultsTest(absltest.TestCase):
     self.assertIn(f"16, 32 and 64 units reach 99% in {reached['16']}, "
                   f"{reached['32']} and {reached['64']} of their 54 cells",
                   " ".join(read("README.md").split()))
+
+
+# Extensions whose results of record are committed: docs/results/<name>.json,
+# the run's <name>.json without each row's per-epoch training accuracy.
+EXTENSIONS = ("ignore_state", "mask_missing", "entire_sequence",
+              "lag_values", "lag_sequence", "streaming_echo", "mlp_baseline",
+              "large_vocab", "predict_next")
+# An accuracy with its interval as the tables print it (`records.ci_cell`).
+CI_CELL = re.compile(r"\d+\.\d\d% \[\d+\.\d\d%, \d+\.\d\d%\]")
+
+
+def section(text, name):
+  """The part of a page under its "## name" heading."""
+  start = text.index(f"\n## {name}\n")
+  end = text.find("\n## ", start + 1)
+  return text[start:end if end >= 0 else len(text)]
+
+
+class ExtensionResultsTest(absltest.TestCase):
+  """Every accuracy and interval docs/extensions.md shows for an extension
+  is a row of its results file, and every row is shown."""
+
+  def test_each_section_quotes_its_results_file(self):
+    page = read("docs", "extensions.md")
+    for name in EXTENSIONS:
+      with self.subTest(name=name):
+        record = json.loads(read("docs", "results", f"{name}.json"))
+        self.assertEqual(record["experiment"], name)
+        self.assertEqual(record["config"]["seeds"], 8)
+        want = sorted(records.ci_cell(row["eval_accuracy"])
+                      for row in record["rows"])
+        self.assertEqual(sorted(CI_CELL.findall(section(page, name))), want)
+
+  def test_readme_quotes_the_results_files(self):
+    lines = read("README.md").splitlines()
+    for name in EXTENSIONS:
+      with self.subTest(name=name):
+        record = json.loads(read("docs", "results", f"{name}.json"))
+        # A row's mean, or one position's (mean over seeds).
+        shown = {records.percent(x) for row in record["rows"]
+                 for x in [row["eval_accuracy"]["mean"],
+                           *np.ravel(row["eval_accuracy_per_position"])]}
+        row, = [line for line in lines
+                if line.startswith(f"| [{name}](docs/extensions.md#")]
+        self.assertContainsSubset(re.findall(r"\d+\.\d\d%", row), shown)
 
 
 class EveryResultsFileIsQuotedTest(absltest.TestCase):
