@@ -132,6 +132,37 @@ class ExtensionResultsTest(absltest.TestCase):
         self.assertContainsSubset(re.findall(r"\d+\.\d\d%", row), shown)
 
 
+def percents(value):
+  """Every number of a record in [0, 1], as `records.percent` prints it."""
+  if isinstance(value, dict):
+    return set().union(*map(percents, value.values()), set())
+  if isinstance(value, list):
+    return set().union(*map(percents, value), set())
+  if isinstance(value, float) and 0 <= value <= 1:
+    return {records.percent(value)}
+  return set()
+
+
+class StateMapResultsTest(absltest.TestCase):
+  """docs/results/state_map.json, the 39-cell map: its table's intervals
+  and every percentage the section quotes."""
+
+  def test_section_quotes_it(self):
+    record = json.loads(read("docs", "results", "state_map.json"))
+    text = section(read("docs", "extensions.md"), "state_map")
+    cells = [row for row in record["rows"] if row["status"] == "ok"]
+    self.assertLen(cells, 39)
+    want = sorted(records.ci_cell(row[kind]["accuracy"]) for row in cells
+                  for kind in ("stateful", "stateless"))
+    self.assertEqual(sorted(CI_CELL.findall(text)), want)
+    self.assertContainsSubset(re.findall(r"\d+\.\d\d%", text),
+                              percents(record))
+    row, = [line for line in read("README.md").splitlines()
+            if line.startswith("| [state_map](docs/extensions.md#")]
+    self.assertContainsSubset(re.findall(r"\d+\.\d\d%", row),
+                              percents(record))
+
+
 class EveryResultsFileIsQuotedTest(absltest.TestCase):
 
   def test_results_files_are_small_json_named_on_a_page(self):
@@ -141,8 +172,9 @@ class EveryResultsFileIsQuotedTest(absltest.TestCase):
     for name in os.listdir(RESULTS):
       with self.subTest(name=name):
         self.assertRegex(name, r"\.(json|csv)$")
+        # The largest, the state map's 39 cells with each seed's values.
         self.assertLess(os.path.getsize(os.path.join(RESULTS, name)),
-                        100_000)
+                        300_000)
         self.assertTrue(re.search(rf"results/{re.escape(name)}\b", pages),
                         f"no page cites docs/results/{name}")
 
