@@ -33,40 +33,11 @@ def _save_error(error: Exception, path: str) -> OSError:
   return OSError(int(code.group(1)) if code else None, reason, path)
 
 
-def has_trained(run_dir: str) -> bool:
-  """Whether a run folder holds a checkpoint."""
-  folder = os.path.join(run_dir, "checkpoints")
-  return os.path.isdir(folder) and any(
-      name.isdigit() for name in os.listdir(folder))
-
-
 def other_config(where: str, changed) -> config_lib.ConfigError:
   """The refusal of a folder that holds a run of another identity."""
   return config_lib.ConfigError(
       f"workdir holds a run of another config ({where}; differs in "
       f"{', '.join(changed)}): use a new --workdir to start afresh")
-
-
-def check_claim(path: str, identity: dict[str, Any], trained: bool) -> bool:
-  """Whether the JSON file `path` (a run folder's config.json, a study's
-  study.json) must be written to claim it for `identity`; ConfigError if
-  it claims another identity for something that has `trained`. A claim
-  that is missing, unreadable or of nothing trained yet is replaced (a run
-  folder's checkpoints carry their own identity)."""
-  try:
-    saved = files.read_json(path) if os.path.exists(path) else None
-  except config_lib.ConfigError:
-    saved = None
-  changed = None if saved is None else files.changed_keys(saved, identity)
-  if trained and changed:
-    raise other_config(os.path.dirname(path), changed)
-  return changed != []
-
-
-def claim(path: str, identity: dict[str, Any], trained: bool) -> None:
-  """`check_claim`, then the claim written (by process 0)."""
-  if check_claim(path, identity, trained) and parallel.is_writer():
-    files.write_json_atomic(path, identity)
 
 
 class RunFolder:
@@ -116,7 +87,14 @@ class RunFolder:
           break
         except Exception as e:  # pylint: disable=broad-except
           self._move_aside(step, e)
-    claim(os.path.join(self.path, "config.json"), self.identity, False)
+    # config.json says whose folder it is; the checkpoints decide.
+    path = os.path.join(self.path, "config.json")
+    try:
+      same = not files.changed_keys(files.read_json(path), self.identity)
+    except config_lib.ConfigError:  # missing or unreadable
+      same = False
+    if not same and parallel.is_writer():
+      files.write_json_atomic(path, self.identity)
     return None if state is None else jax.tree.map(np.asarray, state)
 
   def _move_aside(self, step: int, error: Exception) -> None:

@@ -63,16 +63,6 @@ def write_jsonl_atomic(path: str, rows: Iterable[Any]) -> None:
   write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
-def claim_json(path: str, value: dict[str, Any]) -> list[str]:
-  """Writes `value` to `path` on first use; later, the keys in which `value`
-  differs from what is saved there (empty when it is the same). How a run
-  folder or a sweep's workdir is tied to one config."""
-  if not os.path.exists(path):
-    write_json_atomic(path, value)
-    return []
-  return changed_keys(read_json(path), value)
-
-
 def changed_keys(saved: dict[str, Any], value: dict[str, Any]) -> list[str]:
   """The keys in which `value` differs from `saved` (as JSON: tuples are
   the lists they are saved as)."""

@@ -9,9 +9,9 @@ from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
 from echo_jax.report import rows as rows_lib
-from echo_jax.runtime import checkpoint
 from echo_jax.runtime import files
 from echo_jax.runtime import runner
+from echo_jax.studies import claims
 from echo_jax.studies import runs
 from echo_jax.tasks import task as task_lib
 
@@ -22,9 +22,9 @@ def claim_study(workdir: str, name: str, config: config_lib.EchoConfig,
   with other settings is refused at once (replaced if nothing trained)."""
   folder = os.path.join(workdir, name)
   trained = os.path.isdir(folder) and any(
-      checkpoint.has_trained(os.path.join(folder, part))
+      claims.has_trained(os.path.join(folder, part))
       for part in os.listdir(folder))
-  checkpoint.claim(os.path.join(folder, "study.json"),
+  claims.claim(os.path.join(folder, "study.json"),
                    {"config": config.to_dict(), **params}, trained)
 
 

@@ -8,8 +8,8 @@ from typing import Sequence
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
-from echo_jax.runtime import checkpoint
 from echo_jax.runtime import files
+from echo_jax.studies import claims
 from echo_jax.studies import runs
 
 # Left out of reproduce.json, the results of record (a few kB, committed as
@@ -28,8 +28,8 @@ def reproduce(configs: Sequence[config_lib.EchoConfig], workdir: str,
   # holding another config is refused with nothing written.
   for config in configs:
     run_dir = os.path.join(workdir, config.experiment)
-    checkpoint.check_claim(os.path.join(run_dir, "config.json"),
-                           config.to_dict(), checkpoint.has_trained(run_dir))
+    claims.check_claim(os.path.join(run_dir, "config.json"),
+                       config.to_dict(), claims.has_trained(run_dir))
   # The experiments compile in order in a worker while earlier ones train
   # and write their files (XLA releases the GIL): each waits only for its
   # own programs.

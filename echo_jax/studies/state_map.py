@@ -19,6 +19,7 @@ from echo_jax.core import config as config_lib
 from echo_jax.report import records
 from echo_jax.report import state_map_records
 from echo_jax.runtime import files
+from echo_jax.studies import claims
 from echo_jax.studies import runs
 from echo_jax.studies import sweep
 from echo_jax.tasks import state_cell
@@ -43,7 +44,7 @@ def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
   """Trains every cell not already in <workdir>/cells; returns the map's
   record. Validates first."""
   state_cell.validate(config, grid)
-  sweep.claim_workdir(workdir, "state_map_config.json", _settings(config),
+  claims.claim_workdir(workdir, "state_map_config.json", _settings(config),
                       "state map")
   start = time.perf_counter()
   path = lambda cell: os.path.join(workdir, "cells", f"{cell_name(*cell)}.json")

@@ -26,6 +26,7 @@ from echo_jax.report import sweep_plots
 from echo_jax.runtime import files
 from echo_jax.runtime import parallel
 from echo_jax.runtime import runner
+from echo_jax.studies import claims
 from echo_jax.studies import runs
 from echo_jax.tasks import sweep_cell
 from echo_jax.tasks import task as task_lib
@@ -34,17 +35,6 @@ from echo_jax.tasks import task as task_lib
 def cell_path(workdir: str, lag: int, context: int, hidden: int) -> str:
   return os.path.join(workdir, "cells",
                       f"lag{lag}_context{context}_hidden{hidden}.json")
-
-
-def claim_workdir(workdir: str, file_name: str, settings: dict[str, Any],
-                  study: str) -> None:
-  """A workdir's cells belong to one config (the grid may grow): the first
-  run saves its `settings` in `file_name`, a rerun must match them."""
-  changed = files.claim_json(os.path.join(workdir, file_name), settings)
-  if changed:
-    raise config_lib.ConfigError(
-        f"workdir={workdir!r} holds a {study} of another config (differs in "
-        f"{', '.join(changed)}): use a new --workdir")
 
 
 def run_in_turn(tasks: list[task_lib.Task], run_dirs: list[str],
@@ -145,7 +135,7 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
   """Trains every possible cell not already in <workdir>/cells; returns the
   sweep record (rows for every cell, impossible ones too). Validates first."""
   sweep_cell.validate(config, grid)
-  claim_workdir(workdir, "sweep_config.json",
+  claims.claim_workdir(workdir, "sweep_config.json",
                 sweep_cell.sweep_settings(config), "sweep")
   start = time.perf_counter()
   todo = []  # (context, hidden, lags still missing)
