@@ -25,7 +25,7 @@ def claim_study(workdir: str, name: str, config: config_lib.EchoConfig,
       claims.has_trained(os.path.join(folder, part))
       for part in os.listdir(folder))
   claims.claim(os.path.join(folder, "study.json"),
-                   {"config": config.to_dict(), **params}, trained)
+               {"config": config.to_dict(), **params}, trained)
 
 
 def run_dir(workdir: str, binary: str, part: str) -> str:

@@ -45,7 +45,7 @@ def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
   record. Validates first."""
   state_cell.validate(config, grid)
   claims.claim_workdir(workdir, "state_map_config.json", _settings(config),
-                      "state map")
+                       "state map")
   start = time.perf_counter()
   path = lambda cell: os.path.join(workdir, "cells", f"{cell_name(*cell)}.json")
   all_cells = state_cell.cells(config, grid)

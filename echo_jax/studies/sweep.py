@@ -136,7 +136,7 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
   sweep record (rows for every cell, impossible ones too). Validates first."""
   sweep_cell.validate(config, grid)
   claims.claim_workdir(workdir, "sweep_config.json",
-                sweep_cell.sweep_settings(config), "sweep")
+                       sweep_cell.sweep_settings(config), "sweep")
   start = time.perf_counter()
   todo = []  # (context, hidden, lags still missing)
   for context, hidden in grid.groups():
