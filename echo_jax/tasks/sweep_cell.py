@@ -69,7 +69,7 @@ def sweep_settings(config: config_lib.EchoConfig) -> dict[str, Any]:
 
 
 def check_axis(name: str, values: tuple[int, ...], low: int,
-                high: int | None, why: str = "") -> None:
+               high: int | None, why: str = "") -> None:
   """One grid axis: non-empty, no repeats, integers in [low, high]."""
   if not values:
     raise config_lib.ConfigError(f"{name} is empty: give at least one value")
@@ -92,12 +92,12 @@ def validate(config: config_lib.EchoConfig, grid: Grid) -> None:
         "windows of --contexts values (framing=window)")
   # Contexts first: the lags' range depends on them.
   check_axis("contexts", grid.contexts, 1,
-              config.length - config.batch_size + 1,
-              f" (length={config.length} must leave batch_size="
-              f"{config.batch_size} full windows)")
+             config.length - config.batch_size + 1,
+             f" (length={config.length} must leave batch_size="
+             f"{config.batch_size} full windows)")
   check_axis("hidden_sizes", grid.hidden_sizes, 1, None)
   check_axis("lags", grid.lags, 0, max(grid.contexts) - 1,
-              " (a lag must be below the largest context to be possible)")
+             " (a lag must be below the largest context to be possible)")
   config_lib.validate(config.replace(lag=0, context=1))
   for context, hidden in grid.groups():
     try:
