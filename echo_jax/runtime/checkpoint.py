@@ -89,11 +89,7 @@ class RunFolder:
           self._move_aside(step, e)
     # config.json says whose folder it is; the checkpoints decide.
     path = os.path.join(self.path, "config.json")
-    try:
-      same = not files.changed_keys(files.read_json(path), self.identity)
-    except config_lib.ConfigError:  # missing or unreadable
-      same = False
-    if not same and parallel.is_writer():
+    if files.saved_changes(path, self.identity) != [] and parallel.is_writer():
       files.write_json_atomic(path, self.identity)
     return None if state is None else jax.tree.map(np.asarray, state)
 

@@ -71,6 +71,15 @@ def changed_keys(saved: dict[str, Any], value: dict[str, Any]) -> list[str]:
                 if saved.get(k) != value.get(k))
 
 
+def saved_changes(path: str, value: dict[str, Any]) -> list[str] | None:
+  """`changed_keys` of the JSON saved at `path` and `value`; None where
+  nothing can be read there (a missing or damaged file)."""
+  try:
+    return changed_keys(read_json(path), value)
+  except config_lib.ConfigError:
+    return None
+
+
 def read_json(path: str,
               advice: str = "restore it, or start afresh in a new --workdir"
               ) -> Any:

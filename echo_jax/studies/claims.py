@@ -28,11 +28,7 @@ def check_claim(path: str, identity: dict[str, Any], trained: bool) -> bool:
   """Whether the JSON file `path` must be written to claim it for
   `identity`; ConfigError if it claims another identity for something that
   has `trained`. A claim that is missing or unreadable is replaced."""
-  try:
-    saved = files.read_json(path) if os.path.exists(path) else None
-  except config_lib.ConfigError:
-    saved = None
-  changed = None if saved is None else files.changed_keys(saved, identity)
+  changed = files.saved_changes(path, identity)
   if trained and changed:
     raise checkpoint.other_config(os.path.dirname(path), changed)
   return changed != []
