@@ -378,10 +378,9 @@ def run(compiled: Compiled, run_dir: str | None = None,
       loss_MxE[:, epoch:done] = loss_MxC[:num_models, :done - epoch]
       accuracy_MxE[:, epoch:done] = accuracy_MxC[:num_models, :done - epoch]
       check_finite(loss_MxE[:, epoch:done], epoch)
-      over_MxE = loss_MxE[:, :done] > diverged_loss
-      if not warned and over_MxE.any():
+      if not warned and (loss_MxE[:, :done] > diverged_loss).any():
         warned = True
-        m, e = np.argwhere(over_MxE)[0]
+        m, e = np.argwhere(loss_MxE[:, :done] > diverged_loss)[0]
         logging.warning(
             "%s: model %d diverged: its training loss rose to %.3g at epoch "
             "%d, over %gx a uniform guess's (%.3g); lower --learning_rate "
