@@ -47,7 +47,7 @@ class ValidateTest(parameterized.TestCase):
       ("negative_seed", dict(seed=-3), "seed=-3 must be in [0, 2147483647]"),
       ("float_hidden", dict(hidden=2.5), "hidden=2.5 must be an integer"),
       ("unknown_init", dict(init="he"),
-       "init='he' must be one of keras, chrono, flax"),
+       "init='he' must be one of keras, chrono, chain, flax"),
       ("unknown_activation", dict(recurrent_activation="relu"),
        "recurrent_activation='relu' must be one of sigmoid, hard_sigmoid"),
       ("unknown_framing", dict(framing="all"),

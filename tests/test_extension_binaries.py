@@ -44,6 +44,16 @@ class ExtensionBinaryTest(parameterized.TestCase):
        "error: updates=12000 must be a multiple of eval_every=7"),
       ("streaming_budget", "--hidden=8",
        "error: --hidden is not used by streaming_budget: give --hiddens"),
+      ("long_lags", "--recipes=full-speed",
+       "error: recipes: 'full-speed' is not tutorial, full or "
+       "full-<ingredient>"),
+      ("long_lags", "--lags=1,25", "error: lags=1,25 must be in [1, 25) (the "
+       "sequence length of recipe tutorial)"),
+      ("long_lags", "--models=lstm,transformer",
+       "error: models=lstm,transformer must be distinct names from lstm, "
+       "gru, lru, attention"),
+      ("long_lags", "--learning_rate=0.1", "error: --learning_rate is not "
+       "used by long_lags: the recipe sets it (--recipes)"),
       ("large_vocab", "--vocabs=1", "error: vocabs=1 must be integers >= 2"),
       ("mlp_baseline", "--mlp_hidden=0", "error: mlp_hidden=0 must be"),
       ("mask_missing", "--seeds=0", "error: seeds=0 must be >= 1"),

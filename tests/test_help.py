@@ -66,6 +66,13 @@ EXPECTED = {
                   ("lag", "context", "batch_size", "stateful")),
     "sweep": ({"seeds": "8", "epochs": "2000", "stateful": "false",
                "lags": "0,1,2,3,4,5,6,7,8"}, ("lag", "context", "hidden")),
+    "long_lags": ({"seeds": "4", "updates": "2000", "eval_every": "250",
+                   "hiddens": "64", "recipes": "tutorial,full",
+                   "models": "lstm", "lags": "1,2,3,4,5,6,7,8,9,10"},
+                  ("lag", "hidden", "epochs", "learning_rate", "length",
+                   "batch_size", "init", "optimizer", "context", "framing",
+                   "stateful", "recurrent_activation", "input_encoding",
+                   "lstm_backend")),
     "benchmark": ({"repeats": "3"}, ()),
 }
 NO_CONFIG = ("benchmark",)

@@ -7,7 +7,7 @@ import math
 from typing import Any, Mapping
 
 FRAMINGS = ("window", "no_context")
-INITS = ("keras", "chrono", "flax")
+INITS = ("keras", "chrono", "chain", "flax")
 RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 INPUT_ENCODINGS = ("gather", "one_hot")
 LSTM_BACKENDS = ("fused", "cell")
@@ -84,7 +84,8 @@ FIELD_HELP = {
     "context": "Timesteps per sample (window length).",
     "eval_sequences": "Fresh random sequences to evaluate each model on.",
     "init": "Initialisation: keras, chrono (Keras' kernels, chrono gate "
-            "biases, Tallec & Ollivier 2018) or flax.",
+            "biases, Tallec & Ollivier 2018), chain (a delay line: "
+            "models.chain_lstm_recurrent_init) or flax.",
     "recurrent_activation": "Gate activation: sigmoid or hard_sigmoid "
                             "(Keras 2).",
     "framing": "window or no_context.",

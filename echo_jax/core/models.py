@@ -50,12 +50,30 @@ def chrono_lstm_bias_init(key, shape, dtype=jnp.float32):
           .at[hidden:2 * hidden].set(forget_H))
 
 
+CHAIN_LANES = 7  # a slot of the delay line: 7 bits name one of 100 values
+CHAIN_GAIN = 4.0  # x sigmoid(0) on the input and output gates: gain 1
+
+
+def chain_lstm_recurrent_init(key, shape, dtype=jnp.float32):
+  """A delay line to start from (after Orhan & Pitkow 2020's "chain"
+  initialisation): the cell candidates' recurrent block shifts the output
+  of unit j into unit j + CHAIN_LANES, so unit group s starts out holding
+  what group s - 1 held a step earlier; the gates' blocks are orthogonal."""
+  hidden, four_h = shape
+  shift_HxH = CHAIN_GAIN * jnp.eye(hidden, k=CHAIN_LANES, dtype=dtype)
+  return (nn.initializers.orthogonal()(key, shape, dtype)
+          .at[:, 2 * hidden:3 * hidden].set(shift_HxH))
+
+
 # name -> (input kernel, recurrent kernel, bias, head kernel) initialisers.
 INITIALIZERS = {
     "keras": (nn.initializers.glorot_uniform(), nn.initializers.orthogonal(),
               keras_lstm_bias_init, nn.initializers.glorot_uniform()),
     "chrono": (nn.initializers.glorot_uniform(), nn.initializers.orthogonal(),
                chrono_lstm_bias_init, nn.initializers.glorot_uniform()),
+    # No forget-gate bias: a delay line overwrites its slots every step.
+    "chain": (nn.initializers.glorot_uniform(), chain_lstm_recurrent_init,
+              nn.initializers.zeros_init(), nn.initializers.glorot_uniform()),
     # Flax's own defaults (LSTMCell and Dense): no forget-gate bias.
     "flax": (nn.initializers.lecun_normal(), nn.initializers.orthogonal(),
              nn.initializers.zeros_init(), nn.initializers.lecun_normal()),

@@ -60,10 +60,12 @@ def batch_samples(samples: Samples, batch_size: int) -> Samples:
 def make_train(config: config_lib.EchoConfig,
                init_params: Callable[[chex.PRNGKey], chex.ArrayTree],
                frame: Frame, apply: Apply, sequences_per_epoch: int = 1,
-               batch_size: int | None = None) -> train_lib.Train:
+               batch_size: int | None = None, clip_norm: float | None = None
+               ) -> train_lib.Train:
   """A `train.Train` of `apply`'s model on `frame`d fresh sequences,
-  `batch_size` samples per Adam update (default config.batch_size)."""
-  optimizer = train_lib.make_optimizer(config)
+  `batch_size` samples per Adam update (default config.batch_size), the
+  gradients clipped to global norm `clip_norm` if given."""
+  optimizer = train_lib.make_optimizer(config, clip_norm)
   batch_size = batch_size or config.batch_size
 
   def loss_fn(params, batch: Samples):
@@ -110,7 +112,7 @@ def make_train(config: config_lib.EchoConfig,
   rows = jax.eval_shape(frame, sequence, variant).targets.shape[0]
   return train_lib.Train(
       config.epochs, -(-rows * sequences_per_epoch // batch_size),
-      train_lib.make_init(config, init_params),
+      train_lib.make_init(config, init_params, clip_norm),
       lambda num_epochs: train_lib.epoch_loop(
           epoch_data, epoch_step, num_epochs,
           config.epochs % num_epochs != 0))

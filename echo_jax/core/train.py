@@ -87,22 +87,30 @@ def test_keys(seed: int, count: int) -> np.ndarray:
   return np.asarray(jax.random.split(key, count))
 
 
-def make_optimizer(config: config_lib.EchoConfig
+def make_optimizer(config: config_lib.EchoConfig,
+                   clip_norm: float | None = None
                    ) -> optax.GradientTransformation:
+  """The config's Adam; with `clip_norm`, after clipping the gradients to
+  that global norm."""
   if config.optimizer == "optax_adam":
-    return optax.adam(config.learning_rate, b1=config.adam_b1,
+    adam = optax.adam(config.learning_rate, b1=config.adam_b1,
                       b2=config.adam_b2, eps=config.adam_eps)
-  learning_rate = config.learning_rate
-  if config.optimizer == "keras_adam_decay":
-    learning_rate = keras_adam.time_decay(config.learning_rate)
-  return keras_adam.keras_adam(learning_rate, b1=config.adam_b1,
-                               b2=config.adam_b2, eps=config.adam_eps)
+  else:
+    learning_rate = config.learning_rate
+    if config.optimizer == "keras_adam_decay":
+      learning_rate = keras_adam.time_decay(config.learning_rate)
+    adam = keras_adam.keras_adam(learning_rate, b1=config.adam_b1,
+                                 b2=config.adam_b2, eps=config.adam_eps)
+  if clip_norm is None:
+    return adam
+  return optax.chain(optax.clip_by_global_norm(clip_norm), adam)
 
 
 def make_init(config: config_lib.EchoConfig,
-              init_params: Callable[[chex.PRNGKey], chex.ArrayTree]):
+              init_params: Callable[[chex.PRNGKey], chex.ArrayTree],
+              clip_norm: float | None = None):
   """init(key) -> TrainState at epoch 0, params and data key split from key."""
-  optimizer = make_optimizer(config)
+  optimizer = make_optimizer(config, clip_norm)
 
   def init(key):
     init_key, data_key = jax.random.split(key)

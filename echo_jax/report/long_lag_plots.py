@@ -1,0 +1,77 @@
+"""long_lags' figures, from its rows (`studies.long_lags`): the updates to
+99% against the lag, and the smallest width that reaches 99% against the
+lag beside the hand-set shift register's units."""
+
+from typing import Any, Sequence
+
+from echo_jax.report import plots  # sets the Agg backend before pyplot loads
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from matplotlib import ticker
+import matplotlib.pyplot as plt
+
+
+def _label(row: dict[str, Any]) -> str:
+  return f"{row['model']} {row['hidden']}, {row['recipe']}, length " \
+         f"{row['sequence_length']}"
+
+
+def updates_vs_lag(path: str, rows: Sequence[dict[str, Any]],
+                   level: float) -> None:
+  """Updates to `level` (log scale) against the lag, a line per (model,
+  recipe, hidden, length); a lag not reached within the budget is a hollow
+  mark at the budget."""
+  figure, ax = plt.subplots(figsize=(7, 4.2))
+  trained = [r for r in rows if r["model"] != "shift_register"]
+  for i, label in enumerate(sorted({_label(r) for r in trained})):
+    mine = sorted((r for r in trained if _label(r) == label),
+                  key=lambda r: r["lag"])
+    colour = f"C{i % 10}"
+    reached = [(r["lag"], r["updates_to_99"]) for r in mine
+               if r["updates_to_99"] is not None]
+    missed = [(r["lag"], r["updates"][-1]) for r in mine
+              if r["updates_to_99"] is None]
+    if reached:
+      ax.plot(*zip(*reached), "o-", color=colour, lw=1.2, ms=4, label=label)
+    if missed:
+      ax.plot(*zip(*missed), "o", color=colour, mfc="none", ms=6,
+              label=None if reached else label)
+  ax.set_yscale("log")
+  ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+  ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+  ax.set_xlabel("lag")
+  ax.set_ylabel(f"updates to {100 * level:g}% (mean over seeds)")
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=7, loc="upper left")
+  ax.set_title(f"Streaming echo: updates until the test accuracy reaches "
+               f"{100 * level:g}%\n(hollow: not reached within the budget "
+               f"shown)", fontsize=9)
+  figure.tight_layout()
+  plots.save_atomic(figure, path)
+
+
+def width_vs_lag(path: str, rows: Sequence[dict[str, Any]]) -> None:
+  """Per LSTM recipe trained at several widths, the smallest width whose
+  mean reaches 99% at each lag; the hand-set register's units beside."""
+  figure, ax = plt.subplots(figsize=(6, 4))
+  lstm = [r for r in rows if r["model"] == "lstm"]
+  for i, recipe in enumerate(sorted({r["recipe"] for r in lstm})):
+    points = []
+    for lag in sorted({r["lag"] for r in lstm if r["recipe"] == recipe}):
+      widths = [r["hidden"] for r in lstm if r["recipe"] == recipe
+                and r["lag"] == lag and r["accuracy"] >= 0.99]
+      if widths:
+        points.append((lag, min(widths)))
+    if points:
+      ax.plot(*zip(*points), "o-", color=f"C{i % 10}", label=f"LSTM, {recipe}")
+  bound = sorted({(r["lag"], r["hidden"]) for r in rows
+                  if r["model"] == "shift_register"})
+  if bound:
+    ax.plot(*zip(*bound), "k--", label="hand-set shift register (units)")
+  ax.set_xlabel("lag")
+  ax.set_ylabel("smallest width reaching 99%")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  ax.set_title("Width an LSTM needs against the lag", fontsize=9)
+  figure.tight_layout()
+  plots.save_atomic(figure, path)

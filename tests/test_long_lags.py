@@ -1,0 +1,154 @@
+"""The long-lag study: its framing, the hand-set bound, the matched widths,
+the recipes, and the binary end to end (tiny)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl.testing import absltest
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import helpers
+from echo_jax.core import config as config_lib
+from echo_jax.core import data
+from echo_jax.core import train as train_lib
+from echo_jax.studies import long_lags as study
+from echo_jax.tasks import long_lags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fresh_sequences(count, length):
+  keys = jnp.asarray(train_lib.test_keys(0, count))
+  return data.TestSet(keys, length, 100)
+
+
+class FrameTest(absltest.TestCase):
+
+  def test_one_head_is_the_lag_and_heads_are_lags_one_to_r(self):
+    sequence = jnp.arange(8)
+    one = long_lags.frame_readouts(sequence, 3, 1)
+    np.testing.assert_array_equal(one.targets[0, :, 0],
+                                  [0, 0, 0, 0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(one.weights[0, :, 0], [0, 0, 0] + [1] * 5)
+    heads = long_lags.frame_readouts(sequence, 3, 4)
+    for k in range(1, 5):  # head k: X(t - k), scored up to the lag only
+      np.testing.assert_array_equal(heads.targets[0, k:, k - 1],
+                                    np.arange(8 - k))
+      want = [0] * 8 if k > 3 else [0] * k + [1] * (8 - k)
+      np.testing.assert_array_equal(heads.weights[0, :, k - 1], want)
+    self.assertEqual(long_lags.scored_readout(3, 4), 2)
+    self.assertEqual(long_lags.scored_readout(3, 1), 0)
+
+
+class HandSetTest(absltest.TestCase):
+
+  def test_shift_register_echoes_its_lag_exactly_and_no_other(self):
+    test = fresh_sequences(40, 50)
+    for lag in (1, 7, 20):
+      correct, weight = long_lags.shift_register_evaluate(lag, 100)(test).sums
+      self.assertEqual(float(jnp.sum(correct)), float(jnp.sum(weight)))
+      self.assertEqual(float(jnp.sum(weight)), 40 * (50 - lag))
+    # Scored against the next lag it is at chance: the score can fail.
+    model = long_lags.ShiftRegister(long_lags.shift_register_units(5), 100)
+    params = jax.tree.map(jnp.asarray, long_lags.shift_register_params(5, 100))
+    ids = data.sequences_of(test)
+    predicted = jnp.argmax(model.apply({"params": params}, ids)[:, :, 0], -1)
+    self.assertTrue(jnp.all(predicted[:, 5:] == ids[:, :-5]))
+    self.assertLess(float(jnp.mean(predicted[:, 6:] == ids[:, :-6])), 0.05)
+
+
+class ModelsTest(absltest.TestCase):
+
+  def test_matched_widths_within_a_quarter_of_the_lstms_parameters(self):
+    for readouts in (1, 10):
+      target = long_lags.count_params(
+          long_lags.make_model("lstm", 64, 100, readouts, 50))
+      for name in ("gru", "lru", "attention"):
+        width = long_lags.matched_width(name, target, 100, readouts, 50)
+        model = long_lags.make_model(name, width, 100, readouts, 50)
+        ratio = long_lags.count_params(model) / target
+        self.assertBetween(ratio, 0.8, 1.25, (name, readouts, width))
+        logits = jax.eval_shape(model.init_with_output, jax.random.PRNGKey(0),
+                                jnp.zeros((2, 50), jnp.int32))[0]
+        self.assertEqual(logits.shape, (2, 50, readouts, 100))
+
+  def test_lru_and_attention_are_causal(self):
+    # The output at t must not see inputs after t.
+    ids = jax.random.randint(jax.random.PRNGKey(1), (1, 12), 0, 100)
+    later = ids.at[0, 8:].set((ids[0, 8:] + 1) % 100)
+    for name in ("lru", "attention"):  # the cells are causal as scanned
+      model = long_lags.make_model(name, 16, 100, 1, 12)
+      params = model.init(jax.random.PRNGKey(0), ids)
+      np.testing.assert_allclose(model.apply(params, ids)[0, :8],
+                                 model.apply(params, later)[0, :8],
+                                 rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+class RecipeTest(absltest.TestCase):
+
+  def test_full_less_one_ingredient_is_the_tutorials_value(self):
+    for name in study.INGREDIENTS:
+      less = study.recipe(f"full-{name}")
+      self.assertEqual(getattr(less, name), getattr(study.TUTORIAL, name))
+      others = [f for f in study.INGREDIENTS if f != name]
+      self.assertEqual([getattr(less, f) for f in others],
+                       [getattr(study.FULL, f) for f in others])
+    with self.assertRaisesRegex(config_lib.ConfigError, "full-speed"):
+      study.recipe("full-speed")
+
+  def test_accuracy_is_each_lags_own_head(self):
+    # 2 lags x 2 seeds, 3 heads: the lag-2 models are right on head 2 only.
+    correct = np.zeros((4, 1, 5, 3))
+    weight = np.ones((4, 1, 5, 3))
+    correct[0:2, ..., 0] = 1  # lag 1 on head 1
+    correct[2:4, ..., 1] = 1  # lag 2 on head 2
+    np.testing.assert_array_equal(
+        study.accuracy_at((correct, weight), (1, 2), 3, 2), np.ones((2, 2)))
+
+
+class BinaryTest(absltest.TestCase):
+
+  def test_tiny_study_writes_its_rows(self):
+    workdir = os.path.join(helpers.make_tempdir(self), "out")
+    args = ["--models=lstm,attention", "--recipes=full-batch",
+            "--hiddens=4", "--lags=1,2", "--updates=4", "--eval_every=2",
+            "--seeds=2", "--eval_sequences=4",
+            f"--compilation_cache={helpers.SUITE_CACHE}",
+            f"--workdir={workdir}"]
+    env = dict(os.environ, ECHO_JAX_HOST_DEVICES="1")
+    env.pop("XLA_FLAGS", None)
+    first = subprocess.run(
+        [sys.executable, "-m", "experiments.long_lags", *args], cwd=REPO,
+        env=env, capture_output=True, text=True, timeout=300, check=False)
+    self.assertEqual(first.returncode, 0, first.stderr[-3000:])
+    self.assertCountEqual(os.listdir(workdir), [
+        "long_lags", "long_lags.json", "long_lags.png",
+        "long_lags_width.png"])
+    with open(os.path.join(workdir, "long_lags.json")) as f:
+      record = json.load(f)
+    rows = record["rows"]
+    # 2 models x 2 lags, and the register at the 2 lags.
+    self.assertLen(rows, 6)
+    for row in rows:
+      self.assertContainsSubset(
+          ["model", "recipe", "hidden", "lag", "accuracy", "accuracy_ci95",
+           "updates_to_99", "seeds", "sequence_length"], row)
+      low, high = row["accuracy_ci95"]
+      self.assertBetween(row["accuracy"], low, high)
+    attention = [r for r in rows if r["model"] == "attention"]
+    self.assertTrue(all(r["lstm_hidden_matched"] == 4 for r in attention))
+    lstm = [r for r in rows if r["model"] == "lstm"]
+    self.assertTrue(all(len(r["final_per_readout"]) == r["lag"]
+                        for r in lstm))  # full-batch: a head per lag
+    register = [r for r in rows if r["model"] == "shift_register"]
+    self.assertEqual({r["accuracy"] for r in register}, {1.0})
+    self.assertEqual({r["sequence_length"] for r in register}, {50})
+    # Resuming is run_scored's, tested in test_checkpoint.
+
+
+if __name__ == "__main__":
+  absltest.main()
