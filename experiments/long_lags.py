@@ -17,7 +17,8 @@ register that echoes every lag exactly. Resumable: rerun the same command.
 Writes long_lags.json (one row per model, recipe, hidden and lag),
 long_lags.png (updates to 99% against the lag) and long_lags_width.png
 (the smallest LSTM width reaching 99% against the lag, with the hand-set
-register's units).
+register's units). With --combine=DIR1,DIR2,... it trains nothing and
+merges those runs' results into one table and figures.
 """
 
 from absl import flags
@@ -47,6 +48,11 @@ _QUICK = flags.DEFINE_boolean(
     "quick", False, "A small version: lags 1-3, hidden 16, every model, "
     "recipes tutorial and full, 300 updates, 2 seeds, 200 test sequences "
     "(flags given still apply).")
+
+_COMBINE = flags.DEFINE_list(
+    "combine", [],
+    "Instead of training: workdirs of earlier runs whose results are merged "
+    "into one table and figures in --workdir.")
 
 # The shared flags it refuses (-> what to give instead): the recipe sets
 # the schedule, the sequence length and the initialisation.
@@ -83,6 +89,10 @@ def long_lags():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import long_lags as study
   from echo_jax.tasks import long_lags as models
+  if _COMBINE.value:
+    loaded = study.load_runs(list(_COMBINE.value))  # checked before writing
+    study.combine(loaded, common.resolve_workdir(study.NAME))
+    return
   defaults = dict(DEFAULTS)
   if _QUICK.value:
     defaults.update(seeds=QUICK["seeds"],

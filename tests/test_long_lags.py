@@ -110,6 +110,31 @@ class RecipeTest(absltest.TestCase):
         study.accuracy_at((correct, weight), (1, 2), 3, 2), np.ones((2, 2)))
 
 
+class CombineTest(absltest.TestCase):
+
+  def test_refuses_a_missing_record_and_a_row_held_twice(self):
+    row = {"model": "lstm", "recipe": "full", "hidden": 8, "lag": 2,
+           "sequence_length": 50}
+    register = {**row, "model": "shift_register", "recipe": "hand-set"}
+    sources = []
+    for name in ("a", "b"):
+      os.makedirs(os.path.join(self.tmp, name))
+      sources.append(os.path.join(self.tmp, name))
+      with open(os.path.join(sources[-1], "long_lags.json"), "w") as f:
+        json.dump({"rows": [row, register]}, f)
+    with self.assertRaisesRegex(config_lib.ConfigError,
+                                "two runs hold lstm 8, full, lag 2"):
+      study.load_runs(sources)
+    with self.assertRaisesRegex(config_lib.ConfigError, "holds no"):
+      study.load_runs([sources[0], os.path.join(self.tmp, "c")])
+    loaded = study.load_runs(sources[:1])
+    self.assertLen(loaded["rows"], 2)
+
+  def setUp(self):
+    super().setUp()
+    self.tmp = helpers.make_tempdir(self)
+
+
 class BinaryTest(absltest.TestCase):
 
   def test_tiny_study_writes_its_rows(self):

@@ -23,18 +23,22 @@ def updates_vs_lag(path: str, rows: Sequence[dict[str, Any]],
   mark at the budget."""
   figure, ax = plt.subplots(figsize=(7, 4.2))
   trained = [r for r in rows if r["model"] != "shift_register"]
-  for i, label in enumerate(sorted({_label(r) for r in trained})):
+  labels = sorted({_label(r) for r in trained})
+  for i, label in enumerate(labels):
     mine = sorted((r for r in trained if _label(r) == label),
                   key=lambda r: r["lag"])
-    colour = f"C{i % 10}"
-    reached = [(r["lag"], r["updates_to_99"]) for r in mine
+    colour, marker = f"C{i % 10}", "osD^v<>p"[i % 8]
+    # Side by side, so that series sharing a point stay visible.
+    dodge = 0.3 * (i - (len(labels) - 1) / 2) / max(len(labels), 1)
+    reached = [(r["lag"] + dodge, r["updates_to_99"]) for r in mine
                if r["updates_to_99"] is not None]
-    missed = [(r["lag"], r["updates"][-1]) for r in mine
+    missed = [(r["lag"] + dodge, r["updates"][-1]) for r in mine
               if r["updates_to_99"] is None]
     if reached:
-      ax.plot(*zip(*reached), "o-", color=colour, lw=1.2, ms=4, label=label)
+      ax.plot(*zip(*reached), "-", marker=marker, color=colour, lw=1.2, ms=4,
+              label=label)
     if missed:
-      ax.plot(*zip(*missed), "o", color=colour, mfc="none", ms=6,
+      ax.plot(*zip(*missed), marker, color=colour, mfc="none", ms=6,
               label=None if reached else label)
   ax.set_yscale("log")
   ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))

@@ -249,12 +249,18 @@ def run(config: config_lib.EchoConfig, workdir: str,
                 f"{rate['matmul_seconds_per_update']:.3f} s)")
   rows += hand_set_rows(config, lags,
                         max(recipe(r).length for r in recipes))
-  rows.sort(key=lambda r: (r["lag"], r["model"], r["recipe"], r["hidden"]))
-  record = {"experiment": NAME, "config": config.to_dict(),
-            "models": list(models), "recipes": list(recipes),
-            "hiddens": list(hiddens), "lags": list(lags), "updates": updates,
-            "eval_every": eval_every, "rows": rows,
-            "smallest_width": smallest_width(rows), "efficiency": rates,
+  return write(workdir, config, rows, models=list(models),
+               recipes=list(recipes), hiddens=list(hiddens), lags=list(lags),
+               updates=updates, eval_every=eval_every, efficiency=rates)
+
+
+def write(workdir: str, config: config_lib.EchoConfig, rows,
+          **extra: Any) -> dict[str, Any]:
+  """long_lags.json, the printed table and (process 0) the figures."""
+  rows = sorted(rows, key=lambda r: (r["lag"], r["model"], r["recipe"],
+                                     r["hidden"], r["sequence_length"]))
+  record = {"experiment": NAME, "config": config.to_dict(), **extra,
+            "rows": rows, "smallest_width": smallest_width(rows),
             "versions": files.versions()}
   path = os.path.join(workdir, f"{NAME}.json")
   files.write_json_atomic(path, record)
@@ -267,6 +273,43 @@ def run(config: config_lib.EchoConfig, workdir: str,
     long_lag_plots.width_vs_lag(os.path.join(workdir, f"{NAME}_width.png"),
                                 rows)
   return record
+
+
+def load_runs(sources: Sequence[str]) -> dict[str, Any]:
+  """The results of earlier runs to `combine` (e.g. costlier points run on
+  their own); ConfigError (one line) if a source holds none, or two hold
+  the same trained row. Each hand-set row is kept once."""
+  loaded, rows, seen = [], [], set()
+  for source in sources:
+    path = os.path.join(source, f"{NAME}.json")
+    if not os.path.isfile(path):
+      raise config_lib.ConfigError(
+          f"combine={','.join(sources)}: {source} holds no {NAME}.json")
+    record = files.read_json(
+        path, "rerun the run that wrote it, or leave it out of --combine")
+    loaded.append(record)
+    for row in record["rows"]:
+      key = (row["model"], row["recipe"], row["hidden"], row["lag"],
+             row["sequence_length"])
+      if key in seen and row["model"] != "shift_register":
+        raise config_lib.ConfigError(
+            f"combine: two runs hold {row['model']} {row['hidden']}, "
+            f"{row['recipe']}, lag {row['lag']}")
+      if key not in seen:
+        seen.add(key)
+        rows.append({**row, "source": source})
+  return {"sources": list(sources), "records": loaded, "rows": rows}
+
+
+def combine(loaded: dict[str, Any], workdir: str) -> dict[str, Any]:
+  """long_lags.json and its figures in `workdir` from `load_runs`' results;
+  trains nothing."""
+  runs_ = zip(loaded["sources"], loaded["records"])
+  return write(workdir, config_lib.from_dict(loaded["records"][0]["config"]),
+               loaded["rows"], combined_from=[
+                   {"workdir": w, **{k: r[k] for k in (
+                       "models", "recipes", "hiddens", "lags", "updates",
+                       "eval_every")}} for w, r in runs_])
 
 
 def smallest_width(rows) -> dict[str, dict[str, int | None]]:
