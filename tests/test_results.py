@@ -163,6 +163,31 @@ class StateMapResultsTest(absltest.TestCase):
                               percents(record))
 
 
+class LongLagsResultsTest(absltest.TestCase):
+  """docs/results/long_lags.json: its rows carry what the issue names, and
+  docs/long_lags.md and the README quote only its values."""
+
+  def test_rows_and_pages_quote_it(self):
+    record = json.loads(read("docs", "results", "long_lags.json"))
+    trained = [r for r in record["rows"] if r["model"] != "shift_register"]
+    for row in record["rows"]:
+      self.assertContainsSubset(
+          ["model", "recipe", "hidden", "lag", "accuracy", "accuracy_ci95",
+           "updates_to_99", "seeds", "sequence_length"], row)
+    page = read("docs", "long_lags.md")
+    want = sorted(records.ci_cell({"mean": r["accuracy"],
+                                   "ci95": r["accuracy_ci95"],
+                                   "per_seed": r["accuracy_per_seed"]})
+                  for r in trained)
+    self.assertEqual(sorted(CI_CELL.findall(page)), want)
+    self.assertContainsSubset(re.findall(r"\d+\.\d\d%", page),
+                              percents(record))
+    row, = [line for line in read("README.md").splitlines()
+            if line.startswith("| [long_lags](docs/long_lags.md")]
+    self.assertContainsSubset(re.findall(r"\d+\.\d\d%", row),
+                              percents(record))
+
+
 class EveryResultsFileIsQuotedTest(absltest.TestCase):
 
   def test_results_files_are_small_json_named_on_a_page(self):
