@@ -143,6 +143,18 @@ def percents(value):
   return set()
 
 
+def readme_row(start):
+  row, = [line for line in read("README.md").splitlines()
+          if line.startswith(start)]
+  return row
+
+
+def quotes_only(test, text, record):
+  """Every percentage `text` shows (two decimals) is one of `record`'s."""
+  test.assertContainsSubset(re.findall(r"\d+\.\d\d%", text),
+                            percents(record))
+
+
 class StateMapResultsTest(absltest.TestCase):
   """docs/results/state_map.json, the 39-cell map: its table's intervals
   and every percentage the section quotes."""
@@ -155,12 +167,8 @@ class StateMapResultsTest(absltest.TestCase):
     want = sorted(records.ci_cell(row[kind]["accuracy"]) for row in cells
                   for kind in ("stateful", "stateless"))
     self.assertEqual(sorted(CI_CELL.findall(text)), want)
-    self.assertContainsSubset(re.findall(r"\d+\.\d\d%", text),
-                              percents(record))
-    row, = [line for line in read("README.md").splitlines()
-            if line.startswith("| [state_map](docs/extensions.md#")]
-    self.assertContainsSubset(re.findall(r"\d+\.\d\d%", row),
-                              percents(record))
+    quotes_only(self, text, record)
+    quotes_only(self, readme_row("| [state_map](docs/extensions.md#"), record)
 
 
 class LongLagsResultsTest(absltest.TestCase):
@@ -180,12 +188,8 @@ class LongLagsResultsTest(absltest.TestCase):
                                    "per_seed": r["accuracy_per_seed"]})
                   for r in trained)
     self.assertEqual(sorted(CI_CELL.findall(page)), want)
-    self.assertContainsSubset(re.findall(r"\d+\.\d\d%", page),
-                              percents(record))
-    row, = [line for line in read("README.md").splitlines()
-            if line.startswith("| [long_lags](docs/long_lags.md")]
-    self.assertContainsSubset(re.findall(r"\d+\.\d\d%", row),
-                              percents(record))
+    quotes_only(self, page, record)
+    quotes_only(self, readme_row("| [long_lags](docs/long_lags.md"), record)
 
 
 class EveryResultsFileIsQuotedTest(absltest.TestCase):

@@ -69,6 +69,20 @@ def run_tasks(workdir: str, binary: str, tasks: list[task_lib.Task],
   return rows
 
 
+def read_records(name: str, sources) -> list[dict[str, Any]]:
+  """<source>/<name>.json of each earlier run to --combine; ConfigError
+  (one line) if one holds none or cannot be read."""
+  records_ = []
+  for source in sources:
+    path = os.path.join(source, f"{name}.json")
+    if not os.path.isfile(path):
+      raise config_lib.ConfigError(
+          f"combine={','.join(sources)}: {source} holds no {name}.json")
+    records_.append(files.read_json(
+        path, "rerun the run that wrote it, or leave it out of --combine"))
+  return records_
+
+
 def by_lag_cells(by_t: dict[int, float | None], lag: int) -> list[str]:
   """A streaming row's accuracy at t = lag, at t = lag + 1 and over
   t >= lag + 2 (the table columns "t = lag", "t = lag+1", "t >= lag+2")."""

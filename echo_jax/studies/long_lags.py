@@ -279,15 +279,8 @@ def load_runs(sources: Sequence[str]) -> dict[str, Any]:
   """The results of earlier runs to `combine` (e.g. costlier points run on
   their own); ConfigError (one line) if a source holds none, or two hold
   the same trained row. Each hand-set row is kept once."""
-  loaded, rows, seen = [], [], set()
-  for source in sources:
-    path = os.path.join(source, f"{NAME}.json")
-    if not os.path.isfile(path):
-      raise config_lib.ConfigError(
-          f"combine={','.join(sources)}: {source} holds no {NAME}.json")
-    record = files.read_json(
-        path, "rerun the run that wrote it, or leave it out of --combine")
-    loaded.append(record)
+  loaded, rows, seen = ext.read_records(NAME, sources), [], set()
+  for source, record in zip(sources, loaded):
     for row in record["rows"]:
       key = (row["model"], row["recipe"], row["hidden"], row["lag"],
              row["sequence_length"])

@@ -127,17 +127,10 @@ def run(config: config_lib.EchoConfig, workdir: str,
 def load_runs(workdirs: Sequence[str]) -> dict[str, Any]:
   """The results of earlier runs to `combine`; ConfigError (one line) if one
   holds none or two hold the same lag, hidden, recipe and budget."""
-  runs_, rows = [], []
-  for source in workdirs:
-    path = os.path.join(source, f"{NAME}.json")
-    if not os.path.isfile(path):
-      raise config_lib.ConfigError(
-          f"combine={','.join(workdirs)}: {source} holds no {NAME}.json")
-    record = files.read_json(
-        path, "rerun the run that wrote it, or leave it out of --combine")
-    runs_.append(record)
-    rows += [{**row, "source": source, "run_updates": record["updates"]}
-             for row in record["rows"]]
+  runs_ = ext.read_records(NAME, workdirs)
+  rows = [{**row, "source": source, "run_updates": record["updates"]}
+          for source, record in zip(workdirs, runs_)
+          for row in record["rows"]]
   keys = [(r["lag"], r["hidden"], r["recipe"], r["run_updates"]) for r in rows]
   if len(set(keys)) < len(keys):
     raise config_lib.ConfigError(
