@@ -4,8 +4,8 @@ hidden), all lags train in one program for up to --updates Adam updates,
 scored every --eval_every updates on fresh test sequences: the tutorial's
 LSTM under the tutorial's recipe, under `full` (a readout per lag, 64
 sequences per update, Adam at 3e-3 with gradient clipping, a delay-line
-initialisation, sequences of 50) and under `full-<ingredient>` (one
-ingredient removed), and a GRU, a linear recurrent unit and one causal
+initialisation, sequences of 50), under `full-<ingredient>` (one
+ingredient removed) and `tutorial+<ingredient>` (one added), and a GRU, a linear recurrent unit and one causal
 attention layer at the LSTM's parameter count; beside them a hand-set shift
 register that echoes every lag exactly. Resumable: rerun the same command.
 --quick runs a small version in about 4 minutes on 2 CPU cores.
@@ -33,8 +33,9 @@ _MODELS = flags.DEFINE_list("models", ["lstm"],
                             "Models: lstm, gru, lru, attention.")
 _RECIPES = flags.DEFINE_list(
     "recipes", ["tutorial", "full"],
-    "Recipes: tutorial, full, or full-<ingredient> (every_lag, batch, "
-    "learning_rate, clip, init, length) for full without it.")
+    "Recipes: tutorial, full, full-<ingredient> (full without it) or "
+    "tutorial+<ingredient> (the tutorial with it); ingredients: every_lag, "
+    "batch, learning_rate, clip, init, length.")
 _HIDDENS = flags.DEFINE_list(
     "hiddens", ["64"], "LSTM sizes (other models: the width matching the "
     "LSTM's parameter count).")

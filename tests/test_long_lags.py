@@ -90,13 +90,15 @@ class ModelsTest(absltest.TestCase):
 
 class RecipeTest(absltest.TestCase):
 
-  def test_full_less_one_ingredient_is_the_tutorials_value(self):
+  def test_one_ingredient_removed_from_full_or_added_to_the_tutorial(self):
     for name in study.INGREDIENTS:
-      less = study.recipe(f"full-{name}")
-      self.assertEqual(getattr(less, name), getattr(study.TUTORIAL, name))
       others = [f for f in study.INGREDIENTS if f != name]
-      self.assertEqual([getattr(less, f) for f in others],
-                       [getattr(study.FULL, f) for f in others])
+      for recipe, start, other in (
+          (study.recipe(f"full-{name}"), study.FULL, study.TUTORIAL),
+          (study.recipe(f"tutorial+{name}"), study.TUTORIAL, study.FULL)):
+        self.assertEqual(getattr(recipe, name), getattr(other, name))
+        self.assertEqual([getattr(recipe, f) for f in others],
+                         [getattr(start, f) for f in others])
     with self.assertRaisesRegex(config_lib.ConfigError, "full-speed"):
       study.recipe("full-speed")
 

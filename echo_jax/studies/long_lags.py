@@ -9,8 +9,9 @@ linear recurrent unit and one layer of causal attention at the width whose
 parameter count matches that LSTM's. Beside them, the hand-set shift
 register that echoes each lag exactly, scored by the same evaluator.
 
-A recipe is a set of ingredients (`Recipe`); `full` has them all, and
-`full-<ingredient>` is `full` with that one set back to the tutorial's:
+A recipe is a set of ingredients (`Recipe`); `full` has them all,
+`full-<ingredient>` is `full` with that one set back to the tutorial's,
+and `tutorial+<ingredient>` the tutorial's with that one of `full`'s:
   every_lag  a readout per lag 1..L, each supervised, scored on lag L: the
              L - 1 intermediate slots of the delay line get targets of
              their own (after Trinh et al. 2018's auxiliary losses).
@@ -65,17 +66,21 @@ INGREDIENTS = tuple(f.name for f in dataclasses.fields(Recipe))
 
 
 def recipe(name: str) -> Recipe:
-  """`tutorial`, `full` or `full-<ingredient>`; ConfigError otherwise."""
-  if name == "tutorial":
-    return TUTORIAL
-  base, _, removed = name.partition("-")
-  if base == "full" and (not removed or removed in INGREDIENTS):
-    if not removed:
-      return FULL
-    return dataclasses.replace(FULL, **{removed: getattr(TUTORIAL, removed)})
+  """`tutorial`, `full`, `full-<ingredient>` (full without it: the
+  tutorial's value) or `tutorial+<ingredient>` (the tutorial with full's
+  value); ConfigError otherwise."""
+  if name in ("tutorial", "full"):
+    return TUTORIAL if name == "tutorial" else FULL
+  for base, sign, other in (("full", "-", TUTORIAL), ("tutorial", "+", FULL)):
+    prefix = base + sign
+    if name.startswith(prefix) and name[len(prefix):] in INGREDIENTS:
+      start = FULL if base == "full" else TUTORIAL
+      ingredient = name[len(prefix):]
+      return dataclasses.replace(start,
+                                 **{ingredient: getattr(other, ingredient)})
   raise config_lib.ConfigError(
-      f"recipes: {name!r} is not tutorial, full or full-<ingredient> "
-      f"(ingredients: {', '.join(INGREDIENTS)})")
+      f"recipes: {name!r} is not tutorial, full, full-<ingredient> or "
+      f"tutorial+<ingredient> (ingredients: {', '.join(INGREDIENTS)})")
 
 
 def make_task(config: config_lib.EchoConfig, model: str, hidden: int,
