@@ -25,3 +25,16 @@ def int_list(name: str, values: Sequence[str], minimum: int | None = None
       # Each value is one row of the results: a copy would train twice.
       raise config_lib.ConfigError(f"{name}: {value} is given twice")
   return parsed
+
+
+def name_list(name: str, values: Sequence[str], known: Sequence[str]
+              ) -> list[str]:
+  """A list flag of names: one-line ConfigError naming the flag if it is
+  empty, repeats a name, or gives one not in `known`."""
+  values = list(values)
+  if (not values or len(set(values)) < len(values)
+      or any(v not in known for v in values)):
+    raise config_lib.ConfigError(
+        f"{name}={','.join(values)} must be distinct names from "
+        f"{', '.join(known)}")
+  return values

@@ -103,28 +103,24 @@ def long_lags():
     raise config_lib.ConfigError(
         f"n_unique={config.n_unique} must be in [2, {2**models.BITS}] (the "
         f"hand-set register's {models.BITS}-bit code)")
-  names = value(flags.FLAGS["models"], "models")
-  unknown = [m for m in names if m not in models.MODELS]
-  if unknown or not names or len(set(names)) < len(names):
-    raise config_lib.ConfigError(
-        f"models={','.join(names)} must be distinct names from "
-        f"{', '.join(models.MODELS)}")
-  recipes = value(flags.FLAGS["recipes"], "recipes")
+  names = list_flags.name_list("models", value(_MODELS, "models"),
+                               models.MODELS)
+  recipes = value(_RECIPES, "recipes")
   if not recipes or len(set(recipes)) < len(recipes):
     raise config_lib.ConfigError(
         f"recipes={','.join(recipes)} must be distinct and not empty")
   lengths = {r: study.recipe(r).length for r in recipes}  # names checked
-  lags = list_flags.int_list("lags", value(flags.FLAGS["lags"], "lags"),
+  lags = list_flags.int_list("lags", value(_LAGS, "lags"),
                              minimum=1)
   hiddens = list_flags.int_list(
-      "hiddens", value(flags.FLAGS["hiddens"], "hiddens"), minimum=1)
+      "hiddens", value(_HIDDENS, "hiddens"), minimum=1)
   shortest = min(lengths.values())
   if max(lags) >= shortest:
     raise config_lib.ConfigError(
         f"lags={','.join(map(str, lags))} must be in [1, {shortest}) (the "
         f"sequence length of recipe {min(lengths, key=lengths.get)})")
-  updates = value(flags.FLAGS["updates"], "updates")
-  eval_every = value(flags.FLAGS["eval_every"], "eval_every")
+  updates = value(_UPDATES, "updates")
+  eval_every = value(_EVAL_EVERY, "eval_every")
   for name, number in (("updates", updates), ("eval_every", eval_every)):
     if number < 1:
       raise config_lib.ConfigError(f"{name}={number} must be >= 1")

@@ -68,12 +68,7 @@ def streaming_budget():
   if max(lags) >= config.length:
     raise config_lib.ConfigError(
         f"lags={','.join(_LAGS.value)} must be in [1, length={config.length})")
-  recipes = list(_RECIPES.value)
-  unknown = [r for r in recipes if r not in study.RECIPES]
-  if unknown or not recipes or len(set(recipes)) < len(recipes):
-    raise config_lib.ConfigError(
-        f"recipes={','.join(recipes)} must be distinct names from "
-        f"{', '.join(study.RECIPES)}")
+  recipes = list_flags.name_list("recipes", _RECIPES.value, study.RECIPES)
   for name, value in (("updates", _UPDATES.value),
                       ("eval_every", _EVAL_EVERY.value),
                       ("sequences_per_update", _SEQUENCES.value)):
