@@ -54,18 +54,14 @@ def updates_vs_lag(path: str, rows: Sequence[dict[str, Any]],
   plots.save_atomic(figure, path)
 
 
-def width_vs_lag(path: str, rows: Sequence[dict[str, Any]]) -> None:
-  """Per LSTM recipe trained at several widths, the smallest width whose
-  mean reaches 99% at each lag; the hand-set register's units beside."""
+def width_vs_lag(path: str, smallest: dict[str, dict[str, int | None]],
+                 rows: Sequence[dict[str, Any]]) -> None:
+  """The smallest LSTM width reaching 99% per lag and recipe (the record's
+  `smallest_width`: {recipe: {lag: width or None}}); the hand-set
+  register's units beside."""
   figure, ax = plt.subplots(figsize=(6, 4))
-  lstm = [r for r in rows if r["model"] == "lstm"]
-  for i, recipe in enumerate(sorted({r["recipe"] for r in lstm})):
-    points = []
-    for lag in sorted({r["lag"] for r in lstm if r["recipe"] == recipe}):
-      widths = [r["hidden"] for r in lstm if r["recipe"] == recipe
-                and r["lag"] == lag and r["accuracy"] >= 0.99]
-      if widths:
-        points.append((lag, min(widths)))
+  for i, (recipe, widths) in enumerate(sorted(smallest.items())):
+    points = [(int(lag), w) for lag, w in widths.items() if w is not None]
     if points:
       ax.plot(*zip(*points), "o-", color=f"C{i % 10}", label=f"LSTM, {recipe}")
   bound = sorted({(r["lag"], r["hidden"]) for r in rows

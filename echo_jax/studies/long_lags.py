@@ -264,8 +264,9 @@ def write(workdir: str, config: config_lib.EchoConfig, rows,
   """long_lags.json, the printed table and (process 0) the figures."""
   rows = sorted(rows, key=lambda r: (r["lag"], r["model"], r["recipe"],
                                      r["hidden"], r["sequence_length"]))
+  smallest = smallest_width(rows)
   record = {"experiment": NAME, "config": config.to_dict(), **extra,
-            "rows": rows, "smallest_width": smallest_width(rows),
+            "rows": rows, "smallest_width": smallest,
             "versions": files.versions()}
   path = os.path.join(workdir, f"{NAME}.json")
   files.write_json_atomic(path, record)
@@ -276,7 +277,7 @@ def write(workdir: str, config: config_lib.EchoConfig, rows,
     long_lag_plots.updates_vs_lag(os.path.join(workdir, f"{NAME}.png"),
                                   rows, LEVEL)
     long_lag_plots.width_vs_lag(os.path.join(workdir, f"{NAME}_width.png"),
-                                rows)
+                                smallest, rows)
   return record
 
 
