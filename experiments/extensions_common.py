@@ -42,3 +42,13 @@ def resolve(name: str, replaced: dict[str, str] | None = None,
           f"lag={config.lag} must be in [0, length={config.length})")
     return config
   return config_lib.validate(config)
+
+
+def refuse_beside_combine(*study_flags) -> None:
+  """--combine trains nothing: a flag that would shape training is refused
+  (it would be silently ignored)."""
+  shared = (*common.CONFIG_FLAGS, "config_json", "chunk_epochs")
+  for flag in (*study_flags, *(common.flags.FLAGS[n] for n in shared)):
+    if flag.present:
+      raise config_lib.ConfigError(
+          f"--{flag.name} is not used with --combine (it trains nothing)")

@@ -2,17 +2,18 @@ r"""How far back a recurrent net echoes: the streaming echo (one integer per
 step, output the one `lag` steps back) at lags up to 20. Per (model, recipe,
 hidden), all lags train in one program for up to --updates Adam updates,
 scored every --eval_every updates on fresh test sequences: the tutorial's
-LSTM under the tutorial's recipe, under `full` (a readout per lag, 64
-sequences per update, Adam at 3e-3 with gradient clipping, a delay-line
-initialisation, sequences of 50), under `full-<ingredient>` (one
-ingredient removed) and `tutorial+<ingredient>` (one added), and a GRU, a linear recurrent unit and one causal
-attention layer at the LSTM's parameter count; beside them a hand-set shift
+LSTM under the tutorial's recipe, under `full` (64 sequences per update,
+Adam at 3e-3 with gradient clipping, a delay-line initialisation, sequences
+of 50), under `<tutorial|full>-<ingredient>` / `+<ingredient>` (one
+ingredient set back or changed, e.g. full+every_lag: a readout per lag),
+and a GRU, a linear recurrent unit and one causal attention layer at the
+LSTM's parameter count; beside them a hand-set shift
 register that echoes every lag exactly. Resumable: rerun the same command.
 --quick runs a small version in about 4 minutes on 2 CPU cores.
 
   python -m experiments.long_lags [--models=lstm --recipes=tutorial,full \
       --hiddens=64 --lags=1,...,10 --updates=2000 --eval_every=250 \
-      --seeds=4 --workdir=DIR]
+      --seeds=8 --workdir=DIR]
 
 Writes long_lags.json (one row per model, recipe, hidden and lag),
 long_lags.png (updates to 99% against the lag) and long_lags_width.png
@@ -33,8 +34,8 @@ _MODELS = flags.DEFINE_list("models", ["lstm"],
                             "Models: lstm, gru, lru, attention.")
 _RECIPES = flags.DEFINE_list(
     "recipes", ["tutorial", "full"],
-    "Recipes: tutorial, full, full-<ingredient> (full without it) or "
-    "tutorial+<ingredient> (the tutorial with it); ingredients: every_lag, "
+    "Recipes: tutorial, full, or <tutorial|full>-<ingredient> (set back to "
+    "the tutorial's) / +<ingredient> (changed); ingredients: every_lag, "
     "batch, learning_rate, clip, init, length.")
 _HIDDENS = flags.DEFINE_list(
     "hiddens", ["64"], "LSTM sizes (other models: the width matching the "
@@ -67,7 +68,6 @@ REPLACED = {
     **{name: "long_lags' models are fixed" for name in (
         "recurrent_activation", "input_encoding", "lstm_backend")},
 }
-DEFAULTS = {"seeds": 4}
 QUICK = {"lags": "1,2,3", "hiddens": "16", "models": "lstm,gru,lru,attention",
          "recipes": "tutorial,full", "updates": 300, "eval_every": 100,
          "seeds": 2, "eval_sequences": 200}
@@ -75,7 +75,7 @@ QUICK = {"lags": "1,2,3", "hiddens": "16", "models": "lstm,gru,lru,attention",
 
 def preset():
   """The config before --config_json and the flags (also --help's)."""
-  return ext.preset("long_lags", **DEFAULTS)
+  return ext.preset("long_lags")  # the extensions' 8 seeds
 
 
 def value(flag, quick_name: str):
@@ -91,13 +91,15 @@ def long_lags():
   from echo_jax.studies import long_lags as study
   from echo_jax.tasks import long_lags as models
   if _COMBINE.value:
+    ext.refuse_beside_combine(_MODELS, _RECIPES, _HIDDENS, _LAGS, _UPDATES,
+                              _EVAL_EVERY, _QUICK)
     loaded = study.load_runs(list(_COMBINE.value))  # checked before writing
     study.combine(loaded, common.resolve_workdir(study.NAME))
     return
-  defaults = dict(DEFAULTS)
+  defaults = {}
   if _QUICK.value:
-    defaults.update(seeds=QUICK["seeds"],
-                    eval_sequences=QUICK["eval_sequences"])
+    defaults = {"seeds": QUICK["seeds"],
+                "eval_sequences": QUICK["eval_sequences"]}
   config = ext.resolve(study.NAME, REPLACED, windowless=True, **defaults)
   if config.n_unique > 2**models.BITS:
     raise config_lib.ConfigError(

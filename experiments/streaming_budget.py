@@ -59,6 +59,8 @@ def streaming_budget():
   # pylint: disable=g-import-not-at-top
   from echo_jax.studies import streaming_budget as study
   if _COMBINE.value:
+    ext.refuse_beside_combine(_LAGS, _HIDDENS, _RECIPES, _UPDATES,
+                              _EVAL_EVERY, _SEQUENCES)
     loaded = study.load_runs(list(_COMBINE.value))  # checked before writing
     study.combine(loaded, common.resolve_workdir(study.NAME))
     return

@@ -45,8 +45,8 @@ class ExtensionBinaryTest(parameterized.TestCase):
       ("streaming_budget", "--hidden=8",
        "error: --hidden is not used by streaming_budget: give --hiddens"),
       ("long_lags", "--recipes=full-speed",
-       "error: recipes: 'full-speed' is not tutorial, full, "
-       "full-<ingredient> or tutorial+<ingredient>"),
+       "error: recipes: 'full-speed' is not tutorial, full or "
+       "<tutorial|full><-|+><ingredient>"),
       ("long_lags", "--lags=1,25", "error: lags=1,25 must be in [1, 25) (the "
        "sequence length of recipe tutorial)"),
       ("long_lags", "--models=lstm,transformer",
@@ -54,13 +54,17 @@ class ExtensionBinaryTest(parameterized.TestCase):
        "gru, lru, attention"),
       ("long_lags", "--learning_rate=0.1", "error: --learning_rate is not "
        "used by long_lags: the recipe sets it (--recipes)"),
+      ("long_lags", "--combine=a,b --seeds=2", "error: --seeds is not used "
+       "with --combine (it trains nothing)"),
+      ("streaming_budget", "--combine=a --lags=2", "error: --lags is not "
+       "used with --combine (it trains nothing)"),
       ("large_vocab", "--vocabs=1", "error: vocabs=1 must be integers >= 2"),
       ("mlp_baseline", "--mlp_hidden=0", "error: mlp_hidden=0 must be"),
       ("mask_missing", "--seeds=0", "error: seeds=0 must be >= 1"),
   )
   def test_bad_flag_one_line_exit_2(self, name, flag, message):
     workdir = os.path.join(self.make_workdir(), "out")
-    result = run_binary(name, flag, f"--workdir={workdir}")
+    result = run_binary(name, *flag.split(), f"--workdir={workdir}")
     helpers.assert_refused(self, result, message, workdir)
 
 

@@ -66,7 +66,7 @@ EXPECTED = {
                   ("lag", "context", "batch_size", "stateful")),
     "sweep": ({"seeds": "8", "epochs": "2000", "stateful": "false",
                "lags": "0,1,2,3,4,5,6,7,8"}, ("lag", "context", "hidden")),
-    "long_lags": ({"seeds": "4", "updates": "2000", "eval_every": "250",
+    "long_lags": ({"seeds": "8", "updates": "2000", "eval_every": "250",
                    "hiddens": "64", "recipes": "tutorial,full",
                    "models": "lstm", "lags": "1,2,3,4,5,6,7,8,9,10"},
                   ("lag", "hidden", "epochs", "learning_rate", "length",

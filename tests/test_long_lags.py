@@ -90,15 +90,22 @@ class ModelsTest(absltest.TestCase):
 
 class RecipeTest(absltest.TestCase):
 
-  def test_one_ingredient_removed_from_full_or_added_to_the_tutorial(self):
+  def test_one_ingredient_set_back_or_changed(self):
     for name in study.INGREDIENTS:
       others = [f for f in study.INGREDIENTS if f != name]
-      for recipe, start, other in (
-          (study.recipe(f"full-{name}"), study.FULL, study.TUTORIAL),
-          (study.recipe(f"tutorial+{name}"), study.TUTORIAL, study.FULL)):
-        self.assertEqual(getattr(recipe, name), getattr(other, name))
-        self.assertEqual([getattr(recipe, f) for f in others],
-                         [getattr(start, f) for f in others])
+      for base, start in (("tutorial", study.TUTORIAL), ("full", study.FULL)):
+        for sign, value in (("-", study.TUTORIAL), ("+", study.CHANGED)):
+          if getattr(start, name) == getattr(value, name):
+            with self.assertRaisesRegex(config_lib.ConfigError,
+                                        "changes nothing"):
+              study.recipe(f"{base}{sign}{name}")
+            continue
+          recipe = study.recipe(f"{base}{sign}{name}")
+          self.assertEqual(getattr(recipe, name), getattr(value, name))
+          self.assertEqual([getattr(recipe, f) for f in others],
+                           [getattr(start, f) for f in others])
+    self.assertFalse(study.FULL.every_lag)
+    self.assertTrue(study.recipe("full+every_lag").every_lag)
     with self.assertRaisesRegex(config_lib.ConfigError, "full-speed"):
       study.recipe("full-speed")
 
@@ -141,7 +148,7 @@ class BinaryTest(absltest.TestCase):
 
   def test_tiny_study_writes_its_rows(self):
     workdir = os.path.join(helpers.make_tempdir(self), "out")
-    args = ["--models=lstm,attention", "--recipes=full-batch",
+    args = ["--models=lstm,attention", "--recipes=full+every_lag",
             "--hiddens=4", "--lags=1,2", "--updates=4", "--eval_every=2",
             "--seeds=2", "--eval_sequences=4",
             f"--compilation_cache={helpers.SUITE_CACHE}",
@@ -170,7 +177,7 @@ class BinaryTest(absltest.TestCase):
     self.assertTrue(all(r["lstm_hidden_matched"] == 4 for r in attention))
     lstm = [r for r in rows if r["model"] == "lstm"]
     self.assertTrue(all(len(r["final_per_readout"]) == r["lag"]
-                        for r in lstm))  # full-batch: a head per lag
+                        for r in lstm))  # every_lag: a head per lag
     register = [r for r in rows if r["model"] == "shift_register"]
     self.assertEqual({r["accuracy"] for r in register}, {1.0})
     self.assertEqual({r["sequence_length"] for r in register}, {50})

@@ -109,6 +109,24 @@ class InitTest(absltest.TestCase):
     np.testing.assert_array_equal(cell["recurrent_kernel"],
                                   keras["recurrent_kernel"])
 
+  def test_chain_init_carries_a_code_down_the_delay_line(self):
+    # A 7-bit code in slot 0 reappears in slot s after s steps with its
+    # signs, neither faded (|h| > 0.3) nor saturated (|h| < 0.9).
+    lanes, hidden = models.CHAIN_LANES, 35
+    config = small_config(hidden=hidden, n_unique=16, init="chain")
+    params = models.init_params(config, jax.random.PRNGKey(0))["lstm"]
+    params = {**params, "kernel": jnp.zeros_like(params["kernel"])}
+    cell = models.KerasLSTMCell(hidden, 16, "chain")
+    signs = np.array([1, -1, -1, 1, 1, -1, 1], np.float32)
+    h = jnp.zeros((1, hidden)).at[0, :lanes].set(0.6 * signs)
+    carry = (jnp.zeros_like(h), h)
+    for step in range(1, hidden // lanes):
+      carry, h = cell.apply({"params": params}, carry, jnp.zeros(1, jnp.int32))
+      slot = np.asarray(h[0, step * lanes:(step + 1) * lanes])
+      np.testing.assert_array_equal(np.sign(slot), signs, err_msg=step)
+      self.assertBetween(np.abs(slot).min(), 0.3, 0.9)
+      self.assertLess(np.abs(np.asarray(h[0, :step * lanes])).max(), 0.3)
+
 def random_params(config, seed=0, scale=1.0):
   """Random weights (not the init) so that every gate is exercised."""
   params = models.init_params(config, jax.random.PRNGKey(seed))

@@ -85,7 +85,7 @@ FIELD_HELP = {
     "eval_sequences": "Fresh random sequences to evaluate each model on.",
     "init": "Initialisation: keras, chrono (Keras' kernels, chrono gate "
             "biases, Tallec & Ollivier 2018), chain (a delay line: "
-            "models.chain_lstm_recurrent_init) or flax.",
+            "models.chain_lstm_recurrent_init and _bias_init) or flax.",
     "recurrent_activation": "Gate activation: sigmoid or hard_sigmoid "
                             "(Keras 2).",
     "framing": "window or no_context.",

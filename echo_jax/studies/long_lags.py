@@ -9,9 +9,11 @@ linear recurrent unit and one layer of causal attention at the width whose
 parameter count matches that LSTM's. Beside them, the hand-set shift
 register that echoes each lag exactly, scored by the same evaluator.
 
-A recipe is a set of ingredients (`Recipe`); `full` has them all,
-`full-<ingredient>` is `full` with that one set back to the tutorial's,
-and `tutorial+<ingredient>` the tutorial's with that one of `full`'s:
+A recipe is a set of ingredients (`Recipe`), each either the tutorial's
+setting or the one `CHANGED` names; `full` has all but every_lag changed
+(the best measured), and `<base>-<ingredient>` / `<base>+<ingredient>`
+(base tutorial or full) sets one ingredient back to the tutorial's or to
+the changed one:
   every_lag  a readout per lag 1..L, each supervised, scored on lag L: the
              L - 1 intermediate slots of the delay line get targets of
              their own (after Trinh et al. 2018's auxiliary losses).
@@ -19,8 +21,8 @@ and `tutorial+<ingredient>` the tutorial's with that one of `full`'s:
   learning_rate  3e-3 instead of 1e-2, with
   clip       the gradients clipped to global norm 1 (the settings that
              reproduce Hochreiter & Schmidhuber 1997's long-lag runs).
-  init       the chain (delay-line) initialisation of the recurrent kernel
-             (`models.chain_lstm_recurrent_init`) instead of Keras'.
+  init       the chain (delay-line) initialisation (`models.chain_lstm_*`)
+             instead of Keras'.
   length     sequences of 50 instead of 25: at lag 20, 30 targets each, not 5.
 """
 
@@ -60,27 +62,31 @@ class Recipe:
 
 
 TUTORIAL = Recipe()
-FULL = Recipe(every_lag=True, batch=64, learning_rate=3e-3, clip=1.0,
-              init="chain", length=50)
+CHANGED = Recipe(every_lag=True, batch=64, learning_rate=3e-3, clip=1.0,
+                 init="chain", length=50)
+FULL = dataclasses.replace(CHANGED, every_lag=False)
 INGREDIENTS = tuple(f.name for f in dataclasses.fields(Recipe))
 
 
 def recipe(name: str) -> Recipe:
-  """`tutorial`, `full`, `full-<ingredient>` (full without it: the
-  tutorial's value) or `tutorial+<ingredient>` (the tutorial with full's
-  value); ConfigError otherwise."""
-  if name in ("tutorial", "full"):
-    return TUTORIAL if name == "tutorial" else FULL
-  for base, sign, other in (("full", "-", TUTORIAL), ("tutorial", "+", FULL)):
-    prefix = base + sign
-    if name.startswith(prefix) and name[len(prefix):] in INGREDIENTS:
-      start = FULL if base == "full" else TUTORIAL
-      ingredient = name[len(prefix):]
-      return dataclasses.replace(start,
-                                 **{ingredient: getattr(other, ingredient)})
+  """`tutorial`, `full`, or `<base>-<ingredient>` / `<base>+<ingredient>`:
+  the base with that ingredient set to the tutorial's / the changed value
+  (it must differ from the base's); ConfigError otherwise."""
+  bases = {"tutorial": TUTORIAL, "full": FULL}
+  base, sign, ingredient = name.partition("-") if "-" in name else (
+      name.partition("+"))
+  if base in bases and (sign, ingredient) == ("", ""):
+    return bases[base]
+  if base in bases and ingredient in INGREDIENTS:
+    value = getattr(TUTORIAL if sign == "-" else CHANGED, ingredient)
+    if getattr(bases[base], ingredient) != value:
+      return dataclasses.replace(bases[base], **{ingredient: value})
+    raise config_lib.ConfigError(
+        f"recipes: {name!r} changes nothing ({base} already has {ingredient} "
+        f"{'off' if sign == '-' else 'on'})")
   raise config_lib.ConfigError(
-      f"recipes: {name!r} is not tutorial, full, full-<ingredient> or "
-      f"tutorial+<ingredient> (ingredients: {', '.join(INGREDIENTS)})")
+      f"recipes: {name!r} is not tutorial, full or <tutorial|full>"
+      f"<-|+><ingredient> (ingredients: {', '.join(INGREDIENTS)})")
 
 
 def make_task(config: config_lib.EchoConfig, model: str, hidden: int,
