@@ -314,7 +314,7 @@ def combine(loaded: dict[str, Any], workdir: str) -> dict[str, Any]:
                loaded["rows"], combined_from=[
                    {"workdir": w, **{k: r[k] for k in (
                        "models", "recipes", "hiddens", "lags", "updates",
-                       "eval_every")}} for w, r in runs_])
+                       "eval_every", "efficiency")}} for w, r in runs_])
 
 
 def smallest_width(rows) -> dict[str, dict[str, int | None]]:
