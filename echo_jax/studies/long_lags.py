@@ -11,7 +11,7 @@ register that echoes each lag exactly, scored by the same evaluator.
 
 A recipe is a set of ingredients (`Recipe`), each either the tutorial's
 setting or the one `CHANGED` names; `full` has all but every_lag changed
-(the best measured), and `<base>-<ingredient>` / `<base>+<ingredient>`
+(with the chain init the per-lag readouts hurt, measured), and `<base>-<ingredient>` / `<base>+<ingredient>`
 (base tutorial or full) sets one ingredient back to the tutorial's or to
 the changed one:
   every_lag  a readout per lag 1..L, each supervised, scored on lag L: the
