@@ -9,7 +9,7 @@ ingredient set back or changed, e.g. full+every_lag: a readout per lag),
 and a GRU, a linear recurrent unit and one causal attention layer at the
 LSTM's parameter count; beside them a hand-set shift
 register that echoes every lag exactly. Resumable: rerun the same command.
---quick runs a small version in about 4 minutes on 2 CPU cores.
+--quick runs a small version in about 2 minutes on 2 CPU cores.
 
   python -m experiments.long_lags [--models=lstm --recipes=tutorial,full \
       --hiddens=64 --lags=1,...,10 --updates=2000 --eval_every=250 \
