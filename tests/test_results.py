@@ -209,6 +209,11 @@ class EveryResultsFileIsQuotedTest(absltest.TestCase):
                         300_000)
         self.assertTrue(re.search(rf"results/{re.escape(name)}\b", pages),
                         f"no page cites docs/results/{name}")
+        # Sources and workdirs as the page's commands name them (W/...),
+        # not a path of the machine that ran them.
+        with open(os.path.join(RESULTS, name)) as f:
+          absolute = re.findall(r'"((?:/|[A-Za-z]:\\)[^"]*)"', f.read())
+        self.assertEqual(sorted(set(absolute)), [], name)
 
 
 if __name__ == "__main__":
