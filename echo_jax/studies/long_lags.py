@@ -10,10 +10,10 @@ parameter count matches that LSTM's. Beside them, the hand-set shift
 register that echoes each lag exactly, scored by the same evaluator.
 
 A recipe is a set of ingredients (`Recipe`), each either the tutorial's
-setting or the one `CHANGED` names; `full` has all but every_lag changed
-(with the chain init the per-lag readouts hurt, measured), and `<base>-<ingredient>` / `<base>+<ingredient>`
-(base tutorial or full) sets one ingredient back to the tutorial's or to
-the changed one:
+setting or the one `CHANGED` names. `full` has all but every_lag changed
+(with the chain init the per-lag readouts hurt, measured);
+`<base>-<ingredient>` / `<base>+<ingredient>` (base tutorial or full) sets
+one ingredient back to the tutorial's or to the changed one:
   every_lag  a readout per lag 1..L, each supervised, scored on lag L: the
              L - 1 intermediate slots of the delay line get targets of
              their own (after Trinh et al. 2018's auxiliary losses).
