@@ -4,8 +4,9 @@ hidden), all lags train in one program for up to --updates Adam updates,
 scored every --eval_every updates on fresh test sequences: the tutorial's
 LSTM under the tutorial's recipe, under `full` (64 sequences per update,
 Adam at 3e-3 with gradient clipping, a delay-line initialisation, sequences
-of 50), under `<tutorial|full>-<ingredient>` / `+<ingredient>` (one
-ingredient set back or changed, e.g. full+every_lag: a readout per lag),
+of 50), under `long` (full at Adam 1e-3, for lags past 11), under
+`<base>-<ingredient>` / `+<ingredient>` (one ingredient set back or
+changed, e.g. full+every_lag: a readout per lag),
 and a GRU, a linear recurrent unit and one causal attention layer at the
 LSTM's parameter count; beside them a hand-set shift
 register that echoes every lag exactly. Resumable: rerun the same command.
@@ -34,8 +35,9 @@ _MODELS = flags.DEFINE_list("models", ["lstm"],
                             "Models: lstm, gru, lru, attention.")
 _RECIPES = flags.DEFINE_list(
     "recipes", ["tutorial", "full"],
-    "Recipes: tutorial, full, or <tutorial|full>-<ingredient> (set back to "
-    "the tutorial's) / +<ingredient> (changed); ingredients: every_lag, "
+    "Recipes: tutorial, full, long (full at Adam 1e-3), or "
+    "<base>-<ingredient> (set back to the tutorial's) / +<ingredient> "
+    "(changed); ingredients: every_lag, "
     "batch, learning_rate, clip, init, length.")
 _HIDDENS = flags.DEFINE_list(
     "hiddens", ["64"], "LSTM sizes (other models: the width matching the "

@@ -93,7 +93,7 @@ class RecipeTest(absltest.TestCase):
   def test_one_ingredient_set_back_or_changed(self):
     for name in study.INGREDIENTS:
       others = [f for f in study.INGREDIENTS if f != name]
-      for base, start in (("tutorial", study.TUTORIAL), ("full", study.FULL)):
+      for base, start in study.BASES.items():
         for sign, value in (("-", study.TUTORIAL), ("+", study.CHANGED)):
           if getattr(start, name) == getattr(value, name):
             with self.assertRaisesRegex(config_lib.ConfigError,

@@ -11,9 +11,10 @@ register that echoes each lag exactly, scored by the same evaluator.
 
 A recipe is a set of ingredients (`Recipe`), each either the tutorial's
 setting or the one `CHANGED` names. `full` has all but every_lag changed
-(with the chain init the per-lag readouts hurt, measured);
-`<base>-<ingredient>` / `<base>+<ingredient>` (base tutorial or full) sets
-one ingredient back to the tutorial's or to the changed one:
+(with the chain init the per-lag readouts hurt, measured); `long` is full
+at Adam 1e-3 (at 3e-3, 128 units past lag 11 climbed, then diverged);
+`<base>-<ingredient>` / `<base>+<ingredient>` (base tutorial, full or long)
+sets one ingredient back to the tutorial's or to the changed one:
   every_lag  a readout per lag 1..L, each supervised, scored on lag L: the
              L - 1 intermediate slots of the delay line get targets of
              their own (after Trinh et al. 2018's auxiliary losses).
@@ -65,28 +66,29 @@ TUTORIAL = Recipe()
 CHANGED = Recipe(every_lag=True, batch=64, learning_rate=3e-3, clip=1.0,
                  init="chain", length=50)
 FULL = dataclasses.replace(CHANGED, every_lag=False)
+LONG = dataclasses.replace(FULL, learning_rate=1e-3)
+BASES = {"tutorial": TUTORIAL, "full": FULL, "long": LONG}
 INGREDIENTS = tuple(f.name for f in dataclasses.fields(Recipe))
 
 
 def recipe(name: str) -> Recipe:
-  """`tutorial`, `full`, or `<base>-<ingredient>` / `<base>+<ingredient>`:
+  """A base (`BASES`), or `<base>-<ingredient>` / `<base>+<ingredient>`:
   the base with that ingredient set to the tutorial's / the changed value
   (it must differ from the base's); ConfigError otherwise."""
-  bases = {"tutorial": TUTORIAL, "full": FULL}
   base, sign, ingredient = name.partition("-") if "-" in name else (
       name.partition("+"))
-  if base in bases and (sign, ingredient) == ("", ""):
-    return bases[base]
-  if base in bases and ingredient in INGREDIENTS:
+  if base in BASES and (sign, ingredient) == ("", ""):
+    return BASES[base]
+  if base in BASES and ingredient in INGREDIENTS:
     value = getattr(TUTORIAL if sign == "-" else CHANGED, ingredient)
-    if getattr(bases[base], ingredient) != value:
-      return dataclasses.replace(bases[base], **{ingredient: value})
+    if getattr(BASES[base], ingredient) != value:
+      return dataclasses.replace(BASES[base], **{ingredient: value})
     raise config_lib.ConfigError(
         f"recipes: {name!r} changes nothing ({base} already has {ingredient} "
         f"{'off' if sign == '-' else 'on'})")
   raise config_lib.ConfigError(
-      f"recipes: {name!r} is not tutorial, full or <tutorial|full>"
-      f"<-|+><ingredient> (ingredients: {', '.join(INGREDIENTS)})")
+      f"recipes: {name!r} is not tutorial, full, long or <base><-|+>"
+      f"<ingredient> (ingredients: {', '.join(INGREDIENTS)})")
 
 
 def make_task(config: config_lib.EchoConfig, model: str, hidden: int,
