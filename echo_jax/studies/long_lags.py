@@ -214,7 +214,8 @@ def efficiency(task, output) -> dict[str, float]:
   s, config = task.settings, task.config
   models, batch, width = task.num_models, s["sequences_per_update"], s["width"]
   length, heads = config.length, s["readouts"] * config.n_unique
-  shapes = [(batch, width, 4 * width, length), (batch * length, width, heads, 1)]
+  shapes = [(batch, width, 4 * width, length),
+            (batch * length, width, heads, 1)]
   flops = seconds = 0.0
   for rows, inner, outer, times in shapes:
     work = 3 * times * 2.0 * models * rows * inner * outer
@@ -256,10 +257,10 @@ def run(config: config_lib.EchoConfig, workdir: str,
           rates.append({"task": task.name, **rate})
           print(f"{task.name}: training at "
                 f"{rate['train_flops_per_second'] / 1e9:.1f} GFLOP/s, "
-                f"{100 * rate['fraction_of_matmul_rate']:.0f}% of the float32 "
-                f"matmul rate at its shapes ({rate['train_seconds_per_update']:.3f}"
-                f" s an update; its matmuls alone "
-                f"{rate['matmul_seconds_per_update']:.3f} s)")
+                f"{100 * rate['fraction_of_matmul_rate']:.0f}% of the "
+                "float32 matmul rate at its shapes "
+                f"({rate['train_seconds_per_update']:.3f} s an update; its "
+                f"matmuls alone {rate['matmul_seconds_per_update']:.3f} s)")
   rows += hand_set_rows(config, lags,
                         max(recipe(r).length for r in recipes))
   return write(workdir, config, rows, models=list(models),
