@@ -94,6 +94,7 @@ def summary(runs: list[dict]) -> dict:
       "train_seconds": statistics.median(r["train_seconds"] for r in runs),
       "process_seconds": statistics.median(
           r["process_seconds"] for r in runs),
+      "process_seconds_total": sum(r["process_seconds"] for r in runs),
       "eval_accuracy": statistics.mean(r["eval_accuracy"] for r in runs),
       "eval_accuracy_per_seed": [r["eval_accuracy"] for r in runs]}
 
@@ -138,28 +139,48 @@ def compare(seeds: int = 1, eval_sequences: int = 100,
   return out
 
 
-def print_report(report: dict, ours: dict | None = None) -> None:
-  """The comparison's table; `ours` the benchmark's one_model rows (train
-  seconds per experiment), if timed."""
-  # pylint: disable-next=g-import-not-at-top
-  from echo_jax.report import records
-  v = report["versions"]
-  print(f"keras peer: the tutorial's code on Keras {v['keras']} "
-        f"(backend {v['backend']}, jax {v['jax']}), "
-        f"{report['seeds']} model(s) per experiment, each scored on "
-        f"{report['eval_sequences']} sequences")
+def side_by_side(report: dict) -> tuple[list[str], list[list[str]]]:
+  """docs/tutorial.md's table from a benchmark report with the Keras peer
+  (and, where timed, the one_model section, the PyTorch port and the
+  start-up): per experiment one model's training time (median over the
+  seeds) and accuracy (mean), then the three experiments' total."""
+  keras, torch = report["keras_peer"], report.get("peer")
+  ours, start = report.get("one_model"), report.get("reproduce_default")
   rows = []
   for name in EXPERIMENTS:
-    row = report[name]
-    rows.append([name, f"{row['train_seconds']:.2f}",
-                 f"{row['process_seconds']:.2f}",
-                 f"{100 * row['eval_accuracy']:.2f}%",
-                 f"{row['train_seconds'] / ours[name]['train_seconds']:.1f}"
-                 if ours else "-"])
-  print(records.format_table(
-      ["one model, tutorial settings", "keras train s", "keras process s",
-       "keras accuracy", "keras train / ours"], rows))
-  pitfall = report["stateful_pitfall"]
+    k = keras[name]
+    rows.append([
+        name, f"{k['train_seconds']:.2f} s, {k['process_seconds']:.1f} s; "
+        f"{100 * k['eval_accuracy']:.2f}%",
+        f"{torch[name]['train_seconds']:.2f} s; "
+        f"{100 * torch[name]['eval_accuracy']:.2f}%" if torch else "-",
+        f"{ours[name]['train_seconds']:.3f} s, "
+        f"{ours[name]['compile_seconds']:.2f} s" if ours else "-"])
+  total = sum(keras[name]["process_seconds_total"] for name in EXPERIMENTS)
+  rows.append([
+      f"all three, {keras['seeds']} seeds each",
+      f"{total:.1f} s ({3 * keras['seeds']} processes)",
+      f"{torch['all_three_seconds']:.1f} s" if torch else "-",
+      f"{start['cold_seconds']:.1f} s cold, {start['warm_seconds']:.1f} s "
+      "warm" if start else "-"])
+  return (["one model", "Keras 3 (JAX backend): train, process; accuracy",
+           "PyTorch port: train; accuracy", "echo_jax: train, compile"],
+          rows)
+
+
+def print_report(report: dict) -> None:
+  """The side-by-side table and the stateful pitfall of a benchmark
+  report with the Keras peer."""
+  # pylint: disable-next=g-import-not-at-top
+  from echo_jax.report import records
+  keras = report["keras_peer"]
+  v = keras["versions"]
+  print(f"keras peer: the tutorial's code on Keras {v['keras']} "
+        f"(backend {v['backend']}, jax {v['jax']}), "
+        f"{keras['seeds']} model(s) per experiment, each scored on "
+        f"{keras['eval_sequences']} sequences")
+  print(records.format_table(*side_by_side(report)))
+  pitfall = keras["stateful_pitfall"]
   positions = pitfall["batch1_accuracy_per_position"]
   print("stateful pitfall: echo_lag's stateful per-epoch losses "
         + ("are identical to" if pitfall["echo_lag_losses_identical"]
@@ -182,7 +203,7 @@ def add_to_benchmark(report: dict, workdir: str, seeds: int,
   report["keras_peer"] = compare(seeds, eval_sequences)
   path = os.path.join(workdir, "benchmark.json")
   files.write_json_atomic(path, report)
-  print_report(report["keras_peer"], report.get("one_model"))
+  print_report(report)
   print(f"wrote {path}")
 
 
