@@ -21,7 +21,7 @@ def updates_vs_lag(path: str, rows: Sequence[dict[str, Any]],
   """Updates to `level` (log scale) against the lag, a line per (model,
   recipe, hidden, length); a lag not reached within the budget is a hollow
   mark at the budget."""
-  figure, ax = plt.subplots(figsize=(7, 4.2))
+  figure, ax = plt.subplots(figsize=(10, 4.2))
   trained = [r for r in rows if r["model"] != "shift_register"]
   labels = sorted({_label(r) for r in trained})
   for i, label in enumerate(labels):
@@ -46,7 +46,8 @@ def updates_vs_lag(path: str, rows: Sequence[dict[str, Any]],
   ax.set_xlabel("lag")
   ax.set_ylabel(f"updates to {100 * level:g}% (mean over seeds)")
   ax.grid(alpha=0.3, which="both")
-  ax.legend(fontsize=7, loc="upper left")
+  # Beside the axes: inside, a dozen series would cover the short lags.
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
   ax.set_title(f"Streaming echo: updates until the test accuracy reaches "
                f"{100 * level:g}%\n(hollow: not reached within the budget "
                f"shown)", fontsize=9)
