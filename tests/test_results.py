@@ -10,6 +10,7 @@ import re
 from absl.testing import absltest
 import numpy as np
 
+from benchmarks import keras_peer
 from echo_jax.report import records
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -178,7 +179,8 @@ class LongLagsResultsTest(absltest.TestCase):
 
   def test_rows_and_pages_quote_them(self):
     record = {"rows": []}
-    for name in ("long_lags.json", "long_lags_ablation.json"):
+    for name in ("long_lags.json", "long_lags_ablation.json",
+                 "long_lags_ablation20.json"):
       record["rows"] += json.loads(read("docs", "results", name))["rows"]
     trained = [r for r in record["rows"] if r["model"] != "shift_register"]
     for row in record["rows"]:
@@ -193,6 +195,18 @@ class LongLagsResultsTest(absltest.TestCase):
     self.assertEqual(sorted(CI_CELL.findall(page)), want)
     quotes_only(self, page, record)
     quotes_only(self, readme_row("| [long_lags](docs/long_lags.md"), record)
+
+
+class PeersResultsTest(absltest.TestCase):
+  """docs/results/peers.json, the benchmark's one_model section with both
+  peers: docs/tutorial.md shows its side-by-side table, cell for cell."""
+
+  def test_tutorial_shows_its_table(self):
+    report = json.loads(read("docs", "results", "peers.json"))
+    header, rows = keras_peer.side_by_side(report)
+    want = {row[0]: row for row in rows}
+    self.assertEqual(table_rows(read("docs", "tutorial.md"), want, header[1]),
+                     want)
 
 
 class EveryResultsFileIsQuotedTest(absltest.TestCase):
