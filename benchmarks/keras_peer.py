@@ -159,7 +159,7 @@ def side_by_side(report: dict) -> tuple[list[str], list[list[str]]]:
   total = sum(keras[name]["process_seconds_total"] for name in EXPERIMENTS)
   rows.append([
       f"all three, {keras['seeds']} seeds each",
-      f"{total:.1f} s ({3 * keras['seeds']} processes)",
+      f"{total:.1f} s ({len(EXPERIMENTS) * keras['seeds']} processes)",
       f"{torch['all_three_seconds']:.1f} s" if torch else "-",
       f"{start['cold_seconds']:.1f} s cold, {start['warm_seconds']:.1f} s "
       "warm" if start else "-"])

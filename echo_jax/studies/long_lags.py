@@ -87,7 +87,7 @@ def recipe(name: str) -> Recipe:
         f"recipes: {name!r} changes nothing ({base} already has {ingredient} "
         f"{'off' if sign == '-' else 'on'})")
   raise config_lib.ConfigError(
-      f"recipes: {name!r} is not tutorial, full, long or <base><-|+>"
+      f"recipes: {name!r} is not {', '.join(BASES)} or <base><-|+>"
       f"<ingredient> (ingredients: {', '.join(INGREDIENTS)})")
 
 
