@@ -10,6 +10,7 @@ import re
 from absl.testing import absltest
 import numpy as np
 
+from benchmarks import benchmark
 from benchmarks import keras_peer
 from echo_jax.report import records
 
@@ -197,16 +198,57 @@ class LongLagsResultsTest(absltest.TestCase):
     quotes_only(self, readme_row("| [long_lags](docs/long_lags.md"), record)
 
 
-class PeersResultsTest(absltest.TestCase):
-  """docs/results/peers.json, the benchmark's one_model section with both
-  peers: docs/tutorial.md shows its side-by-side table, cell for cell."""
+class BenchmarkResultsTest(absltest.TestCase):
+  """docs/results/benchmark.json, the benchmark run with both peers:
+  docs/performance.md shows each of its tables and docs/tutorial.md the
+  side-by-side one, cell for cell, as the binary prints them."""
+
+  def setUp(self):
+    super().setUp()
+    self.report = json.loads(read("docs", "results", "benchmark.json"))
+
+  def assert_page_shows(self, page, header, rows):
+    """The page has a table with exactly this header and these rows."""
+    tables, cells = [], lambda line: [
+        c.strip() for c in line.strip().strip("|").split("|")]
+    for line in read(*page.split("/")).splitlines() + [""]:
+      if line.lstrip().startswith("|"):
+        if not tables or tables[-1] is None:
+          tables[-1:] = [[cells(line)]]
+        elif not set(line.strip()) <= set("|-: "):
+          tables[-1].append(cells(line))
+      elif tables and tables[-1] is not None:
+        tables.append(None)
+    shown = [t[1:] for t in tables if t and t[0] == header]
+    self.assertLen(shown, 1, f"{page}: one table headed {header}")
+    self.assertEqual(shown[0], [[str(c) for c in row] for row in rows])
+
+  def test_performance_shows_its_tables(self):
+    for table in benchmark.TABLES:
+      with self.subTest(table=table.__name__):
+        made = table(self.report)
+        self.assertIsNotNone(made, "its section is missing from the run")
+        self.assert_page_shows("docs/performance.md", *made)
 
   def test_tutorial_shows_its_table(self):
-    report = json.loads(read("docs", "results", "peers.json"))
-    header, rows = keras_peer.side_by_side(report)
-    want = {row[0]: row for row in rows}
-    self.assertEqual(table_rows(read("docs", "tutorial.md"), want, header[1]),
-                     want)
+    self.assert_page_shows("docs/tutorial.md",
+                           *keras_peer.side_by_side(self.report))
+
+  def test_readme_quotes_it(self):
+    readme = " ".join(read("README.md").split())
+    start = self.report["reproduce_default"]
+    self.assertIn(f"About {start['cold_seconds']:.0f} s on 2 CPU cores "
+                  f"({start['warm_seconds']:.0f} s when run again", readme)
+    span = lambda seconds, digits: "-".join(
+        f"{x:.{digits}f}" for x in (min(seconds), max(seconds)))
+    one_model = lambda peer: [peer[name]["train_seconds"]
+                              for name in benchmark.EXPERIMENTS]
+    self.assertIn(
+        f"one tutorial model in {span(one_model(self.report['one_model']), 1)}"
+        f" s, against {span(one_model(self.report['peer']), 0)} s for an "
+        f"idiomatic PyTorch port and "
+        f"{span(one_model(self.report['keras_peer']), 0)} s for the "
+        "tutorial's own code on Keras 3", readme)
 
 
 class EveryResultsFileIsQuotedTest(absltest.TestCase):
