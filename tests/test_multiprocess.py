@@ -22,7 +22,7 @@ TIMEOUT = 240  # seconds per command: a bound, not an expectation
 # Short enough to keep the tests bounded, long enough for a loaded machine.
 DISTRIBUTED_TIMEOUT = "--distributed_timeout=20"
 # Chunks of 40 epochs, each checkpointed: long enough to be killed between.
-ECHO = ["--seeds=4", "--epochs=400", "--hidden=8", "--eval_sequences=10",
+ECHO = ["--seeds=4", "--epochs=160", "--hidden=8", "--eval_sequences=10",
         "--chunk_epochs=40", "--compilation_cache="]
 SWEEP = ["--length=9", "--n_unique=6", "--batch_size=3", "--epochs=20",
          "--seeds=2", "--eval_sequences=10", "--hidden_sizes=4",
