@@ -15,6 +15,7 @@ import helpers
 from echo_jax.core import config as config_lib
 from echo_jax.core import data
 from echo_jax.core import train as train_lib
+from echo_jax.runtime import runner
 from echo_jax.studies import long_lags as study
 from echo_jax.tasks import long_lags
 
@@ -142,6 +143,32 @@ class CombineTest(absltest.TestCase):
   def setUp(self):
     super().setUp()
     self.tmp = helpers.make_tempdir(self)
+
+
+class EfficiencyTest(absltest.TestCase):
+
+  def test_training_time_against_its_matmuls_at_their_rate(self):
+    # Recipe long: 64 sequences of 50 a update, one head of 100 values.
+    config = config_lib.preset("echo_lag").replace(
+        epochs=10, seeds=2, eval_sequences=4)
+    task = study.make_task(config, "lstm", 8, "long", (3, 4))
+    # Only its timing is read: a run resumed at update 4 of 10.
+    output = runner.RunOutput(
+        compiled=None, params=None, loss_MxE=None, accuracy_MxE=None,
+        evaluation=None, diverged=[], timing={
+            "resumed_from_epoch": 4, "train_seconds_this_process": 1.2})
+    rate = study.efficiency(task, output)
+    per_update = 1.2 / 6  # the 6 updates this process trained
+    self.assertAlmostEqual(rate["train_seconds_per_update"], per_update)
+    # Forward, and the backward as twice it: recurrent kernel per step,
+    # then the head over every position; 4 models (2 lags x 2 seeds).
+    flops = 3 * 2.0 * 4 * (50 * 64 * 8 * 32 + 64 * 50 * 8 * 100)
+    self.assertAlmostEqual(rate["train_flops_per_second"],
+                           flops / per_update, delta=1.0)
+    self.assertAlmostEqual(
+        rate["fraction_of_matmul_rate"],
+        rate["matmul_seconds_per_update"] / per_update)
+    self.assertBetween(rate["matmul_seconds_per_update"], 1e-7, 1.0)
 
 
 class BinaryTest(absltest.TestCase):
