@@ -13,6 +13,7 @@ import numpy as np
 from benchmarks import benchmark
 from benchmarks import keras_peer
 from echo_jax.report import records
+from test_docs import tables
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "docs", "results")
@@ -26,6 +27,11 @@ def read(*parts):
     return f.read()
 
 
+def cells(line):
+  """The cells of a markdown table row."""
+  return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def table_rows(text, first_cells, header):
   """{first cell: [cells]} of the rows, whose first cell is one of
   `first_cells`, of the markdown tables whose header row contains
@@ -35,11 +41,11 @@ def table_rows(text, first_cells, header):
     if not line.lstrip().startswith("|"):
       in_table = False
       continue
-    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    cells_ = cells(line)
     if not in_table:  # a header row
       in_table, wanted = True, header in line
-    elif wanted and cells[0] in first_cells:
-      rows[cells[0]] = cells
+    elif wanted and cells_[0] in first_cells:
+      rows[cells_[0]] = cells_
   return rows
 
 
@@ -209,17 +215,10 @@ class BenchmarkResultsTest(absltest.TestCase):
 
   def assert_page_shows(self, page, header, rows):
     """The page has a table with exactly this header and these rows."""
-    tables, cells = [], lambda line: [
-        c.strip() for c in line.strip().strip("|").split("|")]
-    for line in read(*page.split("/")).splitlines() + [""]:
-      if line.lstrip().startswith("|"):
-        if not tables or tables[-1] is None:
-          tables[-1:] = [[cells(line)]]
-        elif not set(line.strip()) <= set("|-: "):
-          tables[-1].append(cells(line))
-      elif tables and tables[-1] is not None:
-        tables.append(None)
-    shown = [t[1:] for t in tables if t and t[0] == header]
+    lines = read(*page.split("/")).splitlines()
+    # Each table: its header row, the rule under it, then its rows.
+    shown = [[cells(line) for line in lines[first + 2:last + 1]]
+             for first, last in tables(lines) if cells(lines[first]) == header]
     self.assertLen(shown, 1, f"{page}: one table headed {header}")
     self.assertEqual(shown[0], [[str(c) for c in row] for row in rows])
 
