@@ -266,7 +266,7 @@ def time_layouts(epochs: int, repeats: int,
         compiled = runner.compile_task(task, chunk_epochs=epochs,
                                        with_evaluation=False)
         end = np.int32(epochs)
-        train = lambda c=compiled: c.chunk(c.init(c.keys_M), end)
+        train = lambda c=compiled: c.chunk(c.initial_state(), end)
         jax.block_until_ready(train())  # first call: allocation
         runs[block] = (train, compiled.keys_M.shape[0])
         if len(runs) == 1:

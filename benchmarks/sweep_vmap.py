@@ -28,7 +28,7 @@ def benchmark_vmap(config: config_lib.EchoConfig, lag: int, context: int,
                             (lag,)), devices, chunk_epochs=config.epochs)
   single = group(1, 1)
   train = lambda compiled, keys_M: jax.block_until_ready(compiled.chunk(
-      compiled.init(keys_M), config.epochs))
+      compiled.init(keys_M, *compiled.extra), config.epochs))
   train(single, single.keys_M)  # warm
   rows = []
   for size in sizes:

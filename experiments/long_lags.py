@@ -35,7 +35,8 @@ _MODELS = flags.DEFINE_list("models", ["lstm"],
                             "Models: lstm, gru, lru, attention.")
 _RECIPES = flags.DEFINE_list(
     "recipes", ["tutorial", "full"],
-    "Recipes: tutorial, full, long (full at Adam 1e-3), or "
+    "Recipes: tutorial, full, long (full at Adam 1e-3), span (long, the "
+    "chain init spanning the lag), or "
     "<base>-<ingredient> (set back to the tutorial's) / +<ingredient> "
     "(changed); ingredients: every_lag, "
     "batch, learning_rate, clip, init, length.")

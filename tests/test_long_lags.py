@@ -14,6 +14,7 @@ import numpy as np
 import helpers
 from echo_jax.core import config as config_lib
 from echo_jax.core import data
+from echo_jax.core import models
 from echo_jax.core import train as train_lib
 from echo_jax.runtime import runner
 from echo_jax.studies import long_lags as study
@@ -87,6 +88,31 @@ class ModelsTest(absltest.TestCase):
       np.testing.assert_allclose(model.apply(params, ids)[0, :8],
                                  model.apply(params, later)[0, :8],
                                  rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+class SpanTest(absltest.TestCase):
+
+  def test_the_chain_spans_each_models_lag(self):
+    config = config_lib.EchoConfig(seeds=1, epochs=1)
+    task = study.make_task(config, "lstm", 24, "span", (2, 5))
+    key = jax.random.PRNGKey(0)
+    chain = study.make_task(config, "lstm", 24, "long", (2,)).train.init(
+        key, 2).params["lstm"]
+    for lag, lanes in ((2, 8), (5, 4)):  # 24 // (lag + 1) units a slot
+      # Traced, as in the study's one program over its lags.
+      span = jax.jit(task.train.init)(key, jnp.int32(lag)).params["lstm"]
+      kernel = np.asarray(span["recurrent_kernel"])
+      np.testing.assert_array_equal(
+          kernel[:, 48:72], models.CHAIN_GAIN * np.eye(24, k=lanes))
+      # The gates and the input kernel: the chain init's, unchanged.
+      np.testing.assert_array_equal(
+          np.delete(kernel, np.s_[48:72], axis=1),
+          np.delete(np.asarray(chain["recurrent_kernel"]), np.s_[48:72], 1))
+      np.testing.assert_array_equal(span["kernel"], chain["kernel"])
+      np.testing.assert_array_equal(span["bias"], chain["bias"])
+    self.assertEqual(task.settings["init"], "span")
+    self.assertNotIn("init", study.make_task(config, "gru", 24, "span",
+                                             (2,)).settings)
 
 
 class RecipeTest(absltest.TestCase):

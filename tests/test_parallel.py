@@ -87,7 +87,7 @@ class ChunkProgramTest(absltest.TestCase):
     # The training state is updated in place from chunk to chunk.
     compiled = runner.compile_task(task_lib.tutorial_task(TINY), 2,
                                    chunk_epochs=3, with_evaluation=False)
-    state = compiled.init(compiled.keys_M)
+    state = compiled.initial_state()
     new_state, _ = compiled.chunk(state, np.int32(TINY.epochs))
     self.assertTrue(all(x.is_deleted() for x in jax.tree.leaves(state)))
     np.testing.assert_array_equal(new_state.epoch, [3] * TINY.seeds)

@@ -6,7 +6,7 @@ sample (N,) or per timestep (N, T); `weights` of the same shape say which
 count (0: padding or no target).
 """
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import chex
 import jax
@@ -58,11 +58,12 @@ def batch_samples(samples: Samples, batch_size: int) -> Samples:
 
 
 def make_train(config: config_lib.EchoConfig,
-               init_params: Callable[[chex.PRNGKey], chex.ArrayTree],
+               init_params: Callable[[chex.PRNGKey, Any], chex.ArrayTree],
                frame: Frame, apply: Apply, sequences_per_epoch: int = 1,
                batch_size: int | None = None, clip_norm: float | None = None
                ) -> train_lib.Train:
-  """A `train.Train` of `apply`'s model on `frame`d fresh sequences,
+  """A `train.Train` of `apply`'s model, initialised by init_params(key,
+  variant), on `frame`d fresh sequences,
   `batch_size` samples per Adam update (default config.batch_size), the
   gradients clipped to global norm `clip_norm` if given."""
   optimizer = train_lib.make_optimizer(config, clip_norm)

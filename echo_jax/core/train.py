@@ -59,16 +59,17 @@ class Chunk(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Train:
-  """init(key) -> TrainState at epoch 0; chunk(num_epochs) -> `Chunk`.
-  Called, the whole run: train(key, variant=None) -> TrainResult."""
+  """init(key, variant=None) -> TrainState at epoch 0; chunk(num_epochs)
+  -> `Chunk`. Called, the whole run: train(key, variant=None) ->
+  TrainResult."""
   epochs: int
   updates_per_epoch: int  # Adam updates per model and epoch
-  init: Callable[[chex.PRNGKey], TrainState]
+  init: Callable[..., TrainState]
   chunk: Callable[[int], Chunk]
 
   def __call__(self, key: chex.PRNGKey, variant=None) -> TrainResult:
-    state, metrics = self.chunk(self.epochs)(self.init(key), self.epochs,
-                                             variant)
+    state, metrics = self.chunk(self.epochs)(self.init(key, variant),
+                                             self.epochs, variant)
     return TrainResult(state.params, metrics.loss_C, metrics.accuracy_C)
 
 
@@ -107,14 +108,15 @@ def make_optimizer(config: config_lib.EchoConfig,
 
 
 def make_init(config: config_lib.EchoConfig,
-              init_params: Callable[[chex.PRNGKey], chex.ArrayTree],
+              init_params: Callable[[chex.PRNGKey, Any], chex.ArrayTree],
               clip_norm: float | None = None):
-  """init(key) -> TrainState at epoch 0, params and data key split from key."""
+  """init(key, variant=None) -> TrainState at epoch 0: init_params(init
+  key, variant) and a data key, both split from key."""
   optimizer = make_optimizer(config, clip_norm)
 
-  def init(key):
+  def init(key, variant=None):
     init_key, data_key = jax.random.split(key)
-    params = init_params(init_key)
+    params = init_params(init_key, variant)
     return TrainState(params, optimizer.init(params), data_key,
                       jnp.zeros((), jnp.int32))
 
@@ -229,7 +231,7 @@ def make_train(config: config_lib.EchoConfig,
 
   return Train(
       config.epochs, config.num_batches,
-      make_init(config, lambda key: models.init_params(config, key)),
+      make_init(config, lambda key, _: models.init_params(config, key)),
       lambda num_epochs: epoch_loop(epoch_sequence, epoch_step, num_epochs,
                                     config.epochs % num_epochs != 0))
 

@@ -132,7 +132,8 @@ def per_device(fn, mesh: Mesh, in_specs, donate: bool = False):
 
 def programs(task, mesh: Mesh, chunk_epochs: int, block):
   """(init, data, fit, evaluate) of all of `task`'s models, jitted:
-  init(keys_M) -> TrainState_M at epoch 0; data(state_M, variants_M) and
+  init(keys_M, variants_M) -> TrainState_M at epoch 0; data(state_M,
+  variants_M) and
   fit(state_M, data_M, end_epoch, variants_M) -> (state_M, EpochMetrics_M):
   the two steps of `chunk_epochs` epochs of `task.train.chunk`, fit
   donating state_M; evaluate(params_M, test_set, variants_M) -> Scores_M
@@ -143,8 +144,9 @@ def programs(task, mesh: Mesh, chunk_epochs: int, block):
   chunk = task.train.chunk(chunk_epochs)
   # lax.map, not vmap: a batched orthogonal init (QR) deadlocked with
   # several host devices; initialisation is cheap either way.
-  init = per_device(lambda keys: jax.lax.map(task.train.init, keys), mesh,
-                    seeds)
+  init = per_device(
+      lambda *args: jax.lax.map(lambda a: task.train.init(*a), args), mesh,
+      (seeds,) + extra_specs)
   data = per_device(jax.vmap(chunk.data, in_axes=(0,) + extra_axes), mesh,
                     (seeds,) + extra_specs)
   fit = per_device(

@@ -78,7 +78,7 @@ class Compiled(NamedTuple):
   mesh: Mesh
   keys_M: chex.Array              # sharded; padded to a multiple of devices
   extra: tuple[chex.Array, ...]   # (variants_M,) sharded; () without variants
-  init: Any                       # keys_M -> TrainState_M at epoch 0
+  init: Any                       # (keys_M[, variants_M]) -> TrainState_M
   data: Any                       # (state_M[, variants_M]) -> data_M
   fit: Any                        # (state_M, data_M, end_epoch[, variants_M])
   evaluate: dict[int, Any]        # test sequences -> compiled evaluation
@@ -89,6 +89,10 @@ class Compiled(NamedTuple):
   def num_models(self) -> int:
     """Models in the program, padding included."""
     return int(self.keys_M.shape[0])
+
+  def initial_state(self):
+    """Every model's TrainState at epoch 0."""
+    return self.init(self.keys_M, *self.extra)
 
   def chunk(self, state_M, end_epoch: int):
     """One chunk of epochs: its data, then its fit (donating state_M)."""
@@ -114,7 +118,8 @@ def compile_task(task: task_lib.Task, max_devices: int | None = None,
   # Parameters, Adam's moments and gradients: an oversized model is refused
   # before anything compiles.
   params = jax.eval_shape(task.train.init,
-                          jax.ShapeDtypeStruct((2,), jnp.uint32)).params
+                          jax.ShapeDtypeStruct((2,), jnp.uint32),
+                          jax.ShapeDtypeStruct((), jnp.int32)).params
   check_memory(config, devices, 4 * parallel.tree_bytes(params) * per_device,
                per_device * len(devices))
   sharding = parallel.seed_sharding(mesh)
@@ -127,7 +132,7 @@ def compile_task(task: task_lib.Task, max_devices: int | None = None,
   with_sharding = lambda tree: jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
       tree)
-  lowered = [init.lower(keys_M)]
+  lowered = [init.lower(keys_M, *extra)]
   state = with_sharding(lowered[0].out_info)
   lowered.append(data.lower(state, *extra))
   lowered.append(fit.lower(state, with_sharding(lowered[1].out_info),
@@ -319,7 +324,7 @@ def run(compiled: Compiled, run_dir: str | None = None,
   task, config = compiled.task, compiled.task.config
   num_models, total = task.num_models, config.epochs
   test_keys_Sx2 = train_lib.test_keys(config.seed, config.eval_sequences)
-  state = compiled.init(compiled.keys_M)
+  state = compiled.initial_state()
   loss_MxE = np.zeros((num_models, total), np.float32)
   accuracy_MxE = np.zeros((num_models, total), np.float32)
   folder, earlier, resumed_from = None, {}, 0

@@ -13,6 +13,9 @@ A recipe is a set of ingredients (`Recipe`), each either the tutorial's
 setting or the one `CHANGED` names. `full` has all but every_lag changed
 (with the chain init the per-lag readouts hurt, measured); `long` is full
 at Adam 1e-3 (at 3e-3, 128 units past lag 11 climbed, then diverged);
+`span` is long with the chain spanning each model's lag
+(`tasks.long_lags.span_chain`: at 256 units the chain's 36 slots of 7
+learnt lag 17 slowly);
 `<base>-<ingredient>` / `<base>+<ingredient>` (base tutorial, full or long)
 sets one ingredient back to the tutorial's or to the changed one:
   every_lag  a readout per lag 1..L, each supervised, scored on lag L: the
@@ -58,7 +61,7 @@ class Recipe:
   batch: int = 16             # sequences per update
   learning_rate: float = 1e-2
   clip: float | None = None   # global gradient norm
-  init: str = "keras"         # the LSTM's
+  init: str = "keras"         # the LSTM's: keras, chain or span
   length: int = 25            # training and test sequences
 
 
@@ -67,7 +70,8 @@ CHANGED = Recipe(every_lag=True, batch=64, learning_rate=3e-3, clip=1.0,
                  init="chain", length=50)
 FULL = dataclasses.replace(CHANGED, every_lag=False)
 LONG = dataclasses.replace(FULL, learning_rate=1e-3)
-BASES = {"tutorial": TUTORIAL, "full": FULL, "long": LONG}
+SPAN = dataclasses.replace(LONG, init="span")
+BASES = {"tutorial": TUTORIAL, "full": FULL, "long": LONG, "span": SPAN}
 INGREDIENTS = tuple(f.name for f in dataclasses.fields(Recipe))
 
 
@@ -100,7 +104,8 @@ def make_task(config: config_lib.EchoConfig, model: str, hidden: int,
   config = config_lib.validate(config.replace(
       experiment=f"{NAME}_{model}_h{hidden}_{recipe_name}",
       learning_rate=r.learning_rate, length=r.length,
-      init=r.init if model == "lstm" else "keras"))
+      init={"span": "chain"}.get(r.init, r.init) if model == "lstm"
+      else "keras"))
   width = hidden
   if model != "lstm":
     target = long_lags.count_params(long_lags.make_model(
@@ -109,7 +114,8 @@ def make_task(config: config_lib.EchoConfig, model: str, hidden: int,
                                     r.length)
   return long_lags.long_lag_task(
       config, model, width, tuple(lags), readouts, r.batch, r.clip,
-      name=f"{model} hidden {hidden} {recipe_name}")
+      name=f"{model} hidden {hidden} {recipe_name}",
+      span=r.init == "span" and model == "lstm")
 
 
 def accuracy_at(sums, lags: Sequence[int], readouts: int, seeds: int

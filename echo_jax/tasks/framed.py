@@ -24,8 +24,8 @@ def framed_task(name: str, config: config_lib.EchoConfig,
   batch_size = batch_size or config.batch_size
   return task_lib.Task(
       name, config,
-      samples_lib.make_train(config, init, frame, apply, sequences_per_epoch,
-                             batch_size),
+      samples_lib.make_train(config, lambda key, _: init(key), frame, apply,
+                             sequences_per_epoch, batch_size),
       samples_lib.make_evaluate(frame, apply), variants, variant_names,
       {"sequences_per_epoch": sequences_per_epoch,
        "samples_per_update": batch_size})
