@@ -57,7 +57,8 @@ _QUICK = flags.DEFINE_boolean(
 _COMBINE = flags.DEFINE_list(
     "combine", [],
     "Instead of training: workdirs of earlier runs whose results are merged "
-    "into one table and figures in --workdir.")
+    "into one table and figures in --workdir (a point two runs hold: the "
+    "row of the one with more updates).")
 
 # The shared flags it refuses (-> what to give instead): the recipe sets
 # the schedule, the sequence length and the initialisation.

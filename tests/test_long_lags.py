@@ -165,6 +165,18 @@ class CombineTest(absltest.TestCase):
       study.load_runs([sources[0], os.path.join(self.tmp, "c")])
     loaded = study.load_runs(sources[:1])
     self.assertLen(loaded["rows"], 2)
+    # A point rerun with a larger budget replaces the shorter run's row,
+    # in whichever order the runs are given.
+    for budget, name in ((3000, "b"), (500, "a")):
+      with open(os.path.join(self.tmp, name, "long_lags.json"), "w") as f:
+        json.dump({"updates": budget, "rows": [
+            {**row, "accuracy": budget / 3000}, register]}, f)
+    for order in (sources, sources[::-1]):
+      rows = study.load_runs(order)["rows"]
+      self.assertLen(rows, 2)
+      trained, = [r for r in rows if r["model"] == "lstm"]
+      self.assertEqual((trained["accuracy"], trained["source"]),
+                       (1.0, sources[1]))
 
   def setUp(self):
     super().setUp()

@@ -302,21 +302,27 @@ def write(workdir: str, config: config_lib.EchoConfig, rows,
 
 def load_runs(sources: Sequence[str]) -> dict[str, Any]:
   """The results of earlier runs to `combine` (e.g. costlier points run on
-  their own); ConfigError (one line) if a source holds none, or two hold
-  the same trained row. Each hand-set row is kept once."""
-  loaded, rows, seen = ext.read_records(NAME, sources), [], set()
+  their own). A trained row held twice is the one of the run with more
+  updates (a point rerun with a larger budget); ConfigError (one line) if a
+  source holds none, or two hold the same row at the same budget. Each
+  hand-set row is kept once."""
+  loaded, kept = ext.read_records(NAME, sources), {}
   for source, record in zip(sources, loaded):
     for row in record["rows"]:
       key = (row["model"], row["recipe"], row["hidden"], row["lag"],
              row["sequence_length"])
-      if key in seen and row["model"] != "shift_register":
-        raise config_lib.ConfigError(
-            f"combine: two runs hold {row['model']} {row['hidden']}, "
-            f"{row['recipe']}, lag {row['lag']}")
-      if key not in seen:
-        seen.add(key)
-        rows.append({**row, "source": source})
-  return {"sources": list(sources), "records": loaded, "rows": rows}
+      budget = record.get("updates")
+      if key in kept and row["model"] != "shift_register":
+        if kept[key][0] == budget:
+          raise config_lib.ConfigError(
+              f"combine: two runs hold {row['model']} {row['hidden']}, "
+              f"{row['recipe']}, lag {row['lag']} after {budget} updates")
+        if kept[key][0] > budget:
+          continue
+      if key not in kept or row["model"] != "shift_register":
+        kept[key] = (budget, {**row, "source": source})
+  return {"sources": list(sources), "records": loaded,
+          "rows": [row for _, row in kept.values()]}
 
 
 def combine(loaded: dict[str, Any], workdir: str) -> dict[str, Any]:
