@@ -16,8 +16,8 @@ at Adam 1e-3 (at 3e-3, 128 units past lag 11 climbed, then diverged);
 `span` is long with the chain spanning each model's lag
 (`tasks.long_lags.span_chain`: at 256 units the chain's 36 slots of 7
 learnt lag 17 slowly);
-`<base>-<ingredient>` / `<base>+<ingredient>` (base tutorial, full or long)
-sets one ingredient back to the tutorial's or to the changed one:
+`<base>-<ingredient>` / `<base>+<ingredient>` (base tutorial, full, long
+or span) sets one ingredient back to the tutorial's or to the changed one:
   every_lag  a readout per lag 1..L, each supervised, scored on lag L: the
              L - 1 intermediate slots of the delay line get targets of
              their own (after Trinh et al. 2018's auxiliary losses).
