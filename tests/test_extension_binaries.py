@@ -45,7 +45,7 @@ class ExtensionBinaryTest(parameterized.TestCase):
       ("streaming_budget", "--hidden=8",
        "error: --hidden is not used by streaming_budget: give --hiddens"),
       ("long_lags", "--recipes=full-speed",
-       "error: recipes: 'full-speed' is not tutorial, full, long or "
+       "error: recipes: 'full-speed' is not tutorial, full, long, span or "
        "<base><-|+><ingredient>"),
       ("long_lags", "--lags=1,25", "error: lags=1,25 must be in [1, 25) (the "
        "sequence length of recipe tutorial)"),
