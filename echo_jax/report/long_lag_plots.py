@@ -64,13 +64,17 @@ def width_vs_lag(path: str, smallest: dict[str, dict[str, int | None]],
   for i, (recipe, widths) in enumerate(sorted(smallest.items())):
     points = [(int(lag), w) for lag, w in widths.items() if w is not None]
     if points:
-      ax.plot(*zip(*points), "o-", color=f"C{i % 10}", label=f"LSTM, {recipe}")
+      tried = sorted({r["hidden"] for r in rows if r["model"] == "lstm"
+                      and r["recipe"] == recipe})
+      ax.plot(*zip(*points), "o-", color=f"C{i % 10}",
+              label=f"LSTM, {recipe} (widths tried: "
+              f"{', '.join(map(str, tried))})")
   bound = sorted({(r["lag"], r["hidden"]) for r in rows
                   if r["model"] == "shift_register"})
   if bound:
     ax.plot(*zip(*bound), "k--", label="hand-set shift register (units)")
   ax.set_xlabel("lag")
-  ax.set_ylabel("smallest width reaching 99%")
+  ax.set_ylabel("smallest width tried reaching 99%")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
   ax.set_title("Width an LSTM needs against the lag", fontsize=9)
