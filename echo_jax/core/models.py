@@ -56,15 +56,24 @@ CHAIN_GAIN = 1.5  # x 0.95 x 0.95: a code gains 1.35x a step, so it neither
 #   fades nor saturates tanh; at 1.9x and more the gradients vanish (measured)
 
 
+def with_chain_shift(recurrent_Hx4H: chex.Array, lanes) -> chex.Array:
+  """The recurrent kernel with its cell candidates' block a delay line:
+  the output of unit j shifted into unit j + `lanes` (may be traced) with
+  gain CHAIN_GAIN, so unit group s holds what group s - 1 held a step
+  earlier."""
+  hidden = recurrent_Hx4H.shape[0]
+  unit_H = jnp.arange(hidden)
+  shift_HxH = CHAIN_GAIN * (unit_H[None, :] - unit_H[:, None] == lanes)
+  return recurrent_Hx4H.at[:, 2 * hidden:3 * hidden].set(
+      shift_HxH.astype(recurrent_Hx4H.dtype))
+
+
 def chain_lstm_recurrent_init(key, shape, dtype=jnp.float32):
   """A delay line to start from (after Orhan & Pitkow 2020's "chain"
-  initialisation): the cell candidates' recurrent block shifts the output
-  of unit j into unit j + CHAIN_LANES, so unit group s starts out holding
-  what group s - 1 held a step earlier; the gates' blocks are orthogonal."""
-  hidden, four_h = shape
-  shift_HxH = CHAIN_GAIN * jnp.eye(hidden, k=CHAIN_LANES, dtype=dtype)
-  return (nn.initializers.orthogonal()(key, shape, dtype)
-          .at[:, 2 * hidden:3 * hidden].set(shift_HxH))
+  initialisation): slots of CHAIN_LANES units (`with_chain_shift`); the
+  gates' blocks are orthogonal."""
+  return with_chain_shift(nn.initializers.orthogonal()(key, shape, dtype),
+                          CHAIN_LANES)
 
 
 def chain_lstm_bias_init(key, shape, dtype=jnp.float32):

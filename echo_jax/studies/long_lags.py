@@ -101,11 +101,11 @@ def make_task(config: config_lib.EchoConfig, model: str, hidden: int,
   another model at the width matching that LSTM's parameter count."""
   r = recipe(recipe_name)
   readouts = max(lags) if r.every_lag else 1
+  span = model == "lstm" and r.init == "span"  # the chain, then stretched
   config = config_lib.validate(config.replace(
       experiment=f"{NAME}_{model}_h{hidden}_{recipe_name}",
       learning_rate=r.learning_rate, length=r.length,
-      init={"span": "chain"}.get(r.init, r.init) if model == "lstm"
-      else "keras"))
+      init="chain" if span else r.init if model == "lstm" else "keras"))
   width = hidden
   if model != "lstm":
     target = long_lags.count_params(long_lags.make_model(
@@ -114,8 +114,7 @@ def make_task(config: config_lib.EchoConfig, model: str, hidden: int,
                                     r.length)
   return long_lags.long_lag_task(
       config, model, width, tuple(lags), readouts, r.batch, r.clip,
-      name=f"{model} hidden {hidden} {recipe_name}",
-      span=r.init == "span" and model == "lstm")
+      name=f"{model} hidden {hidden} {recipe_name}", span=span)
 
 
 def accuracy_at(sums, lags: Sequence[int], readouts: int, seeds: int
@@ -312,14 +311,14 @@ def load_runs(sources: Sequence[str]) -> dict[str, Any]:
       key = (row["model"], row["recipe"], row["hidden"], row["lag"],
              row["sequence_length"])
       budget = record.get("updates")
-      if key in kept and row["model"] != "shift_register":
-        if kept[key][0] == budget:
-          raise config_lib.ConfigError(
-              f"combine: two runs hold {row['model']} {row['hidden']}, "
-              f"{row['recipe']}, lag {row['lag']} after {budget} updates")
-        if kept[key][0] > budget:
-          continue
-      if key not in kept or row["model"] != "shift_register":
+      if row["model"] == "shift_register":  # the same in every run
+        kept.setdefault(key, (budget, {**row, "source": source}))
+        continue
+      if key in kept and kept[key][0] == budget:
+        raise config_lib.ConfigError(
+            f"combine: two runs hold {row['model']} {row['hidden']}, "
+            f"{row['recipe']}, lag {row['lag']} after {budget} updates")
+      if key not in kept or kept[key][0] < budget:
         kept[key] = (budget, {**row, "source": source})
   return {"sources": list(sources), "records": loaded,
           "rows": [row for _, row in kept.values()]}
