@@ -11,6 +11,11 @@ from matplotlib import ticker
 import matplotlib.pyplot as plt
 
 
+# Matplotlib's ten, then four more: a dozen series, no colour twice.
+COLOURS = [f"C{i}" for i in range(10)] + ["black", "navy", "darkgoldenrod",
+                                          "magenta"]
+
+
 def _label(row: dict[str, Any]) -> str:
   return f"{row['model']} {row['hidden']}, {row['recipe']}, length " \
          f"{row['sequence_length']}"
@@ -27,7 +32,7 @@ def updates_vs_lag(path: str, rows: Sequence[dict[str, Any]],
   for i, label in enumerate(labels):
     mine = sorted((r for r in trained if _label(r) == label),
                   key=lambda r: r["lag"])
-    colour, marker = f"C{i % 10}", "osD^v<>p"[i % 8]
+    colour, marker = COLOURS[i % len(COLOURS)], "osD^v<>p"[i % 8]
     # Side by side, so that series sharing a point stay visible.
     dodge = 0.3 * (i - (len(labels) - 1) / 2) / max(len(labels), 1)
     reached = [(r["lag"] + dodge, r["updates_to_99"]) for r in mine
