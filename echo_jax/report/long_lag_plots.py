@@ -11,9 +11,10 @@ from matplotlib import ticker
 import matplotlib.pyplot as plt
 
 
-# Matplotlib's ten, then four more: a dozen series, no colour twice.
-COLOURS = [f"C{i}" for i in range(10)] + ["black", "navy", "darkgoldenrod",
-                                          "magenta"]
+# Matplotlib's ten, then six more: the record's fifteen series, no colour
+# twice.
+COLOURS = [f"C{i}" for i in range(10)] + [
+    "black", "navy", "darkgoldenrod", "magenta", "teal", "lime"]
 
 
 def _label(row: dict[str, Any]) -> str:
