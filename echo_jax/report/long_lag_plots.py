@@ -11,8 +11,8 @@ from matplotlib import ticker
 import matplotlib.pyplot as plt
 
 
-# Matplotlib's ten, then six more: the record's fifteen series, no colour
-# twice.
+# Matplotlib's ten, then six more: the record's fifteen series (both
+# figures) without a colour twice.
 COLOURS = [f"C{i}" for i in range(10)] + [
     "black", "navy", "darkgoldenrod", "magenta", "teal", "lime"]
 
@@ -72,7 +72,7 @@ def width_vs_lag(path: str, smallest: dict[str, dict[str, int | None]],
     if points:
       tried = sorted({r["hidden"] for r in rows if r["model"] == "lstm"
                       and r["recipe"] == recipe})
-      ax.plot(*zip(*points), "o-", color=f"C{i % 10}",
+      ax.plot(*zip(*points), "o-", color=COLOURS[i % len(COLOURS)],
               label=f"LSTM, {recipe} (widths tried: "
               f"{', '.join(map(str, tried))})")
   bound = sorted({(r["lag"], r["hidden"]) for r in rows

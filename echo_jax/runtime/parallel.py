@@ -135,8 +135,8 @@ def programs(task, mesh: Mesh, chunk_epochs: int, block):
   init(keys_M, variants_M) -> TrainState_M at epoch 0; data(state_M,
   variants_M) and fit(state_M, data_M, end_epoch, variants_M) -> (state_M,
   EpochMetrics_M): the two steps of `chunk_epochs` epochs of
-  `task.train.chunk`, fit donating state_M; evaluate(params_M, test_set, variants_M) -> Scores_M
-  (no variants_M for a task without variants)."""
+  `task.train.chunk`, fit donating state_M; evaluate(params_M, test_set,
+  variants_M) -> Scores_M (no variants_M for a task without variants)."""
   seeds = P(SEED_AXIS)
   # A task with variants: each model's is one more argument.
   extra_axes, extra_specs = ((0,), (seeds,)) if task.variants else ((), ())

@@ -105,7 +105,8 @@ def make_task(config: config_lib.EchoConfig, model: str, hidden: int,
   config = config_lib.validate(config.replace(
       experiment=f"{NAME}_{model}_h{hidden}_{recipe_name}",
       learning_rate=r.learning_rate, length=r.length,
-      init="chain" if span else r.init if model == "lstm" else "keras"))
+      init=("chain" if span else r.init) if model == "lstm"
+      else "keras"))
   width = hidden
   if model != "lstm":
     target = long_lags.count_params(long_lags.make_model(
