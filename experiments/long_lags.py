@@ -39,7 +39,7 @@ _RECIPES = flags.DEFINE_list(
     "chain init spanning the lag), or "
     "<base>-<ingredient> (set back to the tutorial's) / +<ingredient> "
     "(changed); ingredients: every_lag, "
-    "batch, learning_rate, clip, init, length.")
+    "batch, learning_rate, clip, init, length, decay.")
 _HIDDENS = flags.DEFINE_list(
     "hiddens", ["64"], "LSTM sizes (other models: the width matching the "
     "LSTM's parameter count).")

@@ -136,6 +136,14 @@ class RecipeTest(absltest.TestCase):
     with self.assertRaisesRegex(config_lib.ConfigError, "full-speed"):
       study.recipe("full-speed")
 
+  def test_decay_is_keras_time_decay_of_the_recipes_rate(self):
+    config = config_lib.EchoConfig(seeds=1, epochs=1)
+    for name, optimizer in (("span", "keras_adam"),
+                            ("span+decay", "keras_adam_decay")):
+      task = study.make_task(config, "lstm", 8, name, (2,))
+      self.assertEqual(task.config.optimizer, optimizer)
+      self.assertEqual(task.config.learning_rate, study.SPAN.learning_rate)
+
   def test_accuracy_is_each_lags_own_head(self):
     # 2 lags x 2 seeds, 3 heads: the lag-2 models are right on head 2 only.
     correct = np.zeros((4, 1, 5, 3))
