@@ -11,7 +11,7 @@ from matplotlib import ticker
 import matplotlib.pyplot as plt
 
 
-# Matplotlib's ten, then six more: the record's fifteen series (both
+# Matplotlib's ten, then six more: the record's sixteen series (both
 # figures) without a colour twice.
 COLOURS = [f"C{i}" for i in range(10)] + [
     "black", "navy", "darkgoldenrod", "magenta", "teal", "lime"]
