@@ -113,19 +113,15 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   return rest
 
 
-def flag_overrides() -> dict[str, Any]:
-  # Given = on the command line (`present`), not "not None": --help sets
-  # the flags' defaults to the preset's values (`flag_help`).
-  return {name: flags.FLAGS[name].value for name in CONFIG_FLAGS
-          if flags.FLAGS[name].present}
-
-
 def with_overrides(base: config_lib.EchoConfig) -> config_lib.EchoConfig:
   """`base` (a binary's preset) updated by --config_json's fields, then by
   the config flags given."""
   if _CONFIG_JSON.value:
     base = config_lib.load_json(_CONFIG_JSON.value, base)
-  return base.replace(**flag_overrides())
+  # Given = on the command line (`present`), not "not None": --help sets
+  # the flags' defaults to the preset's values (`flag_help`).
+  return base.replace(**{name: flags.FLAGS[name].value
+                         for name in CONFIG_FLAGS if flags.FLAGS[name].present})
 
 
 def resolve_config(experiment: str) -> config_lib.EchoConfig:
@@ -302,10 +298,9 @@ def start_run() -> None:
 
 
 def fail_run(error: BaseException) -> None:
-  """Ends the process on `error` with one line and its exit status: 1 for
-  a run that failed, 74 for a file that cannot be written, 128 + N for
-  signal N; a bug's traceback (then one line in a multi-process run, whose
-  peers must not wait for this process's shutdown)."""
+  """Ends the process on `error` with one line and its exit status (`fail`);
+  a bug's traceback (then one line in a multi-process run, whose peers must
+  not wait for this process's shutdown)."""
   from echo_jax.runtime import parallel
   from echo_jax.runtime import runner
   if isinstance(error, (FloatingPointError, parallel.PeerLostError)):

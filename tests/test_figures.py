@@ -10,7 +10,7 @@ import matplotlib.image
 import matplotlib.pyplot as plt
 import numpy as np
 
-from echo_jax.report import budget_plots
+from echo_jax.report import study_plots
 from echo_jax.report import plots
 from echo_jax.report import records
 from echo_jax.report import state_map_records
@@ -128,7 +128,7 @@ class TitlesTest(absltest.TestCase):
 
   def test_run_learning_curves(self):
     curves_SxE = np.random.default_rng(0).random((2, 5))
-    figure = drawn(plots.learning_curves, curves_SxE, curves_SxE,
+    figure = drawn(plots.learning_curves, {"": (curves_SxE, curves_SxE)},
                    "unused.png", "echo_lag: lag 2, context 4", chance=0.1)
     for ax in figure.axes:
       self.assertFalse(overlaps(figure._suptitle, ax))  # pylint: disable=protected-access
@@ -175,7 +175,7 @@ class OneSeedTest(absltest.TestCase):
                for _ in range(2)]
       rows = [{"lag": 1, "hidden": 4, "recipe": "tutorial",
                "updates": [10, 20], "curve": curve}]
-      figure = drawn(budget_plots.accuracy_vs_budget, "unused.png", rows, 4,
+      figure = drawn(study_plots.accuracy_vs_budget, "unused.png", rows, 4,
                      seeds, 0.99)
       ax = figure.axes[0]
       self.assertLen(ax.collections, 0 if seeds == 1 else 1)

@@ -1,7 +1,7 @@
 """PNG plots (matplotlib, headless), each written atomically: drawn to a temp
 file beside its destination and renamed into place, like the JSON results."""
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import matplotlib
 
@@ -22,19 +22,12 @@ def save_atomic(figure, path: str) -> None:
     plt.close(figure)
 
 
-def learning_curves(loss_SxE: np.ndarray, accuracy_SxE: np.ndarray,
-                    path: str, title: str, chance: float | None = None
-                    ) -> None:
-  """Training loss and accuracy per epoch: mean over seeds, min-max band."""
-  learning_curves_by_variant({"": (loss_SxE, accuracy_SxE)}, path, title,
-                             chance)
-
-
-def learning_curves_by_variant(
+def learning_curves(
     curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str,
     title: str, chance: float | None = None) -> None:
-  """Per variant (name -> (loss_SxE, accuracy_SxE)), training loss and
-  accuracy per epoch: the mean over seeds as a line, min-max as a band."""
+  """Per variant (name -> (loss_SxE, accuracy_SxE); one run: name ""),
+  training loss and accuracy per epoch: the mean over seeds as a line,
+  min-max as a band."""
   # Constrained layout keeps the figure title clear of the panels.
   figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
   for label, (loss_SxE, accuracy_SxE) in curves.items():
@@ -60,22 +53,3 @@ def learning_curves_by_variant(
   figure.suptitle(title)
   save_atomic(figure, path)
 
-
-def accuracy_lines(path: str, title: str, xlabel: str,
-                   series: Sequence[tuple[str, Sequence[float],
-                                          Sequence[float | None]]],
-                   chance: float | None = None) -> None:
-  """One line per (label, x, accuracy or None) series, accuracy in %."""
-  figure, axes = plt.subplots(figsize=(6, 3.2))
-  for label, xs, ys in series:
-    ys = np.array([np.nan if y is None else 100 * y for y in ys], float)
-    axes.plot(xs, ys, marker="o", markersize=3, label=label)
-  if chance is not None:
-    axes.axhline(100 * chance, color="grey", linestyle=":", label="chance")
-  axes.set_xlabel(xlabel)
-  axes.set_ylabel("accuracy (%)")
-  axes.set_ylim(-2, 102)
-  axes.set_title(title, fontsize=10)
-  axes.grid(alpha=0.3)
-  axes.legend(fontsize=7)
-  save_atomic(figure, path)

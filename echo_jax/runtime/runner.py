@@ -1,13 +1,7 @@
-"""The runner: a task's models compiled over the devices, trained in
-checkpointed chunks, then scored on fresh test sequences.
-
-`compile_task` lays a task's models over the devices and compiles its
-programs (`parallel.programs`); `run` trains them chunk by chunk, with a run
-folder checkpointing after every chunk: a rerun resumes from the newest
-checkpoint, bit-identical to an uninterrupted run (epoch e trains on
-fold_in(data_key, e) whatever the chunks). `report.records` turns the
-`RunOutput` into the binaries' files.
-"""
+"""The runner: a task's programs compiled over the devices (`compile_task`);
+its models trained chunk by chunk, each chunk checkpointed in a run folder so
+that a rerun resumes bit-identically, then scored on fresh test sequences
+(`run`)."""
 
 import os
 import signal
@@ -298,9 +292,8 @@ def interrupted_message(signum: int) -> str:
   """What a binary stopped by `signum` says: where it stopped, how to go on."""
   what = "interrupted" if signum == signal.SIGINT else (
       f"terminated ({signal.Signals(signum).name})")
-  if _progress["name"] is None:
-    return f"{what} before training began; rerun the same command"
-  return f"{what} {where()}; rerun the same command to resume"
+  resume = "" if _progress["name"] is None else " to resume"
+  return f"{what} {where()}; rerun the same command{resume}"
 
 
 # A model whose training loss rises this far above a uniform guess's

@@ -5,8 +5,8 @@ per position t, one Adam update per sequence (all its prefixes)."""
 import os
 
 from echo_jax.core import config as config_lib
-from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import study_plots
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import masking
@@ -39,7 +39,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
       ("variant", "accuracy [95% CI]", "worst position",
        f"t={config.length - 1} (longest prefix)", "params", "compile s",
        "train s"), table)
-  plots.accuracy_lines(
+  study_plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       f"Whole prefix as timesteps: accuracy per position "
       f"({config.seeds} seeds)", "position t (prefix length t+1)",

@@ -45,7 +45,7 @@ def run_framed_in(task: task_lib.Task, run_dir: str,
   with runs.summaries(run_dir, options, on_chunk) as callback:
     output = runner.run(compiled, run_dir, callback)
   trained = output.trained(by_variant=True)
-  plots.learning_curves_by_variant(
+  plots.learning_curves(
       {name: (trained.loss_E[i], trained.accuracy_E[i])
        for i, name in enumerate(task.row_names())},
       os.path.join(run_dir, "learning_curves.png"),

@@ -7,8 +7,8 @@ import os
 import numpy as np
 
 from echo_jax.core import config as config_lib
-from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import study_plots
 from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
@@ -41,7 +41,7 @@ def run(base: config_lib.EchoConfig, workdir: str,
       NAME, workdir, base, rows,
       ("variant", "accuracy [95% CI]", "median epochs to 99%",
        "seeds reaching 99%", "final train loss", "train s"), table)
-  plots.accuracy_lines(
+  study_plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       f"Windowed echo: training accuracy (50-epoch mean, "
       f"{base.seeds} seeds)", "epoch",

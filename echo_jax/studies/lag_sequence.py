@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 
 from echo_jax.core import config as config_lib
-from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import study_plots
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import seq2seq
@@ -44,7 +44,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
                       ["variant", "accuracy [95% CI]"]
                       + [f"step {s}" for s in range(config.context)]
                       + ["train s (all lags)"], table)
-  plots.accuracy_lines(
+  study_plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       f"Echo a lag sequence: accuracy per window step "
       f"({config.seeds} seeds)", "step s in the window",

@@ -7,8 +7,8 @@ import os
 import numpy as np
 
 from echo_jax.core import config as config_lib
-from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import study_plots
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import lags as lags_lib
@@ -60,7 +60,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
       table, summary=summary, train_seconds_per_hidden_all_lags=train_seconds)
   print("train seconds, all lags x seeds of one hidden size: "
         + ", ".join(f"{h}: {s:.1f}" for h, s in train_seconds.items()))
-  plots.accuracy_lines(
+  study_plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       f"Echo X(t-lag): accuracy by lag and LSTM size "
       f"({config.seeds} seeds)", "lag",

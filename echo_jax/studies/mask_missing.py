@@ -7,8 +7,8 @@ import os
 import numpy as np
 
 from echo_jax.core import config as config_lib
-from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import study_plots
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import masking
@@ -47,7 +47,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
       ("variant", "rows/seq", "accuracy [95% CI]", f"rows t<{first_kept}",
        f"rows t>={first_kept}", "params", "train s"), table,
       tutorial_first_row=first_kept)
-  plots.accuracy_lines(
+  study_plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       f"Missing steps: accuracy per position ({config.seeds} seeds)",
       "position t in the sequence",

@@ -8,8 +8,8 @@ from typing import Sequence
 import numpy as np
 
 from echo_jax.core import config as config_lib
-from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import study_plots
 from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
@@ -41,7 +41,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
       NAME, workdir, config, rows,
       ("model", "accuracy [95% CI]", "params", "median epochs to 99% (seeds)",
        "compile s", f"train s ({config.seeds} models)"), table)
-  plots.accuracy_lines(
+  study_plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       "Windowed echo, MLP vs LSTM: training accuracy (50-epoch mean)",
       "epoch",

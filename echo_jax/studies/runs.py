@@ -21,24 +21,15 @@ class RunOptions(NamedTuple):
   tensorboard: bool = False        # summaries into <run folder>/tensorboard
 
 
-@contextlib.contextmanager
 def summaries(run_dir: str, options: RunOptions,
               also: runner.ChunkCallback | None = None):
-  """Yields the on_chunk callback of a run in `run_dir`: `also` (if any)
-  and, with options.tensorboard, TensorBoard summaries into its
+  """A context yielding the on_chunk callback of a run in `run_dir`: `also`
+  (if any) and, with options.tensorboard, TensorBoard summaries into its
   tensorboard/ subfolder (process 0's)."""
   if not (options.tensorboard and parallel.is_writer()):
-    yield also
-    return
+    return contextlib.nullcontext(also)
   from echo_jax.report import tensorboard  # pylint: disable=g-import-not-at-top
-  with tensorboard.writer(os.path.join(run_dir, "tensorboard")) as write:
-
-    def both(*args):
-      write(*args)
-      if also is not None:
-        also(*args)
-
-    yield both
+  return tensorboard.writer(os.path.join(run_dir, "tensorboard"), also)
 
 
 def compile_tutorial(config: config_lib.EchoConfig,
@@ -59,7 +50,7 @@ def run_tutorial_in(config: config_lib.EchoConfig, run_dir: str,
                         run_dir=run_dir, on_chunk=on_chunk)
   record, trained = records.tutorial_record(output), output.trained()
   plots.learning_curves(
-      trained.loss_E, trained.accuracy_E,
+      {"": (trained.loss_E, trained.accuracy_E)},
       os.path.join(run_dir, "learning_curves.png"),
       f"{config.experiment}: lag {config.lag}, context {config.context}, "
       f"hidden {config.hidden}, "

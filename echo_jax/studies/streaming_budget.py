@@ -25,7 +25,7 @@ import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import train as train_lib
-from echo_jax.report import budget_plots
+from echo_jax.report import study_plots
 from echo_jax.report import records
 from echo_jax.report import rows as rows_lib
 from echo_jax.runtime import files
@@ -159,7 +159,7 @@ def write(workdir: str, config: config_lib.EchoConfig, rows, header,
   the figure; returns the record."""
   record = ext.finish(NAME, workdir, config, rows, header, table_rows, **extra)
   if parallel.is_writer():
-    budget_plots.accuracy_vs_budget(
+    study_plots.accuracy_vs_budget(
         os.path.join(workdir, f"{NAME}.png"), rows, sequences, config.seeds,
         LEVEL)
   return record

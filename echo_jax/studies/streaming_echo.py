@@ -9,8 +9,8 @@ import os
 from typing import Sequence
 
 from echo_jax.core import config as config_lib
-from echo_jax.report import plots
 from echo_jax.report import records
+from echo_jax.report import study_plots
 from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
@@ -73,14 +73,14 @@ def run(config: config_lib.EchoConfig, workdir: str,
     print(f"batch {beginner.batch_size}: sample j (t = j+1) starts from the "
           f"state of sample {row['keras_state_source'][:8]} ... (-1: zeros)")
   lag_one = [r for r in rows if r["lag"] == 1]
-  plots.accuracy_lines(
+  study_plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}.png"),
       f"Echo X(t-1), one value per step: accuracy per position "
       f"({config.seeds} seeds)", "position t",
       [(r["variant"], r["positions_t"], r["eval_accuracy_per_position"])
        for r in lag_one], chance=1 / config.n_unique)
   full = [r for r in rows if r["variant"].startswith("streaming_full_bptt")]
-  plots.accuracy_lines(
+  study_plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}_lags.png"),
       f"Streaming echo, full backprop, {config.epochs} updates: accuracy by "
       f"lag ({config.seeds} seeds)", "lag",

@@ -1,14 +1,7 @@
-"""What one experiment is: a `Task`, the one value the runner accepts.
-
-A task names an experiment and says how one of its models trains (`train`,
-a `core.train.Train`: initialisation, and chunks of epochs of its framing
-and fit) and how it is scored (`evaluate`), with its variants (e.g. the lags
-of a sweep group): all variants x seeds models train in one compiled
-program, each model receiving its variant as a traced int32. Where the
-models run (devices, programs, pieces of the test set) is the runtime's
-business. `tutorial_task` is the tutorial itself; `tasks.framed` makes the
-extensions' tasks.
-"""
+"""What one experiment is: a `Task`, the one value the runner accepts: how
+a model trains (`core.train.Train`) and is scored, and its variants (e.g. a
+sweep group's lags), all variants x seeds models in one program. Devices,
+programs and test-set pieces are the runtime's business."""
 
 import dataclasses
 from typing import Any, Callable, Mapping

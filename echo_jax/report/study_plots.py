@@ -1,5 +1,6 @@
-"""streaming_budget's figure, from its rows (`studies.streaming_budget`):
-test accuracy against the training budget, one panel per lag."""
+"""The extension studies' figures: an accuracy line per variant
+(`accuracy_lines`), and streaming_budget's test accuracy against the
+training budget, one panel per lag (`accuracy_vs_budget`)."""
 
 from typing import Any, Sequence
 
@@ -9,6 +10,27 @@ from echo_jax.report import records
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from matplotlib import ticker
 import matplotlib.pyplot as plt
+import numpy as np
+
+
+def accuracy_lines(path: str, title: str, xlabel: str,
+                   series: Sequence[tuple[str, Sequence[float],
+                                          Sequence[float | None]]],
+                   chance: float | None = None) -> None:
+  """One line per (label, x, accuracy or None) series, accuracy in %."""
+  figure, axes = plt.subplots(figsize=(6, 3.2))
+  for label, xs, ys in series:
+    ys = np.array([np.nan if y is None else 100 * y for y in ys], float)
+    axes.plot(xs, ys, marker="o", markersize=3, label=label)
+  if chance is not None:
+    axes.axhline(100 * chance, color="grey", linestyle=":", label="chance")
+  axes.set_xlabel(xlabel)
+  axes.set_ylabel("accuracy (%)")
+  axes.set_ylim(-2, 102)
+  axes.set_title(title, fontsize=10)
+  axes.grid(alpha=0.3)
+  axes.legend(fontsize=7)
+  plots.save_atomic(figure, path)
 
 
 def accuracy_vs_budget(path: str, rows: Sequence[dict[str, Any]],
