@@ -38,7 +38,7 @@ _RECIPES = flags.DEFINE_list(
     "Recipes: tutorial, full, long (full at Adam 1e-3), span (long, the "
     "chain init spanning the lag), or "
     "<base>-<ingredient> (set back to the tutorial's) / +<ingredient> "
-    "(changed); ingredients: every_lag, "
+    "(changed), several in turn (span+decay-clip); ingredients: every_lag, "
     "batch, learning_rate, clip, init, length, decay.")
 _HIDDENS = flags.DEFINE_list(
     "hiddens", ["64"], "LSTM sizes (other models: the width matching the "

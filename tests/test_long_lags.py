@@ -1,6 +1,7 @@
 """The long-lag study: its framing, the hand-set bound, the matched widths,
 the recipes, and the binary end to end (tiny)."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -135,6 +136,20 @@ class RecipeTest(absltest.TestCase):
     self.assertTrue(study.recipe("full+every_lag").every_lag)
     with self.assertRaisesRegex(config_lib.ConfigError, "full-speed"):
       study.recipe("full-speed")
+
+  def test_ingredients_chain_left_to_right(self):
+    # The best recipe's ablation: span+decay with one ingredient set back.
+    self.assertEqual(study.recipe("span+decay-clip"),
+                     dataclasses.replace(study.SPAN, decay=True, clip=None))
+    self.assertEqual(study.recipe("span+decay+every_lag-batch"),
+                     dataclasses.replace(study.SPAN, decay=True,
+                                         every_lag=True, batch=16))
+    for bad, message in (("span+decay+decay", r"span\+decay already has "
+                          "decay on"), ("span+decay-", "is not tutorial"),
+                         ("span+-clip", "is not tutorial"),
+                         ("span+decay-clipped", "is not tutorial")):
+      with self.assertRaisesRegex(config_lib.ConfigError, message):
+        study.recipe(bad)
 
   def test_decay_is_keras_time_decay_of_the_recipes_rate(self):
     config = config_lib.EchoConfig(seeds=1, epochs=1)

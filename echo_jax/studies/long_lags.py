@@ -17,7 +17,8 @@ at Adam 1e-3 (at 3e-3, 128 units past lag 11 climbed, then diverged);
 (`tasks.long_lags.span_chain`: at 256 units the chain's 36 slots of 7
 learnt lag 17 slowly);
 `<base>-<ingredient>` / `<base>+<ingredient>` (base tutorial, full, long
-or span) sets one ingredient back to the tutorial's or to the changed one:
+or span; several may follow, e.g. `span+decay-clip`) sets an ingredient back
+to the tutorial's or to the changed one:
   every_lag  a readout per lag 1..L, each supervised, scored on lag L: the
              L - 1 intermediate slots of the delay line get targets of
              their own (after Trinh et al. 2018's auxiliary losses).
@@ -35,6 +36,7 @@ or span) sets one ingredient back to the tutorial's or to the changed one:
 
 import dataclasses
 import os
+import re
 import time
 from typing import Any, Sequence
 
@@ -80,23 +82,25 @@ INGREDIENTS = tuple(f.name for f in dataclasses.fields(Recipe))
 
 
 def recipe(name: str) -> Recipe:
-  """A base (`BASES`), or `<base>-<ingredient>` / `<base>+<ingredient>`:
-  the base with that ingredient set to the tutorial's / the changed value
-  (it must differ from the base's); ConfigError otherwise."""
-  base, sign, ingredient = name.partition("-") if "-" in name else (
-      name.partition("+"))
-  if base in BASES and (sign, ingredient) == ("", ""):
-    return BASES[base]
-  if base in BASES and ingredient in INGREDIENTS:
-    value = getattr(TUTORIAL if sign == "-" else CHANGED, ingredient)
-    if getattr(BASES[base], ingredient) != value:
-      return dataclasses.replace(BASES[base], **{ingredient: value})
+  """A base (`BASES`) then any number of `-<ingredient>` / `+<ingredient>`,
+  each setting that ingredient to the tutorial's / the changed value (it
+  must differ from the recipe's so far): `span+decay-clip` is span with
+  decay, without clipping. ConfigError otherwise."""
+  base, *steps = re.split(r"(?=[+-])", name)
+  if base not in BASES or any(s[1:] not in INGREDIENTS for s in steps):
     raise config_lib.ConfigError(
-        f"recipes: {name!r} changes nothing ({base} already has {ingredient} "
-        f"{'off' if sign == '-' else 'on'})")
-  raise config_lib.ConfigError(
-      f"recipes: {name!r} is not {', '.join(BASES)} or <base><-|+>"
-      f"<ingredient> (ingredients: {', '.join(INGREDIENTS)})")
+        f"recipes: {name!r} is not {', '.join(BASES)} or <base><-|+>"
+        f"<ingredient>... (ingredients: {', '.join(INGREDIENTS)})")
+  made, so_far = BASES[base], base
+  for sign, ingredient in ((s[0], s[1:]) for s in steps):
+    value = getattr(TUTORIAL if sign == "-" else CHANGED, ingredient)
+    if getattr(made, ingredient) == value:
+      raise config_lib.ConfigError(
+          f"recipes: {name!r} changes nothing ({so_far} already has "
+          f"{ingredient} {'off' if sign == '-' else 'on'})")
+    made, so_far = dataclasses.replace(made, **{ingredient: value}), (
+        so_far + sign + ingredient)
+  return made
 
 
 def make_task(config: config_lib.EchoConfig, model: str, hidden: int,
