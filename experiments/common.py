@@ -24,6 +24,7 @@ if not {"numpy", "scipy", "jax"} & set(sys.modules):
   os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import atexit
+import contextlib
 import datetime
 import fcntl
 import logging
@@ -169,14 +170,13 @@ def claim(workdir: str) -> str:
   def release():
     if _held.pop(key, None) is None:
       return
-    os.remove(lock)
+    with contextlib.suppress(FileNotFoundError):  # workdir moved mid-run
+      os.remove(lock)
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
     for folder in created:  # innermost first; kept if anything is in it
-      try:
+      with contextlib.suppress(OSError):
         os.rmdir(folder)
-      except OSError:
-        pass
 
   _held[key] = release
   atexit.register(release)

@@ -402,7 +402,7 @@ class SimultaneousStartTest(absltest.TestCase):
     # Twenty races on new workdirs, by two processes that start each race
     # at the same instant: one claims it, the other gets the "in use"
     # line, never a traceback.
-    code = ("import sys, time\n"
+    code = ("import os, sys, time\n"
             "from experiments import common\n"
             "root = sys.argv[1]\n"
             "print('ready', flush=True)\n"
@@ -416,7 +416,11 @@ class SimultaneousStartTest(absltest.TestCase):
             "  else:\n"
             "    print(i, 'claimed', flush=True)\n"
             "    time.sleep(0.25)  # held while the other tries\n"
-            "    common.release_all()\n")
+            "    common.release_all()\n"
+            # A workdir moved away mid-run: released without a traceback.
+            "gone = common.claim(f'{root}/gone-{time.time_ns()}')\n"
+            "os.remove(f'{gone}/{common.LOCK_NAME}')\n"
+            "common.release_all()\n")
     root = make_tempdir(self)
     racers = [subprocess.Popen(
         [sys.executable, "-c", code, root], cwd=REPO, env=env(),
