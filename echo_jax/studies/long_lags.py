@@ -91,15 +91,14 @@ def recipe(name: str) -> Recipe:
     raise config_lib.ConfigError(
         f"recipes: {name!r} is not {', '.join(BASES)} or <base><-|+>"
         f"<ingredient>... (ingredients: {', '.join(INGREDIENTS)})")
-  made, so_far = BASES[base], base
-  for sign, ingredient in ((s[0], s[1:]) for s in steps):
+  made = BASES[base]
+  for i, (sign, ingredient) in enumerate((s[0], s[1:]) for s in steps):
     value = getattr(TUTORIAL if sign == "-" else CHANGED, ingredient)
     if getattr(made, ingredient) == value:
       raise config_lib.ConfigError(
-          f"recipes: {name!r} changes nothing ({so_far} already has "
-          f"{ingredient} {'off' if sign == '-' else 'on'})")
-    made, so_far = dataclasses.replace(made, **{ingredient: value}), (
-        so_far + sign + ingredient)
+          f"recipes: {name!r} changes nothing ({base}{''.join(steps[:i])} "
+          f"already has {ingredient} {'off' if sign == '-' else 'on'})")
+    made = dataclasses.replace(made, **{ingredient: value})
   return made
 
 
