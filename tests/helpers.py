@@ -15,6 +15,15 @@ SUITE_CACHE = os.environ.get("ECHO_JAX_TEST_CACHE") or tempfile.mkdtemp(
     prefix="echo_jax_test_cache_")
 
 
+def binary_env(devices: int, **extra) -> dict:
+  """The environment of a binary a test runs: `devices` host devices
+  (ECHO_JAX_HOST_DEVICES) and the suite's other XLA flags (conftest.py)."""
+  flags = [flag for flag in os.environ.get("XLA_FLAGS", "").split()
+           if not flag.startswith("--xla_force_host_platform_device_count")]
+  return dict(os.environ, ECHO_JAX_HOST_DEVICES=str(devices),
+              XLA_FLAGS=" ".join(flags), **extra)
+
+
 def make_tempdir(test) -> str:
   """A fresh directory, removed when `test` (a unittest.TestCase) ends."""
   path = tempfile.mkdtemp()

@@ -138,9 +138,7 @@ class ArchitectureDocTest(absltest.TestCase):
 
   def test_worked_example_binary_runs(self):
     workdir = os.path.join(make_tempdir(self), "out")
-    env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2",
-               ECHO_JAX_COMPILATION_CACHE=helpers.SUITE_CACHE)
-    env.pop("XLA_FLAGS", None)
+    env = helpers.binary_env(2, ECHO_JAX_COMPILATION_CACHE=helpers.SUITE_CACHE)
     result = subprocess.run(
         [sys.executable, "-m", "experiments.gru_echo", "--seeds=2",
          "--epochs=3", "--hidden=4", "--eval_sequences=4",

@@ -19,9 +19,7 @@ def run_binary(name, *args, cache=None):
   # The suite's compilation cache unless a test gives its own (never the
   # user's cache).
   cache = helpers.SUITE_CACHE if cache is None else cache
-  env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2",
-             ECHO_JAX_COMPILATION_CACHE=cache)
-  env.pop("XLA_FLAGS", None)
+  env = helpers.binary_env(2, ECHO_JAX_COMPILATION_CACHE=cache)
   return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args],
                         cwd=REPO, env=env, capture_output=True, text=True,
                         timeout=300, check=False)

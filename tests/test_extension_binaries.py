@@ -18,10 +18,9 @@ TINY = ["--seeds=2", "--eval_sequences=4", "--hidden=4", "--epochs=2",
 
 
 def run_binary(name, *args):
-  env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2")
-  env.pop("XLA_FLAGS", None)
   return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args],
-                        cwd=REPO, env=env, capture_output=True, text=True,
+                        cwd=REPO, env=helpers.binary_env(2),
+                        capture_output=True, text=True,
                         timeout=300, check=False)
 
 

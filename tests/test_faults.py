@@ -37,9 +37,7 @@ TINY = config_lib.preset("echo_lag").replace(epochs=6, seeds=2, hidden=4,
 
 
 def env(**extra):
-  variables = dict(os.environ, ECHO_JAX_HOST_DEVICES="2", **extra)
-  variables.pop("XLA_FLAGS", None)
-  return variables
+  return helpers.binary_env(2, **extra)
 
 
 def run_binary(name, *args, timeout=240, **extra_env):

@@ -241,8 +241,7 @@ class BinaryTest(absltest.TestCase):
             "--seeds=2", "--eval_sequences=4",
             f"--compilation_cache={helpers.SUITE_CACHE}",
             f"--workdir={workdir}"]
-    env = dict(os.environ, ECHO_JAX_HOST_DEVICES="1")
-    env.pop("XLA_FLAGS", None)
+    env = helpers.binary_env(1)
     first = subprocess.run(
         [sys.executable, "-m", "experiments.long_lags", *args], cwd=REPO,
         env=env, capture_output=True, text=True, timeout=300, check=False)

@@ -37,10 +37,7 @@ def free_port() -> int:
 
 
 def env(devices: int):
-  variables = dict(os.environ, ECHO_JAX_HOST_DEVICES=str(devices),
-                   JAX_PLATFORMS="cpu")
-  variables.pop("XLA_FLAGS", None)
-  return variables
+  return helpers.binary_env(devices, JAX_PLATFORMS="cpu")
 
 
 def one_process(binary, args, workdir):

@@ -29,8 +29,7 @@ TINY = config_lib.preset("echo_lag").replace(
 
 
 def run_binary(*args):
-  env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2")
-  env.pop("XLA_FLAGS", None)
+  env = helpers.binary_env(2)
   return subprocess.run(
       [sys.executable, "-m", "experiments.state_map",
        f"--compilation_cache={helpers.SUITE_CACHE}", *args],

@@ -279,9 +279,7 @@ class SweepTest(absltest.TestCase):
 
 
 def run_binary(*args):
-  env = dict(os.environ, ECHO_JAX_HOST_DEVICES="2",
-             ECHO_JAX_COMPILATION_CACHE=helpers.SUITE_CACHE)
-  env.pop("XLA_FLAGS", None)
+  env = helpers.binary_env(2, ECHO_JAX_COMPILATION_CACHE=helpers.SUITE_CACHE)
   return subprocess.run([sys.executable, "-m", "experiments.sweep", *args],
                         cwd=REPO, env=env, capture_output=True, text=True,
                         timeout=300, check=False)
