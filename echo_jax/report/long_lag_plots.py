@@ -49,6 +49,7 @@ def updates_vs_lag(path: str, rows: Sequence[dict[str, Any]],
   ax.set_yscale("log")
   ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
   ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+  ax.xaxis.set_major_locator(ticker.MultipleLocator(1))
   ax.set_xlabel("lag")
   ax.set_ylabel(f"updates to {100 * level:g}% (mean over seeds)")
   ax.grid(alpha=0.3, which="both")
@@ -66,23 +67,30 @@ def width_vs_lag(path: str, smallest: dict[str, dict[str, int | None]],
   """The smallest LSTM width reaching 99% per lag and recipe (the record's
   `smallest_width`: {recipe: {lag: width or None}}); the hand-set
   register's units beside."""
-  figure, ax = plt.subplots(figsize=(6, 4))
+  figure, ax = plt.subplots(figsize=(9, 4))
   for i, (recipe, widths) in enumerate(sorted(smallest.items())):
-    points = [(int(lag), w) for lag, w in widths.items() if w is not None]
+    # Nudged apart, so that recipes needing the same width stay visible.
+    nudge = 1.025 ** (i - (len(smallest) - 1) / 2)
+    points = [(int(lag), w * nudge) for lag, w in widths.items()
+              if w is not None]
     if points:
       tried = sorted({r["hidden"] for r in rows if r["model"] == "lstm"
                       and r["recipe"] == recipe})
-      ax.plot(*zip(*points), "o-", color=COLOURS[i % len(COLOURS)],
+      ax.plot(*zip(*points), "o-", color=COLOURS[i % len(COLOURS)], ms=4,
               label=f"LSTM, {recipe} (widths tried: "
               f"{', '.join(map(str, tried))})")
   bound = sorted({(r["lag"], r["hidden"]) for r in rows
                   if r["model"] == "shift_register"})
   if bound:
     ax.plot(*zip(*bound), "k--", label="hand-set shift register (units)")
+  # Widths are powers of two: equal steps on a log2 axis.
+  ax.set_yscale("log", base=2)
+  ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+  ax.xaxis.set_major_locator(ticker.MultipleLocator(1))
   ax.set_xlabel("lag")
   ax.set_ylabel("smallest width tried reaching 99%")
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
   ax.set_title("Width an LSTM needs against the lag", fontsize=9)
   figure.tight_layout()
   plots.save_atomic(figure, path)
