@@ -166,6 +166,8 @@ def run_binary(binary: str, args, devices: int, workdir: str, cache=""):
   """The binary; compiled from scratch unless given a `cache` folder."""
   env = dict(os.environ, ECHO_JAX_HOST_DEVICES=str(devices),
              ECHO_JAX_COMPILATION_CACHE=cache)
+  # XLA's defaults, as users compile: the suite's flags (conftest.py) would
+  # move the last bits.
   env.pop("XLA_FLAGS", None)
   return subprocess.run(
       [sys.executable, "-m", f"experiments.{binary}", *args,
