@@ -187,7 +187,7 @@ class LongLagsResultsTest(absltest.TestCase):
   def test_rows_and_pages_quote_them(self):
     record = {"rows": []}
     for name in ("long_lags.json", "long_lags_ablation.json",
-                 "long_lags_ablation20.json", "long_lags_lag17.json"):
+                 "long_lags_lag17.json"):
       record["rows"] += json.loads(read("docs", "results", name))["rows"]
     trained = [r for r in record["rows"] if r["model"] != "shift_register"]
     for row in record["rows"]:
