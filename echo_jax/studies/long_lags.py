@@ -201,25 +201,37 @@ def hand_set_rows(config: config_lib.EchoConfig, lags: Sequence[int],
   return rows
 
 
+PRODUCTS = 50  # matmuls in one timed program, one after another
+
+
 def matmul_rate(models: int, rows: int, inner: int, outer: int) -> float:
-  """FLOP/s of the float32 matmul (models, rows, inner) @ (models, inner,
-  outer), one product per model as vmap makes them, the models split over
-  the devices as training splits them: the median of 5 windows of at
-  least 0.1 s (a single window read up to 1.5x off when anything else ran)."""
+  """FLOP/s of the float32 matmul (rows, inner) @ (inner, outer), one per
+  model as vmap makes them, the models split over the devices as training
+  splits them, PRODUCTS of them in a chain inside one program as a scan's
+  steps run them (timed as single dispatched ops, per-call overhead made
+  small shapes read up to 1.5x slow): the median of 5 windows of at least
+  0.1 s."""
   devices = jax.devices()
   models = -(-models // len(devices)) * len(devices)
   split = jax.sharding.NamedSharding(jax.sharding.Mesh(devices, ("m",)),
                                      jax.sharding.PartitionSpec("m"))
   a = jax.device_put(jnp.ones((models, rows, inner), jnp.float32), split)
   b = jax.device_put(jnp.ones((models, inner, outer), jnp.float32), split)
-  (a @ b).block_until_ready()  # one op: compiled once, then dispatched
+
+  def chain(a_RxI, b_IxO):
+    # Each product scales the next one's input: none can be hoisted.
+    step = lambda _, s: 1.0 + 1e-30 * jnp.sum((s * a_RxI) @ b_IxO)
+    return jax.lax.fori_loop(0, PRODUCTS, step, jnp.float32(1))
+
+  products = jax.jit(jax.vmap(chain))
+  products(a, b).block_until_ready()  # compiled once
   rates = []
   for _ in range(5):
     calls, start = 0, time.perf_counter()
     while calls < 3 or time.perf_counter() - start < 0.1:
-      (a @ b).block_until_ready()
+      products(a, b).block_until_ready()
       calls += 1
-    rates.append(calls * 2.0 * models * rows * inner * outer
+    rates.append(calls * PRODUCTS * 2.0 * models * rows * inner * outer
                  / (time.perf_counter() - start))
   return float(np.median(rates))
 
