@@ -13,6 +13,7 @@ import numpy as np
 from benchmarks import benchmark
 from benchmarks import keras_peer
 from echo_jax.report import records
+from echo_jax.studies import streaming_budget
 from test_docs import tables
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -202,6 +203,34 @@ class LongLagsResultsTest(absltest.TestCase):
     self.assertEqual(sorted(CI_CELL.findall(page)), want)
     quotes_only(self, page, record)
     quotes_only(self, readme_row("| [long_lags](docs/long_lags.md"), record)
+
+
+# docs/results/streaming_budget*.json: each combined table of the
+# streaming_budget section, by the workdir its --combine command names.
+STREAMING_BUDGET = {"streaming_budget.json": "W/all"}
+
+
+class StreamingBudgetResultsTest(absltest.TestCase):
+  """The table under each --combine command of the streaming_budget section
+  is its results file's, cell for cell, as the binary prints it."""
+
+  def test_section_shows_them(self):
+    lines = section(read("docs", "extensions.md"), "streaming_budget").split(
+        "\n")
+    for name, workdir in STREAMING_BUDGET.items():
+      with self.subTest(name=name):
+        record = json.loads(read("docs", "results", name))
+        self.assertEqual(record["config"]["seeds"], 8)
+        command, = [i for i, line in enumerate(lines)
+                    if "--combine=" in line and f"--workdir={workdir}`" in line]
+        shown = []
+        for line in lines[command + 3:]:  # past the header and its rule
+          if not line.startswith("|"):
+            break
+          shown.append(cells(line))
+        self.assertEqual(shown, [
+            [str(c) for c in [row["run_updates"]]
+             + streaming_budget.table_row(row)] for row in record["rows"]])
 
 
 class BenchmarkResultsTest(absltest.TestCase):
