@@ -207,7 +207,8 @@ class LongLagsResultsTest(absltest.TestCase):
 
 # docs/results/streaming_budget*.json: each combined table of the
 # streaming_budget section, by the workdir its --combine command names.
-STREAMING_BUDGET = {"streaming_budget.json": "W/all"}
+STREAMING_BUDGET = {"streaming_budget.json": "W/all",
+                    "streaming_budget_long.json": "W/long"}
 
 
 class StreamingBudgetResultsTest(absltest.TestCase):
