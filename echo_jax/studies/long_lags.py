@@ -211,10 +211,9 @@ def matmul_rate(models: int, rows: int, inner: int, outer: int) -> float:
   steps run them (timed as single dispatched ops, per-call overhead made
   small shapes read up to 1.5x slow): the median of 5 windows of at least
   0.1 s."""
-  devices = jax.devices()
-  models = -(-models // len(devices)) * len(devices)
-  split = jax.sharding.NamedSharding(jax.sharding.Mesh(devices, ("m",)),
-                                     jax.sharding.PartitionSpec("m"))
+  mesh = parallel.seed_mesh(models)
+  models = parallel.padded_models(models, mesh)
+  split = parallel.seed_sharding(mesh)
   a = jax.device_put(jnp.ones((models, rows, inner), jnp.float32), split)
   b = jax.device_put(jnp.ones((models, inner, outer), jnp.float32), split)
 
@@ -223,7 +222,8 @@ def matmul_rate(models: int, rows: int, inner: int, outer: int) -> float:
     step = lambda _, s: 1.0 + 1e-30 * jnp.sum((s * a_RxI) @ b_IxO)
     return jax.lax.fori_loop(0, PRODUCTS, step, jnp.float32(1))
 
-  products = jax.jit(jax.vmap(chain))
+  products = parallel.per_device(jax.vmap(chain), mesh,
+                                 (split.spec, split.spec))
   products(a, b).block_until_ready()  # compiled once
   rates = []
   for _ in range(5):
