@@ -207,10 +207,9 @@ PRODUCTS = 50  # matmuls in one timed program, one after another
 def matmul_rate(models: int, rows: int, inner: int, outer: int) -> float:
   """FLOP/s of the float32 matmul (rows, inner) @ (inner, outer), one per
   model as vmap makes them, the models split over the devices as training
-  splits them, PRODUCTS of them in a chain inside one program as a scan's
-  steps run them (timed as single dispatched ops, per-call overhead made
-  small shapes read up to 1.5x slow): the median of 5 windows of at least
-  0.1 s."""
+  splits them: PRODUCTS of them chained inside one program, as a scan's
+  steps run them (dispatched one at a time, small shapes would read slow
+  by the per-call overhead); the median of 5 windows of at least 0.1 s."""
   mesh = parallel.seed_mesh(models)
   models = parallel.padded_models(models, mesh)
   split = parallel.seed_sharding(mesh)
