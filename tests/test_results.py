@@ -208,7 +208,8 @@ class LongLagsResultsTest(absltest.TestCase):
 # docs/results/streaming_budget*.json: each combined table of the
 # streaming_budget section, by the workdir its --combine command names.
 STREAMING_BUDGET = {"streaming_budget.json": "W/all",
-                    "streaming_budget_long.json": "W/long"}
+                    "streaming_budget_long.json": "W/long",
+                    "streaming_budget_lags6to9.json": "W/lags6to9"}
 
 
 class StreamingBudgetResultsTest(absltest.TestCase):
