@@ -219,18 +219,18 @@ class StreamingBudgetResultsTest(absltest.TestCase):
   def test_section_shows_them(self):
     lines = section(read("docs", "extensions.md"), "streaming_budget").split(
         "\n")
+    below = {first - 1: (first, last) for first, last in tables(lines)}
     for name, workdir in STREAMING_BUDGET.items():
       with self.subTest(name=name):
         record = json.loads(read("docs", "results", name))
         self.assertEqual(record["config"]["seeds"], 8)
         command, = [i for i, line in enumerate(lines)
                     if "--combine=" in line and f"--workdir={workdir}`" in line]
-        shown = []
-        for line in lines[command + 3:]:  # past the header and its rule
-          if not line.startswith("|"):
-            break
-          shown.append(cells(line))
-        self.assertEqual(shown, [
+        first, last = below[command]
+        self.assertEqual(cells(lines[first]),
+                         ["run updates", *streaming_budget.TABLE_HEADER])
+        # Past the header and its rule.
+        self.assertEqual([cells(line) for line in lines[first + 2:last + 1]], [
             [str(c) for c in [row["run_updates"]]
              + streaming_budget.table_row(row)] for row in record["rows"]])
 
