@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from echo_jax.tasks import framed
 from echo_jax.tasks import lags
-from echo_jax.tasks import masking
 
 SEQ = np.arange(30, 55, dtype=np.int32)  # length 25, distinct values
 
@@ -33,7 +33,7 @@ class FrameLagWindowsTest(parameterized.TestCase):
       self.assertEqual(int(samples.targets[i]), SEQ[t - lag])
 
   def test_masked_window_equals_lstm_over_the_window(self):
-    model = masking.PaddedLSTM(hidden=5, input_vocab=60, classes=60)
+    model = framed.RecurrentLSTM(hidden=5, input_vocab=60, classes=60)
     params = model.init(jax.random.PRNGKey(0),
                         jnp.zeros((1, 11), jnp.int32))["params"]
     samples = lags.frame_lag_windows(jnp.asarray(SEQ), 7, 5, 11, 20)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from echo_jax.tasks import framed
 from echo_jax.tasks import masking
 
 SEQ = np.array([7, 3, 9, 1, 4, 8, 2, 6], np.int32)
@@ -53,11 +54,11 @@ class PadWindowsTest(parameterized.TestCase):
     self.assertEqual("lengths" in samples.inputs, mode == "mask")
 
 
-class PaddedLSTMTest(absltest.TestCase):
+class RecurrentLSTMTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.model = masking.PaddedLSTM(hidden=6, input_vocab=11, classes=10)
+    self.model = framed.RecurrentLSTM(hidden=6, input_vocab=11, classes=10)
     self.params = self.model.init(jax.random.PRNGKey(0),
                                   jnp.zeros((1, 5), jnp.int32))["params"]
 

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from echo_jax.tasks import masking
+from echo_jax.tasks import framed
 from echo_jax.tasks import prefix
 
 SEQ = np.array([5, 0, 9, 2, 7, 7, 1], np.int32)
@@ -34,7 +34,7 @@ class FramePrefixesTest(absltest.TestCase):
     np.testing.assert_array_equal(samples.targets, SEQ[:-1])
 
   def test_masked_prefix_equals_lstm_over_the_prefix(self):
-    model = masking.PaddedLSTM(hidden=5, input_vocab=10, classes=10)
+    model = framed.RecurrentLSTM(hidden=5, input_vocab=10, classes=10)
     params = model.init(jax.random.PRNGKey(0),
                         jnp.zeros((1, len(SEQ)), jnp.int32))["params"]
     samples = prefix.frame_prefixes(jnp.asarray(SEQ), 1, "mask", 10)

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from echo_jax.tasks import framed
 from echo_jax.tasks import seq2seq
 
 SEQ = np.arange(10, 22, dtype=np.int32)  # distinct values: index = value-10
@@ -34,12 +35,13 @@ class FrameLagSequenceTest(parameterized.TestCase):
                          float(valid and s >= lag))
 
 
-class SequenceLSTMTest(absltest.TestCase):
+class RecurrentLSTMTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
     self.ids = jnp.asarray(SEQ[None, :6] - 10)  # ids 0..5, one sequence
-    self.full = seq2seq.SequenceLSTM(hidden=4, vocab=8)
+    self.full = framed.RecurrentLSTM(hidden=4, input_vocab=8, classes=8,
+                                      per_step=True)
     self.params = self.full.init(jax.random.PRNGKey(0), self.ids)["params"]
 
   def test_shapes_and_finite(self):
@@ -56,7 +58,8 @@ class SequenceLSTMTest(absltest.TestCase):
     self.assertFalse(np.allclose(logits[:, 4:], changed[:, 4:]))
 
   def test_truncation_stops_the_gradient_through_time(self):
-    truncated = seq2seq.SequenceLSTM(hidden=4, vocab=8, truncate_bptt=True)
+    truncated = framed.RecurrentLSTM(hidden=4, input_vocab=8, classes=8,
+                                     per_step=True, truncate_bptt=True)
 
     def kernel_row_grad(model):
       def last_step_loss(params):

@@ -5,7 +5,6 @@ a framing; the runner, checkpoints, records and flags come for free."""
 import chex
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from echo_jax.core import config as config_lib
 from echo_jax.tasks import framed
@@ -28,9 +27,6 @@ class WindowGRU(nn.Module):
 def gru_task(config: config_lib.EchoConfig) -> task_lib.Task:
   """The tutorial's windows of config.lag and config.context, fitted
   statelessly by a GRU of config.hidden units."""
-  model = WindowGRU(config.hidden, config.n_unique)
-  init = lambda key: model.init(
-      key, jnp.zeros((1, config.context), jnp.int32))["params"]
-  apply = lambda params, ids_BxC: model.apply({"params": params}, ids_BxC)
-  return framed.framed_task(f"gru_{config.hidden}", config, init,
-                            framed.windows_frame(config), apply)
+  return framed.module_task(f"gru_{config.hidden}", config,
+                            WindowGRU(config.hidden, config.n_unique),
+                            config.context)

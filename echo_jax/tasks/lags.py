@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import samples as samples_lib
+from echo_jax.tasks import framed
 from echo_jax.tasks import masking
 from echo_jax.tasks import task as task_lib
 
@@ -50,10 +51,10 @@ def lags_task(config: config_lib.EchoConfig, lags: tuple[int, ...],
 
   frame = lambda sequence_L, lag: frame_lag_windows(
       sequence_L, lag, config.context, width, rows)
-  return masking.padded_lstm_task(
-      f"lags_h{config.hidden}", config, False, frame, width,
-      sequences_per_epoch, tuple(lags),
-      tuple(f"lag {l}, hidden {config.hidden}" for l in lags),
+  return framed.lstm_task(
+      f"lags_h{config.hidden}", config, frame, width,
+      sequences_per_epoch=sequences_per_epoch, variants=tuple(lags),
+      variant_names=tuple(f"lag {l}, hidden {config.hidden}" for l in lags),
       batch_size=rows * sequences_per_epoch)
 
 

@@ -9,11 +9,9 @@ before X(0)) needs a value for the steps before X(0); as the tutorial says:
 """
 
 import chex
-import flax.linen as nn
 import jax.numpy as jnp
 
 from echo_jax.core import config as config_lib
-from echo_jax.core import models
 from echo_jax.core import samples as samples_lib
 from echo_jax.tasks import framed
 from echo_jax.tasks import task as task_lib
@@ -46,30 +44,6 @@ def pad_windows(sequence_L: chex.Array, ends_N: chex.Array, context,
   return ids_NxW, lengths_N.astype(jnp.int32)
 
 
-class PaddedLSTM(nn.Module):
-  """The tutorial's classifier (Keras-layout LSTM, Dense head on the last
-  state); `input_vocab` is n_unique + 1 with a special value."""
-  hidden: int
-  input_vocab: int
-  classes: int
-  init_scheme: str = "keras"
-  recurrent_activation: str = "sigmoid"
-
-  @nn.compact
-  def __call__(self, ids_BxT: chex.Array,
-               lengths_B: chex.Array | None = None) -> chex.Array:
-    """ids (B, T) -> logits (B, classes) from the state after step
-    lengths_B - 1 (default: the last); later steps are skipped."""
-    cell = models.KerasLSTMCell(self.hidden, self.input_vocab,
-                                self.init_scheme, self.recurrent_activation,
-                                name="lstm")
-    carry = models.zero_carry(ids_BxT.shape[0], self.hidden)
-    (_, h_BxH), _ = nn.RNN(cell, return_carry=True, name="rnn")(
-        ids_BxT, initial_carry=carry, seq_lengths=lengths_B)
-    head_init = models.INITIALIZERS[self.init_scheme][3]
-    return nn.Dense(self.classes, kernel_init=head_init, name="head")(h_BxH)
-
-
 MODES = ("special_value", "mask")
 
 
@@ -91,26 +65,6 @@ def frame_all_rows(sequence_L: chex.Array, lag: int, context: int,
                              jnp.ones(targets_N.shape, jnp.float32))
 
 
-def padded_lstm_task(name: str, config: config_lib.EchoConfig,
-                     special_value: bool, frame, width: int,
-                     sequences_per_epoch: int = 1,
-                     variants: tuple[int, ...] = (0,),
-                     variant_names: tuple[str, ...] | None = None,
-                     batch_size: int | None = None) -> task_lib.Task:
-  """A `PaddedLSTM` on a framing whose inputs are {"ids", maybe "lengths"}."""
-  model = PaddedLSTM(config.hidden,
-                     config.n_unique + (1 if special_value else 0),
-                     config.n_unique, config.init, config.recurrent_activation)
-
-  init = lambda key: model.init(
-      key, jnp.zeros((1, width), jnp.int32))["params"]
-  apply = lambda params, inputs: model.apply(
-      {"params": params}, inputs["ids"], inputs.get("lengths"))
-  return framed.framed_task(name, config, init, frame, apply,
-                            sequences_per_epoch, batch_size, variants,
-                            variant_names)
-
-
 def missing_value_task(config: config_lib.EchoConfig, mode: str
                        ) -> task_lib.Task:
   """The windowed echo on every row with a target (`frame_all_rows`)."""
@@ -119,5 +73,5 @@ def missing_value_task(config: config_lib.EchoConfig, mode: str
 
   frame = lambda sequence_L, _: frame_all_rows(
       sequence_L, config.lag, config.context, config.n_unique, mode)
-  return padded_lstm_task(mode, config, mode == "special_value", frame,
-                          config.context)
+  return framed.lstm_task(mode, config, frame, config.context,
+                         special_value=mode == "special_value")

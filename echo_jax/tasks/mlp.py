@@ -38,10 +38,6 @@ class WindowMLP(nn.Module):
 
 def mlp_task(config: config_lib.EchoConfig, hidden: int) -> task_lib.Task:
   """The tutorial's windows (lag, context), fitted statelessly, by an MLP."""
-  model = WindowMLP(hidden, config.n_unique, config.context)
-
-  init = lambda key: model.init(
-      key, jnp.zeros((1, config.context), jnp.int32))["params"]
-  apply = lambda params, ids_BxC: model.apply({"params": params}, ids_BxC)
-  return framed.framed_task(f"mlp_{hidden}", config, init,
-                            framed.windows_frame(config), apply)
+  return framed.module_task(f"mlp_{hidden}", config,
+                            WindowMLP(hidden, config.n_unique, config.context),
+                            config.context)

@@ -8,6 +8,7 @@ import chex
 
 from echo_jax.core import config as config_lib
 from echo_jax.core import samples as samples_lib
+from echo_jax.tasks import framed
 from echo_jax.tasks import masking
 from echo_jax.tasks import task as task_lib
 
@@ -29,7 +30,7 @@ def prefix_task(config: config_lib.EchoConfig, mode: str,
 
   frame = lambda sequence_L, _: frame_prefixes(sequence_L, config.lag, mode,
                                                config.n_unique)
-  return masking.padded_lstm_task(f"prefix_{mode}", config,
-                                  mode == "special_value", frame,
-                                  config.length, sequences_per_epoch,
-                                  batch_size=batch_size)
+  return framed.lstm_task(f"prefix_{mode}", config, frame, config.length,
+                         sequences_per_epoch=sequences_per_epoch,
+                         batch_size=batch_size,
+                         special_value=mode == "special_value")

@@ -4,73 +4,21 @@ one value at a time (`streaming`).
 """
 
 import chex
-import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from echo_jax.core import config as config_lib
-from echo_jax.core import models
 from echo_jax.core import samples as samples_lib
 from echo_jax.tasks import framed
 from echo_jax.tasks import task as task_lib
 
 
-class _TruncatedCell(nn.RNNCellBase):
-  """No gradient into the state a step starts from: backpropagation through
-  time truncated to one step, as a stateful Keras fit of timestep 1 has."""
-  cell: nn.RNNCellBase
-
-  def __call__(self, carry, x_t):
-    return self.cell(jax.lax.stop_gradient(carry), x_t)
-
-  @property
-  def num_feature_axes(self) -> int:
-    return self.cell.num_feature_axes
-
-
-class SequenceLSTM(nn.Module):
-  """ids (B, T) -> logits (B, T, V): Keras-layout LSTM, Dense per step;
-  `truncate_bptt` stops the gradient at every step's incoming state."""
-  hidden: int
-  vocab: int
-  init_scheme: str = "keras"
-  recurrent_activation: str = "sigmoid"
-  truncate_bptt: bool = False
-  unroll: int = 1
-
-  @nn.compact
-  def __call__(self, ids_BxT: chex.Array) -> chex.Array:
-    cell = models.KerasLSTMCell(self.hidden, self.vocab, self.init_scheme,
-                                self.recurrent_activation, name="lstm")
-    if self.truncate_bptt:
-      cell = _TruncatedCell(cell)
-    outputs_BxTxH = nn.RNN(cell, unroll=self.unroll, name="rnn")(
-        ids_BxT, initial_carry=models.zero_carry(ids_BxT.shape[0],
-                                                 self.hidden))
-    head_init = models.INITIALIZERS[self.init_scheme][3]
-    # Dense on the last axis is TimeDistributed(Dense): same weights per step.
-    return nn.Dense(self.vocab, kernel_init=head_init, name="head")(
-        outputs_BxTxH)
-
-
 def sequence_lstm_task(name: str, config: config_lib.EchoConfig, frame,
-                       width: int, sequences_per_epoch: int = 1,
-                       variants: tuple[int, ...] = (0,),
-                       variant_names: tuple[str, ...] | None = None,
-                       truncate_bptt: bool = False,
-                       batch_size: int | None = None) -> task_lib.Task:
+                       width: int, **options) -> task_lib.Task:
+  """`framed.lstm_task` predicting at every step."""
   # A short window unrolls whole; a stream of 25 steps scans step by step
   # (at 50-100 units on XLA:CPU an update took 1.2x as long at unroll 5).
-  model = SequenceLSTM(config.hidden, config.n_unique, config.init,
-                       config.recurrent_activation, truncate_bptt,
-                       unroll=width if width <= 5 else 1)
-
-  init = lambda key: model.init(
-      key, jnp.zeros((1, width), jnp.int32))["params"]
-  apply = lambda params, ids_BxT: model.apply({"params": params}, ids_BxT)
-  return framed.framed_task(name, config, init, frame, apply,
-                            sequences_per_epoch, batch_size, variants,
-                            variant_names)
+  return framed.lstm_task(name, config, frame, width, per_step=True,
+                          unroll=width if width <= 5 else 1, **options)
 
 
 def frame_lag_sequence(sequence_L: chex.Array, lag, context: int,
