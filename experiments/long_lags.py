@@ -77,15 +77,10 @@ QUICK = {"lags": "1,2,3", "hiddens": "16", "models": "lstm,gru,lru,attention",
          "seeds": 2, "eval_sequences": 200}
 
 
-def preset():
-  """The config before --config_json and the flags (also --help's)."""
-  return ext.preset("long_lags")  # the extensions' 8 seeds
-
-
-def value(flag, quick_name: str):
+def value(flag):
   """A flag's value; with --quick, QUICK's unless the flag was given."""
-  if _QUICK.value and not flag.present and quick_name in QUICK:
-    quick = QUICK[quick_name]
+  if _QUICK.value and not flag.present:
+    quick = QUICK[flag.name]
     return quick.split(",") if isinstance(flag.value, list) else quick
   return flag.value
 
@@ -100,33 +95,27 @@ def long_lags():
     loaded = study.load_runs(list(_COMBINE.value))  # checked before writing
     study.combine(loaded, common.resolve_workdir(study.NAME))
     return
-  defaults = {}
-  if _QUICK.value:
-    defaults = {"seeds": QUICK["seeds"],
-                "eval_sequences": QUICK["eval_sequences"]}
+  defaults = ({k: QUICK[k] for k in ("seeds", "eval_sequences")}
+              if _QUICK.value else {})
   config = ext.resolve(study.NAME, REPLACED, windowless=True, **defaults)
   if config.n_unique > 2**models.BITS:
     raise config_lib.ConfigError(
         f"n_unique={config.n_unique} must be in [2, {2**models.BITS}] (the "
         f"hand-set register's {models.BITS}-bit code)")
-  names = list_flags.name_list("models", value(_MODELS, "models"),
-                               models.MODELS)
-  recipes = value(_RECIPES, "recipes")
+  names = list_flags.name_list("models", value(_MODELS), models.MODELS)
+  recipes = value(_RECIPES)
   if not recipes or len(set(recipes)) < len(recipes):
     raise config_lib.ConfigError(
         f"recipes={','.join(recipes)} must be distinct and not empty")
   lengths = {r: study.recipe(r).length for r in recipes}  # names checked
-  lags = list_flags.int_list("lags", value(_LAGS, "lags"),
-                             minimum=1)
-  hiddens = list_flags.int_list(
-      "hiddens", value(_HIDDENS, "hiddens"), minimum=1)
+  lags = list_flags.int_list("lags", value(_LAGS), minimum=1)
+  hiddens = list_flags.int_list("hiddens", value(_HIDDENS), minimum=1)
   shortest = min(lengths.values())
   if max(lags) >= shortest:
     raise config_lib.ConfigError(
         f"lags={','.join(map(str, lags))} must be in [1, {shortest}) (the "
         f"sequence length of recipe {min(lengths, key=lengths.get)})")
-  updates = value(_UPDATES, "updates")
-  eval_every = value(_EVAL_EVERY, "eval_every")
+  updates, eval_every = value(_UPDATES), value(_EVAL_EVERY)
   for name, number in (("updates", updates), ("eval_every", eval_every)):
     if number < 1:
       raise config_lib.ConfigError(f"{name}={number} must be >= 1")
@@ -139,7 +128,7 @@ def long_lags():
 
 
 def main():
-  common.run_main(long_lags, preset, REPLACED)
+  common.run_main(long_lags, lambda: ext.preset("long_lags"), REPLACED)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,6 @@ from echo_jax.tasks import long_lags
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def fresh_sequences(count, length):
-  keys = jnp.asarray(train_lib.test_keys(0, count))
-  return data.TestSet(keys, length, 100)
-
-
 class FrameTest(absltest.TestCase):
 
   def test_one_head_is_the_lag_and_heads_are_lags_one_to_r(self):
@@ -50,7 +45,7 @@ class FrameTest(absltest.TestCase):
 class HandSetTest(absltest.TestCase):
 
   def test_shift_register_echoes_its_lag_exactly_and_no_other(self):
-    test = fresh_sequences(40, 50)
+    test = data.TestSet(jnp.asarray(train_lib.test_keys(0, 40)), 50, 100)
     for lag in (1, 7, 20):
       correct, weight = long_lags.shift_register_evaluate(lag, 100)(test).sums
       self.assertEqual(float(jnp.sum(correct)), float(jnp.sum(weight)))
@@ -175,23 +170,23 @@ class CombineTest(absltest.TestCase):
     row = {"model": "lstm", "recipe": "full", "hidden": 8, "lag": 2,
            "sequence_length": 50}
     register = {**row, "model": "shift_register", "recipe": "hand-set"}
-    sources = []
-    for name in ("a", "b"):
-      os.makedirs(os.path.join(self.tmp, name))
-      sources.append(os.path.join(self.tmp, name))
-      with open(os.path.join(sources[-1], "long_lags.json"), "w") as f:
+    tmp = helpers.make_tempdir(self)
+    sources = [os.path.join(tmp, name) for name in ("a", "b")]
+    for source in sources:
+      os.makedirs(source)
+      with open(os.path.join(source, "long_lags.json"), "w") as f:
         json.dump({"rows": [row, register]}, f)
     with self.assertRaisesRegex(config_lib.ConfigError,
                                 "two runs hold lstm 8, full, lag 2"):
       study.load_runs(sources)
     with self.assertRaisesRegex(config_lib.ConfigError, "holds no"):
-      study.load_runs([sources[0], os.path.join(self.tmp, "c")])
+      study.load_runs([sources[0], os.path.join(tmp, "c")])
     loaded = study.load_runs(sources[:1])
     self.assertLen(loaded["rows"], 2)
     # A point rerun with a larger budget replaces the shorter run's row,
     # in whichever order the runs are given.
-    for budget, name in ((3000, "b"), (500, "a")):
-      with open(os.path.join(self.tmp, name, "long_lags.json"), "w") as f:
+    for budget, source in ((500, sources[0]), (3000, sources[1])):
+      with open(os.path.join(source, "long_lags.json"), "w") as f:
         json.dump({"updates": budget, "rows": [
             {**row, "accuracy": budget / 3000}, register]}, f)
     for order in (sources, sources[::-1]):
@@ -200,10 +195,6 @@ class CombineTest(absltest.TestCase):
       trained, = [r for r in rows if r["model"] == "lstm"]
       self.assertEqual((trained["accuracy"], trained["source"]),
                        (1.0, sources[1]))
-
-  def setUp(self):
-    super().setUp()
-    self.tmp = helpers.make_tempdir(self)
 
 
 class EfficiencyTest(absltest.TestCase):

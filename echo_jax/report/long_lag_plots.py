@@ -17,9 +17,27 @@ COLOURS = [f"C{i}" for i in range(10)] + [
     "black", "navy", "darkgoldenrod", "magenta", "teal", "lime"]
 
 
-def _label(row: dict[str, Any]) -> str:
-  return f"{row['model']} {row['hidden']}, {row['recipe']}, length " \
-         f"{row['sequence_length']}"
+def series(row: dict[str, Any]) -> str:
+  """A row's series: its line here, its column in the study's table."""
+  if row["model"] == "shift_register":
+    return "hand-set register"
+  return (f"{row['model']} {row['hidden']}, {row['recipe']}, length "
+          f"{row['sequence_length']}")
+
+
+def _finish(ax, path: str, ylabel: str, title: str,
+            grid_which: str = "major") -> None:
+  """Both figures' axes, labels and legend; then saved."""
+  ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+  ax.xaxis.set_major_locator(ticker.MultipleLocator(1))
+  ax.set_xlabel("lag")
+  ax.set_ylabel(ylabel)
+  ax.grid(alpha=0.3, which=grid_which)
+  # Beside the axes: inside, a dozen series would cover the short lags.
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+  ax.set_title(title, fontsize=9)
+  ax.figure.tight_layout()
+  plots.save_atomic(ax.figure, path)
 
 
 def updates_vs_lag(path: str, rows: Sequence[dict[str, Any]],
@@ -27,11 +45,11 @@ def updates_vs_lag(path: str, rows: Sequence[dict[str, Any]],
   """Updates to `level` (log scale) against the lag, a line per (model,
   recipe, hidden, length); a lag not reached within the budget is a hollow
   mark at the budget."""
-  figure, ax = plt.subplots(figsize=(10, 4.2))
+  _, ax = plt.subplots(figsize=(10, 4.2))
   trained = [r for r in rows if r["model"] != "shift_register"]
-  labels = sorted({_label(r) for r in trained})
+  labels = sorted({series(r) for r in trained})
   for i, label in enumerate(labels):
-    mine = sorted((r for r in trained if _label(r) == label),
+    mine = sorted((r for r in trained if series(r) == label),
                   key=lambda r: r["lag"])
     colour, marker = COLOURS[i % len(COLOURS)], "osD^v<>p"[i % 8]
     # Side by side, so that series sharing a point stay visible.
@@ -47,19 +65,11 @@ def updates_vs_lag(path: str, rows: Sequence[dict[str, Any]],
       ax.plot(*zip(*missed), marker, color=colour, mfc="none", ms=6,
               label=None if reached else label)
   ax.set_yscale("log")
-  ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
   ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
-  ax.xaxis.set_major_locator(ticker.MultipleLocator(1))
-  ax.set_xlabel("lag")
-  ax.set_ylabel(f"updates to {100 * level:g}% (mean over seeds)")
-  ax.grid(alpha=0.3, which="both")
-  # Beside the axes: inside, a dozen series would cover the short lags.
-  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-  ax.set_title(f"Streaming echo: updates until the test accuracy reaches "
-               f"{100 * level:g}%\n(hollow: not reached within the budget "
-               f"shown)", fontsize=9)
-  figure.tight_layout()
-  plots.save_atomic(figure, path)
+  _finish(ax, path, f"updates to {100 * level:g}% (mean over seeds)",
+          f"Streaming echo: updates until the test accuracy reaches "
+          f"{100 * level:g}%\n(hollow: not reached within the budget shown)",
+          grid_which="both")
 
 
 def width_vs_lag(path: str, smallest: dict[str, dict[str, int | None]],
@@ -67,7 +77,7 @@ def width_vs_lag(path: str, smallest: dict[str, dict[str, int | None]],
   """The smallest LSTM width reaching 99% per lag and recipe (the record's
   `smallest_width`: {recipe: {lag: width or None}}); the hand-set
   register's units beside."""
-  figure, ax = plt.subplots(figsize=(9, 4))
+  _, ax = plt.subplots(figsize=(9, 4))
   for i, (recipe, widths) in enumerate(sorted(smallest.items())):
     # Nudged apart, so that recipes needing the same width stay visible.
     nudge = 1.025 ** (i - (len(smallest) - 1) / 2)
@@ -85,12 +95,5 @@ def width_vs_lag(path: str, smallest: dict[str, dict[str, int | None]],
     ax.plot(*zip(*bound), "k--", label="hand-set shift register (units)")
   # Widths are powers of two: equal steps on a log2 axis.
   ax.set_yscale("log", base=2)
-  ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
-  ax.xaxis.set_major_locator(ticker.MultipleLocator(1))
-  ax.set_xlabel("lag")
-  ax.set_ylabel("smallest width tried reaching 99%")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-  ax.set_title("Width an LSTM needs against the lag", fontsize=9)
-  figure.tight_layout()
-  plots.save_atomic(figure, path)
+  _finish(ax, path, "smallest width tried reaching 99%",
+          "Width an LSTM needs against the lag")

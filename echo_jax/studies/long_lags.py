@@ -129,11 +129,10 @@ def make_task(config: config_lib.EchoConfig, model: str, hidden: int,
 def accuracy_at(sums, lags: Sequence[int], readouts: int, seeds: int
                 ) -> np.ndarray:
   """(lags, seeds) accuracy of each model on its lag's head."""
-  correct_M, weight_M = (np.asarray(x, np.float64) for x in sums)
   heads = [long_lags.scored_readout(l, readouts) for l in lags]
   pick = lambda x_M: np.stack([x_M[i * seeds:(i + 1) * seeds, ..., h]
                                for i, h in enumerate(heads)])
-  correct, weight = pick(correct_M), pick(weight_M)
+  correct, weight = (pick(np.asarray(x, np.float64)) for x in sums)
   axes = tuple(range(2, correct.ndim))
   return correct.sum(axes) / weight.sum(axes)
 
@@ -142,15 +141,15 @@ def rows_of(task, output, scores: dict[int, Any], hidden: int,
             recipe_name: str) -> list[dict[str, Any]]:
   """One row per lag: accuracy at the end, its curve, the updates to LEVEL,
   and at the end the accuracy per position and per head."""
-  config, lags = task.config, task.variants
-  seeds, readouts = config.seeds, task.settings["readouts"]
+  settings, config, lags = task.settings, task.config, task.variants
+  seeds, readouts = config.seeds, settings["readouts"]
   updates = list(scores)
   per_point = [accuracy_at(scores[u], lags, readouts, seeds) for u in updates]
   correct, weight = (np.asarray(x, np.float64)
                      for x in scores[updates[-1]])  # (M, 1, T, R)
   params = long_lags.count_params(long_lags.make_model(
-      task.settings["model"], task.settings["width"], config.n_unique,
-      readouts, config.length))
+      settings["model"], settings["width"], config.n_unique, readouts,
+      config.length))
   rows = []
   for i, lag in enumerate(lags):
     models_ = slice(i * seeds, (i + 1) * seeds)
@@ -164,14 +163,13 @@ def rows_of(task, output, scores: dict[int, Any], hidden: int,
         weight[models_].sum((0, 1, 2)), 1)
     final = curve[-1]
     rows.append({
-        "model": task.settings["model"], "recipe": recipe_name,
-        "hidden": task.settings["width"], "lstm_hidden_matched": hidden,
+        "model": settings["model"], "recipe": recipe_name,
+        "hidden": settings["width"], "lstm_hidden_matched": hidden,
         "params": params, "lag": lag,
         "accuracy": final["mean"], "accuracy_ci95": final["ci95"],
-        "accuracy_per_seed": final["per_seed"],
-        "updates_to_99": reached,
+        "accuracy_per_seed": final["per_seed"], "updates_to_99": reached,
         "seeds": seeds, "sequence_length": config.length,
-        "sequences_per_update": task.settings["sequences_per_update"],
+        "sequences_per_update": settings["sequences_per_update"],
         "updates": updates, "curve": [c["mean"] for c in curve],
         "final_per_position": [float(a) if t >= lag else None
                                for t, a in enumerate(by_t)],
@@ -243,10 +241,9 @@ def efficiency(task, output) -> dict[str, float]:
   s, config = task.settings, task.config
   models, batch, width = task.num_models, s["sequences_per_update"], s["width"]
   length, heads = config.length, s["readouts"] * config.n_unique
-  shapes = [(batch, width, 4 * width, length),
-            (batch * length, width, heads, 1)]
   flops = seconds = 0.0
-  for rows, inner, outer, times in shapes:
+  for rows, inner, outer, times in ((batch, width, 4 * width, length),
+                                    (batch * length, width, heads, 1)):
     work = 3 * times * 2.0 * models * rows * inner * outer
     flops += work
     seconds += work / matmul_rate(models, rows, inner, outer)
@@ -266,10 +263,10 @@ def run(config: config_lib.EchoConfig, workdir: str,
         updates: int = 2000, eval_every: int = 250) -> dict[str, Any]:
   """Trains each (model, recipe, hidden) over all lags; writes
   long_lags.json and the figures."""
-  lags = tuple(lags)
-  ext.claim_study(workdir, NAME, config, models=list(models),
-                  recipes=list(recipes), hiddens=list(hiddens),
-                  lags=list(lags), updates=updates, eval_every=eval_every)
+  settings = {"models": list(models), "recipes": list(recipes),
+              "hiddens": list(hiddens), "lags": list(lags),
+              "updates": updates, "eval_every": eval_every}
+  ext.claim_study(workdir, NAME, config, **settings)
   rows, rates = [], []
   for model in models:
     for recipe_name in recipes:
@@ -292,9 +289,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
                 f"matmuls alone {rate['matmul_seconds_per_update']:.3f} s)")
   rows += hand_set_rows(config, lags,
                         max(recipe(r).length for r in recipes))
-  return write(workdir, config, rows, models=list(models),
-               recipes=list(recipes), hiddens=list(hiddens), lags=list(lags),
-               updates=updates, eval_every=eval_every, efficiency=rates)
+  return write(workdir, config, rows, **settings, efficiency=rates)
 
 
 def write(workdir: str, config: config_lib.EchoConfig, rows,
@@ -327,13 +322,12 @@ def load_runs(sources: Sequence[str]) -> dict[str, Any]:
   hand-set row is kept once."""
   loaded, kept = ext.read_records(NAME, sources), {}
   for source, record in zip(sources, loaded):
+    budget = record.get("updates")
     for row in record["rows"]:
       key = (row["model"], row["recipe"], row["hidden"], row["lag"],
              row["sequence_length"])
-      budget = record.get("updates")
-      if row["model"] == "shift_register":  # the same in every run
-        kept.setdefault(key, (budget, {**row, "source": source}))
-        continue
+      if key in kept and row["model"] == "shift_register":
+        continue  # the same in every run
       if key in kept and kept[key][0] == budget:
         raise config_lib.ConfigError(
             f"combine: two runs hold {row['model']} {row['hidden']}, "
@@ -368,17 +362,10 @@ def smallest_width(rows) -> dict[str, dict[str, int | None]]:
   return out
 
 
-def series(row: dict[str, Any]) -> str:
-  """A table column: one model under one recipe at one width and length."""
-  if row["model"] == "shift_register":
-    return "hand-set register"
-  return (f"{row['model']} {row['hidden']}, {row['recipe']}, length "
-          f"{row['sequence_length']}")
-
-
 def table(rows) -> tuple[list[str], list[list[str]]]:
-  """A row per lag, a column per `series`: the accuracy at the end with its
-  interval and the updates to 99% (the register: its units)."""
+  """A row per lag, a column per `long_lag_plots.series`: the accuracy at the
+  end with its interval and the updates to 99% (the register: its units)."""
+  series = long_lag_plots.series
   columns = sorted({series(r) for r in rows}, key=lambda c: (
       c == "hand-set register", c))
   cells = {(r["lag"], series(r)): r for r in rows}

@@ -87,11 +87,6 @@ class GRU(nn.Module):
     return Readouts(self.readouts, self.vocab)(outputs)
 
 
-def _uniform(low: float, high: float):
-  return lambda key, shape: jax.random.uniform(key, shape, jnp.float32, low,
-                                               high)
-
-
 class LRU(nn.Module):
   """A linear recurrent unit (Orvieto et al. 2023): h_t = lambda * h_t-1 +
   gamma * B x_t with complex diagonal lambda (|lambda| in [0.9, 0.999]: a
@@ -111,7 +106,7 @@ class LRU(nn.Module):
     nu_log = self.param("nu_log", lambda k, s: jnp.log(-0.5 * jnp.log(
         jax.random.uniform(k, s, jnp.float32, r_min**2, r_max**2))), (n,))
     theta_log = self.param("theta_log", lambda k, s: jnp.log(
-        _uniform(0.0, 2 * math.pi)(k, s)), (n,))
+        jax.random.uniform(k, s, jnp.float32, 0.0, 2 * math.pi)), (n,))
     lam_N = jnp.exp(-jnp.exp(nu_log) + 1j * jnp.exp(theta_log))
     gamma_N = jnp.sqrt(1 - jnp.abs(lam_N) ** 2)
     scale = lambda fan_in: nn.initializers.normal(1 / math.sqrt(2 * fan_in))
@@ -146,9 +141,8 @@ class Attention(nn.Module):
     position_TxD = self.param("positions", nn.initializers.normal(0.02),
                               (self.max_length, self.width))[:length]
     x = nn.Embed(self.vocab, self.width, name="embed")(ids_BxT) + position_TxD
-    mask = nn.make_causal_mask(ids_BxT)
     x = x + nn.MultiHeadDotProductAttention(num_heads=1, name="attention")(
-        nn.LayerNorm()(x), mask=mask)
+        nn.LayerNorm()(x), mask=nn.make_causal_mask(ids_BxT))
     hidden = nn.gelu(nn.Dense(2 * self.width, name="mlp_in")(
         nn.LayerNorm()(x)))
     x = x + nn.Dense(self.width, name="mlp_out")(hidden)
@@ -161,15 +155,13 @@ MODELS = ("lstm", "gru", "lru", "attention")
 def make_model(name: str, width: int, vocab: int, readouts: int,
                length: int, init_scheme: str = "keras") -> nn.Module:
   """One of MODELS; `init_scheme` (models.INITIALIZERS) is the LSTM's."""
-  if name == "lstm":
-    return LSTM(width, vocab, readouts, init_scheme)
-  if name == "gru":
-    return GRU(width, vocab, readouts)
-  if name == "lru":
-    return LRU(width, vocab, readouts)
-  if name == "attention":
-    return Attention(width, vocab, readouts, length)
-  raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+  made = {"lstm": LSTM(width, vocab, readouts, init_scheme),
+          "gru": GRU(width, vocab, readouts),
+          "lru": LRU(width, vocab, readouts),
+          "attention": Attention(width, vocab, readouts, length)}
+  if name not in made:
+    raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+  return made[name]
 
 
 def count_params(model: nn.Module) -> int:
