@@ -8,13 +8,13 @@ window of `context` values, `--seeds` models per cell, 95% CI over seeds.
 
 Every full window is a sample (see echo_jax/tasks/sweep_cell.py),
 stateless training (--stateful=true needs --batch_size to divide every
-context's row count), batch 5, the tutorial's 2000 epochs. Cells with lag >= context are reported
-as impossible and not trained. All lags x seeds of one (context, hidden)
-pair train in one compiled program, sharded over the visible devices (one
-host device per core on a CPU, GPUs or a TPU slice the same way). Several
-processes or hosts (the same command on each, with --coordinator_address,
---num_processes and --process_id, or started by SLURM or on a TPU pod) run
-it as one program: docs/scaling.md.
+context's row count), batch 5, the tutorial's 2000 epochs. Cells with
+lag >= context are reported as impossible and not trained. All lags x seeds
+of one (context, hidden) pair train in one compiled program, sharded over
+the visible devices (one host device per core on a CPU, GPUs or a TPU slice
+the same way). Several processes or hosts (the same command on each, with
+--coordinator_address, --num_processes and --process_id, or started by
+SLURM or on a TPU pod) run it as one program: docs/scaling.md.
 
 Writes into --workdir: cells/*.json (one per finished cell: rerunning with
 the same --workdir resumes), groups/<group>/ (checkpoints of the group in

@@ -79,8 +79,9 @@ class StateCellTest(parameterized.TestCase):
   def test_inverse_and_whole_batch_measurements(self):
     a = np.random.default_rng(0).normal(size=(30, 9)).astype(np.float32)
     spd = a.T @ a + 0.1 * np.eye(9, dtype=np.float32)
-    np.testing.assert_allclose(state_cell._inverse_spd(jnp.asarray(spd)),  # pylint: disable=protected-access
-                               np.linalg.inv(spd), rtol=2e-3, atol=2e-3)
+    inverse = state_cell._inverse_spd(jnp.asarray(spd))  # pylint: disable=protected-access
+    np.testing.assert_allclose(inverse, np.linalg.inv(spd), rtol=2e-3,
+                               atol=2e-3)
     # One batch per sequence: nothing is carried, both ways agree.
     config = state_cell.cell_config(TINY, 1, 3, TINY.replace(
         lag=1, context=3).num_samples)

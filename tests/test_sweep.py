@@ -4,6 +4,7 @@ impossible cells untouched, resumable, bad grids refused."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from unittest import mock
@@ -20,6 +21,7 @@ from echo_jax.core import data
 from echo_jax.core import evaluate
 from echo_jax.core import train
 from echo_jax.report import records
+from echo_jax.report import sweep_plots
 from echo_jax.runtime import runner
 from echo_jax.studies import sweep as sweep_study
 from echo_jax.tasks import sweep_cell
@@ -70,6 +72,7 @@ class GroupTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.output = run_group(max_devices=1)
+    cls.trained = cls.output.trained(by_variant=True)
 
   def test_grouped_models_equal_one_model_at_a_time(self):
     train_one = jax.jit(sweep_cell.group_task(TINY, CONTEXT, TINY.hidden,
@@ -78,33 +81,33 @@ class GroupTest(absltest.TestCase):
     for i, lag in enumerate(LAGS):
       for s in range(TINY.seeds):
         alone = train_one(keys_S[s], lag)
-        chex.assert_trees_all_close(
-            model_slice(self.output.trained(by_variant=True), i, s), alone, rtol=1e-5,
-            atol=1e-6)
+        chex.assert_trees_all_close(model_slice(self.trained, i, s), alone,
+                                    rtol=1e-5, atol=1e-6)
 
   def test_lag_zero_is_the_core_training_run(self):
     config = sweep_cell.group_config(TINY, CONTEXT, TINY.hidden)
     core = jax.jit(train.make_train(config))
     keys_S = train.model_keys(TINY.seed, TINY.seeds)
     for s in range(TINY.seeds):
-      chex.assert_trees_all_close(model_slice(self.output.trained(by_variant=True), 0, s),
+      chex.assert_trees_all_close(model_slice(self.trained, 0, s),
                                   core(keys_S[s]), rtol=1e-5, atol=1e-6)
 
   def test_accuracy_matches_direct_prediction(self):
+    predict_logits = evaluate.make_predict_logits(
+        sweep_cell.group_config(TINY, CONTEXT, TINY.hidden))
     predict = jax.jit(jax.vmap(
-        jax.vmap(lambda p, w: jnp.argmax(
-            evaluate.make_predict_logits(
-                sweep_cell.group_config(TINY, CONTEXT, TINY.hidden))(p, w), -1),
+        jax.vmap(lambda p, w: jnp.argmax(predict_logits(p, w), -1),
                  in_axes=(None, 0)), in_axes=(0, None)))
     sequences_SxL = data.sequences_of(data.TestSet(
-        train.test_keys(TINY.seed, TINY.eval_sequences), TINY.length, TINY.n_unique))
+        train.test_keys(TINY.seed, TINY.eval_sequences), TINY.length,
+        TINY.n_unique))
     for i, lag in enumerate(LAGS):
-      framed = [sweep_cell.all_windows(seq, lag, CONTEXT) for seq in sequences_SxL]
+      framed = [sweep_cell.all_windows(seq, lag, CONTEXT)
+                for seq in sequences_SxL]
       windows = jnp.stack([w for w, _ in framed])
       targets = np.stack([t for _, t in framed])
       predicted = np.asarray(predict(
-          jax.tree.map(lambda x, i=i: x[i], self.output.trained(by_variant=True).params),
-          windows))
+          jax.tree.map(lambda x, i=i: x[i], self.trained.params), windows))
       np.testing.assert_allclose(
           accuracy_LxS(self.output)[i],
           (predicted == targets[None]).mean(axis=(1, 2)), rtol=1e-6)
@@ -113,7 +116,7 @@ class GroupTest(absltest.TestCase):
     self.assertGreaterEqual(jax.device_count(), 4)
     output = run_group(max_devices=4)
     self.assertEqual(output.compiled.mesh.size, 4)
-    chex.assert_trees_all_close(output.trained(by_variant=True), self.output.trained(by_variant=True),
+    chex.assert_trees_all_close(output.trained(by_variant=True), self.trained,
                                 rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(accuracy_LxS(output), accuracy_LxS(self.output))
 
@@ -140,7 +143,6 @@ class HelpersTest(absltest.TestCase):
     self.assertEqual(lines[1], "3,2,8,0,,,,impossible,,")
 
   def test_information_bound(self):
-    from echo_jax.report import sweep_plots  # pylint: disable=g-import-not-at-top
     self.assertAlmostEqual(sweep_plots.bits_needed(2, 16), 8.0)
 
 
@@ -161,18 +163,14 @@ class ValidateTest(parameterized.TestCase):
        "framing=no_context cannot be swept"),
   )
   def test_bad_grid(self, lags, contexts, hiddens, changes, message):
-    with self.assertRaisesRegex(config_lib.ConfigError, "^" + _escape(message)):
+    with self.assertRaisesRegex(config_lib.ConfigError,
+                                "^" + re.escape(message)):
       sweep_cell.validate(TINY.replace(**changes),
-                     sweep_cell.Grid(lags, contexts, hiddens))
+                          sweep_cell.Grid(lags, contexts, hiddens))
 
   def test_stateful_allowed_when_the_batch_divides_every_context(self):
     sweep_cell.validate(TINY.replace(stateful=True, batch_size=1),
-                   sweep_cell.Grid((0, 1), (1, 2, 3), (4,)))
-
-
-def _escape(text):
-  import re  # pylint: disable=g-import-not-at-top
-  return re.escape(text)
+                        sweep_cell.Grid((0, 1), (1, 2, 3), (4,)))
 
 
 class SweepTest(absltest.TestCase):
@@ -192,8 +190,8 @@ class SweepTest(absltest.TestCase):
         (0, 1): "ok", (1, 1): "impossible", (2, 1): "impossible",
         (0, 3): "ok", (1, 3): "ok", (2, 3): "ok"})
     for lag, context in ((1, 1), (2, 1)):
-      self.assertFalse(os.path.exists(sweep_study.cell_path(workdir, lag, context,
-                                                      4)))
+      self.assertFalse(os.path.exists(
+          sweep_study.cell_path(workdir, lag, context, 4)))
     by_cell = {(r["lag"], r["context"]): r for r in record["rows"]}
     # Context 1 trains its one lag only: 1 lag x 2 seeds models.
     self.assertEqual(by_cell[0, 1]["models_in_program"], TINY.seeds)
@@ -236,7 +234,8 @@ class SweepTest(absltest.TestCase):
 
   def test_killed_inside_a_group_resumes_bit_identically(self):
     grid = sweep_cell.Grid((0, 1), (3,), (4,))
-    whole = sweep_study.run_sweep(TINY, grid, make_tempdir(self), chunk_epochs=2)
+    whole = sweep_study.run_sweep(TINY, grid, make_tempdir(self),
+                                  chunk_epochs=2)
     workdir = make_tempdir(self)
     run = runner.run
     killed = lambda compiled, run_dir: run(
@@ -270,8 +269,8 @@ class SweepTest(absltest.TestCase):
     widths = []
     for seeds in (2, 6):
       record = sweep_study.run_sweep(TINY.replace(seeds=seeds),
-                               sweep_cell.Grid((1,), (2,), (4,)),
-                               make_tempdir(self))
+                                     sweep_cell.Grid((1,), (2,), (4,)),
+                                     make_tempdir(self))
       (row,) = record["rows"]
       self.assertLen(row["eval_accuracy_per_seed"], seeds)
       widths.append(row["ci_high"] - row["ci_low"])

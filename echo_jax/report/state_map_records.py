@@ -139,7 +139,6 @@ def difference_heatmap(rows: Sequence[Row], path: str, title: str) -> None:
       lines, columns, squeeze=False, layout="constrained",
       figsize=(max(MIN_WIDTH_INCHES, 0.8 * len(windows) * columns + 2),
                (0.5 * len(lags) + 1.3) * lines + 1.4))
-  image = None
   for ax in axes.flat[len(batches):]:
     ax.set_visible(False)
   for ax, batch in zip(axes.flat, batches):
@@ -169,9 +168,8 @@ def difference_heatmap(rows: Sequence[Row], path: str, title: str) -> None:
   figure.suptitle(title, fontsize=12)
   figure.supxlabel(CAPTION, fontsize=10, ha="left", x=0.01,
                    multialignment="left")
-  if image is not None:
-    bar = figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.9,
-                          aspect=30)
-    bar.set_label("stateful - stateless (points)", fontsize=11)
-    bar.ax.tick_params(labelsize=10)
+  bar = figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.9,
+                        aspect=30)
+  bar.set_label("stateful - stateless (points)", fontsize=11)
+  bar.ax.tick_params(labelsize=10)
   plots.save_atomic(figure, path)

@@ -8,8 +8,8 @@ record written to <workdir>/cells/ atomically: a rerun with the same
 non-dividing ones too, without learning curves), state_map.png and a table.
 """
 
+import itertools
 import os
-import shutil
 import time
 from typing import Any
 
@@ -52,15 +52,13 @@ def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
   todo = [cell for cell in all_cells if not os.path.exists(path(cell))]
   logging.info("state map: %d cells to train, %d already done",
                len(todo), len(all_cells) - len(todo))
-  run_dirs = [os.path.join(workdir, "runs", cell_name(*cell))
-              for cell in todo]
   outputs = sweep.run_in_turn(
-      [state_cell.cell_task(config, *cell) for cell in todo], run_dirs,
+      [state_cell.cell_task(config, *cell) for cell in todo],
+      [os.path.join(workdir, "runs", cell_name(*cell)) for cell in todo],
       chunk_epochs=options.chunk_epochs)
-  for i, (output, cell, run_dir) in enumerate(zip(outputs, todo, run_dirs)):
+  for i, (output, cell) in enumerate(zip(outputs, todo)):
     record = state_map_records.cell_record(output)
     files.write_json_atomic(path(cell), record)
-    shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
     logging.info(
         "cell %d/%d  lag %d window %d batch %d: stateful %.2f%%, "
         "stateless %.2f%%  elapsed %.0fs", i + 1, len(todo), *cell,
@@ -68,17 +66,13 @@ def run_map(config: config_lib.EchoConfig, grid: state_cell.Grid,
         100 * record["stateless"]["accuracy"]["mean"],
         time.perf_counter() - start)
   rows = []
-  for window in sorted(grid.windows):
-    for lag in sorted(grid.lags):
-      for spec in grid.batch_sizes:
-        status = state_cell.cell_status(config, lag, window, spec)
-        cell = None
-        if status == "ok":
-          batch = state_cell.batch_of(config, lag, window, spec)
-          cell = files.read_json(path((lag, window, batch)),
-                                 "delete it: a rerun trains that cell again")
-        rows.append(state_map_records.summary_row(cell, lag, window, spec,
-                                                  status))
+  for window, lag, spec in itertools.product(
+      sorted(grid.windows), sorted(grid.lags), grid.batch_sizes):
+    status = state_cell.cell_status(config, lag, window, spec)
+    cell = None if status != "ok" else sweep.read_cell(path(
+        (lag, window, state_cell.batch_of(config, lag, window, spec))))
+    rows.append(state_map_records.summary_row(cell, lag, window, spec,
+                                              status))
   return {
       "experiment": NAME,
       "framing": "tutorial windows (data.frame_windows): N = length - lag "
@@ -102,25 +96,20 @@ def _epochs(mode):
   return f"{median:.0f} ({mode['seeds_reaching_99']})" if median else "-"
 
 
-def table_rows(rows):
-  """The printed (and documented) table: one line per trained cell."""
-  out = []
-  for r in rows:
-    if r["status"] != "ok":
-      continue
-    full, free = r["stateful"], r["stateless"]
-    out.append([
-        r["lag"], r["window"], r["batch"], records.ci_cell(full["accuracy"]),
-        records.ci_cell(free["accuracy"]),
-        f"{100 * r['difference']['mean']:+.2f}",
-        _epochs(full), _epochs(free),
-        records.percent(full["accuracy_other_way"]["mean"]),
-        records.percent(free["accuracy_other_way"]["mean"]),
-        "-" if full["carried_h_norm"] is None
-        else f"{full['carried_h_norm']['mean']:.2f}",
-        _percent_or_dash(full["probe_previous_window_mean"]),
-        _percent_or_dash(full["probe_target"])])
-  return out
+def table_row(r):
+  """A trained cell's line of the printed (and documented) table."""
+  full, free = r["stateful"], r["stateless"]
+  return [
+      r["lag"], r["window"], r["batch"], records.ci_cell(full["accuracy"]),
+      records.ci_cell(free["accuracy"]),
+      f"{100 * r['difference']['mean']:+.2f}",
+      _epochs(full), _epochs(free),
+      records.percent(full["accuracy_other_way"]["mean"]),
+      records.percent(free["accuracy_other_way"]["mean"]),
+      "-" if full["carried_h_norm"] is None
+      else f"{full['carried_h_norm']['mean']:.2f}",
+      _percent_or_dash(full["probe_previous_window_mean"]),
+      _percent_or_dash(full["probe_target"])]
 
 
 TABLE_HEADER = (
@@ -144,9 +133,9 @@ def run(config: config_lib.EchoConfig, grid: state_cell.Grid, workdir: str,
       f"stateful - stateless test accuracy: {config.seeds} seeds/cell, "
       f"hidden {config.hidden}, {config.epochs} epochs, "
       f"{config.eval_sequences} test sequences")
-  print(records.format_table(TABLE_HEADER, table_rows(record["rows"])))
-  ok = sum(r["status"] == "ok" for r in record["rows"])
-  print(f"{ok} cells (rows), {record['cells_trained']} programs; "
+  table = [table_row(r) for r in record["rows"] if r["status"] == "ok"]
+  print(records.format_table(TABLE_HEADER, table))
+  print(f"{len(table)} cells (rows), {record['cells_trained']} programs; "
         f"{record['wall_seconds_after_imports']:.1f} s after imports; "
         f"wrote {workdir}")
   return record

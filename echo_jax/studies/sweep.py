@@ -43,7 +43,9 @@ def run_in_turn(tasks: list[task_lib.Task], run_dirs: list[str],
                 ) -> Iterator[runner.RunOutput]:
   """Runs (or resumes) each task in its run folder, yielding its output,
   while the next one compiles: XLA compiles on one thread, a task trains on
-  every device. Its compile thread ends when it is consumed to the end."""
+  every device. Its compile thread ends when it is consumed to the end. A
+  run's checkpoints are removed when the caller, having written its results,
+  asks for the next output."""
   compile_next = lambda i: compiler.submit(
       runner.compile_task, tasks[i], max_devices, chunk_epochs)
   with concurrent.futures.ThreadPoolExecutor(1) as compiler:
@@ -58,13 +60,19 @@ def run_in_turn(tasks: list[task_lib.Task], run_dirs: list[str],
           pending.cancel()
         raise
       yield output
+      if parallel.is_writer():
+        shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+
+
+def read_cell(path: str) -> dict[str, Any]:
+  """A finished cell's record (cells/*.json)."""
+  return files.read_json(path, "delete it: a rerun trains that cell again")
 
 
 def _load_cell(workdir: str, lag: int, context: int, hidden: int
                ) -> dict[str, Any] | None:
   path = cell_path(workdir, lag, context, hidden)
-  return (files.read_json(path, "delete it: a rerun trains that cell again")
-          if os.path.exists(path) else None)
+  return read_cell(path) if os.path.exists(path) else None
 
 
 def group_dir(workdir: str, context: int, hidden: int,
@@ -149,25 +157,23 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
   parallel.check_same_everywhere(
       repr(todo), "the finished cells it sees in --workdir",
       "put --workdir on a file system every process shares")
-  total = sum(len(sweep_cell.possible_lags(grid, c))
-              for c, _ in grid.groups())
-  reused = total - sum(len(m) for _, _, m in todo)
-  models_todo = sum(len(m) for _, _, m in todo) * config.seeds
-  impossible = len(grid.cells()) - total
+  possible = sum(lag < context for lag, context, _ in grid.cells())
+  to_train = sum(len(lags) for _, _, lags in todo)
+  reused, impossible = possible - to_train, len(grid.cells()) - possible
+  models_todo = to_train * config.seeds
   logging.info("sweep: %d cells to train, %d already done, %d impossible "
                "(lag >= context, not trained); %d programs, %d models",
-               total - reused, reused, impossible, len(todo), models_todo)
+               to_train, reused, impossible, len(todo), models_todo)
   done, models_done = reused, 0
   # The cells trained now, as their files read back: the rows below do not
   # read them (process 0 writes them; the others may not see them yet).
   trained_now = {}
   compile_seconds = train_seconds = 0.0
-  run_dirs = [group_dir(workdir, *group) for group in todo]
-  outputs = run_in_turn([sweep_cell.group_task(config, *group)
-                         for group in todo], run_dirs, max_devices,
-                        chunk_epochs)
-  for output, (context, hidden, lags), run_dir in zip(outputs, todo,
-                                                      run_dirs):
+  outputs = run_in_turn(
+      [sweep_cell.group_task(config, *group) for group in todo],
+      [group_dir(workdir, *group) for group in todo], max_devices,
+      chunk_epochs)
+  for output, (context, hidden, lags) in zip(outputs, todo):
     compile_seconds += output.compiled.compile_seconds
     train_seconds += output.timing["train_seconds"]
     models_done += len(lags) * config.seeds
@@ -182,12 +188,9 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
       remaining = elapsed * (models_todo - models_done) / models_done
       logging.info(
           "cell %d/%d  lag %d context %d hidden %d: %.2f%% [%.2f, %.2f]  "
-          "elapsed %.0fs  eta %.0fs", done, total, record["lag"], context,
+          "elapsed %.0fs  eta %.0fs", done, possible, record["lag"], context,
           hidden, 100 * record["mean"], 100 * record["ci_low"],
           100 * record["ci_high"], elapsed, remaining)
-    # Its cells are written: the group's checkpoints are spent.
-    if parallel.is_writer():
-      shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
   # Cells (lag, context, hidden) with lag >= context are impossible.
   rows = [impossible_record(*cell) if cell[0] >= cell[1]
           else trained_now.get(cell) or _load_cell(workdir, *cell)
@@ -200,7 +203,7 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
       "grid": dataclasses.asdict(grid),
       "chance_accuracy": 1.0 / config.n_unique,
       "cells_total": len(rows),
-      "cells_trained_now": total - reused,
+      "cells_trained_now": to_train,
       "cells_reused": reused,
       "cells_impossible": impossible,
       "programs_compiled": len(todo),
@@ -243,11 +246,10 @@ def run(config: config_lib.EchoConfig, grid: sweep_cell.Grid, workdir: str,
   record["wall_seconds_after_imports"] = time.perf_counter() - start
   files.write_text_atomic(os.path.join(workdir, "sweep.csv"),
                           csv_text(record["rows"]))
-  summary = dict(record)
-  summary["rows"] = [{k: v for k, v in row.items() if k not in CURVE_FIELDS}
-                     for row in record["rows"]]
-  summary["versions"] = files.versions()
-  files.write_json_atomic(os.path.join(workdir, "sweep.json"), summary)
+  files.write_json_atomic(os.path.join(workdir, "sweep.json"), {
+      **record, "versions": files.versions(),
+      "rows": [{k: v for k, v in row.items() if k not in CURVE_FIELDS}
+               for row in record["rows"]]})
   sweep_plots.write_all(record["rows"], workdir, title, config.n_unique)
   ok = [r for r in record["rows"] if r["status"] == "ok"]
   print(records.format_table(

@@ -85,15 +85,13 @@ def cell_status(config: config_lib.EchoConfig, lag: int, window: int,
 def cells(config: config_lib.EchoConfig, grid: Grid
           ) -> list[tuple[int, int, int]]:
   """(lag, window, batch) of every cell to train, one program each; a batch
-  size named twice (whole and its N) trains once."""
-  out = []
-  for window in sorted(grid.windows):
-    for lag in sorted(grid.lags):
-      out.extend(sorted({
-          (lag, window, batch_of(config, lag, window, s))
-          for s in grid.batch_sizes
-          if cell_status(config, lag, window, s) == "ok"}))
-  return out
+  size named twice (whole and its N) trains once. Window-major, then lag
+  and batch."""
+  return sorted({(lag, window, batch_of(config, lag, window, s))
+                 for lag in grid.lags for window in grid.windows
+                 for s in grid.batch_sizes
+                 if cell_status(config, lag, window, s) == "ok"},
+                key=lambda cell: (cell[1], cell[0], cell[2]))
 
 
 def validate(config: config_lib.EchoConfig, grid: Grid) -> None:
