@@ -34,6 +34,19 @@ def epochs_to_reach(accuracy_SxE: np.ndarray, level: float, window: int
   return reached
 
 
+def median_epochs(epochs: list[int | None]) -> tuple[float | None, int]:
+  """The median of `epochs_to_reach`'s epochs over the seeds that reached
+  the level (None if none did), and how many did."""
+  reached = [e for e in epochs if e is not None]
+  return (float(np.median(reached)) if reached else None), len(reached)
+
+
+def epochs_cell(epochs: list[int | None]) -> str:
+  """A table's "median (seeds reached/seeds)" of `median_epochs`, or "-"."""
+  median, reached = median_epochs(epochs)
+  return "-" if median is None else f"{median:.0f} ({reached}/{len(epochs)})"
+
+
 def num_params(params: chex.ArrayTree) -> int:
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
 

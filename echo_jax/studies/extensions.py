@@ -9,6 +9,7 @@ from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
 from echo_jax.report import rows as rows_lib
+from echo_jax.report import study_plots
 from echo_jax.runtime import files
 from echo_jax.runtime import runner
 from echo_jax.studies import claims
@@ -92,15 +93,18 @@ def by_lag_cells(by_t: dict[int, float | None], lag: int) -> list[str]:
 
 
 def finish(name: str, workdir: str, config: config_lib.EchoConfig,
-           rows: list[dict[str, Any]], header, table_rows, **extra: Any
-           ) -> dict[str, Any]:
+           rows: list[dict[str, Any]], header, table_rows, figure=None,
+           **extra: Any) -> dict[str, Any]:
   """Writes <name>.json (`rows.result_record` of `rows` and `extra`), prints
-  the table; returns the record."""
+  the table and draws the `figure` if any: the title, x label, series (and
+  chance) of a `study_plots.accuracy_lines` <name>.png; returns the record."""
   record = rows_lib.result_record(name, config, rows, **extra)
   path = os.path.join(workdir, f"{name}.json")
   files.write_json_atomic(path, record)
   print(records.format_table(header, table_rows))
   print(f"wrote {path}")
+  if figure:
+    study_plots.accuracy_lines(os.path.join(workdir, f"{name}.png"), *figure)
   return record
 
 
