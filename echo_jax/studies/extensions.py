@@ -1,5 +1,5 @@
 """What the extension studies share: one run folder per trained program,
-the result file and its printed table."""
+the result file, its printed table and figure."""
 
 import os
 import re
