@@ -11,6 +11,7 @@ from echo_jax.report import records
 from echo_jax.report import rows as rows_lib
 from echo_jax.report import study_plots
 from echo_jax.runtime import files
+from echo_jax.runtime import parallel
 from echo_jax.runtime import runner
 from echo_jax.studies import claims
 from echo_jax.studies import runs
@@ -22,11 +23,13 @@ def claim_study(workdir: str, name: str, config: config_lib.EchoConfig,
   """Claims <workdir>/<name>/ (study.json) before any run trains: a rerun
   with other settings is refused at once (replaced if nothing trained)."""
   folder = os.path.join(workdir, name)
+  path = os.path.join(folder, "study.json")
+  identity = {"config": config.to_dict(), **params}
   trained = os.path.isdir(folder) and any(
       claims.has_trained(os.path.join(folder, part))
       for part in os.listdir(folder))
-  claims.claim(os.path.join(folder, "study.json"),
-               {"config": config.to_dict(), **params}, trained)
+  if claims.check_claim(path, identity, trained) and parallel.is_writer():
+    files.write_json_atomic(path, identity)
 
 
 def run_dir(workdir: str, binary: str, part: str) -> str:
