@@ -34,8 +34,7 @@ def mean_and_ci95(values: np.ndarray, bounds: tuple[float, float] = (0.0, 1.0)
   mean = float(values.mean())
   if values.size < 2:
     return mean, mean, mean
-  df = values.size - 1
-  t = t_quantile_975(df)
+  t = t_quantile_975(values.size - 1)
   half = t * float(values.std(ddof=1)) / math.sqrt(values.size)
   return mean, max(bounds[0], mean - half), min(bounds[1], mean + half)
 
@@ -107,15 +106,15 @@ def summary_row(record: dict[str, Any]) -> list[str]:
           f"{record['compile_seconds']:.2f}", f"{record['train_seconds']:.2f}"]
 
 
-SUMMARY_HEADER = ("experiment", "tutorial", "ours: mean [95% CI]", "seeds",
-                  "compile s", "train s")
-
-
-def print_example(record: dict[str, Any]) -> None:
-  """The tutorial's Expected / Predicted check of a tutorial record."""
-  print(f"{record['experiment']} (seed {record['config']['seed']}, model 0):")
-  print(f"  Expected:  {record['example']['expected']}")
-  print(f"  Predicted: {record['example']['predicted']}")
+def print_summary(records: Sequence[dict[str, Any]]) -> None:
+  """Each tutorial record's Expected / Predicted check, then their table."""
+  for record in records:
+    print(f"{record['experiment']} (seed {record['config']['seed']}, model 0):")
+    print(f"  Expected:  {record['example']['expected']}")
+    print(f"  Predicted: {record['example']['predicted']}")
+  print(format_table(("experiment", "tutorial", "ours: mean [95% CI]", "seeds",
+                      "compile s", "train s"),
+                     [summary_row(r) for r in records]))
 
 
 # What a table or figure says in place of a one-seed run's interval.

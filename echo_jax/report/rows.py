@@ -34,6 +34,19 @@ def epochs_to_reach(accuracy_SxE: np.ndarray, level: float, window: int
   return reached
 
 
+def median_epochs(epochs: list[int | None]) -> tuple[float | None, int]:
+  """The median of `epochs_to_reach`'s epochs over the seeds that reached
+  the level (None if none did), and how many did."""
+  reached = [e for e in epochs if e is not None]
+  return (float(np.median(reached)) if reached else None), len(reached)
+
+
+def epochs_cell(epochs: list[int | None]) -> str:
+  """A table's "median (seeds reached/seeds)" of `median_epochs`, or "-"."""
+  median, reached = median_epochs(epochs)
+  return "-" if median is None else f"{median:.0f} ({reached}/{len(epochs)})"
+
+
 def num_params(params: chex.ArrayTree) -> int:
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
 
@@ -57,11 +70,10 @@ def variant_rows(output) -> list[dict[str, Any]]:
       jax.tree.map(lambda x: x[0, 0], trained.params))
   rows = []
   for i, name in enumerate(task.row_names()):
-    correct_S, weight_S = correct_VS[i], weight_VS[i]
+    correct, weight = correct_VS[i].sum(0), weight_VS[i].sum(0)
     # Positions with no target (e.g. before the lag) are reported as null.
-    scored = weight_S.sum(0) > 0
-    per_position = np.where(
-        scored, correct_S.sum(0) / np.maximum(weight_S.sum(0), 1), np.nan)
+    per_position = np.where(weight > 0, correct / np.maximum(weight, 1),
+                            np.nan)
     rows.append({
         "variant": name,
         "variant_value": int(task.variants[i]),
@@ -90,12 +102,11 @@ def experiment_row(name: str, record: dict[str, Any], trained
                    ) -> dict[str, Any]:
   """A tutorial record and its trained models as a `variant_rows` row, so
   the tutorial's own (stateful) training sits in the same tables."""
-  low, high = record["eval_accuracy_ci95"]
   per_position = record["eval_accuracy_per_position"]
   return {
       "variant": name,
-      "eval_accuracy": {"mean": record["eval_accuracy"], "ci95": [low, high],
-                        "per_seed": record["eval_accuracy_per_seed"]},
+      # The record's own mean and interval: both summarise these numbers.
+      "eval_accuracy": records.summarise(record["eval_accuracy_per_seed"]),
       "eval_accuracy_per_position": per_position,
       "eval_accuracy_per_position_shape": [len(per_position)],
       "chance_accuracy": record["chance_accuracy"],

@@ -1,7 +1,7 @@
 """How a study ties its workdir to its settings before anything trains, so
 that a rerun with other settings is refused at once, in one line:
 
-- `claim`: a JSON file (reproduce's run folders' config.json, an
+- `check_claim`: a JSON file (reproduce's run folders' config.json, an
   extension's study.json) that is replaced while nothing under it has
   trained (a run folder's checkpoints carry their own identity);
 - `claim_workdir`: the settings file of a study whose results are files
@@ -14,7 +14,6 @@ from typing import Any
 from echo_jax.core import config as config_lib
 from echo_jax.runtime import checkpoint
 from echo_jax.runtime import files
-from echo_jax.runtime import parallel
 
 
 def has_trained(run_dir: str) -> bool:
@@ -32,12 +31,6 @@ def check_claim(path: str, identity: dict[str, Any], trained: bool) -> bool:
   if trained and changed:
     raise checkpoint.other_config(os.path.dirname(path), changed)
   return changed != []
-
-
-def claim(path: str, identity: dict[str, Any], trained: bool) -> None:
-  """`check_claim`, then the claim written (by process 0)."""
-  if check_claim(path, identity, trained) and parallel.is_writer():
-    files.write_json_atomic(path, identity)
 
 
 def claim_workdir(workdir: str, file_name: str, settings: dict[str, Any],

@@ -2,11 +2,8 @@
 sample is the prefix X(0..t), its padding masked or a special value? Accuracy
 per position t, one Adam update per sequence (all its prefixes)."""
 
-import os
-
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
-from echo_jax.report import study_plots
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import masking
@@ -34,15 +31,12 @@ def run(config: config_lib.EchoConfig, workdir: str,
         records.percent(min(per_t)), records.percent(per_t[-1]),
         row["params"], f"{row['compile_seconds']:.2f}",
         f"{row['train_seconds']:.2f}"])
-  record = ext.finish(
+  return ext.finish(
       NAME, workdir, config, rows,
       ("variant", "accuracy [95% CI]", "worst position",
        f"t={config.length - 1} (longest prefix)", "params", "compile s",
-       "train s"), table)
-  study_plots.accuracy_lines(
-      os.path.join(workdir, f"{NAME}.png"),
-      f"Whole prefix as timesteps: accuracy per position "
-      f"({config.seeds} seeds)", "position t (prefix length t+1)",
-      [(row["variant"], row["positions_t"], row["eval_accuracy_per_position"])
-       for row in rows])
-  return record
+       "train s"), table,
+      figure=(f"Whole prefix as timesteps: accuracy per position "
+              f"({config.seeds} seeds)", "position t (prefix length t+1)",
+              [(row["variant"], row["positions_t"],
+                row["eval_accuracy_per_position"]) for row in rows]))

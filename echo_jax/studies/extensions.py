@@ -1,5 +1,5 @@
 """What the extension studies share: one run folder per trained program,
-the result file and its printed table."""
+the result file, its printed table and figure."""
 
 import os
 import re
@@ -9,7 +9,9 @@ from echo_jax.core import config as config_lib
 from echo_jax.report import plots
 from echo_jax.report import records
 from echo_jax.report import rows as rows_lib
+from echo_jax.report import study_plots
 from echo_jax.runtime import files
+from echo_jax.runtime import parallel
 from echo_jax.runtime import runner
 from echo_jax.studies import claims
 from echo_jax.studies import runs
@@ -21,11 +23,13 @@ def claim_study(workdir: str, name: str, config: config_lib.EchoConfig,
   """Claims <workdir>/<name>/ (study.json) before any run trains: a rerun
   with other settings is refused at once (replaced if nothing trained)."""
   folder = os.path.join(workdir, name)
+  path = os.path.join(folder, "study.json")
+  identity = {"config": config.to_dict(), **params}
   trained = os.path.isdir(folder) and any(
       claims.has_trained(os.path.join(folder, part))
       for part in os.listdir(folder))
-  claims.claim(os.path.join(folder, "study.json"),
-               {"config": config.to_dict(), **params}, trained)
+  if claims.check_claim(path, identity, trained) and parallel.is_writer():
+    files.write_json_atomic(path, identity)
 
 
 def run_dir(workdir: str, binary: str, part: str) -> str:
@@ -92,15 +96,18 @@ def by_lag_cells(by_t: dict[int, float | None], lag: int) -> list[str]:
 
 
 def finish(name: str, workdir: str, config: config_lib.EchoConfig,
-           rows: list[dict[str, Any]], header, table_rows, **extra: Any
-           ) -> dict[str, Any]:
+           rows: list[dict[str, Any]], header, table_rows, figure=None,
+           **extra: Any) -> dict[str, Any]:
   """Writes <name>.json (`rows.result_record` of `rows` and `extra`), prints
-  the table; returns the record."""
+  the table and draws the `figure` if any: the title, x label, series (and
+  chance) of a `study_plots.accuracy_lines` <name>.png; returns the record."""
   record = rows_lib.result_record(name, config, rows, **extra)
   path = os.path.join(workdir, f"{name}.json")
   files.write_json_atomic(path, record)
   print(records.format_table(header, table_rows))
   print(f"wrote {path}")
+  if figure:
+    study_plots.accuracy_lines(os.path.join(workdir, f"{name}.png"), *figure)
   return record
 
 

@@ -2,13 +2,8 @@
 carry across batches, reset each epoch) vs stateless (every sample starts
 from zeros), same windows, batches, epochs and seeds."""
 
-import os
-
-import numpy as np
-
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
-from echo_jax.report import study_plots
 from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
@@ -29,23 +24,19 @@ def run(base: config_lib.EchoConfig, workdir: str,
     rows.append(rows_lib.experiment_row(name, record, trained))
   table = []
   for row in rows:
-    reached = [e for e in row["epochs_to_99pct_train_accuracy"]
-               if e is not None]
+    median, reached = rows_lib.median_epochs(
+        row["epochs_to_99pct_train_accuracy"])
     table.append([
         row["variant"], records.ci_cell(row["eval_accuracy"]),
-        f"{np.median(reached):.0f}" if reached else "-",
-        f"{len(reached)}/{base.seeds}",
+        "-" if median is None else f"{median:.0f}", f"{reached}/{base.seeds}",
         f"{row['final_train_loss']['mean']:.4f}",
         f"{row['train_seconds']:.2f}"])
-  record = ext.finish(
+  return ext.finish(
       NAME, workdir, base, rows,
       ("variant", "accuracy [95% CI]", "median epochs to 99%",
-       "seeds reaching 99%", "final train loss", "train s"), table)
-  study_plots.accuracy_lines(
-      os.path.join(workdir, f"{NAME}.png"),
-      f"Windowed echo: training accuracy (50-epoch mean, "
-      f"{base.seeds} seeds)", "epoch",
-      [(row["variant"],
-        *rows_lib.trailing_mean(row["train_accuracy_per_epoch"]))
-       for row in rows])
-  return record
+       "seeds reaching 99%", "final train loss", "train s"), table,
+      figure=(f"Windowed echo: training accuracy (50-epoch mean, "
+              f"{base.seeds} seeds)", "epoch",
+              [(row["variant"],
+                *rows_lib.trailing_mean(row["train_accuracy_per_epoch"]))
+               for row in rows]))

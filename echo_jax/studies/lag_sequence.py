@@ -3,14 +3,12 @@ every timestep s the value `lag` steps before it (`tasks.seq2seq`), and how
 accurate is each window step? Steps whose target lies before the window
 (s < lag) are not scored."""
 
-import os
 import warnings
 
 import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
-from echo_jax.report import study_plots
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import seq2seq
@@ -36,18 +34,16 @@ def run(config: config_lib.EchoConfig, workdir: str,
       per_step = np.nanmean(per_position, axis=0)
     row["eval_accuracy_per_window_step"] = [
         None if np.isnan(a) else float(a) for a in per_step]
-    table.append([row["variant"], records.ci_cell(row["eval_accuracy"])] + [
-        "-" if a is None else records.percent(a)
-        for a in row["eval_accuracy_per_window_step"]] + [
-            f"{row['train_seconds']:.2f}"])
-  record = ext.finish(NAME, workdir, config, rows,
-                      ["variant", "accuracy [95% CI]"]
-                      + [f"step {s}" for s in range(config.context)]
-                      + ["train s (all lags)"], table)
-  study_plots.accuracy_lines(
-      os.path.join(workdir, f"{NAME}.png"),
-      f"Echo a lag sequence: accuracy per window step "
-      f"({config.seeds} seeds)", "step s in the window",
-      [(row["variant"], list(range(config.context)),
-        row["eval_accuracy_per_window_step"]) for row in rows])
-  return record
+    table.append([row["variant"], records.ci_cell(row["eval_accuracy"])]
+                 + [records.percent(a)
+                    for a in row["eval_accuracy_per_window_step"]]
+                 + [f"{row['train_seconds']:.2f}"])
+  return ext.finish(
+      NAME, workdir, config, rows,
+      ["variant", "accuracy [95% CI]"]
+      + [f"step {s}" for s in range(config.context)]
+      + ["train s (all lags)"], table,
+      figure=(f"Echo a lag sequence: accuracy per window step "
+              f"({config.seeds} seeds)", "step s in the window",
+              [(row["variant"], list(range(config.context)),
+                row["eval_accuracy_per_window_step"]) for row in rows]))

@@ -2,13 +2,9 @@
 echo X(t - lag) as the lag grows (the window grown to fit, `tasks.lags`), and
 what is the smallest hidden size that reaches 99% for each lag?"""
 
-import os
-
-import numpy as np
-
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
-from echo_jax.report import study_plots
+from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import lags as lags_lib
@@ -40,31 +36,26 @@ def run(config: config_lib.EchoConfig, workdir: str,
     smallest = next((h for h in hiddens
                      if by_key[lag, h]["eval_accuracy"]["mean"] >= 0.99), None)
     largest = by_key[lag, hiddens[-1]]
-    reached = [e for e in largest["epochs_to_99pct_train_accuracy"]
-               if e is not None]
+    epochs = largest["epochs_to_99pct_train_accuracy"]
     summary.append({"lag": lag, "smallest_hidden_reaching_99pct": smallest,
                     "median_epochs_to_99pct_at_largest_hidden":
-                        float(np.median(reached)) if reached else None})
+                        rows_lib.median_epochs(epochs)[0]})
     table.append(
         [lag, largest["context"], largest["samples_per_sequence"]]
         + [records.ci_cell(by_key[lag, h]["eval_accuracy"]) for h in hiddens]
-        + [smallest or f">{hiddens[-1]}",
-           f"{np.median(reached):.0f} ({len(reached)}/{config.seeds})"
-           if reached else "-"])
+        + [smallest or f">{hiddens[-1]}", rows_lib.epochs_cell(epochs)])
   train_seconds = {h: by_key[lags[0], h]["train_seconds"] for h in hiddens}
   record = ext.finish(
       NAME, workdir, config, rows,
       ["lag", "context", "rows/seq"]
       + [f"hidden {h} [95% CI]" for h in hiddens]
       + ["smallest hidden >= 99%", f"epochs to 99% at {hiddens[-1]} (seeds)"],
-      table, summary=summary, train_seconds_per_hidden_all_lags=train_seconds)
+      table, summary=summary, train_seconds_per_hidden_all_lags=train_seconds,
+      figure=(f"Echo X(t-lag): accuracy by lag and LSTM size "
+              f"({config.seeds} seeds)", "lag",
+              [(f"hidden {h}", lags,
+                [by_key[l, h]["eval_accuracy"]["mean"] for l in lags])
+               for h in hiddens], 1 / config.n_unique))
   print("train seconds, all lags x seeds of one hidden size: "
         + ", ".join(f"{h}: {s:.1f}" for h, s in train_seconds.items()))
-  study_plots.accuracy_lines(
-      os.path.join(workdir, f"{NAME}.png"),
-      f"Echo X(t-lag): accuracy by lag and LSTM size "
-      f"({config.seeds} seeds)", "lag",
-      [(f"hidden {h}", lags,
-        [by_key[l, h]["eval_accuracy"]["mean"] for l in lags])
-       for h in hiddens], chance=1 / config.n_unique)
   return record

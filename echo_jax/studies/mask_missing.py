@@ -2,13 +2,10 @@
 reaching before X(0)), their missing steps marked with a special value or
 masked (the LSTM skips them), match dropping those rows? All stateless."""
 
-import os
-
 import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
-from echo_jax.report import study_plots
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
 from echo_jax.tasks import masking
@@ -42,15 +39,12 @@ def run(config: config_lib.EchoConfig, workdir: str,
         records.percent(np.mean(dropped)) if dropped else "-",
         records.percent(np.mean(kept)), row["params"],
         f"{row['train_seconds']:.2f}"])
-  record = ext.finish(
+  return ext.finish(
       NAME, workdir, config, rows,
       ("variant", "rows/seq", "accuracy [95% CI]", f"rows t<{first_kept}",
        f"rows t>={first_kept}", "params", "train s"), table,
-      tutorial_first_row=first_kept)
-  study_plots.accuracy_lines(
-      os.path.join(workdir, f"{NAME}.png"),
-      f"Missing steps: accuracy per position ({config.seeds} seeds)",
-      "position t in the sequence",
-      [(row["variant"], row["positions_t"], row["eval_accuracy_per_position"])
-       for row in rows])
-  return record
+      tutorial_first_row=first_kept,
+      figure=(f"Missing steps: accuracy per position ({config.seeds} seeds)",
+              "position t in the sequence",
+              [(row["variant"], row["positions_t"],
+                row["eval_accuracy_per_position"]) for row in rows]))

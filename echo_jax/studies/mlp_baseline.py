@@ -2,14 +2,10 @@
 MLP over the flattened one-hot window, learn the echo as well (and as fast)
 as the tutorial's LSTM on the same windows, batches, epochs and seeds?"""
 
-import os
 from typing import Sequence
-
-import numpy as np
 
 from echo_jax.core import config as config_lib
 from echo_jax.report import records
-from echo_jax.report import study_plots
 from echo_jax.report import rows as rows_lib
 from echo_jax.studies import extensions as ext
 from echo_jax.studies import runs
@@ -28,24 +24,17 @@ def run(config: config_lib.EchoConfig, workdir: str,
   tasks = [framed.echo_lstm_task(f"lstm_{config.hidden}", config)] + [
       mlp.mlp_task(config, size) for size in mlp_hidden]
   rows = ext.run_tasks(workdir, NAME, tasks, options)
-  table = []
-  for row in rows:
-    reached = [e for e in row["epochs_to_99pct_train_accuracy"]
-               if e is not None]
-    table.append([
-        row["variant"], records.ci_cell(row["eval_accuracy"]), row["params"],
-        f"{np.median(reached):.0f} ({len(reached)}/{config.seeds})"
-        if reached else "-",
-        f"{row['compile_seconds']:.2f}", f"{row['train_seconds']:.2f}"])
-  record = ext.finish(
+  table = [[row["variant"], records.ci_cell(row["eval_accuracy"]),
+            row["params"],
+            rows_lib.epochs_cell(row["epochs_to_99pct_train_accuracy"]),
+            f"{row['compile_seconds']:.2f}", f"{row['train_seconds']:.2f}"]
+           for row in rows]
+  return ext.finish(
       NAME, workdir, config, rows,
       ("model", "accuracy [95% CI]", "params", "median epochs to 99% (seeds)",
-       "compile s", f"train s ({config.seeds} models)"), table)
-  study_plots.accuracy_lines(
-      os.path.join(workdir, f"{NAME}.png"),
-      "Windowed echo, MLP vs LSTM: training accuracy (50-epoch mean)",
-      "epoch",
-      [(row["variant"],
-        *rows_lib.trailing_mean(row["train_accuracy_per_epoch"]))
-       for row in rows])
-  return record
+       "compile s", f"train s ({config.seeds} models)"), table,
+      figure=("Windowed echo, MLP vs LSTM: training accuracy (50-epoch mean)",
+              "epoch",
+              [(row["variant"],
+                *rows_lib.trailing_mean(row["train_accuracy_per_epoch"]))
+               for row in rows]))

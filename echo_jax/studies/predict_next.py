@@ -22,6 +22,7 @@ def run(config: config_lib.EchoConfig, workdir: str,
                         framed.echo_lstm_task("echo_control", config)],
                        options)
   chance = 1 / config.n_unique
+  contains = {True: "yes", False: "no", None: "-"}
   table = []
   for row in rows:
     low, high = row["eval_accuracy"]["ci95"]
@@ -29,7 +30,6 @@ def run(config: config_lib.EchoConfig, workdir: str,
     row["ci95_contains_chance"] = (
         bool(low <= chance <= high)
         if len(row["eval_accuracy"]["per_seed"]) > 1 else None)
-    contains = {True: "yes", False: "no", None: "-"}
     table.append([row["variant"], records.ci_cell(row["eval_accuracy"]),
                   records.percent(chance),
                   contains[row["ci95_contains_chance"]],

@@ -48,10 +48,7 @@ def reproduce(configs: Sequence[config_lib.EchoConfig], workdir: str,
              "wall_seconds_after_imports": wall_seconds,
              "versions": files.versions()}
   files.write_json_atomic(os.path.join(workdir, "reproduce.json"), summary)
-  for record in results:
-    records.print_example(record)
-  print(records.format_table(records.SUMMARY_HEADER,
-                             [records.summary_row(r) for r in results]))
+  records.print_summary(results)
   print(f"chance is {records.percent(results[0]['chance_accuracy'])}; "
         f"{wall_seconds:.1f} s after imports; wrote {workdir}")
   return summary

@@ -77,8 +77,6 @@ def run_single(config: config_lib.EchoConfig, workdir: str,
   """One experiment: run (or resume), write <experiment>.json, print the
   example and the table."""
   record = run_and_write(config, workdir, options)
-  records.print_example(record)
-  print(records.format_table(records.SUMMARY_HEADER,
-                            [records.summary_row(record)]))
+  records.print_summary([record])
   print(f"wrote {os.path.join(workdir, f'{config.experiment}.json')}")
   return record

@@ -19,16 +19,6 @@ from echo_jax.tasks import streaming
 NAME = "streaming_echo"
 
 
-def beginner_config(config: config_lib.EchoConfig, batch_size: int,
-                    epochs: int) -> config_lib.EchoConfig:
-  """The tutorial's beginner's mistake, with this run's seeds and data."""
-  return config_lib.validate(config_lib.preset("echo_lag_no_context").replace(
-      experiment=f"beginner_batch_{batch_size}", batch_size=batch_size,
-      epochs=epochs, seeds=config.seeds, seed=config.seed,
-      eval_sequences=config.eval_sequences, length=config.length,
-      n_unique=config.n_unique, hidden=config.hidden))
-
-
 def run(config: config_lib.EchoConfig, workdir: str,
         options: runs.RunOptions = runs.RunOptions(),
         lags: Sequence[int] = tuple(range(1, 11)),
@@ -37,7 +27,14 @@ def run(config: config_lib.EchoConfig, workdir: str,
   """The streaming models for `lags` (full backprop) and lag 1 (truncated),
   then the beginner's setup at batch 6 and 1; writes streaming_echo.json,
   streaming_echo.png and streaming_echo_lags.png."""
-  beginners = [beginner_config(config, b, beginner_epochs) for b in (6, 1)]
+  # The tutorial's beginner's mistake, with this run's seeds and data.
+  beginners = [
+      config_lib.validate(config_lib.preset("echo_lag_no_context").replace(
+          experiment=f"beginner_batch_{batch}", batch_size=batch,
+          epochs=beginner_epochs, seeds=config.seeds, seed=config.seed,
+          eval_sequences=config.eval_sequences, length=config.length,
+          n_unique=config.n_unique, hidden=config.hidden))
+      for batch in (6, 1)]
   ext.claim_study(workdir, NAME, config, lags=list(lags),
                   sequences_per_update=sequences_per_update,
                   beginner_epochs=beginner_epochs)
@@ -65,20 +62,18 @@ def run(config: config_lib.EchoConfig, workdir: str,
     table.append([row["variant"], records.ci_cell(row["eval_accuracy"])]
                  + ext.by_lag_cells(by_t, row["lag"])
                  + [f"{row['train_seconds']:.2f}"])
-  record = ext.finish(NAME, workdir, config, rows,
-                      ("variant", "accuracy [95% CI]", "t = lag", "t = lag+1",
-                       "t >= lag+2", "train s"), table)
+  record = ext.finish(
+      NAME, workdir, config, rows,
+      ("variant", "accuracy [95% CI]", "t = lag", "t = lag+1", "t >= lag+2",
+       "train s"), table,
+      figure=(f"Echo X(t-1), one value per step: accuracy per position "
+              f"({config.seeds} seeds)", "position t",
+              [(r["variant"], r["positions_t"], r["eval_accuracy_per_position"])
+               for r in rows if r["lag"] == 1], 1 / config.n_unique))
   # The beginners' rows are the last ones.
   for beginner, row in zip(beginners, rows[-len(beginners):]):
     print(f"batch {beginner.batch_size}: sample j (t = j+1) starts from the "
           f"state of sample {row['keras_state_source'][:8]} ... (-1: zeros)")
-  lag_one = [r for r in rows if r["lag"] == 1]
-  study_plots.accuracy_lines(
-      os.path.join(workdir, f"{NAME}.png"),
-      f"Echo X(t-1), one value per step: accuracy per position "
-      f"({config.seeds} seeds)", "position t",
-      [(r["variant"], r["positions_t"], r["eval_accuracy_per_position"])
-       for r in lag_one], chance=1 / config.n_unique)
   full = [r for r in rows if r["variant"].startswith("streaming_full_bptt")]
   study_plots.accuracy_lines(
       os.path.join(workdir, f"{NAME}_lags.png"),
