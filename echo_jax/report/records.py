@@ -39,9 +39,9 @@ def mean_and_ci95(values: np.ndarray, bounds: tuple[float, float] = (0.0, 1.0)
   return mean, max(bounds[0], mean - half), min(bounds[1], mean + half)
 
 
-def summarise(values_S) -> dict[str, Any]:
-  """{"mean", "ci95", "per_seed"} of one value per seed."""
-  mean, low, high = mean_and_ci95(values_S)
+def summarise(values_S, bounds=(0.0, 1.0)) -> dict[str, Any]:
+  """{"mean", "ci95" (`mean_and_ci95`), "per_seed"} of one value per seed."""
+  mean, low, high = mean_and_ci95(values_S, bounds)
   return {"mean": mean, "ci95": [low, high],
           "per_seed": np.asarray(values_S, np.float64).tolist()}
 

@@ -43,7 +43,7 @@ def cell_record(output) -> Row:
     zero = evaluation["correct_zero"][i] / (sequences * n)
     own[name] = carried if stateful else zero
     reached = rows.epochs_to_reach(trained.accuracy_E[i], 0.99, 50)
-    hits = [e for e in reached if e is not None]
+    median, seeds_reaching = rows.median_epochs(reached)
     h_norm = _ratio(evaluation["h_norm"][i], carried_rows)
     c_norm = _ratio(evaluation["c_norm"][i], carried_rows)
     probe_SxP = _ratio(evaluation["probe_correct_P"][i], probe * (n - b))
@@ -55,8 +55,8 @@ def cell_record(output) -> Row:
         "accuracy_zero_state": records.summarise(zero),
         "accuracy_carried_state": records.summarise(carried),
         "epochs_to_99_per_seed": reached,
-        "epochs_to_99_median": float(np.median(hits)) if hits else None,
-        "seeds_reaching_99": len(hits),
+        "epochs_to_99_median": median,
+        "seeds_reaching_99": seeds_reaching,
         "final_train_loss": records.summarise(trained.loss_E[i, :, -1]),
         "diverged_at_epoch_per_seed": output.diverged_per_seed(i),
         # The state carried into windows j >= batch.
@@ -74,15 +74,13 @@ def cell_record(output) -> Row:
             trained.accuracy_E[i].mean(0).astype(np.float64), 6).tolist(),
     }
   # Seeds are paired (same initialisation and data): a paired interval.
-  record["difference"] = records.summarise(own["stateful"] - own["stateless"])
-  record["difference"]["ci95"] = list(records.mean_and_ci95(
-      own["stateful"] - own["stateless"], (-1.0, 1.0))[1:])
+  record["difference"] = records.summarise(own["stateful"] - own["stateless"],
+                                           (-1.0, 1.0))
   record.update({
       "probe_sequences": probe,
       "chance_accuracy": 1.0 / config.n_unique,
-      "train_seconds": output.timing["train_seconds"],
-      "eval_seconds": output.timing["eval_seconds"],
-      "compile_seconds": output.timing["compile_seconds"],
+      **{k: output.timing[k]
+         for k in ("train_seconds", "eval_seconds", "compile_seconds")},
       "models_in_program": output.compiled.num_models,
       "config": config.to_dict(),
   })
@@ -102,12 +100,6 @@ def summary_row(cell: Row | None, lag: int, window: int, spec: int,
     trimmed[name] = {k: v for k, v in cell[name].items()
                      if k not in CURVE_FIELDS}
   return {**row, **trimmed}
-
-
-def _batches(rows: Sequence[Row]) -> list[str]:
-  """The batch names (`state_cell.batch_name`), increasing, whole last."""
-  return sorted({r["batch"] for r in rows},
-                key=lambda name: math.inf if name == "whole" else int(name))
 
 
 # What the figure's marks and panel names mean (it is shown without the
@@ -130,7 +122,9 @@ def difference_heatmap(rows: Sequence[Row], path: str, title: str) -> None:
   explained in a caption."""
   lags = sorted({r["lag"] for r in rows})
   windows = sorted({r["window"] for r in rows})
-  batches = _batches(rows)
+  # The batch names (`state_cell.batch_name`), increasing, whole last.
+  batches = sorted({r["batch"] for r in rows},
+                   key=lambda name: math.inf if name == "whole" else int(name))
   columns = min(6, len(batches))
   lines = math.ceil(len(batches) / columns)
   # Constrained layout places the title, caption and colour bar clear of
