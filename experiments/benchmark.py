@@ -105,11 +105,10 @@ def benchmark():
                       ("gpu_check_timeout_s", _GPU_CHECK_TIMEOUT.value)):
     if value < 1:
       raise config_lib.ConfigError(f"{name}={value} must be >= 1")
-  sections = name_list("sections", _SECTIONS.value, SECTIONS,
-                              allow_empty=True)
+  sections = name_list("sections", _SECTIONS.value, SECTIONS, allow_empty=True)
   settings = study.gpu_check.COMMAND_BUFFER_SETTINGS
   chosen = name_list("gpu_check_settings", _GPU_CHECK_SETTINGS.value,
-                            list(settings))
+                     list(settings))
   if "gpu_command_buffers" in sections:
     # Each setting trains in a subprocess of its own: this process must not
     # hold the GPU's memory (XLA's default preallocates 75% of it on first

@@ -101,9 +101,8 @@ def run_benchmark():
   from benchmarks import sweep_vmap  # pylint: disable=g-import-not-at-top
   sizes = list_flags.int_list("benchmark_sizes", _BENCHMARK_SIZES.value,
                               minimum=1)
-  base = config_lib.preset("echo_lag").replace(stateful=False)
-  config = config_lib.validate(base.replace(experiment="sweep_benchmark",
-                                            **common.flag_overrides()))
+  config = config_lib.validate(common.with_overrides(config_lib.preset(
+      "echo_lag").replace(experiment="sweep_benchmark", stateful=False)))
   sweep_vmap.run_benchmark(config, sizes,
                            common.resolve_workdir("sweep_benchmark"))
 
