@@ -308,6 +308,19 @@ class BinaryTest(parameterized.TestCase):
     self.assertStartsWith(result.stderr.strip(), message)
     self.assertFalse(os.path.exists(workdir))
 
+  def test_benchmark_writes_its_rows(self):
+    # docs/map.md's "one call for many models" command, at tiny settings.
+    workdir = os.path.join(make_tempdir(self), "out")
+    result = run_binary("--benchmark", "--epochs=2", "--hidden=4",
+                        "--benchmark_sizes=1,2", f"--workdir={workdir}")
+    self.assertEqual(result.returncode, 0, result.stderr)
+    with open(os.path.join(workdir, "benchmark.json")) as f:
+      rows = json.load(f)["rows"]
+    self.assertEqual([r["models"] for r in rows], [1, 2])
+    for row in rows:
+      self.assertGreater(row["vmapped_seconds"], 0)
+      self.assertGreater(row["sequential_seconds"], 0)
+
   def test_unwritable_workdir(self):
     parent = make_tempdir(self)
     blocker = os.path.join(parent, "file")
