@@ -24,11 +24,7 @@ class Scores(NamedTuple):
 def make_predict_logits(config: config_lib.EchoConfig
                         ) -> Callable[[chex.ArrayTree, chex.Array], chex.Array]:
   """predict_logits(params, windows_NxC) -> logits_NxV for one sequence."""
-  model = models.make_model(config)
-
-  def apply(params, ids_BxC, carry):
-    return model.apply({"params": params},
-                       models.model_inputs(config, ids_BxC), carry)
+  apply = models.make_apply(config)
 
   def predict_logits(params, windows_NxC):
     if not config.stateful:  # independent samples: one batch of them all
