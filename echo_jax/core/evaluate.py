@@ -28,8 +28,7 @@ def make_predict_logits(config: config_lib.EchoConfig
 
   def predict_logits(params, windows_NxC):
     if not config.stateful:  # independent samples: one batch of them all
-      logits_NxV, _ = apply(params, windows_NxC, None)
-      return logits_NxV
+      return apply(params, windows_NxC)[0]
     k, b = config.num_batches, config.batch_size
     windows_KxBxC = windows_NxC.reshape(k, b, -1)
 
