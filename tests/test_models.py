@@ -91,7 +91,6 @@ class InitTest(absltest.TestCase):
     cell = models.init_params(config, jax.random.PRNGKey(0))["lstm"]
     np.testing.assert_array_equal(cell["bias"], 0.0)
 
-
   def test_chrono_init_spreads_the_forget_bias(self):
     # Tallec & Ollivier: forget bias log(u), u ~ U(1, T_max - 1); input
     # bias its negative; cell and output biases zero; kernels as Keras'.
@@ -127,6 +126,7 @@ class InitTest(absltest.TestCase):
       self.assertBetween(np.abs(slot).min(), 0.3, 0.9)
       self.assertLess(np.abs(np.asarray(h[0, :step * lanes])).max(), 0.3)
 
+
 def random_params(config, seed=0, scale=1.0):
   """Random weights (not the init) so that every gate is exercised."""
   params = models.init_params(config, jax.random.PRNGKey(seed))
@@ -154,15 +154,13 @@ class FusedBackendTest(chex.TestCase, parameterized.TestCase):
 
     def outputs(config):
       loss_fn = train.make_loss_fn(config)
-      model = models.make_model(config)
 
       def scalar(p, carry):  # uses logits and the final carry
         loss, (_, (c, h)) = loss_fn(p, ids, targets, jnp.ones(2), carry)
         return loss + jnp.sum(jnp.sin(c)) + jnp.sum(h * h)
 
       grads = self.variant(jax.grad(scalar, argnums=(0, 1)))(params, carry)
-      logits, final = model.apply({"params": params},
-                                  models.model_inputs(config, ids), carry)
+      logits, final = models.make_apply(config)(params, ids, carry)
       return logits, final, grads
 
     want, got = outputs(cell), outputs(fused)

@@ -24,16 +24,11 @@ class Scores(NamedTuple):
 def make_predict_logits(config: config_lib.EchoConfig
                         ) -> Callable[[chex.ArrayTree, chex.Array], chex.Array]:
   """predict_logits(params, windows_NxC) -> logits_NxV for one sequence."""
-  model = models.make_model(config)
-
-  def apply(params, ids_BxC, carry):
-    return model.apply({"params": params},
-                       models.model_inputs(config, ids_BxC), carry)
+  apply = models.make_apply(config)
 
   def predict_logits(params, windows_NxC):
     if not config.stateful:  # independent samples: one batch of them all
-      logits_NxV, _ = apply(params, windows_NxC, None)
-      return logits_NxV
+      return apply(params, windows_NxC)[0]
     k, b = config.num_batches, config.batch_size
     windows_KxBxC = windows_NxC.reshape(k, b, -1)
 

@@ -12,6 +12,11 @@ import jax
 import jax.numpy as jnp
 
 
+def keras_hard_sigmoid(x: chex.Array) -> chex.Array:
+  """Keras 2's hard sigmoid, clip(0.2 x + 0.5, 0, 1) (not jax.nn's)."""
+  return jnp.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
 def _is_candidate(hidden: int) -> chex.Array:
   """(4H,) mask of the candidate (tanh) gate's columns in i, f, c, o order."""
   return jnp.arange(4 * hidden) // hidden == 2
@@ -23,9 +28,8 @@ def _activate(z_Bx4H, is_candidate_4H, recurrent_activation: str):
     # sigmoid(x) = (tanh(x / 2) + 1) / 2: one transcendental for all columns.
     t = jnp.tanh(jnp.where(is_candidate_4H, z_Bx4H, 0.5 * z_Bx4H))
     return jnp.where(is_candidate_4H, t, 0.5 * t + 0.5)
-  # Keras 2's hard sigmoid, clip(0.2 x + 0.5, 0, 1).
   return jnp.where(is_candidate_4H, jnp.tanh(z_Bx4H),
-                   jnp.clip(0.2 * z_Bx4H + 0.5, 0.0, 1.0))
+                   keras_hard_sigmoid(z_Bx4H))
 
 
 def _activation_slope(a_Bx4H, is_candidate_4H, recurrent_activation: str):
@@ -37,7 +41,8 @@ def _activation_slope(a_Bx4H, is_candidate_4H, recurrent_activation: str):
   return jnp.where(is_candidate_4H, 1 - a_Bx4H * a_Bx4H, gate_slope)
 
 
-def _forward(recurrent_activation, xz_BxTx4H, recurrent_Hx4H, c_BxH, h_BxH):
+def _lstm_window_fwd(recurrent_activation, xz_BxTx4H, recurrent_Hx4H, c_BxH,
+                     h_BxH):
   is_candidate = _is_candidate(recurrent_Hx4H.shape[0])
   saved = []
   for t in range(xz_BxTx4H.shape[1]):
@@ -48,7 +53,7 @@ def _forward(recurrent_activation, xz_BxTx4H, recurrent_Hx4H, c_BxH, h_BxH):
     tanh_c = jnp.tanh(c_next)
     saved.append((a_Bx4H, c_BxH, tanh_c, h_BxH))
     c_BxH, h_BxH = c_next, o * tanh_c
-  return (c_BxH, h_BxH), saved
+  return (c_BxH, h_BxH), (saved, recurrent_Hx4H)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -56,15 +61,8 @@ def lstm_window(recurrent_activation: str, xz_BxTx4H: chex.Array,
                 recurrent_Hx4H: chex.Array, c_BxH: chex.Array,
                 h_BxH: chex.Array) -> tuple[chex.Array, chex.Array]:
   """T steps from carry (c, h), given every step's x_t @ kernel + bias."""
-  return _forward(recurrent_activation, xz_BxTx4H, recurrent_Hx4H, c_BxH,
-                  h_BxH)[0]
-
-
-def _lstm_window_fwd(recurrent_activation, xz_BxTx4H, recurrent_Hx4H, c_BxH,
-                     h_BxH):
-  final, saved = _forward(recurrent_activation, xz_BxTx4H, recurrent_Hx4H,
-                          c_BxH, h_BxH)
-  return final, (saved, recurrent_Hx4H)
+  return _lstm_window_fwd(recurrent_activation, xz_BxTx4H, recurrent_Hx4H,
+                          c_BxH, h_BxH)[0]
 
 
 def _lstm_window_bwd(recurrent_activation, residuals, cotangent):

@@ -16,22 +16,16 @@ from echo_jax.core import fused_lstm
 Carry = tuple[chex.Array, chex.Array]  # (c_BxH, h_BxH), Flax's order
 
 
-def keras_hard_sigmoid(x: chex.Array) -> chex.Array:
-  """Keras 2's hard sigmoid, clip(0.2 x + 0.5, 0, 1) (not jax.nn's)."""
-  return jnp.clip(0.2 * x + 0.5, 0.0, 1.0)
-
-
 RECURRENT_ACTIVATIONS: dict[str, Callable[[chex.Array], chex.Array]] = {
     "sigmoid": jax.nn.sigmoid,
-    "hard_sigmoid": keras_hard_sigmoid,
+    "hard_sigmoid": fused_lstm.keras_hard_sigmoid,
 }
 
 
 def keras_lstm_bias_init(key, shape, dtype=jnp.float32):
   """Zeros, except 1 on the forget gate (Keras' unit_forget_bias=True)."""
   del key
-  (four_h,) = shape
-  hidden = four_h // 4
+  hidden = shape[0] // 4
   return jnp.zeros(shape, dtype).at[hidden:2 * hidden].set(1.0)
 
 
@@ -42,8 +36,7 @@ def chrono_lstm_bias_init(key, shape, dtype=jnp.float32):
   """Chrono initialisation (Tallec & Ollivier, ICLR 2018): forget-gate bias
   log(u), u ~ U(1, T_max - 1), input-gate bias its negative, others zero:
   units start out keeping their cell 1 to T_max steps, not ~2-3."""
-  (four_h,) = shape
-  hidden = four_h // 4
+  hidden = shape[0] // 4
   forget_H = jnp.log(jax.random.uniform(key, (hidden,), dtype, 1.0,
                                         CHRONO_T_MAX - 1.0))
   return (jnp.zeros(shape, dtype).at[:hidden].set(-forget_H)
@@ -81,8 +74,7 @@ def chain_lstm_bias_init(key, shape, dtype=jnp.float32):
   step, so the forget gate starts shut and the input and output gates open
   (+-CHAIN_GATE_BIAS; Keras' gate order i, f, c, o)."""
   del key
-  (four_h,) = shape
-  hidden = four_h // 4
+  hidden = shape[0] // 4
   b = CHAIN_GATE_BIAS
   return jnp.concatenate([jnp.full((hidden,), b, dtype),
                           jnp.full((hidden,), -b, dtype),
@@ -199,14 +191,18 @@ def make_model(config: config_lib.EchoConfig) -> EchoLSTM:
 
 def init_params(config: config_lib.EchoConfig, key: chex.PRNGKey
                 ) -> chex.ArrayTree:
-  model = make_model(config)
-  x_1xT = jnp.zeros((1, config.context), jnp.int32)
-  if config.input_encoding == "one_hot":
-    x_1xT = jax.nn.one_hot(x_1xT, config.n_unique)
-  return model.init(key, x_1xT)["params"]
+  ids_1xT = jnp.zeros((1, config.context), jnp.int32)
+  return make_model(config).init(key, model_inputs(config, ids_1xT))["params"]
 
 
 def model_inputs(config: config_lib.EchoConfig, ids: chex.Array) -> chex.Array:
   if config.input_encoding == "one_hot":
     return jax.nn.one_hot(ids, config.n_unique, dtype=jnp.float32)
   return ids
+
+
+def make_apply(config: config_lib.EchoConfig):
+  """apply(params, ids_BxT, carry=None) -> (logits_BxV, final carry)."""
+  model = make_model(config)
+  return lambda params, ids_BxT, carry=None: model.apply(
+      {"params": params}, model_inputs(config, ids_BxT), carry)

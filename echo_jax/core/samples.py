@@ -32,17 +32,6 @@ Frame = Callable[[chex.Array, chex.Array], Samples]
 Apply = Callable[[chex.ArrayTree, chex.ArrayTree], chex.Array]
 
 
-def frame_many(config: config_lib.EchoConfig, frame: Frame,
-               key: chex.PRNGKey, count: int, variant: chex.Array) -> Samples:
-  """`count` fresh sequences framed and concatenated along the sample axis."""
-  keys = jax.random.split(key, count)
-  sequences_SxL = jax.vmap(
-      lambda k: data.generate_sequence(k, config.length,
-                                       config.n_unique))(keys)
-  framed = jax.vmap(frame, in_axes=(0, None))(sequences_SxL, variant)
-  return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), framed)
-
-
 def batch_samples(samples: Samples, batch_size: int) -> Samples:
   """(N, ...) -> (K, B, ...) in order; a partial last batch is padded with
   weight-0 rows so it counts like Keras' smaller last batch."""
@@ -63,9 +52,9 @@ def make_train(config: config_lib.EchoConfig,
                batch_size: int | None = None, clip_norm: float | None = None
                ) -> train_lib.Train:
   """A `train.Train` of `apply`'s model, initialised by init_params(key,
-  variant), on `frame`d fresh sequences,
-  `batch_size` samples per Adam update (default config.batch_size), the
-  gradients clipped to global norm `clip_norm` if given."""
+  variant), on `frame`d fresh sequences, `batch_size` samples per Adam
+  update (default config.batch_size), the gradients clipped to global norm
+  `clip_norm` if given."""
   optimizer = train_lib.make_optimizer(config, clip_norm)
   batch_size = batch_size or config.batch_size
 
@@ -95,8 +84,13 @@ def make_train(config: config_lib.EchoConfig,
     return state, (loss, accuracy, jnp.sum(batch.weights))
 
   def epoch_data(epoch_key, variant) -> Samples:
+    """The epoch's fresh sequences framed, concatenated, in batches."""
+    sequences_SxL = jax.vmap(
+        lambda k: data.generate_sequence(k, config.length, config.n_unique))(
+            jax.random.split(epoch_key, sequences_per_epoch))
+    framed = jax.vmap(frame, in_axes=(0, None))(sequences_SxL, variant)
     return batch_samples(
-        frame_many(config, frame, epoch_key, sequences_per_epoch, variant),
+        jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), framed),
         batch_size)
 
   def epoch_step(state: train_lib.TrainState, batches: Samples, _):

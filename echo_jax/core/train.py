@@ -150,11 +150,10 @@ def split_batches(config: config_lib.EchoConfig, windows_NxC: chex.Array,
 
 def make_loss_fn(config: config_lib.EchoConfig):
   """loss(params, ids_BxC, targets_B, weights_B, carry) -> (loss, aux)."""
-  model = models.make_model(config)
+  apply = models.make_apply(config)
 
   def loss_fn(params, ids_BxC, targets_B, weights_B, carry):
-    logits_BxV, final_carry = model.apply(
-        {"params": params}, models.model_inputs(config, ids_BxC), carry)
+    logits_BxV, final_carry = apply(params, ids_BxC, carry)
     losses_B = optax.softmax_cross_entropy_with_integer_labels(
         logits_BxV, targets_B)
     loss = jnp.sum(losses_B * weights_B) / jnp.sum(weights_B)

@@ -53,16 +53,11 @@ def echo_lstm_task(name: str, config: config_lib.EchoConfig,
                    batch_size: int | None = None) -> task_lib.Task:
   """The tutorial's classifier (`models.EchoLSTM`, as `config` builds it) on
   a framing; by default the tutorial's own windows, fitted statelessly."""
-  model = models.make_model(config)
-
-  def apply(params, ids_BxC):  # from a zero state
-    logits_BxV, _ = model.apply({"params": params},
-                                models.model_inputs(config, ids_BxC))
-    return logits_BxV
-
+  apply = models.make_apply(config)
   return framed_task(name, config,
                      lambda key: models.init_params(config, key),
-                     frame or windows_frame(config), apply,
+                     frame or windows_frame(config),
+                     lambda params, ids_BxC: apply(params, ids_BxC)[0],
                      sequences_per_epoch, batch_size)
 
 

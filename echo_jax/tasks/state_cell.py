@@ -141,13 +141,9 @@ def make_rollout(shape_config: config_lib.EchoConfig):
   """rollout(params, windows_NxC) -> (logits from a zero state (N, V),
   logits with the carry across batches (N, V), carried state at each
   window's start (c_NxH, h_NxH)) for one sequence."""
-  model = models.make_model(shape_config)
+  apply = models.make_apply(shape_config)
   n, b = shape_config.num_samples, shape_config.batch_size
   k, hidden = n // b, shape_config.hidden
-
-  def apply(params, ids_BxC, carry):
-    return model.apply({"params": params},
-                       models.model_inputs(shape_config, ids_BxC), carry)
 
   def rollout(params, windows_NxC):
     zero_logits_NxV, _ = apply(params, windows_NxC, None)
