@@ -105,8 +105,9 @@ def experiment_row(name: str, record: dict[str, Any], trained
   per_position = record["eval_accuracy_per_position"]
   return {
       "variant": name,
-      # The record's own mean and interval: both summarise these numbers.
-      "eval_accuracy": records.summarise(record["eval_accuracy_per_seed"]),
+      "eval_accuracy": {"mean": record["eval_accuracy"],
+                        "ci95": list(record["eval_accuracy_ci95"]),
+                        "per_seed": record["eval_accuracy_per_seed"]},
       "eval_accuracy_per_position": per_position,
       "eval_accuracy_per_position_shape": [len(per_position)],
       "chance_accuracy": record["chance_accuracy"],

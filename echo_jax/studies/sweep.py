@@ -157,7 +157,8 @@ def run_sweep(config: config_lib.EchoConfig, grid: sweep_cell.Grid,
   parallel.check_same_everywhere(
       repr(todo), "the finished cells it sees in --workdir",
       "put --workdir on a file system every process shares")
-  possible = sum(lag < context for lag, context, _ in grid.cells())
+  possible = sum(len(sweep_cell.possible_lags(grid, context))
+                 for context, _ in grid.groups())
   to_train = sum(len(lags) for _, _, lags in todo)
   reused, impossible = possible - to_train, len(grid.cells()) - possible
   models_todo = to_train * config.seeds
